@@ -1,0 +1,16 @@
+/*
+ * Subcommands of the `mpb` tool; each takes the arguments after its name
+ * (argv[0] is the subcommand name) and returns the process exit status.
+ */
+#ifndef MPB_TOOLS_COMMANDS_H
+#define MPB_TOOLS_COMMANDS_H
+
+/* mpb run --config pipeline.yaml [--input FILE] */
+int
+mpb_cmd_run(int argc, char **argv);
+
+/* mpb runs experiments|list|show|metrics|compare ... */
+int
+mpb_cmd_runs(int argc, char **argv);
+
+#endif
