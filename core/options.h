@@ -1,0 +1,27 @@
+/*
+ * Plugin options: an ordered list of key/value strings, given in a servlet
+ * config and passed to mpb-worker as repeated --option key=value.
+ * Threading: build on one thread; read from any after that.
+ * Processes: n/a. Ownership: the list owns copies of its strings.
+ */
+#ifndef MPB_CORE_OPTIONS_H
+#define MPB_CORE_OPTIONS_H
+
+#include <stddef.h>
+
+#include "mpbatch/worker.h"
+
+mpb_options *
+mpb__options_new(void);
+void
+mpb__options_destroy(mpb_options **self_p);
+/* Sets key to value (replacing an earlier value of the same key). */
+void
+mpb__options_set(mpb_options *self, const char *key, const char *value);
+/* Parses "key=value"; MPB_EINVAL without '=' or with an empty key. */
+int
+mpb__options_set_pair(mpb_options *self, const char *pair);
+mpb_options *
+mpb__options_copy(const mpb_options *self);
+
+#endif

@@ -1,0 +1,106 @@
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "core/os/process.h"
+#include "core/util.h"
+#include "mpbatch/error.h"
+
+extern char **environ;
+
+static int
+open_pidfd(pid_t pid)
+{
+#ifdef SYS_pidfd_open
+    int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (fd >= 0) {
+        fcntl(fd, F_SETFD, FD_CLOEXEC);
+        return fd;
+    }
+#endif
+    (void)pid;
+    return -1;
+}
+
+int
+mpb__spawn(const char *exe, char *const argv[], pid_t *pid, int *pidfd, char *err, size_t err_len)
+{
+    posix_spawn_file_actions_t actions;
+    posix_spawnattr_t attr;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+    posix_spawnattr_init(&attr);
+    sigset_t none;
+    sigset_t defaults;
+    sigemptyset(&none);
+    sigemptyset(&defaults);
+    sigaddset(&defaults, SIGPIPE);
+    sigaddset(&defaults, SIGINT);
+    sigaddset(&defaults, SIGTERM);
+    sigaddset(&defaults, SIGCHLD);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setsigdefault(&attr, &defaults);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    int rc = posix_spawn(pid, exe, &actions, &attr, argv, environ);
+    posix_spawnattr_destroy(&attr);
+    posix_spawn_file_actions_destroy(&actions);
+    if (rc != 0) {
+        return mpb__set_error(err, err_len, -rc, "cannot start %s: %s", exe, strerror(rc));
+    }
+    *pidfd = open_pidfd(*pid);
+    return 0;
+}
+
+int
+mpb__reap(pid_t pid, int *wait_status)
+{
+    for (;;) {
+        pid_t got = waitpid(pid, wait_status, WNOHANG);
+        if (got == pid) {
+            return 1;
+        }
+        if (got == 0) {
+            return 0;
+        }
+        if (errno != EINTR) {
+            return mpb_status_from_errno(errno);
+        }
+    }
+}
+
+void
+mpb__describe_exit(int wait_status, char *out, size_t out_len)
+{
+    if (WIFEXITED(wait_status)) {
+        snprintf(out, out_len, "exited with status %d", WEXITSTATUS(wait_status));
+    } else if (WIFSIGNALED(wait_status)) {
+        snprintf(out, out_len, "killed by signal %d (%s)", WTERMSIG(wait_status),
+                 strsignal(WTERMSIG(wait_status)));
+    } else {
+        snprintf(out, out_len, "ended with wait status %d", wait_status);
+    }
+}
+
+char *
+mpb__executable_dir(void)
+{
+    char path[PATH_MAX];
+    ssize_t len = readlink("/proc/self/exe", path, sizeof path - 1);
+    if (len <= 0) {
+        return NULL;
+    }
+    path[len] = '\0';
+    char *slash = strrchr(path, '/');
+    if (slash == NULL) {
+        return NULL;
+    }
+    *slash = '\0';
+    return mpb_strdup(path);
+}

@@ -1,0 +1,33 @@
+/*
+ * Child processes: spawn with posix_spawn (no code runs between fork and
+ * exec), watch with a pidfd, reap, kill.
+ * Threading: thread-safe. Processes: this is where children come from.
+ * Ownership: the caller owns the pid and the pidfd (close it after reaping).
+ */
+#ifndef MPB_CORE_OS_PROCESS_H
+#define MPB_CORE_OS_PROCESS_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* Starts exe with argv (NULL-terminated) and stdin from /dev/null. *pidfd
+ * is a close-on-exec fd readable once the child exits, or -1 where the
+ * kernel has no pidfd_open. */
+int
+mpb__spawn(const char *exe, char *const argv[], pid_t *pid, int *pidfd, char *err,
+           size_t err_len);
+
+/* Reaps the child if it has exited: returns 1 and its wait status, 0 while
+ * it runs, or a negative status (MPB_ECHILD when already reaped elsewhere). */
+int
+mpb__reap(pid_t pid, int *wait_status);
+
+/* Describes a wait status: "exited with status 1", "killed by signal 9". */
+void
+mpb__describe_exit(int wait_status, char *out, size_t out_len);
+
+/* Directory of the running executable (caller frees), or NULL. */
+char *
+mpb__executable_dir(void);
+
+#endif

@@ -1,0 +1,131 @@
+#include <dlfcn.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/os/process.h"
+#include "core/plugin.h"
+#include "core/util.h"
+#include "mpbatch/error.h"
+
+#ifndef MPB_INSTALL_PLUGIN_DIR
+#define MPB_INSTALL_PLUGIN_DIR "/usr/local/lib/mpbatch"
+#endif
+
+static char *
+try_dir(const char *dir, size_t dir_len, const char *name)
+{
+    char *candidate = mpb_asprintf("%.*s/mpb_%s.so", (int)dir_len, dir, name);
+    if (access(candidate, R_OK) == 0) {
+        return candidate;
+    }
+    free(candidate);
+    return NULL;
+}
+
+int
+mpb__plugin_resolve(const char *name_or_path, char **path, char *err, size_t err_len)
+{
+    *path = NULL;
+    if (name_or_path == NULL || *name_or_path == '\0') {
+        return mpb__set_error(err, err_len, MPB_EINVAL, "no plugin named");
+    }
+    if (strchr(name_or_path, '/') != NULL) {
+        if (access(name_or_path, R_OK) != 0) {
+            return mpb__set_error(err, err_len, MPB_ENOENT, "plugin file %s: %s", name_or_path,
+                                  strerror(errno));
+        }
+        *path = mpb_strdup(name_or_path);
+        return 0;
+    }
+    const char *env = getenv("MPB_PLUGIN_PATH");
+    while (env != NULL && *env != '\0') {
+        const char *end = strchr(env, ':');
+        size_t len = end ? (size_t)(end - env) : strlen(env);
+        if (len > 0 && (*path = try_dir(env, len, name_or_path)) != NULL) {
+            return 0;
+        }
+        env = end ? end + 1 : NULL;
+    }
+    char *exe_dir = mpb__executable_dir();
+    if (exe_dir != NULL) {
+        const char *suffixes[] = {"/../lib", "/../lib/mpbatch"};
+        for (size_t i = 0; i < MPB_ARRAY_LEN(suffixes) && *path == NULL; i++) {
+            char *dir = mpb_asprintf("%s%s", exe_dir, suffixes[i]);
+            *path = try_dir(dir, strlen(dir), name_or_path);
+            free(dir);
+        }
+        free(exe_dir);
+        if (*path != NULL) {
+            return 0;
+        }
+    }
+    *path = try_dir(MPB_INSTALL_PLUGIN_DIR, strlen(MPB_INSTALL_PLUGIN_DIR), name_or_path);
+    if (*path != NULL) {
+        return 0;
+    }
+    return mpb__set_error(err, err_len, MPB_ENOENT,
+                          "plugin '%s' not found: looked for mpb_%s.so in $MPB_PLUGIN_PATH, "
+                          "next to the executable (../lib) and in %s",
+                          name_or_path, name_or_path, MPB_INSTALL_PLUGIN_DIR);
+}
+
+int
+mpb__plugin_load(const char *name_or_path, mpb__plugin **out, char *err, size_t err_len)
+{
+    *out = NULL;
+    char *path = NULL;
+    int rc = mpb__plugin_resolve(name_or_path, &path, err, err_len);
+    if (rc != 0) {
+        return rc;
+    }
+    void *handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (handle == NULL) {
+        rc = mpb__set_error(err, err_len, MPB_EPLUGIN, "plugin %s: %s", path, dlerror());
+        goto out_free_path;
+    }
+    const mpb_worker_def *def = dlsym(handle, "mpb_worker");
+    if (def == NULL) {
+        rc = mpb__set_error(err, err_len, MPB_EPLUGIN,
+                            "plugin %s does not export 'mpb_worker' (MPB_PLUGIN_EXPORT const "
+                            "mpb_worker_def mpb_worker = {...})",
+                            path);
+        goto out_close_handle;
+    }
+    if (def->abi_version != MPB_WORKER_ABI_VERSION) {
+        rc = mpb__set_error(err, err_len, MPB_EPLUGIN,
+                            "plugin %s was built for worker ABI %u, this host speaks %u", path,
+                            def->abi_version, MPB_WORKER_ABI_VERSION);
+        goto out_close_handle;
+    }
+    if (def->name == NULL || *def->name == '\0' || def->call == NULL) {
+        rc = mpb__set_error(err, err_len, MPB_EPLUGIN, "plugin %s: mpb_worker needs a name and call()",
+                            path);
+        goto out_close_handle;
+    }
+    mpb__plugin *plugin = mpb_calloc(1, sizeof *plugin);
+    plugin->handle = handle;
+    plugin->def = def;
+    plugin->path = path;
+    *out = plugin;
+    return 0;
+
+out_close_handle:
+    dlclose(handle);
+out_free_path:
+    free(path);
+    return rc;
+}
+
+void
+mpb__plugin_unload(mpb__plugin **self_p)
+{
+    if (self_p == NULL || *self_p == NULL) {
+        return;
+    }
+    mpb__plugin *self = *self_p;
+    dlclose(self->handle);
+    free(self->path);
+    free(self);
+    *self_p = NULL;
+}

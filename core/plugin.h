@@ -1,0 +1,34 @@
+/*
+ * Loads a worker plugin: a shared object exporting `mpb_worker`.
+ * Threading: load/unload from any one thread at a time per plugin.
+ * Processes: load after exec, never before fork.
+ * Ownership: the plugin owns its dlopen handle; def is borrowed from it.
+ *
+ * A name without '/' is looked up as mpb_<name>.so in, in order:
+ * $MPB_PLUGIN_PATH (':'-separated), <executable dir>/../lib,
+ * <executable dir>/../lib/mpbatch, the installed plugin directory.
+ */
+#ifndef MPB_CORE_PLUGIN_H
+#define MPB_CORE_PLUGIN_H
+
+#include <stddef.h>
+
+#include "mpbatch/worker.h"
+
+typedef struct mpb__plugin {
+    void *handle;
+    const mpb_worker_def *def;
+    char *path;
+} mpb__plugin;
+
+int
+mpb__plugin_load(const char *name_or_path, mpb__plugin **out, char *err, size_t err_len);
+
+/* Resolves a plugin name to a file path without loading it (caller frees). */
+int
+mpb__plugin_resolve(const char *name_or_path, char **path, char *err, size_t err_len);
+
+void
+mpb__plugin_unload(mpb__plugin **self_p);
+
+#endif

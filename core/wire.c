@@ -1,0 +1,376 @@
+/*
+ * DESIGN
+ * Frames are msgpack arrays [type, field...]; docs/protocol.md is the
+ * reference. Encoding appends to a reusable sbuffer. Decoding uses
+ * msgpack_unpack with a caller-owned zone that is cleared per frame, so a
+ * hot loop allocates nothing once the zone has grown; decoded strings and
+ * binaries point into the received bytes (zero copy). ITEMS and RESULTS
+ * entries are validated one by one when read, so one bad entry costs one
+ * item, not the whole frame. Extra trailing fields are ignored, which lets a
+ * newer peer add fields without breaking an older one.
+ */
+#include <string.h>
+
+#include "core/util.h"
+#include "core/wire.h"
+#include "mpbatch/error.h"
+
+#define READY_FIELDS 10
+#define TELEMETRY_FIELDS 7
+
+static int
+as_uint(const msgpack_object *obj, uint64_t *out)
+{
+    if (obj->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        return MPB_EPROTO;
+    }
+    *out = obj->via.u64;
+    return 0;
+}
+
+static int
+as_int(const msgpack_object *obj, int64_t *out)
+{
+    if (obj->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        if (obj->via.u64 > INT64_MAX) {
+            return MPB_EPROTO;
+        }
+        *out = (int64_t)obj->via.u64;
+        return 0;
+    }
+    if (obj->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+        *out = obj->via.i64;
+        return 0;
+    }
+    return MPB_EPROTO;
+}
+
+static int
+as_u32(const msgpack_object *obj, uint32_t *out)
+{
+    uint64_t value;
+    if (as_uint(obj, &value) != 0 || value > UINT32_MAX) {
+        return MPB_EPROTO;
+    }
+    *out = (uint32_t)value;
+    return 0;
+}
+
+static int
+as_str(const msgpack_object *obj, mpb__wire_str *out)
+{
+    if (obj->type != MSGPACK_OBJECT_STR) {
+        return MPB_EPROTO;
+    }
+    out->ptr = obj->via.str.ptr;
+    out->len = obj->via.str.size;
+    return 0;
+}
+
+static int
+as_bytes(const msgpack_object *obj, const void **data, size_t *len)
+{
+    if (obj->type == MSGPACK_OBJECT_BIN) {
+        *data = obj->via.bin.ptr;
+        *len = obj->via.bin.size;
+        return 0;
+    }
+    if (obj->type == MSGPACK_OBJECT_STR) {
+        *data = obj->via.str.ptr;
+        *len = obj->via.str.size;
+        return 0;
+    }
+    return MPB_EPROTO;
+}
+
+static int
+decode_ready(const msgpack_object_array *a, mpb__ready *r)
+{
+    if (a->size < READY_FIELDS) {
+        return MPB_EPROTO;
+    }
+    const msgpack_object *f = a->ptr;
+    if (as_u32(&f[1], &r->version) || as_str(&f[2], &r->name) || as_int(&f[3], &r->pid) ||
+        as_str(&f[4], &r->cpus) || as_u32(&f[5], &r->capacity) || as_str(&f[6], &r->plugin) ||
+        as_u32(&f[7], &r->batch_size) || as_int(&f[8], &r->batch_wait_us) ||
+        as_str(&f[9], &r->host)) {
+        return MPB_EPROTO;
+    }
+    return 0;
+}
+
+static int
+decode_telemetry(const msgpack_object_array *a, mpb_batch_telemetry *t)
+{
+    if (a->size < TELEMETRY_FIELDS) {
+        return MPB_EPROTO;
+    }
+    const msgpack_object *f = a->ptr;
+    uint32_t closed_by;
+    memset(t, 0, sizeof *t);
+    if (as_u32(&f[1], &t->size) || as_u32(&f[2], &t->errors) || as_int(&f[3], &t->first_wait_us) ||
+        as_int(&f[4], &t->compute_us) || as_u32(&f[5], &closed_by) ||
+        as_u32(&f[6], &t->queued_after) || closed_by > MPB_BATCH_CLOSED_DRAINED) {
+        return MPB_EPROTO;
+    }
+    t->closed_by = (mpb_batch_close)closed_by;
+    return 0;
+}
+
+static int
+decode_body(const msgpack_object_array *a, uint64_t type, mpb__frame *out)
+{
+    switch (type) {
+    case MPB_FRAME_READY:
+        return decode_ready(a, &out->u.ready);
+    case MPB_FRAME_ITEMS:
+    case MPB_FRAME_RESULTS:
+        if (a->size < 2 || a->ptr[1].type != MSGPACK_OBJECT_ARRAY) {
+            return MPB_EPROTO;
+        }
+        out->u.list.entries = a->ptr[1].via.array.ptr;
+        out->u.list.count = a->ptr[1].via.array.size;
+        return 0;
+    case MPB_FRAME_TELEMETRY:
+        return decode_telemetry(a, &out->u.telemetry);
+    case MPB_FRAME_HEARTBEAT:
+    case MPB_FRAME_SHUTDOWN:
+    case MPB_FRAME_BYE:
+        return 0;
+    case MPB_FRAME_ERROR:
+        if (a->size < 3 || as_int(&a->ptr[1], &out->u.error.code) ||
+            as_str(&a->ptr[2], &out->u.error.message)) {
+            return MPB_EPROTO;
+        }
+        return 0;
+    default:
+        return MPB_EPROTO;
+    }
+}
+
+int
+mpb__wire_decode(msgpack_zone *zone, const void *data, size_t len, mpb__frame *out, char *err,
+                 size_t err_len)
+{
+    msgpack_object root;
+    size_t offset = 0;
+    msgpack_zone_clear(zone);
+    memset(out, 0, sizeof *out);
+    if (len == 0) {
+        return mpb__set_error(err, err_len, MPB_EPROTO, "empty frame");
+    }
+    msgpack_unpack_return rc = msgpack_unpack(data, len, &offset, zone, &root);
+    if (rc != MSGPACK_UNPACK_SUCCESS) {
+        return mpb__set_error(err, err_len, MPB_EPROTO, "frame of %zu bytes is not one msgpack value",
+                              len);
+    }
+    if (root.type != MSGPACK_OBJECT_ARRAY || root.via.array.size < 1) {
+        return mpb__set_error(err, err_len, MPB_EPROTO, "frame is not a msgpack array [type, ...]");
+    }
+    uint64_t type;
+    if (as_uint(&root.via.array.ptr[0], &type) != 0) {
+        return mpb__set_error(err, err_len, MPB_EPROTO, "frame type is not an unsigned integer");
+    }
+    out->type = (mpb__frame_type)type;
+    if (decode_body(&root.via.array, type, out) != 0) {
+        return mpb__set_error(err, err_len, MPB_EPROTO, "malformed %s frame (type %llu)",
+                              mpb__frame_type_name((int)type), (unsigned long long)type);
+    }
+    return 0;
+}
+
+int
+mpb__wire_item_at(const mpb__frame *frame, uint32_t index, mpb__wire_item *out, int *id_known)
+{
+    MPB_ASSERT(frame->type == MPB_FRAME_ITEMS && index < frame->u.list.count);
+    const msgpack_object *entry = &frame->u.list.entries[index];
+    *id_known = 0;
+    memset(out, 0, sizeof *out);
+    if (entry->type != MSGPACK_OBJECT_ARRAY || entry->via.array.size < 1) {
+        return MPB_EPROTO;
+    }
+    const msgpack_object *f = entry->via.array.ptr;
+    if (as_uint(&f[0], &out->id) != 0) {
+        return MPB_EPROTO;
+    }
+    *id_known = 1;
+    if (entry->via.array.size < 3 || as_uint(&f[1], &out->budget_us) ||
+        as_bytes(&f[2], &out->data, &out->len)) {
+        return MPB_EPROTO;
+    }
+    return 0;
+}
+
+int
+mpb__wire_result_at(const mpb__frame *frame, uint32_t index, mpb__wire_result *out)
+{
+    MPB_ASSERT(frame->type == MPB_FRAME_RESULTS && index < frame->u.list.count);
+    const msgpack_object *entry = &frame->u.list.entries[index];
+    memset(out, 0, sizeof *out);
+    if (entry->type != MSGPACK_OBJECT_ARRAY || entry->via.array.size < 3) {
+        return MPB_EPROTO;
+    }
+    const msgpack_object *f = entry->via.array.ptr;
+    uint64_t status;
+    if (as_uint(&f[0], &out->id) || as_uint(&f[1], &status) || status > 1) {
+        return MPB_EPROTO;
+    }
+    out->is_error = (int)status;
+    if (!out->is_error) {
+        return as_bytes(&f[2], &out->data, &out->len);
+    }
+    if (entry->via.array.size < 4 || as_str(&f[2], &out->type) || as_str(&f[3], &out->message)) {
+        return MPB_EPROTO;
+    }
+    return 0;
+}
+
+void
+mpb__wire_buf_init(mpb__wire_buf *buf)
+{
+    msgpack_sbuffer_init(&buf->sbuf);
+    msgpack_packer_init(&buf->pk, &buf->sbuf, msgpack_sbuffer_write);
+}
+
+void
+mpb__wire_buf_reset(mpb__wire_buf *buf)
+{
+    buf->sbuf.size = 0;
+}
+
+void
+mpb__wire_buf_free(mpb__wire_buf *buf)
+{
+    msgpack_sbuffer_destroy(&buf->sbuf);
+    memset(buf, 0, sizeof *buf);
+}
+
+static void
+pack_cstr(msgpack_packer *pk, const char *text)
+{
+    size_t len = text ? strlen(text) : 0;
+    msgpack_pack_str_with_body(pk, text ? text : "", len);
+}
+
+static void
+pack_wstr(msgpack_packer *pk, mpb__wire_str s)
+{
+    msgpack_pack_str_with_body(pk, s.ptr ? s.ptr : "", s.len);
+}
+
+void
+mpb__wire_pack_ready(mpb__wire_buf *buf, const mpb__ready *r)
+{
+    msgpack_packer *pk = &buf->pk;
+    msgpack_pack_array(pk, READY_FIELDS);
+    msgpack_pack_uint8(pk, MPB_FRAME_READY);
+    msgpack_pack_uint32(pk, r->version);
+    pack_wstr(pk, r->name);
+    msgpack_pack_int64(pk, r->pid);
+    pack_wstr(pk, r->cpus);
+    msgpack_pack_uint32(pk, r->capacity);
+    pack_wstr(pk, r->plugin);
+    msgpack_pack_uint32(pk, r->batch_size);
+    msgpack_pack_int64(pk, r->batch_wait_us);
+    pack_wstr(pk, r->host);
+}
+
+void
+mpb__wire_pack_items_begin(mpb__wire_buf *buf, uint32_t count)
+{
+    msgpack_pack_array(&buf->pk, 2);
+    msgpack_pack_uint8(&buf->pk, MPB_FRAME_ITEMS);
+    msgpack_pack_array(&buf->pk, count);
+}
+
+void
+mpb__wire_pack_item(mpb__wire_buf *buf, uint64_t id, uint64_t budget_us, const void *data,
+                    size_t len)
+{
+    msgpack_pack_array(&buf->pk, 3);
+    msgpack_pack_uint64(&buf->pk, id);
+    msgpack_pack_uint64(&buf->pk, budget_us);
+    msgpack_pack_bin_with_body(&buf->pk, data, len);
+}
+
+void
+mpb__wire_pack_results_begin(mpb__wire_buf *buf, uint32_t count)
+{
+    msgpack_pack_array(&buf->pk, 2);
+    msgpack_pack_uint8(&buf->pk, MPB_FRAME_RESULTS);
+    msgpack_pack_array(&buf->pk, count);
+}
+
+void
+mpb__wire_pack_result_value(mpb__wire_buf *buf, uint64_t id, const void *data, size_t len)
+{
+    msgpack_pack_array(&buf->pk, 3);
+    msgpack_pack_uint64(&buf->pk, id);
+    msgpack_pack_uint8(&buf->pk, 0);
+    msgpack_pack_bin_with_body(&buf->pk, data, len);
+}
+
+void
+mpb__wire_pack_result_error(mpb__wire_buf *buf, uint64_t id, const char *type, const char *message)
+{
+    msgpack_pack_array(&buf->pk, 4);
+    msgpack_pack_uint64(&buf->pk, id);
+    msgpack_pack_uint8(&buf->pk, 1);
+    pack_cstr(&buf->pk, type);
+    pack_cstr(&buf->pk, message);
+}
+
+void
+mpb__wire_pack_telemetry(mpb__wire_buf *buf, const mpb_batch_telemetry *t)
+{
+    msgpack_packer *pk = &buf->pk;
+    msgpack_pack_array(pk, TELEMETRY_FIELDS);
+    msgpack_pack_uint8(pk, MPB_FRAME_TELEMETRY);
+    msgpack_pack_uint32(pk, t->size);
+    msgpack_pack_uint32(pk, t->errors);
+    msgpack_pack_int64(pk, t->first_wait_us);
+    msgpack_pack_int64(pk, t->compute_us);
+    msgpack_pack_uint32(pk, (uint32_t)t->closed_by);
+    msgpack_pack_uint32(pk, t->queued_after);
+}
+
+void
+mpb__wire_pack_signal(mpb__wire_buf *buf, mpb__frame_type type)
+{
+    msgpack_pack_array(&buf->pk, 1);
+    msgpack_pack_uint8(&buf->pk, (uint8_t)type);
+}
+
+void
+mpb__wire_pack_error(mpb__wire_buf *buf, int64_t code, const char *message)
+{
+    msgpack_pack_array(&buf->pk, 3);
+    msgpack_pack_uint8(&buf->pk, MPB_FRAME_ERROR);
+    msgpack_pack_int64(&buf->pk, code);
+    pack_cstr(&buf->pk, message);
+}
+
+const char *
+mpb__frame_type_name(int type)
+{
+    static const char *const names[] = {"?",         "READY",    "ITEMS", "RESULTS", "TELEMETRY",
+                                        "HEARTBEAT", "SHUTDOWN", "BYE",   "ERROR"};
+    if (type < 1 || type >= (int)MPB_ARRAY_LEN(names)) {
+        return "unknown";
+    }
+    return names[type];
+}
+
+const char *
+mpb_batch_close_name(mpb_batch_close reason)
+{
+    switch (reason) {
+    case MPB_BATCH_CLOSED_FULL:
+        return "full";
+    case MPB_BATCH_CLOSED_TIMER:
+        return "timer";
+    case MPB_BATCH_CLOSED_DRAINED:
+        return "drained";
+    }
+    return "unknown";
+}

@@ -1,0 +1,135 @@
+/*
+ * Wire codec: every frame between coordinator and worker is one msgpack
+ * array whose first element is the frame type (docs/protocol.md).
+ * Threading: a mpb__wire_buf or a decode zone belongs to one thread.
+ * Processes: no state. Ownership: decoded frames point into the received
+ *   bytes and the zone; they are valid until either is released or reused.
+ *
+ * Decoding never trusts the peer: a frame that is not what the protocol
+ * says is reported as MPB_EPROTO with a reason, never asserted on.
+ */
+#ifndef MPB_CORE_WIRE_H
+#define MPB_CORE_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <msgpack.h>
+
+#include "mpbatch/telemetry.h"
+
+#define MPB_PROTOCOL_VERSION 1
+
+typedef enum mpb__frame_type {
+    MPB_FRAME_READY = 1,     /* worker -> coordinator: hello, who and where I am */
+    MPB_FRAME_ITEMS = 2,     /* coordinator -> worker: items to compute */
+    MPB_FRAME_RESULTS = 3,   /* worker -> coordinator: one result per item */
+    MPB_FRAME_TELEMETRY = 4, /* worker -> coordinator: one per batch */
+    MPB_FRAME_HEARTBEAT = 5, /* both ways, when nothing else was sent for a while */
+    MPB_FRAME_SHUTDOWN = 6,  /* coordinator -> worker: finish and leave */
+    MPB_FRAME_BYE = 7,       /* worker -> coordinator: everything sent, leaving */
+    MPB_FRAME_ERROR = 8,     /* both ways: the receiver could not use a frame, or init failed */
+} mpb__frame_type;
+
+typedef struct mpb__wire_str {
+    const char *ptr;
+    size_t len;
+} mpb__wire_str;
+
+typedef struct mpb__ready {
+    uint32_t version;
+    mpb__wire_str name;
+    int64_t pid;
+    mpb__wire_str cpus; /* hwloc list syntax, "0-1,4"; "" when unpinned */
+    uint32_t capacity;  /* items the worker accepts in flight (its credit) */
+    mpb__wire_str plugin;
+    uint32_t batch_size;
+    int64_t batch_wait_us;
+    mpb__wire_str host;
+} mpb__ready;
+
+typedef struct mpb__wire_item {
+    uint64_t id;
+    uint64_t budget_us; /* time left when sent; 0 = no deadline */
+    const void *data;
+    size_t len;
+} mpb__wire_item;
+
+typedef struct mpb__wire_result {
+    uint64_t id;
+    int is_error;
+    const void *data; /* value bytes when !is_error */
+    size_t len;
+    mpb__wire_str type; /* when is_error */
+    mpb__wire_str message;
+} mpb__wire_result;
+
+typedef struct mpb__frame {
+    mpb__frame_type type;
+    union {
+        mpb__ready ready;
+        struct {
+            const msgpack_object *entries; /* ITEMS / RESULTS entries, decoded lazily */
+            uint32_t count;
+        } list;
+        mpb_batch_telemetry telemetry;
+        struct {
+            int64_t code;
+            mpb__wire_str message;
+        } error;
+    } u;
+} mpb__frame;
+
+/* Decodes one frame. The zone is cleared first and holds the decoded tree. */
+int
+mpb__wire_decode(msgpack_zone *zone, const void *data, size_t len, mpb__frame *out, char *err,
+                 size_t err_len);
+
+/* Reads entry i of an ITEMS frame. On MPB_EPROTO, *id_known tells whether
+ * out->id could still be read (so the item can be answered with an error). */
+int
+mpb__wire_item_at(const mpb__frame *frame, uint32_t index, mpb__wire_item *out, int *id_known);
+
+/* Reads entry i of a RESULTS frame. */
+int
+mpb__wire_result_at(const mpb__frame *frame, uint32_t index, mpb__wire_result *out);
+
+/* Growable encode buffer; reused across frames to avoid allocation. */
+typedef struct mpb__wire_buf {
+    msgpack_sbuffer sbuf;
+    msgpack_packer pk;
+} mpb__wire_buf;
+
+void
+mpb__wire_buf_init(mpb__wire_buf *buf);
+void
+mpb__wire_buf_reset(mpb__wire_buf *buf);
+void
+mpb__wire_buf_free(mpb__wire_buf *buf);
+
+void
+mpb__wire_pack_ready(mpb__wire_buf *buf, const mpb__ready *ready);
+void
+mpb__wire_pack_items_begin(mpb__wire_buf *buf, uint32_t count);
+void
+mpb__wire_pack_item(mpb__wire_buf *buf, uint64_t id, uint64_t budget_us, const void *data,
+                    size_t len);
+void
+mpb__wire_pack_results_begin(mpb__wire_buf *buf, uint32_t count);
+void
+mpb__wire_pack_result_value(mpb__wire_buf *buf, uint64_t id, const void *data, size_t len);
+void
+mpb__wire_pack_result_error(mpb__wire_buf *buf, uint64_t id, const char *type,
+                            const char *message);
+void
+mpb__wire_pack_telemetry(mpb__wire_buf *buf, const mpb_batch_telemetry *telemetry);
+/* HEARTBEAT, SHUTDOWN, BYE: frames with no fields. */
+void
+mpb__wire_pack_signal(mpb__wire_buf *buf, mpb__frame_type type);
+void
+mpb__wire_pack_error(mpb__wire_buf *buf, int64_t code, const char *message);
+
+const char *
+mpb__frame_type_name(int type);
+
+#endif

@@ -1,0 +1,574 @@
+/*
+ * DESIGN
+ * One thread owns one DEALER socket connected to the coordinator's ROUTER.
+ *
+ *   worker                         coordinator
+ *   READY(name, pid, cpus, capacity) ->
+ *                                <- ITEMS (up to the credit: capacity - in flight)
+ *   RESULTS + TELEMETRY          ->      (one message per batch; frees credit)
+ *   HEARTBEAT                   <->      (when nothing else was sent for a while)
+ *                                <- SHUTDOWN
+ *   BYE                          ->
+ *
+ * Batching is greedy: block for the first item, then keep receiving until
+ * batch_size items are queued or batch_wait_us has passed since the first
+ * one arrived (0: take only what is there). Waits use the socket's ZMQ_FD
+ * with ppoll, so timers have microsecond resolution rather than zmq_poll's
+ * milliseconds. Items that cannot reach call() (preprocess failed, deadline
+ * passed, malformed entry) are answered with an error result at once.
+ * The loop leaves on SHUTDOWN (after answering everything queued), when the
+ * coordinator stays silent past its timeout, or when the parent dies.
+ */
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <zmq.h>
+
+#include "core/batch.h"
+#include "core/item_queue.h"
+#include "core/util.h"
+#include "core/wire.h"
+#include "core/worker_loop.h"
+#include "core/zmq_util.h"
+#include "mpbatch/error.h"
+#include "mpbatch/log.h"
+#include "mpbatch/result.h"
+
+typedef struct early_error {
+    uint64_t id;
+    char *type;
+    char *message;
+} early_error;
+
+typedef struct worker {
+    const mpb__worker_config *cfg;
+    unsigned batch_size;
+    int64_t wait_ns;
+    unsigned capacity;
+    size_t max_item_bytes;
+    void *ctx;
+    int own_ctx;
+    void *socket;
+    int socket_fd;
+    msgpack_zone zone;
+    mpb__wire_buf results;
+    mpb__wire_buf telemetry;
+    mpb__item_queue queue;
+    early_error *errors;
+    size_t n_errors;
+    size_t cap_errors;
+    uint64_t *ids;
+    size_t cap_ids;
+    mpb_batch batch;
+    mpb_batch prep;
+    void *state;
+    int64_t last_send_ns;
+    int64_t last_recv_ns;
+    int stopping;
+    char *cpus;
+} worker;
+
+void
+mpb__worker_batching(const mpb_worker_def *def, long long batch_size, long long batch_wait_us,
+                     unsigned *size_out, int64_t *wait_out)
+{
+    unsigned size = batch_size >= 0 ? (unsigned)batch_size : def->batch_size;
+    int64_t wait;
+    if (batch_wait_us >= 0) {
+        wait = batch_wait_us;
+    } else if (def->batch_wait_us == MPB_BATCH_WAIT_NONE) {
+        wait = 0;
+    } else if (def->batch_wait_us > 0) {
+        wait = def->batch_wait_us;
+    } else {
+        wait = size > 1 ? MPB_BATCH_WAIT_DEFAULT_US : 0;
+    }
+    *size_out = size;
+    *wait_out = wait;
+}
+
+static int
+send_frame(worker *w, const mpb__wire_buf *buf, int flags)
+{
+    int rc = mpb__zmq_send(w->socket, buf->sbuf.data, buf->sbuf.size, flags);
+    if (rc == 0 && !(flags & ZMQ_SNDMORE)) {
+        w->last_send_ns = mpb_now_ns();
+    }
+    return rc;
+}
+
+static void
+send_error(worker *w, int code, const char *message)
+{
+    mpb__wire_buf_reset(&w->telemetry);
+    mpb__wire_pack_error(&w->telemetry, code, message);
+    send_frame(w, &w->telemetry, 0);
+}
+
+static void
+send_signal(worker *w, mpb__frame_type type)
+{
+    mpb__wire_buf_reset(&w->telemetry);
+    mpb__wire_pack_signal(&w->telemetry, type);
+    send_frame(w, &w->telemetry, 0);
+}
+
+static void
+add_early_error(worker *w, uint64_t id, const char *type, const char *message)
+{
+    if (w->n_errors == w->cap_errors) {
+        w->cap_errors = w->cap_errors ? w->cap_errors * 2 : 16;
+        w->errors = mpb_realloc(w->errors, w->cap_errors * sizeof *w->errors);
+    }
+    w->errors[w->n_errors++] = (early_error){id, mpb_strdup(type), mpb_strdup(message)};
+}
+
+static void
+flush_early_errors(worker *w)
+{
+    if (w->n_errors == 0) {
+        return;
+    }
+    mpb__wire_buf_reset(&w->results);
+    mpb__wire_pack_results_begin(&w->results, (uint32_t)w->n_errors);
+    for (size_t i = 0; i < w->n_errors; i++) {
+        mpb__wire_pack_result_error(&w->results, w->errors[i].id, w->errors[i].type,
+                                    w->errors[i].message);
+        free(w->errors[i].type);
+        free(w->errors[i].message);
+    }
+    w->n_errors = 0;
+    send_frame(w, &w->results, 0);
+}
+
+static void
+enqueue_item(worker *w, const mpb__wire_item *item, int64_t now)
+{
+    if (item->len > w->max_item_bytes) {
+        char message[128];
+        snprintf(message, sizeof message, "item of %zu bytes exceeds the worker's limit of %zu",
+                 item->len, w->max_item_bytes);
+        add_early_error(w, item->id, "ItemTooLarge", message);
+        return;
+    }
+    int64_t deadline = item->budget_us ? now + (int64_t)item->budget_us * 1000 : 0;
+    const mpb_worker_def *def = w->cfg->def;
+    if (def->preprocess == NULL) {
+        mpb__item_queue_push(&w->queue, item->id, now, deadline, item->data, item->len);
+        return;
+    }
+    mpb__batch_reset(&w->prep);
+    mpb__batch_add(&w->prep, item->data, item->len);
+    int rc = def->preprocess(w->state, &w->prep);
+    const mpb__batch_result *r = &w->prep.results[0];
+    if (r->outcome == MPB_OUTCOME_ERROR) {
+        add_early_error(w, item->id, r->type, r->message);
+    } else if (rc != 0) {
+        char message[64];
+        snprintf(message, sizeof message, "preprocess() failed with status %d", rc);
+        add_early_error(w, item->id, "PreprocessError", message);
+    } else if (r->outcome == MPB_OUTCOME_VALUE) {
+        mpb__item_queue_push(&w->queue, item->id, now, deadline, r->data, r->len);
+    } else {
+        mpb__item_queue_push(&w->queue, item->id, now, deadline, item->data, item->len);
+    }
+}
+
+static void
+handle_items(worker *w, const mpb__frame *frame)
+{
+    int64_t now = mpb_now_ns();
+    for (uint32_t i = 0; i < frame->u.list.count; i++) {
+        mpb__wire_item item;
+        int id_known;
+        if (mpb__wire_item_at(frame, i, &item, &id_known) == 0) {
+            enqueue_item(w, &item, now);
+        } else if (id_known) {
+            add_early_error(w, item.id, MPB_ERROR_PROTOCOL, "malformed item entry");
+        } else {
+            send_error(w, MPB_EPROTO, "ITEMS entry without a readable id");
+        }
+    }
+}
+
+static void
+handle_frame(worker *w, const void *data, size_t len)
+{
+    mpb__frame frame;
+    char reason[160];
+    if (mpb__wire_decode(&w->zone, data, len, &frame, reason, sizeof reason) != 0) {
+        mpb_log_warn("worker", "protocol error from coordinator: %s", reason);
+        send_error(w, MPB_EPROTO, reason);
+        return;
+    }
+    switch (frame.type) {
+    case MPB_FRAME_ITEMS:
+        handle_items(w, &frame);
+        break;
+    case MPB_FRAME_HEARTBEAT:
+        break;
+    case MPB_FRAME_SHUTDOWN:
+        w->stopping = 1;
+        break;
+    default:
+        snprintf(reason, sizeof reason, "unexpected %s frame sent to a worker",
+                 mpb__frame_type_name(frame.type));
+        send_error(w, MPB_EPROTO, reason);
+        break;
+    }
+}
+
+/* Receives every message already waiting, without blocking. */
+static void
+receive_available(worker *w)
+{
+    zmq_msg_t msg;
+    zmq_msg_init(&msg);
+    for (;;) {
+        if (zmq_msg_recv(&msg, w->socket, ZMQ_DONTWAIT) < 0) {
+            if (zmq_errno() == EINTR) {
+                continue;
+            }
+            break;
+        }
+        w->last_recv_ns = mpb_now_ns();
+        handle_frame(w, zmq_msg_data(&msg), zmq_msg_size(&msg));
+    }
+    zmq_msg_close(&msg);
+}
+
+/* Waits until the socket is readable or the monotonic deadline passes. */
+static void
+wait_readable(worker *w, int64_t deadline_ns)
+{
+    for (;;) {
+        int events = 0;
+        size_t size = sizeof events;
+        if (zmq_getsockopt(w->socket, ZMQ_EVENTS, &events, &size) == 0 && (events & ZMQ_POLLIN)) {
+            return;
+        }
+        int64_t left = deadline_ns - mpb_now_ns();
+        if (left <= 0) {
+            return;
+        }
+        struct timespec timeout = {left / 1000000000, left % 1000000000};
+        struct pollfd pfd = {.fd = w->socket_fd, .events = POLLIN};
+        if (ppoll(&pfd, 1, &timeout, NULL) == 0) {
+            return;
+        }
+    }
+}
+
+/* How many items the next batch takes now (0: wait until *wake_at). */
+static size_t
+batch_decision(const worker *w, int64_t now, mpb_batch_close *reason, int64_t *wake_at)
+{
+    size_t queued = w->queue.count;
+    if (w->batch_size == 0) {
+        *reason = MPB_BATCH_CLOSED_FULL;
+        return 1;
+    }
+    if (queued >= w->batch_size) {
+        *reason = MPB_BATCH_CLOSED_FULL;
+        return w->batch_size;
+    }
+    if (w->stopping || w->wait_ns == 0) {
+        *reason = MPB_BATCH_CLOSED_DRAINED;
+        return queued;
+    }
+    int64_t due = mpb__item_queue_peek(&w->queue)->arrived_ns + w->wait_ns;
+    if (now >= due) {
+        *reason = MPB_BATCH_CLOSED_TIMER;
+        return queued;
+    }
+    *wake_at = due;
+    return 0;
+}
+
+static void
+send_batch_results(worker *w, size_t n, const mpb_batch_telemetry *t)
+{
+    mpb__wire_buf_reset(&w->results);
+    mpb__wire_pack_results_begin(&w->results, (uint32_t)n);
+    for (size_t i = 0; i < n; i++) {
+        const mpb__batch_result *r = &w->batch.results[i];
+        if (r->outcome == MPB_OUTCOME_VALUE) {
+            mpb__wire_pack_result_value(&w->results, w->ids[i], r->data, r->len);
+        } else {
+            mpb__wire_pack_result_error(&w->results, w->ids[i], r->type, r->message);
+        }
+    }
+    mpb__wire_buf_reset(&w->telemetry);
+    mpb__wire_pack_telemetry(&w->telemetry, t);
+    if (send_frame(w, &w->results, ZMQ_SNDMORE) == 0) {
+        send_frame(w, &w->telemetry, 0);
+    }
+}
+
+static void
+run_batch(worker *w, size_t take, mpb_batch_close reason)
+{
+    int64_t start = mpb_now_ns();
+    int64_t first_arrival = mpb__item_queue_peek(&w->queue)->arrived_ns;
+    if (take > w->cap_ids) {
+        w->cap_ids = take * 2;
+        w->ids = mpb_realloc(w->ids, w->cap_ids * sizeof *w->ids);
+    }
+    mpb__batch_reset(&w->batch);
+    size_t n = 0;
+    for (size_t i = 0; i < take; i++) {
+        const void *data;
+        mpb__queued_item item = mpb__item_queue_pop(&w->queue, &data);
+        if (item.deadline_ns != 0 && item.deadline_ns <= start) {
+            add_early_error(w, item.id, MPB_ERROR_TIMEOUT,
+                            "the item's deadline passed before its batch was called");
+            continue;
+        }
+        w->ids[n++] = item.id;
+        mpb__batch_add(&w->batch, data, item.len);
+    }
+    if (n == 0) {
+        return;
+    }
+    int rc = w->cfg->def->call(w->state, &w->batch);
+    int64_t end = mpb_now_ns();
+    mpb_batch_telemetry t = {
+        .size = (uint32_t)n,
+        .errors = (uint32_t)mpb__batch_settle(&w->batch, rc),
+        .first_wait_us = (start - first_arrival) / 1000,
+        .compute_us = (end - start) / 1000,
+        .closed_by = reason,
+        .queued_after = (uint32_t)w->queue.count,
+    };
+    send_batch_results(w, n, &t);
+}
+
+static void
+drain_queue(worker *w)
+{
+    for (;;) {
+        receive_available(w);
+        flush_early_errors(w);
+        if (w->queue.count == 0) {
+            return;
+        }
+        mpb_batch_close reason;
+        int64_t wake_at = 0;
+        size_t take = batch_decision(w, mpb_now_ns(), &reason, &wake_at);
+        if (take == 0) {
+            wait_readable(w, wake_at);
+            continue;
+        }
+        run_batch(w, take, reason);
+    }
+}
+
+/* 0 while the coordinator and parent look alive. */
+static int
+check_liveness(worker *w, int64_t now, char *err, size_t err_len)
+{
+    const mpb__worker_config *cfg = w->cfg;
+    if (cfg->cancel != NULL && atomic_load(cfg->cancel)) {
+        return mpb__set_error(err, err_len, MPB_ECANCELED, "worker cancelled by its host");
+    }
+    if (cfg->parent_pid > 0 && getppid() != cfg->parent_pid) {
+        return mpb__set_error(err, err_len, MPB_ECLOSED, "parent process %d is gone",
+                              (int)cfg->parent_pid);
+    }
+    int64_t timeout_ms = cfg->coordinator_timeout_ms ? cfg->coordinator_timeout_ms
+                                                     : MPB_DEFAULT_COORDINATOR_TIMEOUT_MS;
+    if (timeout_ms > 0 && now - w->last_recv_ns > timeout_ms * 1000000) {
+        return mpb__set_error(err, err_len, MPB_ETIMEDOUT,
+                              "coordinator at %s silent for %lld ms", cfg->endpoint,
+                              (long long)timeout_ms);
+    }
+    return 0;
+}
+
+static int
+serve(worker *w, char *err, size_t err_len)
+{
+    int64_t heartbeat_ns =
+        (w->cfg->heartbeat_ms ? w->cfg->heartbeat_ms : MPB_DEFAULT_HEARTBEAT_MS) * 1000000;
+    for (;;) {
+        drain_queue(w);
+        if (w->stopping) {
+            send_signal(w, MPB_FRAME_BYE);
+            return 0;
+        }
+        int64_t now = mpb_now_ns();
+        int rc = check_liveness(w, now, err, err_len);
+        if (rc != 0) {
+            return rc;
+        }
+        if (now - w->last_send_ns >= heartbeat_ns) {
+            send_signal(w, MPB_FRAME_HEARTBEAT);
+        }
+        wait_readable(w, now + heartbeat_ns);
+    }
+}
+
+static int
+open_socket(worker *w, char *err, size_t err_len)
+{
+    const mpb__worker_config *cfg = w->cfg;
+    w->ctx = cfg->zmq_context;
+    if (w->ctx == NULL) {
+        w->ctx = zmq_ctx_new();
+        w->own_ctx = 1;
+        if (w->ctx == NULL) {
+            return mpb__set_error(err, err_len, mpb__zmq_status(), "zmq_ctx_new failed");
+        }
+    }
+    w->socket = zmq_socket(w->ctx, ZMQ_DEALER);
+    if (w->socket == NULL) {
+        return mpb__set_error(err, err_len, mpb__zmq_status(), "zmq_socket(DEALER): %s",
+                              zmq_strerror(zmq_errno()));
+    }
+    mpb__zmq_set_int(w->socket, ZMQ_LINGER, 2000);
+    mpb__zmq_set_int(w->socket, ZMQ_SNDHWM, 0);
+    mpb__zmq_set_int(w->socket, ZMQ_RCVHWM, 0);
+    if (zmq_connect(w->socket, cfg->endpoint) != 0) {
+        return mpb__set_error(err, err_len, mpb__zmq_status(), "connect %s: %s", cfg->endpoint,
+                              zmq_strerror(zmq_errno()));
+    }
+    size_t size = sizeof w->socket_fd;
+    if (zmq_getsockopt(w->socket, ZMQ_FD, &w->socket_fd, &size) != 0) {
+        return mpb__set_error(err, err_len, mpb__zmq_status(), "ZMQ_FD: %s",
+                              zmq_strerror(zmq_errno()));
+    }
+    return 0;
+}
+
+static int
+pin_and_init(worker *w, char *err, size_t err_len)
+{
+    const mpb__worker_config *cfg = w->cfg;
+    int rc;
+    if (cfg->cpus != NULL && *cfg->cpus != '\0') {
+        rc = mpb__affinity_bind(cfg->cpus, cfg->bind_scope, &w->cpus, err, err_len);
+    } else {
+        rc = mpb__affinity_current(cfg->bind_scope, &w->cpus);
+        if (rc != 0) {
+            rc = 0;
+            w->cpus = mpb_strdup("");
+        }
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    if (cfg->def->init == NULL) {
+        return 0;
+    }
+    mpb_worker_info info = {
+        .name = cfg->name,
+        .index = cfg->index,
+        .batch_size = w->batch_size,
+        .batch_wait_us = w->wait_ns / 1000,
+        .cpus = w->cpus,
+    };
+    char reason[512] = "";
+    rc = cfg->def->init(&info, cfg->options, &w->state, reason, sizeof reason);
+    if (rc != 0) {
+        return mpb__set_error(err, err_len, MPB_EPLUGIN, "plugin %s init failed: %s",
+                              cfg->def->name, reason[0] ? reason : "no reason given");
+    }
+    return 0;
+}
+
+static void
+send_ready(worker *w)
+{
+    char host[256] = "";
+    gethostname(host, sizeof host - 1);
+    const mpb__worker_config *cfg = w->cfg;
+    const char *plugin = cfg->plugin_name ? cfg->plugin_name : cfg->def->name;
+    mpb__ready ready = {
+        .version = MPB_PROTOCOL_VERSION,
+        .name = {cfg->name, strlen(cfg->name)},
+        .pid = (int64_t)getpid(),
+        .cpus = {w->cpus, strlen(w->cpus)},
+        .capacity = w->capacity,
+        .plugin = {plugin, strlen(plugin)},
+        .batch_size = w->batch_size,
+        .batch_wait_us = w->wait_ns / 1000,
+        .host = {host, strlen(host)},
+    };
+    mpb__wire_buf_reset(&w->telemetry);
+    mpb__wire_pack_ready(&w->telemetry, &ready);
+    send_frame(w, &w->telemetry, 0);
+}
+
+static void
+worker_init(worker *w, const mpb__worker_config *cfg)
+{
+    memset(w, 0, sizeof *w);
+    w->cfg = cfg;
+    int64_t wait_us;
+    mpb__worker_batching(cfg->def, cfg->batch_size, cfg->batch_wait_us, &w->batch_size, &wait_us);
+    w->wait_ns = wait_us * 1000;
+    w->capacity = cfg->capacity;
+    if (w->capacity == 0) {
+        w->capacity = w->batch_size * 2 > 16 ? w->batch_size * 2 : 16;
+    }
+    w->max_item_bytes = cfg->max_item_bytes ? cfg->max_item_bytes : MPB_DEFAULT_MAX_ITEM_BYTES;
+    msgpack_zone_init(&w->zone, 4096);
+    mpb__wire_buf_init(&w->results);
+    mpb__wire_buf_init(&w->telemetry);
+    mpb__item_queue_init(&w->queue);
+    mpb__batch_init(&w->batch, w->max_item_bytes);
+    mpb__batch_init(&w->prep, w->max_item_bytes);
+    w->last_recv_ns = mpb_now_ns();
+}
+
+static void
+worker_free(worker *w)
+{
+    for (size_t i = 0; i < w->n_errors; i++) {
+        free(w->errors[i].type);
+        free(w->errors[i].message);
+    }
+    free(w->errors);
+    free(w->ids);
+    free(w->cpus);
+    mpb__batch_free(&w->batch);
+    mpb__batch_free(&w->prep);
+    mpb__item_queue_free(&w->queue);
+    mpb__wire_buf_free(&w->results);
+    mpb__wire_buf_free(&w->telemetry);
+    msgpack_zone_destroy(&w->zone);
+    if (w->socket != NULL) {
+        zmq_close(w->socket);
+    }
+    if (w->own_ctx) {
+        zmq_ctx_term(w->ctx);
+    }
+}
+
+int
+mpb__worker_run(const mpb__worker_config *cfg, char *err, size_t err_len)
+{
+    worker w;
+    worker_init(&w, cfg);
+    int rc = open_socket(&w, err, err_len);
+    if (rc != 0) {
+        goto out_free;
+    }
+    rc = pin_and_init(&w, err, err_len);
+    if (rc != 0) {
+        /* Tell the coordinator why, so its start fails with this message. */
+        send_error(&w, rc, err);
+        goto out_free;
+    }
+    send_ready(&w);
+    rc = serve(&w, err, err_len);
+    if (cfg->def->cleanup != NULL) {
+        cfg->def->cleanup(w.state);
+    }
+out_free:
+    worker_free(&w);
+    return rc;
+}

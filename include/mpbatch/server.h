@@ -1,0 +1,134 @@
+/*
+ * The server: runs a servlet tree behind a thread-safe API. One dispatcher
+ * thread owns every socket; callers hand it items and get results back in
+ * order, errors in their items' places.
+ *
+ * Threading: call, submit, stream, stats and stop may be called from any
+ *   thread, concurrently. Callbacks (submit's done, on_batch) run on the
+ *   dispatcher thread: they must return quickly and must not call call,
+ *   stream, stop or destroy on the same server (submit with timeout 0 is
+ *   allowed). stream's callbacks run on the thread that called stream.
+ * Processes: do not fork while a server runs (use posix_spawn/exec).
+ * Ownership: inputs are copied before the call returns; see each callback
+ *   for who owns its result.
+ */
+#ifndef MPBATCH_SERVER_H
+#define MPBATCH_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mpbatch/common.h"
+#include "mpbatch/result.h"
+#include "mpbatch/servlet.h"
+#include "mpbatch/telemetry.h"
+
+typedef struct mpb_server mpb_server;
+
+/* Called on the dispatcher thread for every batch a worker reports. */
+typedef void (*mpb_telemetry_fn)(void *ctx, const mpb_batch_telemetry *telemetry);
+
+typedef struct mpb_server_options {
+    /* Items in flight at most (submit and stream block beyond); 0: 1024. */
+    size_t capacity;
+    /* How long stop waits for workers to leave before killing them; 0: 10000. */
+    int stop_timeout_ms;
+    /* Optional per-batch observer (dispatcher thread; must not block). */
+    mpb_telemetry_fn on_batch;
+    void *on_batch_ctx;
+} mpb_server_options;
+
+typedef struct mpb_server_stats {
+    uint64_t submitted;       /* items accepted */
+    uint64_t completed;       /* items answered (values and errors) */
+    uint64_t errors;          /* items answered with an error */
+    uint64_t in_flight;       /* accepted, not yet answered */
+    uint64_t batches;         /* batches reported by workers */
+    uint64_t batched_items;   /* items in those batches */
+    uint64_t closed_full;     /* batches closed because batch_size items were there */
+    uint64_t closed_timer;    /* ... because batch_wait_us passed */
+    uint64_t closed_drained;  /* ... because nothing more was queued */
+    int64_t compute_us;       /* sum of call() times */
+    int64_t first_wait_us;    /* sum of first-item waits */
+    uint64_t protocol_errors; /* frames that failed to decode or made no sense */
+    uint64_t workers_lost;    /* workers that died while the server ran */
+} mpb_server_stats;
+
+/* Stream input: returns 1 with *data and *len holding an item (borrowed until
+ * next is called again), 0 at the end of input, or a negative status that
+ * stops the stream. */
+typedef int (*mpb_next_fn)(void *ctx, const void **data, size_t *len);
+
+/* Stream output: index counts inputs from 0; result is borrowed for the
+ * call. Returns 0 to go on, nonzero to stop (the stream returns that value). */
+typedef int (*mpb_output_fn)(void *ctx, uint64_t index, const mpb_result *result);
+
+typedef struct mpb_stream_options {
+    /* Items of this stream in flight at most; 0: the server's capacity. */
+    size_t capacity;
+    /* 1: errors come out in place as results; 0: the first error (in input
+     * order) is passed to on_output, then the stream stops with MPB_EITEM. */
+    int return_exceptions;
+    /* Per-item deadline in ms (a Timeout error past it); 0: none. */
+    int item_timeout_ms;
+} mpb_stream_options;
+
+/* Called with each submitted item's result on the dispatcher thread; the
+ * callback owns result and frees it with mpb_result_destroy. */
+typedef void (*mpb_done_fn)(void *ctx, mpb_result *result);
+
+/* Fills options with defaults. */
+MPB_EXPORT void
+mpb_server_options_init(mpb_server_options *options);
+
+/* A server for the servlet tree *root_p, which it consumes (sets it to
+ * NULL). options may be NULL. Allocates only. */
+MPB_EXPORT mpb_server *
+mpb_server_new(mpb_servlet **root_p, const mpb_server_options *options);
+
+/* Starts the dispatcher and every servlet; returns once every worker said
+ * READY, or fails with err naming the servlet and the reason. */
+MPB_EXPORT int
+mpb_server_start(mpb_server *self, char *err, size_t err_len);
+
+/* Runs one item and waits up to timeout_ms (<= 0: no limit). Returns 0 with
+ * a value in *out; MPB_EITEM with an error result in *out (MPB_ETIMEDOUT
+ * with a Timeout error when the deadline passed); another negative status
+ * (MPB_ECLOSED, MPB_EINVAL, MPB_ELIMIT) with *out NULL when the item could
+ * not be submitted. The caller owns *out. */
+MPB_EXPORT int
+mpb_server_call(mpb_server *self, const void *input, size_t len, int timeout_ms,
+                mpb_result **out);
+
+/* Submits one item; done(ctx, result) runs later on the dispatcher thread.
+ * Blocks while the server is at capacity, up to timeout_ms (0: fail fast
+ * with MPB_EAGAIN; < 0: no limit). */
+MPB_EXPORT int
+mpb_server_submit(mpb_server *self, const void *input, size_t len, int timeout_ms,
+                  mpb_done_fn done, void *ctx);
+
+/* Pulls inputs from next, keeps at most capacity in flight, and passes
+ * results to on_output strictly in input order, on the calling thread.
+ * Returns 0 when every input was answered, or why it stopped. */
+MPB_EXPORT int
+mpb_server_stream(mpb_server *self, mpb_next_fn next, mpb_output_fn on_output, void *ctx,
+                  const mpb_stream_options *options);
+
+/* A snapshot of the counters. */
+MPB_EXPORT void
+mpb_server_stats_get(mpb_server *self, mpb_server_stats *out);
+
+/* 1 between a successful start and stop. */
+MPB_EXPORT int
+mpb_server_is_running(mpb_server *self);
+
+/* Stops accepting items, answers everything in flight, shuts workers down
+ * (killing those that do not leave within stop_timeout_ms). Idempotent. */
+MPB_EXPORT int
+mpb_server_stop(mpb_server *self);
+
+/* Stops if needed, then frees everything; NULL-safe, sets *self_p = NULL. */
+MPB_EXPORT void
+mpb_server_destroy(mpb_server **self_p);
+
+#endif

@@ -1,0 +1,239 @@
+/*
+ * DESIGN
+ * ProcessServlet: a pool whose workers are local `mpb-worker` processes,
+ * started with posix_spawn and watched through pidfds in the dispatcher's
+ * loop (a 100 ms waitpid poll where the kernel lacks pidfd_open). A worker
+ * that exits while the pool runs is reported to the pool, which fails its
+ * items in flight and starts a replacement. Each worker also watches its
+ * parent pid and leaves if this process dies, so none outlive us.
+ */
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "core/os/process.h"
+#include "core/util.h"
+#include "mpbatch/error.h"
+#include "mpbatch/log.h"
+#include "servlets/pool.h"
+
+#ifndef MPB_INSTALL_BIN_DIR
+#define MPB_INSTALL_BIN_DIR "/usr/local/bin"
+#endif
+
+typedef struct child {
+    mpb__pool *pool;
+    unsigned index;
+    pid_t pid;
+    int pidfd;
+    int running;
+} child;
+
+typedef struct process_state {
+    char *exe;
+    child *children;
+    uint64_t poll_timer;
+} process_state;
+
+static char *
+find_worker_exe(const char *configured)
+{
+    if (configured != NULL) {
+        return access(configured, X_OK) == 0 ? mpb_strdup(configured) : NULL;
+    }
+    const char *env = getenv("MPB_WORKER_EXE");
+    if (env != NULL && *env != '\0') {
+        return access(env, X_OK) == 0 ? mpb_strdup(env) : NULL;
+    }
+    char *dir = mpb__executable_dir();
+    const char *candidates[] = {"%s/mpb-worker", "%s/../bin/mpb-worker"};
+    for (size_t i = 0; dir != NULL && i < MPB_ARRAY_LEN(candidates); i++) {
+        char *path = mpb_asprintf(candidates[i], dir);
+        if (access(path, X_OK) == 0) {
+            free(dir);
+            return path;
+        }
+        free(path);
+    }
+    free(dir);
+    if (access(MPB_INSTALL_BIN_DIR "/mpb-worker", X_OK) == 0) {
+        return mpb_strdup(MPB_INSTALL_BIN_DIR "/mpb-worker");
+    }
+    return NULL;
+}
+
+static void
+child_exited(child *c, int wait_status)
+{
+    char how[128];
+    mpb__describe_exit(wait_status, how, sizeof how);
+    c->running = 0;
+    if (c->pidfd >= 0) {
+        mpb__loop_remove_fd(c->pool->env.loop, c->pidfd);
+        close(c->pidfd);
+        c->pidfd = -1;
+    }
+    mpb__pool_worker_died(c->pool, (int)c->index, c->pid, how);
+}
+
+static void
+check_child(child *c)
+{
+    int status = 0;
+    if (!c->running) {
+        return;
+    }
+    int rc = mpb__reap(c->pid, &status);
+    if (rc == 1) {
+        child_exited(c, status);
+    } else if (rc < 0) {
+        child_exited(c, 0); /* reaped elsewhere (SIGCHLD ignored?): gone all the same */
+    }
+}
+
+static void
+on_pidfd(mpb__loop *loop, void *arg)
+{
+    (void)loop;
+    check_child(arg);
+}
+
+static void
+on_poll_timer(mpb__loop *loop, void *arg)
+{
+    (void)loop;
+    mpb__pool *pool = arg;
+    process_state *st = pool->launcher_state;
+    for (unsigned i = 0; i < pool->workers; i++) {
+        check_child(&st->children[i]);
+    }
+}
+
+static int
+process_prepare(mpb__pool *pool, char *err, size_t err_len)
+{
+    process_state *st = mpb_calloc(1, sizeof *st);
+    pool->launcher_state = st;
+    st->children = mpb_calloc(pool->workers, sizeof(child));
+    for (unsigned i = 0; i < pool->workers; i++) {
+        st->children[i] = (child){pool, i, 0, -1, 0};
+    }
+    st->exe = find_worker_exe(pool->worker_exe);
+    if (st->exe == NULL) {
+        return mpb__set_error(err, err_len, MPB_ENOENT,
+                              "worker executable %s not found (set worker_exe or MPB_WORKER_EXE)",
+                              pool->worker_exe ? pool->worker_exe : "mpb-worker");
+    }
+    return 0;
+}
+
+static int
+process_launch(mpb__pool *pool, unsigned index, char *err, size_t err_len)
+{
+    process_state *st = pool->launcher_state;
+    child *c = &st->children[index];
+    char **argv = mpb__pool_worker_argv(pool, st->exe, index);
+    int rc = mpb__spawn(st->exe, argv, &c->pid, &c->pidfd, err, err_len);
+    mpb__pool_free_argv(argv);
+    if (rc != 0) {
+        return rc;
+    }
+    c->running = 1;
+    if (c->pidfd >= 0) {
+        mpb__loop_add_fd(pool->env.loop, c->pidfd, on_pidfd, c);
+    } else if (st->poll_timer == 0) {
+        st->poll_timer = mpb__loop_add_timer(pool->env.loop, 100, 1, on_poll_timer, pool);
+    }
+    return 0;
+}
+
+static int
+process_check_early_exit(mpb__pool *pool, char *err, size_t err_len)
+{
+    process_state *st = pool->launcher_state;
+    for (unsigned i = 0; i < pool->workers; i++) {
+        child *c = &st->children[i];
+        int status = 0;
+        if (c->running && mpb__reap(c->pid, &status) == 1) {
+            c->running = 0;
+            char how[128];
+            mpb__describe_exit(status, how, sizeof how);
+            return mpb__set_error(err, err_len, MPB_EWORKER_DIED,
+                                  "worker %u (pid %d) %s before READY; its log is above", i,
+                                  (int)c->pid, how);
+        }
+    }
+    return 0;
+}
+
+static int
+process_all_gone(mpb__pool *pool)
+{
+    process_state *st = pool->launcher_state;
+    for (unsigned i = 0; st != NULL && i < pool->workers; i++) {
+        check_child(&st->children[i]);
+        if (st->children[i].running) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static void
+process_kill_all(mpb__pool *pool)
+{
+    process_state *st = pool->launcher_state;
+    for (unsigned i = 0; st != NULL && i < pool->workers; i++) {
+        child *c = &st->children[i];
+        if (!c->running) {
+            continue;
+        }
+        kill(c->pid, SIGKILL);
+        int status;
+        while (waitpid(c->pid, &status, 0) < 0 && errno == EINTR) {
+        }
+        c->running = 0;
+        if (c->pidfd >= 0) {
+            mpb__loop_remove_fd(pool->env.loop, c->pidfd);
+            close(c->pidfd);
+            c->pidfd = -1;
+        }
+    }
+}
+
+static void
+process_release(mpb__pool *pool)
+{
+    process_state *st = pool->launcher_state;
+    if (st == NULL) {
+        return;
+    }
+    process_kill_all(pool);
+    if (st->poll_timer != 0) {
+        mpb__loop_cancel_timer(pool->env.loop, st->poll_timer);
+    }
+    free(st->children);
+    free(st->exe);
+    free(st);
+    pool->launcher_state = NULL;
+}
+
+static const mpb__pool_launcher process_launcher = {
+    .kind = "process",
+    .default_cpus = "auto",
+    .endpoint_scheme = "ipc",
+    .prepare = process_prepare,
+    .launch = process_launch,
+    .check_early_exit = process_check_early_exit,
+    .all_gone = process_all_gone,
+    .kill_all = process_kill_all,
+    .release = process_release,
+};
+
+mpb_servlet *
+mpb_process_servlet_new(const mpb_pool_config *config)
+{
+    return mpb__pool_new(config, &process_launcher);
+}

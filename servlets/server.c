@@ -1,0 +1,302 @@
+/*
+ * DESIGN
+ * The dispatcher thread owns the servlet tree and every ZeroMQ socket in it.
+ * Callers never touch a socket: they append jobs to a mutex-protected queue
+ * and, when the dispatcher may be asleep, poke an eventfd it polls. (This
+ * replaces a per-thread inproc socket: any thread can submit without owning
+ * a socket, and a stream hands over hundreds of items per wake-up.)
+ *
+ *   caller threads --jobs+eventfd--> dispatcher --ITEMS--> workers
+ *   caller threads <--finish(job)--- dispatcher <--RESULTS- workers
+ *
+ * Capacity: in_flight counts accepted, unanswered jobs; enqueue blocks (or
+ * fails fast) at capacity, and a finished job wakes blocked callers only if
+ * some are waiting, so the common path takes no extra lock.
+ *
+ * Stop: refuse new jobs, let every accepted job finish (or fail it when
+ * stop_timeout_ms passes), ask workers to leave, kill what does not leave
+ * in time, then end the dispatcher thread.
+ */
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <zmq.h>
+
+#include "core/util.h"
+#include "mpbatch/error.h"
+#include "mpbatch/log.h"
+#include "servlets/server_int.h"
+
+#define DEFAULT_CAPACITY 1024
+#define DEFAULT_STOP_TIMEOUT_MS 10000
+
+void
+mpb_server_options_init(mpb_server_options *options)
+{
+    memset(options, 0, sizeof *options);
+    options->capacity = DEFAULT_CAPACITY;
+    options->stop_timeout_ms = DEFAULT_STOP_TIMEOUT_MS;
+}
+
+mpb_server *
+mpb_server_new(mpb_servlet **root_p, const mpb_server_options *options)
+{
+    MPB_ASSERT(root_p != NULL && *root_p != NULL);
+    mpb_server *self = mpb_calloc(1, sizeof *self);
+    self->root = *root_p;
+    *root_p = NULL;
+    if (options != NULL) {
+        self->options = *options;
+    } else {
+        mpb_server_options_init(&self->options);
+    }
+    if (self->options.capacity == 0) {
+        self->options.capacity = DEFAULT_CAPACITY;
+    }
+    if (self->options.stop_timeout_ms <= 0) {
+        self->options.stop_timeout_ms = DEFAULT_STOP_TIMEOUT_MS;
+    }
+    self->wake_fd = -1;
+    pthread_mutex_init(&self->lock, NULL);
+    pthread_cond_init(&self->state_changed, NULL);
+    pthread_cond_init(&self->space_freed, NULL);
+    return self;
+}
+
+static void
+set_state(mpb_server *self, mpb__server_state state)
+{
+    pthread_mutex_lock(&self->lock);
+    self->state = state;
+    pthread_cond_broadcast(&self->state_changed);
+    pthread_cond_broadcast(&self->space_freed);
+    pthread_mutex_unlock(&self->lock);
+}
+
+/* Dispatcher: takes every queued job and hands it to the root servlet. */
+static void
+on_wake(mpb__loop *loop, void *arg)
+{
+    (void)loop;
+    mpb_server *self = arg;
+    uint64_t count;
+    ssize_t got = read(self->wake_fd, &count, sizeof count);
+    (void)got;
+    pthread_mutex_lock(&self->lock);
+    mpb__job **jobs = self->queue;
+    size_t n = self->n_queue;
+    self->queue = NULL;
+    self->n_queue = 0;
+    self->cap_queue = 0;
+    self->wake_pending = 0;
+    pthread_mutex_unlock(&self->lock);
+    for (size_t i = 0; i < n; i++) {
+        self->root->ops->submit(self->root, &jobs[i]->task);
+    }
+    free(jobs);
+}
+
+/* Runs the stop sequence; returns 1 once the dispatcher may end. */
+static int
+stop_step(mpb_server *self, int *phase, int64_t *deadline)
+{
+    int64_t now = mpb_now_ns();
+    int64_t timeout_ns = (int64_t)self->options.stop_timeout_ms * 1000000;
+    if (*phase == 0) {
+        *phase = 1;
+        *deadline = now + timeout_ns;
+    }
+    if (*phase == 1) {
+        on_wake(self->loop, self); /* jobs accepted before stop still run */
+        if (atomic_load(&self->in_flight) > 0 && now < *deadline) {
+            return 0;
+        }
+        if (atomic_load(&self->in_flight) > 0) {
+            mpb_log_err("server", "%zu items still in flight after %d ms; stopping workers",
+                        atomic_load(&self->in_flight), self->options.stop_timeout_ms);
+            self->root->ops->kill(self->root);
+            return 1;
+        }
+        self->root->ops->shutdown(self->root);
+        *phase = 2;
+        *deadline = now + timeout_ns;
+    }
+    if (self->root->ops->stopped(self->root)) {
+        return 1;
+    }
+    if (now >= *deadline) {
+        mpb_log_warn("server", "workers did not leave within %d ms; killing them",
+                     self->options.stop_timeout_ms);
+        self->root->ops->kill(self->root);
+        return 1;
+    }
+    return 0;
+}
+
+static void *
+dispatcher_main(void *arg)
+{
+    mpb_server *self = arg;
+    mpb_log_set_role("coordinator");
+    mpb__servlet_env env = {
+        .loop = self->loop,
+        .zmq_context = self->zmq_context,
+        .stats = &self->stats,
+        .on_batch = self->options.on_batch,
+        .on_batch_ctx = self->options.on_batch_ctx,
+    };
+    char err[512] = "";
+    int rc = self->root->ops->start(self->root, &env, "", err, sizeof err);
+    pthread_mutex_lock(&self->lock);
+    self->start_rc = rc;
+    snprintf(self->start_error, sizeof self->start_error, "%s", err);
+    pthread_mutex_unlock(&self->lock);
+    if (rc != 0) {
+        set_state(self, MPB_SERVER_FAILED);
+        return NULL;
+    }
+    mpb__loop_add_fd(self->loop, self->wake_fd, on_wake, self);
+    set_state(self, MPB_SERVER_RUNNING);
+    int phase = 0;
+    int64_t deadline = 0;
+    for (;;) {
+        int stopping = atomic_load(&self->stop_requested);
+        mpb__loop_run_once(self->loop, stopping ? 10 : 1000);
+        if (stopping && stop_step(self, &phase, &deadline)) {
+            break;
+        }
+    }
+    mpb__loop_remove_fd(self->loop, self->wake_fd);
+    set_state(self, MPB_SERVER_STOPPED);
+    return NULL;
+}
+
+int
+mpb_server_start(mpb_server *self, char *err, size_t err_len)
+{
+    pthread_mutex_lock(&self->lock);
+    if (self->state != MPB_SERVER_NEW) {
+        pthread_mutex_unlock(&self->lock);
+        return mpb__set_error(err, err_len, MPB_EINVAL, "server was already started");
+    }
+    self->state = MPB_SERVER_STARTING;
+    pthread_mutex_unlock(&self->lock);
+
+    self->zmq_context = zmq_ctx_new();
+    self->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (self->zmq_context == NULL || self->wake_fd < 0) {
+        set_state(self, MPB_SERVER_FAILED);
+        return mpb__set_error(err, err_len, MPB_EMFILE, "cannot create zmq context or eventfd");
+    }
+    zmq_ctx_set(self->zmq_context, ZMQ_BLOCKY, 0);
+    self->loop = mpb__loop_new();
+
+    /* The dispatcher takes no signals: they stay with the application. */
+    sigset_t all;
+    sigset_t old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int rc = pthread_create(&self->thread, NULL, dispatcher_main, self);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        set_state(self, MPB_SERVER_FAILED);
+        return mpb__set_error(err, err_len, -rc, "pthread_create: %s", strerror(rc));
+    }
+    self->thread_started = 1;
+
+    pthread_mutex_lock(&self->lock);
+    while (self->state == MPB_SERVER_STARTING) {
+        pthread_cond_wait(&self->state_changed, &self->lock);
+    }
+    rc = self->start_rc;
+    if (rc != 0) {
+        mpb__set_error(err, err_len, rc, "%s", self->start_error);
+    }
+    pthread_mutex_unlock(&self->lock);
+    if (rc != 0) {
+        pthread_join(self->thread, NULL);
+        self->thread_started = 0;
+    }
+    return rc;
+}
+
+int
+mpb_server_is_running(mpb_server *self)
+{
+    pthread_mutex_lock(&self->lock);
+    int running = self->state == MPB_SERVER_RUNNING;
+    pthread_mutex_unlock(&self->lock);
+    return running;
+}
+
+int
+mpb_server_stop(mpb_server *self)
+{
+    pthread_mutex_lock(&self->lock);
+    if (self->state == MPB_SERVER_RUNNING) {
+        self->state = MPB_SERVER_STOPPING;
+        atomic_store(&self->stop_requested, 1);
+        uint64_t one = 1;
+        ssize_t put = write(self->wake_fd, &one, sizeof one);
+        (void)put;
+        pthread_cond_broadcast(&self->space_freed);
+    }
+    while (self->state == MPB_SERVER_STOPPING) {
+        pthread_cond_wait(&self->state_changed, &self->lock);
+    }
+    pthread_mutex_unlock(&self->lock);
+    if (self->thread_started) {
+        pthread_join(self->thread, NULL);
+        self->thread_started = 0;
+    }
+    return 0;
+}
+
+void
+mpb_server_destroy(mpb_server **self_p)
+{
+    if (self_p == NULL || *self_p == NULL) {
+        return;
+    }
+    mpb_server *self = *self_p;
+    mpb_server_stop(self);
+    mpb_servlet_destroy(&self->root);
+    for (size_t i = 0; i < self->n_queue; i++) {
+        free(self->queue[i]);
+    }
+    free(self->queue);
+    mpb__loop_destroy(&self->loop);
+    if (self->wake_fd >= 0) {
+        close(self->wake_fd);
+    }
+    if (self->zmq_context != NULL) {
+        zmq_ctx_term(self->zmq_context);
+    }
+    pthread_cond_destroy(&self->space_freed);
+    pthread_cond_destroy(&self->state_changed);
+    pthread_mutex_destroy(&self->lock);
+    free(self);
+    *self_p = NULL;
+}
+
+void
+mpb_server_stats_get(mpb_server *self, mpb_server_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    out->submitted = atomic_load(&self->submitted);
+    out->completed = atomic_load(&self->completed);
+    out->errors = atomic_load(&self->errors);
+    out->in_flight = atomic_load(&self->in_flight);
+    out->batches = atomic_load(&self->stats.batches);
+    out->batched_items = atomic_load(&self->stats.batched_items);
+    out->closed_full = atomic_load(&self->stats.closed[MPB_BATCH_CLOSED_FULL]);
+    out->closed_timer = atomic_load(&self->stats.closed[MPB_BATCH_CLOSED_TIMER]);
+    out->closed_drained = atomic_load(&self->stats.closed[MPB_BATCH_CLOSED_DRAINED]);
+    out->compute_us = atomic_load(&self->stats.compute_us);
+    out->first_wait_us = atomic_load(&self->stats.first_wait_us);
+    out->protocol_errors = atomic_load(&self->stats.protocol_errors);
+    out->workers_lost = atomic_load(&self->stats.workers_lost);
+}

@@ -1,0 +1,258 @@
+/*
+ * DESIGN
+ * The three ways in: call (one item, wait), submit (one item, callback on
+ * the dispatcher thread), stream (many items, outputs in input order on the
+ * caller's thread). All three make jobs (the item copied into the job) and
+ * hand them to the dispatcher in bulk; the job's finish function decides
+ * where the result goes. Stream keeps a ring of `capacity` slots indexed by
+ * input position: results land in their slot in any order and leave it in
+ * input order.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/util.h"
+#include "mpbatch/error.h"
+#include "servlets/server_int.h"
+
+#define STREAM_FILL_MAX 256
+
+static void
+job_done(mpb__task *task, mpb_result *result)
+{
+    mpb__job *job = (mpb__job *)task;
+    mpb_server *server = job->server;
+    atomic_fetch_add(&server->completed, 1);
+    if (mpb_result_is_error(result)) {
+        atomic_fetch_add(&server->errors, 1);
+    }
+    job->finish(job, result);
+    free(job);
+    atomic_fetch_sub(&server->in_flight, 1);
+    if (atomic_load(&server->space_waiters) > 0) {
+        pthread_mutex_lock(&server->lock);
+        pthread_cond_broadcast(&server->space_freed);
+        pthread_mutex_unlock(&server->lock);
+    }
+}
+
+mpb__job *
+mpb__job_new(mpb_server *server, const void *input, size_t len, int timeout_ms)
+{
+    mpb__job *job = mpb_malloc(sizeof *job + len);
+    memset(job, 0, sizeof *job);
+    if (len > 0) {
+        memcpy(job->input, input, len);
+    }
+    job->server = server;
+    job->task.input = job->input;
+    job->task.len = len;
+    job->task.deadline_ns = timeout_ms > 0 ? mpb_now_ns() + (int64_t)timeout_ms * 1000000 : 0;
+    job->task.done = job_done;
+    return job;
+}
+
+static void
+wake_dispatcher(mpb_server *server)
+{
+    if (!server->wake_pending && server->n_queue > 0) {
+        uint64_t one = 1;
+        ssize_t put = write(server->wake_fd, &one, sizeof one);
+        (void)put;
+        server->wake_pending = 1;
+    }
+}
+
+static void
+deadline_after_ms(struct timespec *ts, int ms)
+{
+    clock_gettime(CLOCK_REALTIME, ts);
+    ts->tv_sec += ms / 1000;
+    ts->tv_nsec += (long)(ms % 1000) * 1000000;
+    if (ts->tv_nsec >= 1000000000) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000;
+    }
+}
+
+/* Waits under the lock for room; 0 when there is room and the server runs. */
+static int
+wait_for_space(mpb_server *server, int timeout_ms, const struct timespec *deadline)
+{
+    for (;;) {
+        if (server->state != MPB_SERVER_RUNNING) {
+            return MPB_ECLOSED;
+        }
+        if (atomic_load(&server->in_flight) < server->options.capacity) {
+            return 0;
+        }
+        if (timeout_ms == 0) {
+            return MPB_EAGAIN;
+        }
+        wake_dispatcher(server); /* what we queued so far must run to free room */
+        atomic_fetch_add(&server->space_waiters, 1);
+        int rc = 0;
+        if (timeout_ms < 0) {
+            pthread_cond_wait(&server->space_freed, &server->lock);
+        } else {
+            rc = pthread_cond_timedwait(&server->space_freed, &server->lock, deadline);
+        }
+        atomic_fetch_sub(&server->space_waiters, 1);
+        if (rc != 0 && atomic_load(&server->in_flight) >= server->options.capacity) {
+            return MPB_ETIMEDOUT;
+        }
+    }
+}
+
+int
+mpb__server_enqueue(mpb_server *server, mpb__job **jobs, size_t n, int timeout_ms, size_t *queued)
+{
+    struct timespec deadline;
+    if (timeout_ms > 0) {
+        deadline_after_ms(&deadline, timeout_ms);
+    }
+    int rc = 0;
+    size_t done = 0;
+    pthread_mutex_lock(&server->lock);
+    for (; done < n; done++) {
+        rc = wait_for_space(server, timeout_ms, &deadline);
+        if (rc != 0) {
+            break;
+        }
+        if (server->n_queue == server->cap_queue) {
+            server->cap_queue = server->cap_queue ? server->cap_queue * 2 : 64;
+            server->queue = mpb_realloc(server->queue, server->cap_queue * sizeof(mpb__job *));
+        }
+        server->queue[server->n_queue++] = jobs[done];
+        atomic_fetch_add(&server->in_flight, 1);
+        atomic_fetch_add(&server->submitted, 1);
+    }
+    wake_dispatcher(server);
+    pthread_mutex_unlock(&server->lock);
+    if (queued != NULL) {
+        *queued = done;
+    }
+    return rc;
+}
+
+/* ---- submit ---- */
+
+static void
+finish_submit(mpb__job *job, mpb_result *result)
+{
+    job->user_done(job->ctx, result);
+}
+
+int
+mpb_server_submit(mpb_server *self, const void *input, size_t len, int timeout_ms,
+                  mpb_done_fn done, void *ctx)
+{
+    if (done == NULL || (input == NULL && len > 0)) {
+        return MPB_EINVAL;
+    }
+    mpb__job *job = mpb__job_new(self, input, len, 0);
+    job->finish = finish_submit;
+    job->user_done = done;
+    job->ctx = ctx;
+    int rc = mpb__server_enqueue(self, &job, 1, timeout_ms, NULL);
+    if (rc != 0) {
+        free(job);
+    }
+    return rc;
+}
+
+/* ---- call ---- */
+
+typedef struct call_wait {
+    pthread_mutex_t lock;
+    pthread_cond_t done;
+    mpb_result *result;
+    int finished;
+    int abandoned;
+} call_wait;
+
+static void
+call_wait_free(call_wait *w)
+{
+    pthread_cond_destroy(&w->done);
+    pthread_mutex_destroy(&w->lock);
+    free(w);
+}
+
+static void
+finish_call(mpb__job *job, mpb_result *result)
+{
+    call_wait *w = job->ctx;
+    pthread_mutex_lock(&w->lock);
+    if (w->abandoned) {
+        pthread_mutex_unlock(&w->lock);
+        mpb_result_destroy(&result);
+        call_wait_free(w);
+        return;
+    }
+    w->result = result;
+    w->finished = 1;
+    pthread_cond_signal(&w->done);
+    pthread_mutex_unlock(&w->lock);
+}
+
+static int
+status_of(const mpb_result *result)
+{
+    const mpb_item_error *e = mpb_result_error(result);
+    if (e == NULL) {
+        return 0;
+    }
+    return strcmp(e->type, MPB_ERROR_TIMEOUT) == 0 ? MPB_ETIMEDOUT : MPB_EITEM;
+}
+
+int
+mpb_server_call(mpb_server *self, const void *input, size_t len, int timeout_ms,
+                mpb_result **out)
+{
+    *out = NULL;
+    if (input == NULL && len > 0) {
+        return MPB_EINVAL;
+    }
+    call_wait *w = mpb_calloc(1, sizeof *w);
+    pthread_mutex_init(&w->lock, NULL);
+    pthread_cond_init(&w->done, NULL);
+    mpb__job *job = mpb__job_new(self, input, len, timeout_ms);
+    job->finish = finish_call;
+    job->ctx = w;
+    int64_t start = mpb_now_ns();
+    int rc = mpb__server_enqueue(self, &job, 1, timeout_ms > 0 ? timeout_ms : -1, NULL);
+    if (rc != 0) {
+        free(job);
+        call_wait_free(w);
+        if (rc == MPB_ETIMEDOUT) {
+            *out = mpb_result_new_error(MPB_ERROR_TIMEOUT,
+                                        "the server stayed at capacity past the call's timeout",
+                                        "", "", 0);
+        }
+        return rc;
+    }
+    struct timespec deadline;
+    if (timeout_ms > 0) {
+        int left_ms = timeout_ms - (int)((mpb_now_ns() - start) / 1000000);
+        deadline_after_ms(&deadline, left_ms > 0 ? left_ms : 0);
+    }
+    pthread_mutex_lock(&w->lock);
+    while (!w->finished) {
+        if (timeout_ms <= 0) {
+            pthread_cond_wait(&w->done, &w->lock);
+        } else if (pthread_cond_timedwait(&w->done, &w->lock, &deadline) != 0 && !w->finished) {
+            w->abandoned = 1; /* finish_call frees w when the result comes */
+            pthread_mutex_unlock(&w->lock);
+            *out = mpb_result_new_error(MPB_ERROR_TIMEOUT, "no result within the call's timeout",
+                                        "", "", 0);
+            return MPB_ETIMEDOUT;
+        }
+    }
+    pthread_mutex_unlock(&w->lock);
+    *out = w->result;
+    call_wait_free(w);
+    return status_of(*out);
+}

@@ -1,0 +1,77 @@
+/*
+ * Internals shared by the server's files: server.c (lifecycle and the
+ * dispatcher thread) and server_calls.c (call, submit, stream).
+ */
+#ifndef MPB_SERVLETS_SERVER_INT_H
+#define MPB_SERVLETS_SERVER_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "mpbatch/server.h"
+#include "servlets/servlet_int.h"
+
+typedef enum mpb__server_state {
+    MPB_SERVER_NEW = 0,
+    MPB_SERVER_STARTING,
+    MPB_SERVER_RUNNING,
+    MPB_SERVER_STOPPING,
+    MPB_SERVER_STOPPED,
+    MPB_SERVER_FAILED,
+} mpb__server_state;
+
+typedef struct mpb__job mpb__job;
+
+/* Hands a finished job's result to whoever waits for it; owns result. */
+typedef void (*mpb__job_finish_fn)(mpb__job *job, mpb_result *result);
+
+struct mpb__job {
+    mpb__task task; /* first: the servlet's done() gets &job->task */
+    mpb_server *server;
+    mpb__job_finish_fn finish;
+    void *ctx;
+    mpb_done_fn user_done;
+    uint64_t index;
+    _Alignas(16) unsigned char input[];
+};
+
+struct mpb_server {
+    mpb_servlet *root;
+    mpb_server_options options;
+    void *zmq_context;
+    mpb__loop *loop;
+    pthread_t thread;
+    int thread_started;
+    int wake_fd;
+    pthread_mutex_t lock;
+    pthread_cond_t state_changed;
+    pthread_cond_t space_freed;
+    mpb__server_state state;
+    int start_rc;
+    char start_error[512];
+    /* submissions waiting for the dispatcher (under lock) */
+    mpb__job **queue;
+    size_t n_queue;
+    size_t cap_queue;
+    int wake_pending;
+    atomic_size_t in_flight;
+    atomic_int space_waiters;
+    atomic_int stop_requested;
+    atomic_uint_fast64_t submitted;
+    atomic_uint_fast64_t completed;
+    atomic_uint_fast64_t errors;
+    mpb__stats stats;
+};
+
+/* A job carrying a copy of input; caller fills finish/ctx. */
+mpb__job *
+mpb__job_new(mpb_server *server, const void *input, size_t len, int timeout_ms);
+
+/* Queues jobs for the dispatcher, waiting for capacity up to timeout_ms
+ * (0 fail fast, < 0 forever). On failure *queued tells how many went in;
+ * the rest still belong to the caller. */
+int
+mpb__server_enqueue(mpb_server *server, mpb__job **jobs, size_t n, int timeout_ms,
+                    size_t *queued);
+
+#endif

@@ -1,0 +1,83 @@
+/*
+ * The contract between the server and its servlets. Every servlet kind is
+ * one static const mpb__servlet_ops table; every slot runs on the server's
+ * dispatcher thread (the only thread that touches servlet state).
+ *
+ * A task is one item on its way through a servlet: the submitter owns it
+ * and its input until the servlet calls task->done exactly once, handing
+ * over the result (value or error). Composite servlets make tasks for their
+ * members and complete their own task from the members' results.
+ */
+#ifndef MPB_SERVLETS_SERVLET_INT_H
+#define MPB_SERVLETS_SERVLET_INT_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/loop.h"
+#include "mpbatch/result.h"
+#include "mpbatch/server.h"
+#include "mpbatch/servlet.h"
+
+typedef struct mpb__task mpb__task;
+
+/* Receives the task's result; the callee owns result. */
+typedef void (*mpb__task_done_fn)(mpb__task *task, mpb_result *result);
+
+struct mpb__task {
+    const void *input; /* borrowed until done is called */
+    size_t len;
+    int64_t deadline_ns; /* monotonic; 0: none */
+    mpb__task_done_fn done;
+};
+
+/* Counters updated by the dispatcher, read by any thread. */
+typedef struct mpb__stats {
+    atomic_uint_fast64_t batches;
+    atomic_uint_fast64_t batched_items;
+    atomic_uint_fast64_t closed[3];
+    atomic_int_fast64_t compute_us;
+    atomic_int_fast64_t first_wait_us;
+    atomic_uint_fast64_t protocol_errors;
+    atomic_uint_fast64_t workers_lost;
+} mpb__stats;
+
+/* What a servlet gets from its server at start. */
+typedef struct mpb__servlet_env {
+    mpb__loop *loop;
+    void *zmq_context;
+    mpb__stats *stats;
+    mpb_telemetry_fn on_batch;
+    void *on_batch_ctx;
+} mpb__servlet_env;
+
+typedef struct mpb__servlet_ops {
+    const char *kind;
+    /* Starts workers; returns once all are ready. May block (dispatcher
+     * thread, before it serves). path is the parent's path ("" at the root). */
+    int (*start)(mpb_servlet *self, const mpb__servlet_env *env, const char *parent_path,
+                 char *err, size_t err_len);
+    /* Takes a task; must call task->done exactly once, now or later. */
+    void (*submit)(mpb_servlet *self, mpb__task *task);
+    /* Nothing is in flight any more: ask workers to leave. Non-blocking. */
+    void (*shutdown)(mpb_servlet *self);
+    /* 1 once every worker has left. */
+    int (*stopped)(mpb_servlet *self);
+    /* Forces the workers that did not leave in time. */
+    void (*kill)(mpb_servlet *self);
+    /* Frees the servlet (stopped, or never started). */
+    void (*destroy)(mpb_servlet *self);
+} mpb__servlet_ops;
+
+struct mpb_servlet {
+    const mpb__servlet_ops *ops;
+    char *name;
+    char *path; /* "parent/name", set at start */
+};
+
+/* Sets name and path fields; path = parent_path + "/" + name. */
+void
+mpb__servlet_set_path(mpb_servlet *self, const char *parent_path);
+
+#endif

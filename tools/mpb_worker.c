@@ -1,0 +1,163 @@
+/*
+ * mpb-worker: hosts one worker plugin in its own process. A ProcessServlet
+ * starts these; on other hosts start them by hand with --connect tcp://...
+ * It loads the plugin, pins itself, connects to the coordinator, says READY
+ * and serves until SHUTDOWN, coordinator silence, or its parent's death.
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/options.h"
+#include "core/plugin.h"
+#include "core/util.h"
+#include "core/worker_loop.h"
+#include "mpbatch/error.h"
+#include "mpbatch/log.h"
+
+static void
+usage(FILE *out)
+{
+    fprintf(out,
+            "usage: mpb-worker --plugin NAME|PATH --connect ENDPOINT [options]\n"
+            "  --name NAME               worker name in logs and errors (default: plugin-pid)\n"
+            "  --index N                 worker index within its servlet (default 0)\n"
+            "  --cpus LIST               pin to these CPUs, e.g. 0 or 0-3,8 (default: no pinning)\n"
+            "  --batch-size N            items per call; 0 calls per item (default: plugin's)\n"
+            "  --batch-wait-us N         wait for more items after the first (default: plugin's)\n"
+            "  --capacity N              items in flight (default: 2 x batch size, >= 16)\n"
+            "  --option KEY=VALUE        plugin option (repeatable)\n"
+            "  --max-item-bytes N        largest item or value accepted (default 64 MiB)\n"
+            "  --coordinator-timeout-ms N  leave after this much silence (default 10000, -1 never)\n"
+            "  --parent-pid PID          leave when this parent process dies\n");
+}
+
+static int
+parse_number(const char *flag, const char *text, long long min, long long *out)
+{
+    char *end = NULL;
+    long long value = strtoll(text, &end, 10);
+    if (end == text || *end != '\0' || value < min) {
+        fprintf(stderr, "mpb-worker: %s expects an integer >= %lld, got '%s'\n", flag, min, text);
+        return -1;
+    }
+    *out = value;
+    return 0;
+}
+
+enum { OPT_NAME = 1000, OPT_INDEX, OPT_CPUS, OPT_BATCH, OPT_WAIT, OPT_CAPACITY, OPT_OPTION,
+       OPT_MAX_ITEM, OPT_TIMEOUT, OPT_PARENT };
+
+static const struct option long_options[] = {
+    {"plugin", required_argument, NULL, 'p'},
+    {"connect", required_argument, NULL, 'c'},
+    {"name", required_argument, NULL, OPT_NAME},
+    {"index", required_argument, NULL, OPT_INDEX},
+    {"cpus", required_argument, NULL, OPT_CPUS},
+    {"batch-size", required_argument, NULL, OPT_BATCH},
+    {"batch-wait-us", required_argument, NULL, OPT_WAIT},
+    {"capacity", required_argument, NULL, OPT_CAPACITY},
+    {"option", required_argument, NULL, OPT_OPTION},
+    {"max-item-bytes", required_argument, NULL, OPT_MAX_ITEM},
+    {"coordinator-timeout-ms", required_argument, NULL, OPT_TIMEOUT},
+    {"parent-pid", required_argument, NULL, OPT_PARENT},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+static int
+parse_args(int argc, char **argv, mpb__worker_config *cfg, mpb_options *options,
+           const char **plugin)
+{
+    long long n;
+    int opt;
+    while ((opt = getopt_long(argc, argv, "p:c:h", long_options, NULL)) != -1) {
+        switch (opt) {
+        case 'p': *plugin = optarg; break;
+        case 'c': cfg->endpoint = optarg; break;
+        case OPT_NAME: cfg->name = optarg; break;
+        case OPT_CPUS: cfg->cpus = optarg; break;
+        case OPT_INDEX:
+            if (parse_number("--index", optarg, 0, &n)) return -1;
+            cfg->index = (unsigned)n;
+            break;
+        case OPT_BATCH:
+            if (parse_number("--batch-size", optarg, 0, &cfg->batch_size)) return -1;
+            break;
+        case OPT_WAIT:
+            if (parse_number("--batch-wait-us", optarg, 0, &cfg->batch_wait_us)) return -1;
+            break;
+        case OPT_CAPACITY:
+            if (parse_number("--capacity", optarg, 1, &n)) return -1;
+            cfg->capacity = (unsigned)n;
+            break;
+        case OPT_MAX_ITEM:
+            if (parse_number("--max-item-bytes", optarg, 1, &n)) return -1;
+            cfg->max_item_bytes = (size_t)n;
+            break;
+        case OPT_TIMEOUT:
+            if (parse_number("--coordinator-timeout-ms", optarg, -1, &n)) return -1;
+            cfg->coordinator_timeout_ms = n;
+            break;
+        case OPT_PARENT:
+            if (parse_number("--parent-pid", optarg, 1, &n)) return -1;
+            cfg->parent_pid = (pid_t)n;
+            break;
+        case OPT_OPTION:
+            if (mpb__options_set_pair(options, optarg) != 0) {
+                fprintf(stderr, "mpb-worker: --option expects KEY=VALUE, got '%s'\n", optarg);
+                return -1;
+            }
+            break;
+        case 'h': usage(stdout); exit(0);
+        default: usage(stderr); return -1;
+        }
+    }
+    if (*plugin == NULL || cfg->endpoint == NULL) {
+        fprintf(stderr, "mpb-worker: --plugin and --connect are required\n");
+        usage(stderr);
+        return -1;
+    }
+    return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+    signal(SIGPIPE, SIG_IGN);
+    mpb_options *options = mpb__options_new();
+    mpb__worker_config cfg = {.batch_size = -1, .batch_wait_us = -1, .options = options};
+    const char *plugin_name = NULL;
+    if (parse_args(argc, argv, &cfg, options, &plugin_name) != 0) {
+        mpb__options_destroy(&options);
+        return 2;
+    }
+    char err[512] = "";
+    mpb__plugin *plugin = NULL;
+    if (mpb__plugin_load(plugin_name, &plugin, err, sizeof err) != 0) {
+        fprintf(stderr, "mpb-worker: %s\n", err);
+        mpb__options_destroy(&options);
+        return 1;
+    }
+    char default_name[128];
+    if (cfg.name == NULL) {
+        snprintf(default_name, sizeof default_name, "%s-%d", plugin->def->name, (int)getpid());
+        cfg.name = default_name;
+    }
+    char role[160];
+    snprintf(role, sizeof role, "worker:%s", cfg.name);
+    mpb_log_set_role(role);
+    cfg.def = plugin->def;
+    cfg.plugin_name = plugin_name;
+    cfg.bind_scope = MPB_BIND_PROCESS;
+    int rc = mpb__worker_run(&cfg, err, sizeof err);
+    if (rc != 0) {
+        mpb_log_err("worker", "%s", err);
+    }
+    mpb__plugin_unload(&plugin);
+    mpb__options_destroy(&options);
+    return rc == 0 ? 0 : 1;
+}
