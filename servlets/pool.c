@@ -37,6 +37,7 @@
 #define SLOT_MASK ((1u << SLOT_BITS) - 1)
 #define MAX_ITEMS_PER_FRAME 512
 #define MAX_RESTARTS 100
+#define DEATH_GRACE_MS 50
 
 static const char *
 pool_path(const mpb__pool *pool)
@@ -132,6 +133,15 @@ waiting_pop(mpb__pool *pool)
 
 static void
 conn_lost(mpb__pool *pool, size_t i, const char *how);
+
+/* Connection states are read by other threads (mpb_server_workers). */
+static void
+set_conn_state(mpb__pool *pool, mpb__conn *conn, mpb__conn_state state)
+{
+    pthread_mutex_lock(pool->env.info_lock);
+    conn->state = state;
+    pthread_mutex_unlock(pool->env.info_lock);
+}
 
 /* ---- sending ---- */
 
@@ -282,12 +292,14 @@ pool_submit(mpb_servlet *self, mpb__task *task)
 
 /* ---- receiving ---- */
 
+/* The connection a routing id belongs to, gone ones included (ROUTER never
+ * reuses an id, so a late frame from a gone worker is recognised). */
 static mpb__conn *
 find_conn(mpb__pool *pool, const void *rid, size_t rid_len)
 {
     for (size_t i = 0; i < pool->n_conns; i++) {
         mpb__conn *c = &pool->conns[i];
-        if (c->state != MPB_CONN_GONE && c->rid_len == rid_len && memcmp(c->rid, rid, rid_len) == 0) {
+        if (c->rid_len == rid_len && memcmp(c->rid, rid, rid_len) == 0) {
             return c;
         }
     }
@@ -334,6 +346,7 @@ handle_ready(mpb__pool *pool, const void *rid, size_t rid_len, const mpb__ready 
         protocol_error(pool, rid, rid_len, "a new peer", "READY with capacity 0");
         return;
     }
+    pthread_mutex_lock(pool->env.info_lock);
     if (pool->n_conns == pool->cap_conns) {
         pool->cap_conns = pool->cap_conns ? pool->cap_conns * 2 : 8;
         pool->conns = mpb_realloc(pool->conns, pool->cap_conns * sizeof(mpb__conn));
@@ -350,6 +363,7 @@ handle_ready(mpb__pool *pool, const void *rid, size_t rid_len, const mpb__ready 
     c->state = pool->stopping ? MPB_CONN_LEAVING : MPB_CONN_READY;
     c->last_recv_ns = mpb_now_ns();
     c->index = launched_index(pool, ready);
+    pthread_mutex_unlock(pool->env.info_lock);
     mpb_log_info("pool", "%s: worker %s (pid %lld on %s, cpus %s, capacity %u) ready",
                  pool_path(pool), c->name, (long long)c->pid, c->host, c->cpus, c->capacity);
     if (pool->stopping) {
@@ -421,9 +435,13 @@ handle_frame(mpb__pool *pool, const void *rid, size_t rid_len, const void *data,
             handle_ready(pool, rid, rid_len, &frame.u.ready);
         } else if (frame.type == MPB_FRAME_ERROR) {
             char *message = wire_strdup(frame.u.error.message);
-            mpb_log_err("pool", "%s: a worker failed before READY: %s", pool_path(pool), message);
-            if (!pool->started && pool->start_error[0] == '\0') {
-                snprintf(pool->start_error, sizeof pool->start_error, "%s", message);
+            if (!pool->started) {
+                if (pool->start_error[0] == '\0') {
+                    snprintf(pool->start_error, sizeof pool->start_error, "%s", message);
+                }
+            } else {
+                mpb_log_err("pool", "%s: a worker failed before READY: %s", pool_path(pool),
+                            message);
             }
             free(message);
         } else {
@@ -431,6 +449,11 @@ handle_frame(mpb__pool *pool, const void *rid, size_t rid_len, const void *data,
                      mpb__frame_type_name(frame.type));
             protocol_error(pool, rid, rid_len, who, reason);
         }
+        return;
+    }
+    if (conn->state == MPB_CONN_GONE) {
+        mpb_log_debug("pool", "%s: ignoring %s from %s, which already left", pool_path(pool),
+                      mpb__frame_type_name(frame.type), conn->name);
         return;
     }
     conn->last_recv_ns = mpb_now_ns();
@@ -444,7 +467,7 @@ handle_frame(mpb__pool *pool, const void *rid, size_t rid_len, const void *data,
     case MPB_FRAME_HEARTBEAT:
         break;
     case MPB_FRAME_BYE:
-        conn->state = MPB_CONN_GONE;
+        set_conn_state(pool, conn, MPB_CONN_GONE);
         break;
     case MPB_FRAME_ERROR: {
         char *message = wire_strdup(frame.u.error.message);
@@ -509,11 +532,11 @@ conn_lost(mpb__pool *pool, size_t i, const char *how)
     mpb__conn *c = &pool->conns[i];
     char message[256];
     snprintf(message, sizeof message, "worker %s (pid %lld) %s", c->name, (long long)c->pid, how);
-    if (c->in_flight > 0) {
+    if (c->in_flight > 0 || !pool->stopping) {
         mpb_log_err("pool", "%s: %s with %u items in flight", pool_path(pool), message,
                     c->in_flight);
     }
-    c->state = MPB_CONN_GONE;
+    set_conn_state(pool, c, MPB_CONN_GONE);
     for (size_t s = 0; s < pool->n_slots; s++) {
         if (pool->slots[s].task != NULL && pool->slots[s].conn == (int)i) {
             slot_complete(pool, &pool->slots[s],
@@ -523,29 +546,68 @@ conn_lost(mpb__pool *pool, size_t i, const char *how)
     }
 }
 
-void
-mpb__pool_worker_died(mpb__pool *pool, int index, int64_t pid, const char *how)
+struct mpb__death {
+    mpb__death *next;
+    uint64_t timer;
+    mpb__pool *pool;
+    int index;
+    int64_t pid;
+    char how[128];
+};
+
+/* Runs a moment after the exit was seen, so results the worker sent before
+ * dying are read first. */
+static void
+on_death(mpb__loop *loop, void *arg)
 {
-    for (size_t i = 0; i < pool->n_conns; i++) {
-        mpb__conn *c = &pool->conns[i];
-        if (c->pid == pid && c->index == index && c->state != MPB_CONN_GONE) {
-            conn_lost(pool, i, how);
+    (void)loop;
+    mpb__death *d = arg;
+    mpb__pool *pool = d->pool;
+    for (mpb__death **p = &pool->deaths; *p != NULL; p = &(*p)->next) {
+        if (*p == d) {
+            *p = d->next;
+            break;
         }
     }
-    if (!pool->stopping && pool->started) {
+    receive_all(pool);
+    int had_conn = 0;
+    for (size_t i = 0; i < pool->n_conns; i++) {
+        mpb__conn *c = &pool->conns[i];
+        if (c->pid == d->pid && c->index == d->index && c->state != MPB_CONN_GONE) {
+            conn_lost(pool, i, d->how);
+            had_conn = 1;
+        }
+    }
+    if (!pool->stopping) {
         atomic_fetch_add(&pool->env.stats->workers_lost, 1);
-        mpb_log_warn("pool", "%s: worker %d (pid %lld) %s", pool_path(pool), index,
-                     (long long)pid, how);
-        if (index >= 0 && pool->restarts < MAX_RESTARTS) {
+        if (!had_conn) {
+            mpb_log_warn("pool", "%s: worker %d (pid %lld) %s before READY", pool_path(pool),
+                         d->index, (long long)d->pid, d->how);
+        }
+        if (d->index >= 0 && pool->restarts < MAX_RESTARTS) {
             char err[256];
             pool->restarts++;
-            if (pool->launcher->launch(pool, (unsigned)index, err, sizeof err) != 0) {
+            if (pool->launcher->launch(pool, (unsigned)d->index, err, sizeof err) != 0) {
                 mpb_log_err("pool", "%s: relaunching worker %d failed: %s", pool_path(pool),
-                            index, err);
+                            d->index, err);
             }
         }
     }
+    free(d);
     pump(pool);
+}
+
+void
+mpb__pool_worker_died(mpb__pool *pool, int index, int64_t pid, const char *how)
+{
+    mpb__death *d = mpb_calloc(1, sizeof *d);
+    d->pool = pool;
+    d->index = index;
+    d->pid = pid;
+    snprintf(d->how, sizeof d->how, "%s", how);
+    d->next = pool->deaths;
+    pool->deaths = d;
+    d->timer = mpb__loop_add_timer(pool->env.loop, DEATH_GRACE_MS, 0, on_death, d);
 }
 
 /* ---- lifecycle ---- */
@@ -712,7 +774,7 @@ pool_shutdown_conns(mpb__pool *pool)
     pool->stopping = 1;
     for (size_t i = 0; i < pool->n_conns; i++) {
         if (pool->conns[i].state == MPB_CONN_READY) {
-            pool->conns[i].state = MPB_CONN_LEAVING;
+            set_conn_state(pool, &pool->conns[i], MPB_CONN_LEAVING);
             send_signal(pool, &pool->conns[i], MPB_FRAME_SHUTDOWN);
         }
     }
@@ -722,6 +784,9 @@ static int
 pool_stopped(mpb_servlet *self)
 {
     mpb__pool *pool = (mpb__pool *)self;
+    if (pool->deaths != NULL) {
+        return 0;
+    }
     for (size_t i = 0; i < pool->n_conns; i++) {
         if (pool->conns[i].state != MPB_CONN_GONE) {
             return 0;
@@ -737,7 +802,7 @@ pool_kill(mpb_servlet *self)
     pool_shutdown_conns(pool);
     pool->launcher->kill_all(pool);
     for (size_t i = 0; i < pool->n_conns; i++) {
-        pool->conns[i].state = MPB_CONN_GONE;
+        set_conn_state(pool, &pool->conns[i], MPB_CONN_GONE);
     }
     while (pool->wait_count > 0) {
         waiting_pop(pool);
@@ -765,6 +830,12 @@ pool_destroy(mpb_servlet *self)
 {
     mpb__pool *pool = (mpb__pool *)self;
     pool->launcher->release(pool);
+    while (pool->deaths != NULL) {
+        mpb__death *d = pool->deaths;
+        pool->deaths = d->next;
+        mpb__loop_cancel_timer(pool->env.loop, d->timer);
+        free(d);
+    }
     if (pool->router != NULL) {
         if (pool->started) {
             mpb__loop_remove_socket(pool->env.loop, pool->router);
@@ -793,6 +864,7 @@ pool_destroy(mpb_servlet *self)
     free(pool->endpoint);
     free(pool->ipc_path);
     free(pool->plugin);
+    free(pool->plugin_path);
     free(pool->cpus_spec);
     free(pool->bind);
     free(pool->worker_exe);
@@ -803,6 +875,34 @@ pool_destroy(mpb_servlet *self)
     free(pool);
 }
 
+static void
+copy_text(char *dst, size_t size, const char *src)
+{
+    snprintf(dst, size, "%s", src ? src : "");
+}
+
+static void
+pool_workers(mpb_servlet *self, mpb_worker_status *out, size_t max, size_t *count)
+{
+    mpb__pool *pool = (mpb__pool *)self;
+    for (size_t i = 0; i < pool->n_conns; i++) {
+        const mpb__conn *c = &pool->conns[i];
+        if (c->state == MPB_CONN_GONE) {
+            continue;
+        }
+        if (*count < max) {
+            mpb_worker_status *w = &out[*count];
+            copy_text(w->servlet, sizeof w->servlet, pool_path(pool));
+            copy_text(w->name, sizeof w->name, c->name);
+            copy_text(w->host, sizeof w->host, c->host);
+            copy_text(w->cpus, sizeof w->cpus, c->cpus);
+            w->pid = c->pid;
+            w->capacity = c->capacity;
+        }
+        (*count)++;
+    }
+}
+
 static const mpb__servlet_ops pool_ops = {
     .kind = "pool",
     .start = pool_start,
@@ -810,6 +910,7 @@ static const mpb__servlet_ops pool_ops = {
     .shutdown = pool_shutdown,
     .stopped = pool_stopped,
     .kill = pool_kill,
+    .workers = pool_workers,
     .destroy = pool_destroy,
 };
 
@@ -861,7 +962,7 @@ mpb__pool_worker_argv(const mpb__pool *pool, const char *exe, unsigned index)
     char **argv = mpb_calloc(32 + 2 * n_options, sizeof(char *));
     size_t n = 0;
     argv[n++] = mpb_strdup(exe);
-    argv[n++] = mpb_asprintf("--plugin=%s", pool->plugin);
+    argv[n++] = mpb_asprintf("--plugin=%s", pool->plugin_path ? pool->plugin_path : pool->plugin);
     argv[n++] = mpb_asprintf("--connect=%s", pool->endpoint);
     argv[n++] = mpb_asprintf("--name=%s-%u", pool->base.name, index);
     argv[n++] = mpb_asprintf("--index=%u", index);

@@ -14,6 +14,7 @@
 #include "servlets/servlet_int.h"
 
 typedef struct mpb__pool mpb__pool;
+typedef struct mpb__death mpb__death;
 
 typedef struct mpb__pool_launcher {
     const char *kind;           /* "process" | "thread" */
@@ -64,6 +65,7 @@ struct mpb__pool {
     void *launcher_state;
     /* config (owned copies) */
     char *plugin;
+    char *plugin_path; /* resolved file, when the launcher resolved it */
     unsigned workers;
     char *cpus_spec;
     char **cpu_lists; /* one per worker, NULL entries: unpinned */
@@ -97,6 +99,7 @@ struct mpb__pool {
     int started;
     int stopping;
     int pumping;
+    mpb__death *deaths; /* exits seen, not yet handled (each waits on a timer) */
     unsigned restarts;
     char start_error[512];
 };

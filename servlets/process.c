@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "core/os/process.h"
+#include "core/plugin.h"
 #include "core/util.h"
 #include "mpbatch/error.h"
 #include "mpbatch/log.h"
@@ -126,7 +127,15 @@ process_prepare(mpb__pool *pool, char *err, size_t err_len)
                               "worker executable %s not found (set worker_exe or MPB_WORKER_EXE)",
                               pool->worker_exe ? pool->worker_exe : "mpb-worker");
     }
-    return 0;
+    /* Local workers load the same file: resolve it here, once, so a missing
+     * plugin fails the start with this process's search path in the message. */
+    char *path = NULL;
+    int rc = mpb__plugin_resolve(pool->plugin, &path, err, err_len);
+    if (rc == 0) {
+        free(pool->plugin_path);
+        pool->plugin_path = path;
+    }
+    return rc;
 }
 
 static int

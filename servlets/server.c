@@ -61,6 +61,7 @@ mpb_server_new(mpb_servlet **root_p, const mpb_server_options *options)
     }
     self->wake_fd = -1;
     pthread_mutex_init(&self->lock, NULL);
+    pthread_mutex_init(&self->info_lock, NULL);
     pthread_cond_init(&self->state_changed, NULL);
     pthread_cond_init(&self->space_freed, NULL);
     return self;
@@ -143,6 +144,7 @@ dispatcher_main(void *arg)
     mpb_log_set_role("coordinator");
     mpb__servlet_env env = {
         .loop = self->loop,
+        .info_lock = &self->info_lock,
         .zmq_context = self->zmq_context,
         .stats = &self->stats,
         .on_batch = self->options.on_batch,
@@ -278,6 +280,7 @@ mpb_server_destroy(mpb_server **self_p)
     pthread_cond_destroy(&self->space_freed);
     pthread_cond_destroy(&self->state_changed);
     pthread_mutex_destroy(&self->lock);
+    pthread_mutex_destroy(&self->info_lock);
     free(self);
     *self_p = NULL;
 }
@@ -299,4 +302,16 @@ mpb_server_stats_get(mpb_server *self, mpb_server_stats *out)
     out->first_wait_us = atomic_load(&self->stats.first_wait_us);
     out->protocol_errors = atomic_load(&self->stats.protocol_errors);
     out->workers_lost = atomic_load(&self->stats.workers_lost);
+}
+
+size_t
+mpb_server_workers(mpb_server *self, mpb_worker_status *out, size_t max)
+{
+    size_t count = 0;
+    pthread_mutex_lock(&self->info_lock);
+    if (self->root != NULL) {
+        self->root->ops->workers(self->root, out, max, &count);
+    }
+    pthread_mutex_unlock(&self->info_lock);
+    return count;
 }

@@ -44,6 +44,7 @@ struct mpb_server {
     int thread_started;
     int wake_fd;
     pthread_mutex_t lock;
+    pthread_mutex_t info_lock;
     pthread_cond_t state_changed;
     pthread_cond_t space_freed;
     mpb__server_state state;

@@ -11,6 +11,7 @@
 #ifndef MPB_SERVLETS_SERVLET_INT_H
 #define MPB_SERVLETS_SERVLET_INT_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -46,6 +47,7 @@ typedef struct mpb__stats {
 /* What a servlet gets from its server at start. */
 typedef struct mpb__servlet_env {
     mpb__loop *loop;
+    pthread_mutex_t *info_lock; /* held while worker lists change or are read */
     void *zmq_context;
     mpb__stats *stats;
     mpb_telemetry_fn on_batch;
@@ -66,6 +68,9 @@ typedef struct mpb__servlet_ops {
     int (*stopped)(mpb_servlet *self);
     /* Forces the workers that did not leave in time. */
     void (*kill)(mpb_servlet *self);
+    /* Any thread, under env->info_lock: copies connected workers into
+     * out[0..max) starting at out[*count], advancing *count past max too. */
+    void (*workers)(mpb_servlet *self, mpb_worker_status *out, size_t max, size_t *count);
     /* Frees the servlet (stopped, or never started). */
     void (*destroy)(mpb_servlet *self);
 } mpb__servlet_ops;

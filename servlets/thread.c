@@ -44,10 +44,9 @@ static void *
 thread_main(void *arg)
 {
     worker_thread *t = arg;
+    /* A failure before READY reaches the pool's start as an ERROR frame;
+     * afterwards the only ways out are SHUTDOWN and cancel. */
     t->rc = mpb__worker_run(&t->config, t->err, sizeof t->err);
-    if (t->rc != 0 && t->rc != MPB_ECANCELED) {
-        mpb_log_err("thread-worker", "%s: %s", t->name, t->err);
-    }
     atomic_store(&t->finished, 1);
     return NULL;
 }

@@ -54,6 +54,16 @@ typedef struct mpb_server_stats {
     uint64_t workers_lost;    /* workers that died while the server ran */
 } mpb_server_stats;
 
+/* A connected worker, as it described itself in its READY. */
+typedef struct mpb_worker_status {
+    char servlet[128]; /* servlet path */
+    char name[128];
+    char host[128];
+    char cpus[128];    /* CPUs it is bound to (hwloc list syntax), "" if unpinned */
+    int64_t pid;
+    uint32_t capacity; /* items it accepts in flight */
+} mpb_worker_status;
+
 /* Stream input: returns 1 with *data and *len holding an item (borrowed until
  * next is called again), 0 at the end of input, or a negative status that
  * stops the stream. */
@@ -117,6 +127,11 @@ mpb_server_stream(mpb_server *self, mpb_next_fn next, mpb_output_fn on_output, v
 /* A snapshot of the counters. */
 MPB_EXPORT void
 mpb_server_stats_get(mpb_server *self, mpb_server_stats *out);
+
+/* Copies up to max connected workers into out; returns how many there are
+ * (which may exceed max). */
+MPB_EXPORT size_t
+mpb_server_workers(mpb_server *self, mpb_worker_status *out, size_t max);
 
 /* 1 between a successful start and stop. */
 MPB_EXPORT int

@@ -1,0 +1,236 @@
+/*
+ * Errors are values: each lands in its item's place, in input order, with
+ * the servlet, worker and pid that produced it; nothing else is disturbed.
+ */
+#include "support.h"
+
+typedef struct marked_stream {
+    index_stream base;
+    unsigned every;     /* item i gets the marker when i % every == every - 1 */
+    const char *marker; /* prefix that triggers the plugin's rule */
+} marked_stream;
+
+static int
+marked_next(void *ctx, const void **data, size_t *len)
+{
+    marked_stream *s = ctx;
+    if (s->base.next >= s->base.n) {
+        return 0;
+    }
+    uint64_t i = s->base.next++;
+    const char *prefix = (i % s->every == s->every - 1) ? s->marker : "ok";
+    *len = (size_t)snprintf(s->base.text, sizeof s->base.text, "%s-%llu", prefix,
+                            (unsigned long long)i);
+    *data = s->base.text;
+    return 1;
+}
+
+static int
+is_marked(const marked_stream *s, uint64_t i)
+{
+    return i % s->every == s->every - 1;
+}
+
+/* Streams n items through tp with return_exceptions and keeps every result. */
+static mpb_result **
+run_marked(const test_pool *tp, marked_stream *s)
+{
+    mpb_server *server = test_server_start(tp);
+    s->base.keep = mpb_calloc(s->base.n, sizeof(mpb_result *));
+    mpb_stream_options opts = {.return_exceptions = 1};
+    assert_int_equal(mpb_server_stream(server, marked_next, index_output, s, &opts), 0);
+    assert_int_equal(s->base.outputs, s->base.n);
+    assert_int_equal(s->base.out_of_order, 0);
+    mpb_server_destroy(&server);
+    return s->base.keep;
+}
+
+static void
+free_results(mpb_result **results, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        mpb_result_destroy(&results[i]);
+    }
+    free(results);
+}
+
+static void
+assert_echo(const mpb_result *r, uint64_t i)
+{
+    char expect[64];
+    int n = snprintf(expect, sizeof expect, "ok-%llu", (unsigned long long)i);
+    size_t len;
+    const char *value = mpb_result_value(r, &len);
+    assert_non_null(value);
+    assert_int_equal(len, (size_t)n);
+    assert_memory_equal(value, expect, len);
+}
+
+static void
+check_item_errors(const char *kind, const char *option, const char *marker,
+                  const char *error_type)
+{
+    test_pool tp = {.kind = kind, .plugin = "fail", .workers = 2, .batch_size = 8,
+                    .batch_wait_us = 500, .options = {option}};
+    marked_stream s = {.base = {.n = 3000}, .every = 7, .marker = marker};
+    mpb_result **results = run_marked(&tp, &s);
+    for (uint64_t i = 0; i < s.base.n; i++) {
+        const mpb_item_error *e = mpb_result_error(results[i]);
+        if (is_marked(&s, i)) {
+            assert_non_null(e);
+            assert_string_equal(e->type, error_type);
+            assert_string_equal(e->servlet, "fail");
+            assert_true(strncmp(e->worker, "fail-", 5) == 0);
+            assert_true(e->pid > 0);
+        } else {
+            assert_null(e);
+            assert_echo(results[i], i);
+        }
+    }
+    free_results(results, s.base.n);
+}
+
+static void
+item_errors_land_in_place(void **state)
+{
+    check_item_errors("process", "fail_prefix=bad", "bad", "ValueError");
+    check_item_errors("thread", "fail_prefix=bad", "bad", "ValueError");
+}
+
+static void
+items_left_unset_get_no_result(void **state)
+{
+    check_item_errors("process", "unset_prefix=skip", "skip", MPB_ERROR_NO_RESULT);
+}
+
+static void
+preprocess_errors_skip_the_model(void **state)
+{
+    check_item_errors("process", "preprocess_prefix=pre", "pre", "PreprocessError");
+    check_item_errors("thread", "preprocess_prefix=pre", "pre", "PreprocessError");
+}
+
+static void
+whole_batch_failure_fails_exactly_its_batch(void **state)
+{
+    /* One worker, batches of 4 that fill at once: items 0-3 and 4-7. Item 5
+     * fails its batch, so 4-7 carry BatchError and 0-3 are untouched. */
+    test_pool tp = {.kind = "process", .plugin = "fail", .workers = 1, .batch_size = 4,
+                    .batch_wait_us = 2000000, .options = {"batch_prefix=boom"}};
+    marked_stream s = {.base = {.n = 8}, .every = 6, .marker = "boom"};
+    mpb_result **results = run_marked(&tp, &s);
+    for (uint64_t i = 0; i < 8; i++) {
+        const mpb_item_error *e = mpb_result_error(results[i]);
+        if (i < 4) {
+            assert_null(e);
+            assert_echo(results[i], i);
+        } else {
+            assert_non_null(e);
+            assert_string_equal(e->type, "BatchError");
+            assert_non_null(strstr(e->message, "boom-5"));
+        }
+    }
+    free_results(results, 8);
+}
+
+static int
+stop_counter_output(void *ctx, uint64_t index, const mpb_result *result)
+{
+    uint64_t *last = ctx;
+    *last = index;
+    return 0;
+}
+
+typedef struct counting_input {
+    marked_stream s;
+    uint64_t last_output;
+} counting_input;
+
+static int
+counting_output(void *ctx, uint64_t index, const mpb_result *result)
+{
+    counting_input *c = ctx;
+    c->s.base.outputs++;
+    c->last_output = index;
+    if (mpb_result_is_error(result)) {
+        c->s.base.errors++;
+    }
+    return 0;
+}
+
+static void
+stream_without_return_exceptions_stops_at_first_error(void **state)
+{
+    test_pool tp = {.kind = "process", .plugin = "fail", .workers = 2, .batch_size = 8,
+                    .options = {"fail_prefix=bad"}};
+    mpb_server *server = test_server_start(&tp);
+    counting_input c = {.s = {.base = {.n = 1000}, .every = 100, .marker = "bad"}};
+    mpb_stream_options opts = {.return_exceptions = 0};
+    int rc = mpb_server_stream(server, marked_next, counting_output, &c, &opts);
+    assert_int_equal(rc, MPB_EITEM);
+    /* Items 0..98 come out, then the error of item 99, then nothing. */
+    assert_int_equal(c.s.base.outputs, 100);
+    assert_int_equal(c.last_output, 99);
+    assert_int_equal(c.s.base.errors, 1);
+    /* The server is fine afterwards. */
+    mpb_result *r = NULL;
+    assert_int_equal(mpb_server_call(server, "ok", 2, 5000, &r), 0);
+    mpb_result_destroy(&r);
+    assert_int_equal(mpb_server_call(server, "bad", 3, 5000, &r), MPB_EITEM);
+    assert_string_equal(mpb_result_error(r)->type, "ValueError");
+    mpb_result_destroy(&r);
+    mpb_server_destroy(&server);
+    (void)stop_counter_output;
+}
+
+static void
+start_failures_explain_themselves(void **state)
+{
+    struct {
+        const char *plugin;
+        const char *cpus;
+        const char *option;
+        const char *expect;
+    } cases[] = {
+        {"fail", NULL, "init_fail=1", "init_fail=1 asked init to fail"},
+        {"no-such-plugin", NULL, NULL, "not found"},
+        {"passthrough", "4096", NULL, "cpus '4096'"},
+        {"passthrough", "0;0;0", NULL, "3 CPU lists for 1 workers"},
+    };
+    const char *kinds[] = {"process", "thread"};
+    for (size_t k = 0; k < 2; k++) {
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+            mpb_pool_config cfg;
+            mpb_pool_config_init(&cfg);
+            cfg.plugin = cases[i].plugin;
+            cfg.cpus = cases[i].cpus;
+            const char *options[] = {cases[i].option, NULL};
+            cfg.options = options;
+            mpb_servlet *servlet = k == 0 ? mpb_process_servlet_new(&cfg)
+                                          : mpb_thread_servlet_new(&cfg);
+            mpb_server *server = mpb_server_new(&servlet, NULL);
+            char err[512] = "";
+            assert_int_not_equal(mpb_server_start(server, err, sizeof err), 0);
+            print_message("%s: %s\n", kinds[k], err);
+            assert_non_null(strstr(err, cases[i].expect));
+            mpb_result *r = NULL;
+            assert_int_equal(mpb_server_call(server, "x", 1, 100, &r), MPB_ECLOSED);
+            assert_null(r);
+            mpb_server_destroy(&server);
+        }
+    }
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(item_errors_land_in_place),
+        cmocka_unit_test(items_left_unset_get_no_result),
+        cmocka_unit_test(preprocess_errors_skip_the_model),
+        cmocka_unit_test(whole_batch_failure_fails_exactly_its_batch),
+        cmocka_unit_test(stream_without_return_exceptions_stops_at_first_error),
+        cmocka_unit_test(start_failures_explain_themselves),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,221 @@
+/*
+ * What happens when things go wrong or end: stop drains, deadlines become
+ * Timeout errors, garbage on the coordinator's socket is a protocol error,
+ * a crashed worker's items fail in place and the server keeps serving.
+ */
+#include <stdatomic.h>
+#include <unistd.h>
+
+#include <msgpack.h>
+#include <zmq.h>
+
+#include "support.h"
+
+typedef struct tally {
+    atomic_uint values;
+    atomic_uint errors;
+} tally;
+
+static void
+count_result(void *ctx, mpb_result *result)
+{
+    tally *t = ctx;
+    if (mpb_result_is_error(result)) {
+        atomic_fetch_add(&t->errors, 1);
+    } else {
+        atomic_fetch_add(&t->values, 1);
+    }
+    mpb_result_destroy(&result);
+}
+
+static void
+stop_drains_everything_in_flight(void **state)
+{
+    test_pool tp = {.kind = "process", .plugin = "sleep", .workers = 2, .batch_size = 4,
+                    .batch_wait_us = 0, .options = {"batch_cost_us=5000", "item_cost_us=0"}};
+    mpb_server *server = test_server_start(&tp);
+    tally t = {0};
+    for (int i = 0; i < 200; i++) {
+        assert_int_equal(mpb_server_submit(server, "x", 1, -1, count_result, &t), 0);
+    }
+    assert_int_equal(mpb_server_stop(server), 0);
+    assert_int_equal(atomic_load(&t.values), 200);
+    assert_int_equal(atomic_load(&t.errors), 0);
+    assert_int_equal(mpb_server_submit(server, "x", 1, -1, count_result, &t), MPB_ECLOSED);
+    mpb_server_stats stats;
+    mpb_server_stats_get(server, &stats);
+    assert_int_equal(stats.completed, 200);
+    assert_int_equal(stats.in_flight, 0);
+    mpb_server_destroy(&server);
+}
+
+static void
+call_past_its_timeout_returns_timeout(void **state)
+{
+    test_pool tp = {.kind = "process", .plugin = "fail", .workers = 1, .batch_size = 1,
+                    .options = {"hang_prefix=hang", "hang_ms=1500"}};
+    mpb_server *server = test_server_start(&tp);
+    mpb_result *r = NULL;
+    int64_t start = mpb_now_ns();
+    assert_int_equal(mpb_server_call(server, "hang", 4, 200, &r), MPB_ETIMEDOUT);
+    int64_t elapsed_ms = (mpb_now_ns() - start) / 1000000;
+    assert_non_null(r);
+    assert_string_equal(mpb_result_error(r)->type, MPB_ERROR_TIMEOUT);
+    assert_true(elapsed_ms >= 200);
+    assert_true(elapsed_ms < 1400);
+    mpb_result_destroy(&r);
+    /* Items queued behind the hang whose deadline passes while they wait are
+     * answered with Timeout by the worker, not computed. */
+    assert_int_equal(mpb_server_call(server, "later", 5, 300, &r), MPB_ETIMEDOUT);
+    mpb_result_destroy(&r);
+    assert_int_equal(mpb_server_call(server, "fine", 4, 10000, &r), 0);
+    mpb_result_destroy(&r);
+    mpb_server_destroy(&server);
+}
+
+static void
+submit_fails_fast_at_capacity(void **state)
+{
+    test_pool tp = {.kind = "process", .plugin = "fail", .workers = 1, .batch_size = 1,
+                    .capacity = 2, .options = {"hang_prefix=hang", "hang_ms=300"}};
+    mpb_server *server = test_server_start(&tp);
+    tally t = {0};
+    assert_int_equal(mpb_server_submit(server, "hang", 4, 0, count_result, &t), 0);
+    assert_int_equal(mpb_server_submit(server, "hang", 4, 0, count_result, &t), 0);
+    assert_int_equal(mpb_server_submit(server, "x", 1, 0, count_result, &t), MPB_EAGAIN);
+    assert_int_equal(mpb_server_submit(server, "x", 1, 50, count_result, &t), MPB_ETIMEDOUT);
+    assert_int_equal(mpb_server_submit(server, "x", 1, 5000, count_result, &t), 0);
+    mpb_server_destroy(&server);
+    assert_int_equal(atomic_load(&t.values), 3);
+}
+
+/* Sends one frame from a rogue DEALER and returns the reply's frame type. */
+static int
+rogue_exchange(void *dealer, const void *data, size_t len, char *message, size_t message_len)
+{
+    assert_true(zmq_send(dealer, data, len, 0) >= 0);
+    char reply[512];
+    int got = zmq_recv(dealer, reply, sizeof reply, 0);
+    assert_true(got > 0);
+    msgpack_zone zone;
+    msgpack_zone_init(&zone, 1024);
+    msgpack_object obj;
+    size_t off = 0;
+    assert_int_equal(msgpack_unpack(reply, (size_t)got, &off, &zone, &obj), MSGPACK_UNPACK_SUCCESS);
+    assert_int_equal(obj.type, MSGPACK_OBJECT_ARRAY);
+    int type = (int)obj.via.array.ptr[0].via.u64;
+    if (type == 8) {
+        snprintf(message, message_len, "%.*s", (int)obj.via.array.ptr[2].via.str.size,
+                 obj.via.array.ptr[2].via.str.ptr);
+    }
+    msgpack_zone_destroy(&zone);
+    return type;
+}
+
+static void
+garbage_on_the_worker_socket_is_a_protocol_error(void **state)
+{
+    char endpoint[128];
+    snprintf(endpoint, sizeof endpoint, "ipc:///tmp/mpb-rogue-test-%d.ipc", (int)getpid());
+    test_pool tp = {.kind = "process", .plugin = "passthrough", .workers = 1, .bind = endpoint};
+    mpb_server *server = test_server_start(&tp);
+
+    void *ctx = zmq_ctx_new();
+    void *dealer = zmq_socket(ctx, ZMQ_DEALER);
+    int timeout = 5000;
+    zmq_setsockopt(dealer, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+    assert_int_equal(zmq_connect(dealer, endpoint), 0);
+    char message[256] = "";
+    /* Not msgpack at all. */
+    assert_int_equal(rogue_exchange(dealer, "\xc1garbage", 8, message, sizeof message), 8);
+    assert_non_null(strstr(message, "msgpack"));
+    /* Valid msgpack, not a frame. */
+    assert_int_equal(rogue_exchange(dealer, "\x93\x01\x02\x03", 4, message, sizeof message), 8);
+    /* A RESULTS frame from a peer that never said READY. */
+    assert_int_equal(rogue_exchange(dealer, "\x92\x03\x90", 3, message, sizeof message), 8);
+    assert_non_null(strstr(message, "before READY"));
+    zmq_close(dealer);
+    zmq_ctx_term(ctx);
+
+    mpb_server_stats stats;
+    mpb_server_stats_get(server, &stats);
+    assert_int_equal(stats.protocol_errors, 3);
+    mpb_result *r = NULL;
+    assert_int_equal(mpb_server_call(server, "still here", 10, 5000, &r), 0);
+    mpb_result_destroy(&r);
+    mpb_server_destroy(&server);
+}
+
+static void
+crashed_worker_fails_its_items_and_is_replaced(void **state)
+{
+    test_pool tp = {.kind = "process", .plugin = "fail", .workers = 1, .batch_size = 1,
+                    .options = {"crash_prefix=die"}};
+    mpb_server *server = test_server_start(&tp);
+    mpb_worker_status before[2];
+    assert_int_equal(mpb_server_workers(server, before, 2), 1);
+
+    mpb_result *r = NULL;
+    assert_int_equal(mpb_server_call(server, "die now", 7, 10000, &r), MPB_EITEM);
+    const mpb_item_error *e = mpb_result_error(r);
+    assert_string_equal(e->type, MPB_ERROR_WORKER_CRASHED);
+    assert_int_equal(e->pid, before[0].pid);
+    assert_non_null(strstr(e->message, "signal"));
+    mpb_result_destroy(&r);
+
+    /* A replacement serves the next items. */
+    index_stream s = {.n = 2000};
+    assert_int_equal(mpb_server_stream(server, index_next, index_output, &s, NULL), 0);
+    assert_int_equal(s.outputs, s.n);
+    assert_int_equal(s.errors, 0);
+    assert_int_equal(s.wrong_value, 0);
+    mpb_worker_status after[2];
+    assert_int_equal(mpb_server_workers(server, after, 2), 1);
+    assert_int_not_equal(after[0].pid, before[0].pid);
+    mpb_server_stats stats;
+    mpb_server_stats_get(server, &stats);
+    assert_int_equal(stats.workers_lost, 1);
+    mpb_server_destroy(&server);
+}
+
+static void
+crash_in_a_stream_loses_nothing(void **state)
+{
+    /* Item 500 kills its worker; items in flight with it fail in place,
+     * every other item is answered, and the order holds. */
+    test_pool tp = {.kind = "process", .plugin = "fail", .workers = 2, .batch_size = 8,
+                    .batch_wait_us = 200, .options = {"exit_prefix=item-500"}};
+    mpb_server *server = test_server_start(&tp);
+    index_stream s = {.n = 5000};
+    s.keep = mpb_calloc(s.n, sizeof(mpb_result *));
+    mpb_stream_options opts = {.return_exceptions = 1};
+    assert_int_equal(mpb_server_stream(server, index_next, index_output, &s, &opts), 0);
+    assert_int_equal(s.outputs, s.n);
+    assert_int_equal(s.out_of_order, 0);
+    assert_int_equal(s.wrong_value, 0);
+    assert_true(mpb_result_is_error(s.keep[500]));
+    assert_string_equal(mpb_result_error(s.keep[500])->type, MPB_ERROR_WORKER_CRASHED);
+    assert_true(s.errors >= 1);
+    for (uint64_t i = 0; i < s.n; i++) {
+        if (mpb_result_is_error(s.keep[i])) {
+            assert_string_equal(mpb_result_error(s.keep[i])->type, MPB_ERROR_WORKER_CRASHED);
+        }
+        mpb_result_destroy(&s.keep[i]);
+    }
+    free(s.keep);
+    mpb_server_destroy(&server);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(stop_drains_everything_in_flight),
+        cmocka_unit_test(call_past_its_timeout_returns_timeout),
+        cmocka_unit_test(submit_fails_fast_at_capacity),
+        cmocka_unit_test(garbage_on_the_worker_socket_is_a_protocol_error),
+        cmocka_unit_test(crashed_worker_fails_its_items_and_is_replaced),
+        cmocka_unit_test(crash_in_a_stream_loses_nothing),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,132 @@
+/*
+ * Helpers shared by the tests: cmocka includes, a server built in one line,
+ * and streams over arrays of items.
+ */
+#ifndef MPB_TESTS_SUPPORT_H
+#define MPB_TESTS_SUPPORT_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "core/util.h"
+#include "mpbatch/error.h"
+#include "mpbatch/server.h"
+
+typedef struct test_pool {
+    const char *kind; /* "process" | "thread" */
+    const char *plugin;
+    unsigned workers;
+    long long batch_size;
+    long long batch_wait_us;
+    const char *cpus;
+    const char *bind;
+    const char *options[8];
+    mpb_telemetry_fn on_batch;
+    void *on_batch_ctx;
+    size_t capacity;
+} test_pool;
+
+/* Starts a server over one pool; fails the test if it does not start. */
+static inline mpb_server *
+test_server_start(const test_pool *tp)
+{
+    mpb_pool_config cfg;
+    mpb_pool_config_init(&cfg);
+    cfg.plugin = tp->plugin;
+    cfg.workers = tp->workers ? tp->workers : 1;
+    cfg.batch_size = tp->batch_size;
+    cfg.batch_wait_us = tp->batch_wait_us;
+    cfg.cpus = tp->cpus;
+    cfg.bind = tp->bind;
+    cfg.options = tp->options[0] ? tp->options : NULL;
+    mpb_servlet *servlet = strcmp(tp->kind, "thread") == 0 ? mpb_thread_servlet_new(&cfg)
+                                                            : mpb_process_servlet_new(&cfg);
+    mpb_server_options opts;
+    mpb_server_options_init(&opts);
+    opts.on_batch = tp->on_batch;
+    opts.on_batch_ctx = tp->on_batch_ctx;
+    if (tp->capacity) {
+        opts.capacity = tp->capacity;
+    }
+    mpb_server *server = mpb_server_new(&servlet, &opts);
+    char err[512] = "";
+    int rc = mpb_server_start(server, err, sizeof err);
+    if (rc != 0) {
+        fail_msg("server start failed: %s (%s)", err, mpb_err_name(rc));
+    }
+    return server;
+}
+
+/* A stream over n items "item-<i>" (or fixed 8-byte indices when binary). */
+typedef struct index_stream {
+    uint64_t n;
+    uint64_t next;
+    int binary;
+    char text[64];
+    uint64_t value;
+    /* outputs */
+    uint64_t outputs;
+    uint64_t out_of_order;
+    uint64_t wrong_value;
+    uint64_t errors;
+    mpb_result **keep; /* when non-NULL, results are kept by index */
+} index_stream;
+
+static inline int
+index_next(void *ctx, const void **data, size_t *len)
+{
+    index_stream *s = ctx;
+    if (s->next >= s->n) {
+        return 0;
+    }
+    if (s->binary) {
+        s->value = s->next++;
+        *data = &s->value;
+        *len = sizeof s->value;
+    } else {
+        *len = (size_t)snprintf(s->text, sizeof s->text, "item-%llu",
+                                (unsigned long long)s->next++);
+        *data = s->text;
+    }
+    return 1;
+}
+
+static inline int
+index_output(void *ctx, uint64_t index, const mpb_result *result)
+{
+    index_stream *s = ctx;
+    if (index != s->outputs) {
+        s->out_of_order++;
+    }
+    s->outputs++;
+    if (s->keep != NULL) {
+        s->keep[index] = mpb_result_copy(result);
+    }
+    if (mpb_result_is_error(result)) {
+        s->errors++;
+        return 0;
+    }
+    size_t len;
+    const void *value = mpb_result_value(result, &len);
+    if (s->binary) {
+        if (len != sizeof(uint64_t) || memcmp(value, &index, sizeof index) != 0) {
+            s->wrong_value++;
+        }
+    } else {
+        char expect[64];
+        int n = snprintf(expect, sizeof expect, "item-%llu", (unsigned long long)index);
+        if (len != (size_t)n || memcmp(value, expect, len) != 0) {
+            s->wrong_value++;
+        }
+    }
+    return 0;
+}
+
+#endif

@@ -1,0 +1,133 @@
+/*
+ * fail: echoes items, except where a rule says otherwise. Rules look at an
+ * item's leading bytes, so which items fail does not depend on batching.
+ * For tests of error routing, timeouts and crash recovery.
+ *
+ * Options (all optional; PREFIX is compared with the start of the item):
+ *   fail_prefix=PREFIX        the item gets a ValueError
+ *   unset_prefix=PREFIX       call() leaves the item unset (host answers NoResult)
+ *   batch_prefix=PREFIX       the whole batch containing the item fails (BatchError)
+ *   preprocess_prefix=PREFIX  preprocess() fails the item (PreprocessError)
+ *   crash_prefix=PREFIX       the worker process aborts (a crash)
+ *   exit_prefix=PREFIX        the worker process exits with status 3
+ *   hang_prefix=PREFIX        call() sleeps hang_ms (default 60000) first
+ *   init_fail=1               init() fails with a message
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "mpbatch/worker.h"
+
+typedef struct fail_state {
+    const char *fail;
+    const char *unset;
+    const char *batch;
+    const char *preprocess;
+    const char *crash;
+    const char *exit_now;
+    const char *hang;
+    long long hang_ms;
+} fail_state;
+
+static int
+starts_with(const void *item, size_t len, const char *prefix)
+{
+    size_t n = prefix ? strlen(prefix) : 0;
+    return n > 0 && len >= n && memcmp(item, prefix, n) == 0;
+}
+
+static int
+fail_init(const mpb_worker_info *info, const mpb_options *options, void **state, char *err,
+          size_t err_len)
+{
+    (void)info;
+    long long init_fail = 0;
+    mpb_options_get_int(options, "init_fail", 0, &init_fail);
+    if (init_fail) {
+        strncpy(err, "init_fail=1 asked init to fail", err_len - 1);
+        err[err_len - 1] = '\0';
+        return -1;
+    }
+    fail_state *st = calloc(1, sizeof *st);
+    if (st == NULL) {
+        return -1;
+    }
+    st->fail = mpb_options_get(options, "fail_prefix");
+    st->unset = mpb_options_get(options, "unset_prefix");
+    st->batch = mpb_options_get(options, "batch_prefix");
+    st->preprocess = mpb_options_get(options, "preprocess_prefix");
+    st->crash = mpb_options_get(options, "crash_prefix");
+    st->exit_now = mpb_options_get(options, "exit_prefix");
+    st->hang = mpb_options_get(options, "hang_prefix");
+    mpb_options_get_int(options, "hang_ms", 60000, &st->hang_ms);
+    *state = st;
+    return 0;
+}
+
+static int
+fail_preprocess(void *state, mpb_batch *item)
+{
+    fail_state *st = state;
+    size_t len;
+    const void *data = mpb_batch_item(item, 0, &len);
+    if (starts_with(data, len, st->preprocess)) {
+        mpb_batch_set_error(item, 0, "PreprocessError", "preprocess rejected '%.*s'",
+                            (int)(len < 32 ? len : 32), (const char *)data);
+    }
+    return 0;
+}
+
+static int
+fail_call(void *state, mpb_batch *batch)
+{
+    fail_state *st = state;
+    size_t n = mpb_batch_size(batch);
+    for (size_t i = 0; i < n; i++) {
+        size_t len;
+        const char *item = mpb_batch_item(batch, i, &len);
+        if (starts_with(item, len, st->crash)) {
+            abort();
+        }
+        if (starts_with(item, len, st->exit_now)) {
+            _exit(3);
+        }
+        if (starts_with(item, len, st->hang)) {
+            struct timespec ts = {st->hang_ms / 1000, (st->hang_ms % 1000) * 1000000};
+            nanosleep(&ts, NULL);
+        }
+        if (starts_with(item, len, st->batch)) {
+            mpb_batch_fail(batch, "BatchError", "batch failed because of '%.*s'",
+                           (int)(len < 32 ? len : 32), item);
+            return -1;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        size_t len;
+        const char *item = mpb_batch_item(batch, i, &len);
+        if (starts_with(item, len, st->fail)) {
+            mpb_batch_set_error(batch, i, "ValueError", "rejected '%.*s'",
+                                (int)(len < 32 ? len : 32), item);
+        } else if (!starts_with(item, len, st->unset)) {
+            mpb_batch_set_value_borrowed(batch, i, item, len);
+        }
+    }
+    return 0;
+}
+
+static void
+fail_cleanup(void *state)
+{
+    free(state);
+}
+
+MPB_PLUGIN_EXPORT const mpb_worker_def mpb_worker = {
+    .abi_version = MPB_WORKER_ABI_VERSION,
+    .name = "fail",
+    .init = fail_init,
+    .call = fail_call,
+    .preprocess = fail_preprocess,
+    .cleanup = fail_cleanup,
+    .batch_size = 16,
+};

@@ -1,0 +1,114 @@
+/*
+ * sleep: a model with a known cost, for batching studies. Each call costs
+ * batch_cost_us + item_cost_us x items (+ a uniform random extra below
+ * jitter_us); values echo the items. busy=1 spins instead of sleeping, to
+ * model CPU-bound work.
+ *
+ * Options: batch_cost_us (default 1000), item_cost_us (default 10),
+ * jitter_us (default 0), busy (0/1), seed (jitter's seed; default: worker index).
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "mpbatch/worker.h"
+
+typedef struct sleep_state {
+    long long batch_cost_us;
+    long long item_cost_us;
+    long long jitter_us;
+    long long busy;
+    uint64_t rng;
+} sleep_state;
+
+static uint64_t
+next_random(uint64_t *state)
+{
+    /* xorshift64: cheap, good enough for jitter */
+    uint64_t x = *state;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    *state = x;
+    return x;
+}
+
+static int64_t
+now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void
+spend(const sleep_state *st, int64_t us)
+{
+    if (us <= 0) {
+        return;
+    }
+    if (st->busy) {
+        int64_t end = now_ns() + us * 1000;
+        while (now_ns() < end) {
+        }
+        return;
+    }
+    struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
+    while (nanosleep(&ts, &ts) != 0) {
+    }
+}
+
+static int
+sleep_init(const mpb_worker_info *info, const mpb_options *options, void **state, char *err,
+           size_t err_len)
+{
+    sleep_state *st = calloc(1, sizeof *st);
+    long long seed = 0;
+    if (st == NULL || mpb_options_get_int(options, "batch_cost_us", 1000, &st->batch_cost_us) ||
+        mpb_options_get_int(options, "item_cost_us", 10, &st->item_cost_us) ||
+        mpb_options_get_int(options, "jitter_us", 0, &st->jitter_us) ||
+        mpb_options_get_int(options, "busy", 0, &st->busy) ||
+        mpb_options_get_int(options, "seed", (long long)info->index, &seed)) {
+        free(st);
+        snprintf(err, err_len, "batch_cost_us, item_cost_us, jitter_us, busy and seed must be "
+                               "integers");
+        return -1;
+    }
+    st->rng = (uint64_t)seed * 0x9E3779B97F4A7C15ull + 1;
+    *state = st;
+    return 0;
+}
+
+static int
+sleep_call(void *state, mpb_batch *batch)
+{
+    sleep_state *st = state;
+    size_t n = mpb_batch_size(batch);
+    int64_t cost = st->batch_cost_us + st->item_cost_us * (int64_t)n;
+    if (st->jitter_us > 0) {
+        cost += (int64_t)(next_random(&st->rng) % (uint64_t)st->jitter_us);
+    }
+    spend(st, cost);
+    for (size_t i = 0; i < n; i++) {
+        size_t len;
+        const void *item = mpb_batch_item(batch, i, &len);
+        mpb_batch_set_value_borrowed(batch, i, item, len);
+    }
+    return 0;
+}
+
+static void
+sleep_cleanup(void *state)
+{
+    free(state);
+}
+
+MPB_PLUGIN_EXPORT const mpb_worker_def mpb_worker = {
+    .abi_version = MPB_WORKER_ABI_VERSION,
+    .name = "sleep",
+    .init = sleep_init,
+    .call = sleep_call,
+    .cleanup = sleep_cleanup,
+    .batch_size = 32,
+};
