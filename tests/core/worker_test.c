@@ -1,0 +1,296 @@
+/*
+ * mpb-worker against a coordinator played by this test: a real process, a
+ * real ROUTER socket, frames built with the codec. Checks what the worker
+ * says and how it treats garbage, shutdown and silence.
+ */
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <zmq.h>
+
+#include "support.h"
+
+#include "core/os/process.h"
+#include "core/wire.h"
+
+typedef struct fake {
+    void *ctx;
+    void *router;
+    char endpoint[128];
+    pid_t pid;
+    int pidfd;
+    unsigned char rid[256];
+    size_t rid_len;
+    msgpack_zone zone;
+    mpb__wire_buf buf;
+    mpb__frame frame;
+    zmq_msg_t msg;
+} fake;
+
+static void
+fake_start(fake *f, const char *const *extra)
+{
+    memset(f, 0, sizeof *f);
+    f->ctx = zmq_ctx_new();
+    f->router = zmq_socket(f->ctx, ZMQ_ROUTER);
+    int timeout = 10000;
+    zmq_setsockopt(f->router, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+    snprintf(f->endpoint, sizeof f->endpoint, "ipc:///tmp/mpb-worker-test-%d.ipc", (int)getpid());
+    assert_int_equal(zmq_bind(f->router, f->endpoint), 0);
+    msgpack_zone_init(&f->zone, 1024);
+    mpb__wire_buf_init(&f->buf);
+    zmq_msg_init(&f->msg);
+
+    char *dir = mpb__executable_dir();
+    char *exe = mpb_asprintf("%s/../bin/mpb-worker", dir);
+    char *connect = mpb_asprintf("--connect=%s", f->endpoint);
+    const char *argv[32] = {exe, connect, "--name=w-0"};
+    size_t n = 3;
+    for (size_t i = 0; extra[i] != NULL; i++) {
+        argv[n++] = extra[i];
+    }
+    argv[n] = NULL;
+    char err[256];
+    assert_int_equal(mpb__spawn(exe, (char *const *)argv, &f->pid, &f->pidfd, err, sizeof err), 0);
+    free(connect);
+    free(exe);
+    free(dir);
+}
+
+/* Receives one message, decodes its first frame into f->frame. */
+static int
+fake_recv(fake *f)
+{
+    zmq_msg_t rid;
+    zmq_msg_init(&rid);
+    if (zmq_msg_recv(&rid, f->router, 0) < 0) {
+        zmq_msg_close(&rid);
+        return -1;
+    }
+    f->rid_len = zmq_msg_size(&rid);
+    memcpy(f->rid, zmq_msg_data(&rid), f->rid_len);
+    zmq_msg_close(&rid);
+    assert_true(zmq_msg_recv(&f->msg, f->router, 0) >= 0);
+    int more = zmq_msg_more(&f->msg);
+    assert_int_equal(mpb__wire_decode(&f->zone, zmq_msg_data(&f->msg), zmq_msg_size(&f->msg),
+                                      &f->frame, NULL, 0),
+                     0);
+    return more;
+}
+
+/* Reads the telemetry frame that follows a RESULTS frame. */
+static void
+fake_recv_more(fake *f, mpb__frame *out)
+{
+    zmq_msg_t part;
+    zmq_msg_init(&part);
+    assert_true(zmq_msg_recv(&part, f->router, 0) >= 0);
+    msgpack_zone zone;
+    msgpack_zone_init(&zone, 256);
+    assert_int_equal(mpb__wire_decode(&zone, zmq_msg_data(&part), zmq_msg_size(&part), out, NULL, 0), 0);
+    msgpack_zone_destroy(&zone);
+    zmq_msg_close(&part);
+}
+
+static void
+fake_send_raw(fake *f, const void *data, size_t len)
+{
+    assert_true(zmq_send(f->router, f->rid, f->rid_len, ZMQ_SNDMORE) >= 0);
+    assert_true(zmq_send(f->router, data, len, 0) >= 0);
+}
+
+static void
+fake_send(fake *f)
+{
+    fake_send_raw(f, f->buf.sbuf.data, f->buf.sbuf.size);
+    mpb__wire_buf_reset(&f->buf);
+}
+
+static int
+fake_wait_exit(fake *f, int timeout_ms)
+{
+    int status = -1;
+    for (int waited = 0; waited < timeout_ms; waited += 10) {
+        if (mpb__reap(f->pid, &status) == 1) {
+            return status;
+        }
+        usleep(10000);
+    }
+    kill(f->pid, SIGKILL);
+    waitpid(f->pid, &status, 0);
+    fail_msg("worker did not exit within %d ms", timeout_ms);
+    return status;
+}
+
+static void
+fake_stop(fake *f)
+{
+    if (f->pidfd >= 0) {
+        close(f->pidfd);
+    }
+    zmq_msg_close(&f->msg);
+    zmq_close(f->router);
+    zmq_ctx_term(f->ctx);
+    msgpack_zone_destroy(&f->zone);
+    mpb__wire_buf_free(&f->buf);
+}
+
+static void
+ready_describes_the_worker(void **state)
+{
+    fake f;
+    const char *extra[] = {"--plugin=passthrough", "--cpus=0", "--batch-size=8",
+                           "--batch-wait-us=300", "--capacity=24", NULL};
+    fake_start(&f, extra);
+    assert_int_equal(fake_recv(&f), 0);
+    assert_int_equal(f.frame.type, MPB_FRAME_READY);
+    mpb__ready *r = &f.frame.u.ready;
+    assert_int_equal(r->version, MPB_PROTOCOL_VERSION);
+    assert_int_equal(r->pid, f.pid);
+    assert_int_equal(r->capacity, 24);
+    assert_int_equal(r->batch_size, 8);
+    assert_int_equal(r->batch_wait_us, 300);
+    assert_int_equal(r->name.len, 3);
+    assert_memory_equal(r->name.ptr, "w-0", 3);
+    assert_int_equal(r->cpus.len, 1);
+    assert_memory_equal(r->cpus.ptr, "0", 1);
+    mpb__wire_pack_signal(&f.buf, MPB_FRAME_SHUTDOWN);
+    fake_send(&f);
+    assert_int_equal(fake_recv(&f), 0);
+    assert_int_equal(f.frame.type, MPB_FRAME_BYE);
+    int status = fake_wait_exit(&f, 5000);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    fake_stop(&f);
+}
+
+static void
+garbage_gets_an_error_frame_and_service_goes_on(void **state)
+{
+    fake f;
+    const char *extra[] = {"--plugin=passthrough", "--batch-size=4", "--batch-wait-us=0", NULL};
+    fake_start(&f, extra);
+    assert_int_equal(fake_recv(&f), 0);
+    fake_send_raw(&f, "\xc1\xc1\xc1", 3);
+    assert_int_equal(fake_recv(&f), 0);
+    assert_int_equal(f.frame.type, MPB_FRAME_ERROR);
+    assert_int_equal(f.frame.u.error.code, MPB_EPROTO);
+    /* An ITEMS frame with one good entry and one whose payload is a number. */
+    const char items[] = "\x92\x02\x92\x93\x05\x00\xc4\x02hi\x93\x06\x00\x07";
+    fake_send_raw(&f, items, sizeof items - 1);
+    int answered = 0;
+    while (answered < 2) {
+        int more = fake_recv(&f);
+        assert_int_equal(f.frame.type, MPB_FRAME_RESULTS);
+        for (uint32_t i = 0; i < f.frame.u.list.count; i++) {
+            mpb__wire_result r;
+            assert_int_equal(mpb__wire_result_at(&f.frame, i, &r), 0);
+            if (r.id == 5) {
+                assert_false(r.is_error);
+                assert_memory_equal(r.data, "hi", 2);
+            } else {
+                assert_int_equal(r.id, 6);
+                assert_true(r.is_error);
+                assert_memory_equal(r.type.ptr, "Protocol", 8);
+            }
+            answered++;
+        }
+        if (more) {
+            mpb__frame t;
+            fake_recv_more(&f, &t);
+            assert_int_equal(t.type, MPB_FRAME_TELEMETRY);
+        }
+    }
+    mpb__wire_pack_signal(&f.buf, MPB_FRAME_SHUTDOWN);
+    fake_send(&f);
+    assert_int_equal(fake_recv(&f), 0);
+    assert_int_equal(f.frame.type, MPB_FRAME_BYE);
+    fake_wait_exit(&f, 5000);
+    fake_stop(&f);
+}
+
+static void
+batches_follow_the_limits(void **state)
+{
+    fake f;
+    const char *extra[] = {"--plugin=passthrough", "--batch-size=4", "--batch-wait-us=100000", NULL};
+    fake_start(&f, extra);
+    assert_int_equal(fake_recv(&f), 0);
+    /* 10 items at once: two full batches of 4, then 2 items after the wait. */
+    mpb__wire_pack_items_begin(&f.buf, 10);
+    for (uint64_t i = 0; i < 10; i++) {
+        mpb__wire_pack_item(&f.buf, i, 0, &i, sizeof i);
+    }
+    fake_send(&f);
+    uint32_t sizes[3];
+    mpb_batch_close reasons[3];
+    uint64_t expect_id = 0;
+    for (int b = 0; b < 3; b++) {
+        assert_int_equal(fake_recv(&f), 1);
+        assert_int_equal(f.frame.type, MPB_FRAME_RESULTS);
+        for (uint32_t i = 0; i < f.frame.u.list.count; i++) {
+            mpb__wire_result r;
+            assert_int_equal(mpb__wire_result_at(&f.frame, i, &r), 0);
+            assert_int_equal(r.id, expect_id);
+            assert_memory_equal(r.data, &expect_id, sizeof expect_id);
+            expect_id++;
+        }
+        mpb__frame t;
+        fake_recv_more(&f, &t);
+        sizes[b] = t.u.telemetry.size;
+        reasons[b] = t.u.telemetry.closed_by;
+        if (b == 2) {
+            assert_true(t.u.telemetry.first_wait_us >= 100000);
+        }
+    }
+    assert_int_equal(sizes[0], 4);
+    assert_int_equal(sizes[1], 4);
+    assert_int_equal(sizes[2], 2);
+    assert_int_equal(reasons[0], MPB_BATCH_CLOSED_FULL);
+    assert_int_equal(reasons[1], MPB_BATCH_CLOSED_FULL);
+    assert_int_equal(reasons[2], MPB_BATCH_CLOSED_TIMER);
+    mpb__wire_pack_signal(&f.buf, MPB_FRAME_SHUTDOWN);
+    fake_send(&f);
+    fake_recv(&f);
+    fake_wait_exit(&f, 5000);
+    fake_stop(&f);
+}
+
+static void
+init_failure_is_reported_before_exit(void **state)
+{
+    fake f;
+    const char *extra[] = {"--plugin=fail", "--option=init_fail=1", NULL};
+    fake_start(&f, extra);
+    assert_int_equal(fake_recv(&f), 0);
+    assert_int_equal(f.frame.type, MPB_FRAME_ERROR);
+    assert_int_equal(f.frame.u.error.code, MPB_EPLUGIN);
+    int status = fake_wait_exit(&f, 5000);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 1);
+    fake_stop(&f);
+}
+
+static void
+silent_coordinator_makes_the_worker_leave(void **state)
+{
+    fake f;
+    const char *extra[] = {"--plugin=passthrough", "--coordinator-timeout-ms=300", NULL};
+    fake_start(&f, extra);
+    assert_int_equal(fake_recv(&f), 0);
+    int status = fake_wait_exit(&f, 5000);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 1);
+    fake_stop(&f);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(ready_describes_the_worker),
+        cmocka_unit_test(garbage_gets_an_error_frame_and_service_goes_on),
+        cmocka_unit_test(batches_follow_the_limits),
+        cmocka_unit_test(init_failure_is_reported_before_exit),
+        cmocka_unit_test(silent_coordinator_makes_the_worker_leave),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
