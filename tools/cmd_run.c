@@ -1,12 +1,240 @@
+/*
+ * mpb run --config pipeline.yaml [--input FILE]: streams each input line as
+ * one item through the configured servlet and prints one JSON line per item,
+ * in input order; an item's error prints in its place as {"error": {...}}.
+ * io.format in the config says how lines become items: text (the line's
+ * bytes) or f32 (a JSON array of numbers, sent as float32).
+ */
+#include <getopt.h>
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
+#include <cjson/cJSON.h>
+
+#include "core/util.h"
+#include "mpbatch/config.h"
+#include "mpbatch/error.h"
+#include "mpbatch/server.h"
 #include "tools/commands.h"
+#include "tools/json_out.h"
+
+typedef struct run_io {
+    FILE *in;
+    FILE *out;
+    int f32;
+    char *line;
+    size_t line_cap;
+    float *vector;
+    size_t vector_cap;
+    uint64_t read;
+    uint64_t errors;
+    char bad_input[256];
+    int64_t start_ns;
+    int64_t last_progress_ns;
+    int progress;
+    mpb_server *server;
+} run_io;
+
+/* Parses a JSON array of numbers into io->vector; 0 or MPB_EINVAL. */
+static int
+parse_f32(run_io *io, const char *line, size_t *count)
+{
+    cJSON *json = cJSON_Parse(line);
+    if (json == NULL || !cJSON_IsArray(json)) {
+        cJSON_Delete(json);
+        return MPB_EINVAL;
+    }
+    size_t n = (size_t)cJSON_GetArraySize(json);
+    if (n > io->vector_cap) {
+        io->vector_cap = n * 2;
+        io->vector = mpb_realloc(io->vector, io->vector_cap * sizeof(float));
+    }
+    size_t i = 0;
+    for (cJSON *e = json->child; e != NULL; e = e->next) {
+        if (!cJSON_IsNumber(e)) {
+            cJSON_Delete(json);
+            return MPB_EINVAL;
+        }
+        io->vector[i++] = (float)e->valuedouble;
+    }
+    cJSON_Delete(json);
+    *count = n;
+    return 0;
+}
+
+static int
+next_line(void *ctx, const void **data, size_t *len)
+{
+    run_io *io = ctx;
+    ssize_t got = getline(&io->line, &io->line_cap, io->in);
+    if (got < 0) {
+        return 0;
+    }
+    while (got > 0 && (io->line[got - 1] == '\n' || io->line[got - 1] == '\r')) {
+        io->line[--got] = '\0';
+    }
+    io->read++;
+    if (!io->f32) {
+        *data = io->line;
+        *len = (size_t)got;
+        return 1;
+    }
+    size_t n = 0;
+    if (parse_f32(io, io->line, &n) != 0) {
+        snprintf(io->bad_input, sizeof io->bad_input,
+                 "input line %llu is not a JSON array of numbers (io.format: f32)",
+                 (unsigned long long)io->read);
+        return MPB_EINVAL;
+    }
+    *data = io->vector;
+    *len = n * sizeof(float);
+    return 1;
+}
+
+static void
+show_progress(run_io *io, uint64_t done)
+{
+    int64_t now = mpb_now_ns();
+    if (!io->progress || now - io->last_progress_ns < 1000000000) {
+        return;
+    }
+    io->last_progress_ns = now;
+    double seconds = (double)(now - io->start_ns) / 1e9;
+    fprintf(stderr, "\rmpb run: %llu items, %.0f items/s, %llu errors ",
+            (unsigned long long)done, (double)done / seconds, (unsigned long long)io->errors);
+}
+
+static int
+write_output(void *ctx, uint64_t index, const mpb_result *result)
+{
+    run_io *io = ctx;
+    const mpb_item_error *e = mpb_result_error(result);
+    if (e != NULL) {
+        io->errors++;
+        mpb__json_write_error(io->out, e);
+    } else {
+        size_t len;
+        const void *value = mpb_result_value(result, &len);
+        if (io->f32 && len % sizeof(float) == 0) {
+            mpb__json_write_floats(io->out, value, len / sizeof(float));
+        } else {
+            mpb__json_write_string(io->out, value, len);
+        }
+    }
+    fputc('\n', io->out);
+    show_progress(io, index + 1);
+    return ferror(io->out) ? MPB_EIO : 0;
+}
+
+static void
+usage(FILE *out)
+{
+    fprintf(out, "usage: mpb run --config pipeline.yaml [--input FILE] [--stop-on-error]\n"
+                 "  Streams each line of FILE (default: standard input) through the servlet\n"
+                 "  the config describes; prints one JSON line per input line, in order.\n"
+                 "  --stop-on-error   stop at the first item error instead of printing it\n"
+                 "                    in place (exit status 3)\n");
+}
+
+static int
+print_summary(run_io *io, int rc)
+{
+    double seconds = (double)(mpb_now_ns() - io->start_ns) / 1e9;
+    mpb_server_stats stats;
+    mpb_server_stats_get(io->server, &stats);
+    double mean = stats.batches ? (double)stats.batched_items / (double)stats.batches : 0.0;
+    fprintf(stderr,
+            "%smpb run: %llu items in %.2f s (%.0f items/s), %llu errors, %llu batches "
+            "(mean size %.1f)\n",
+            io->progress ? "\r" : "", (unsigned long long)stats.completed, seconds,
+            seconds > 0 ? (double)stats.completed / seconds : 0.0,
+            (unsigned long long)io->errors, (unsigned long long)stats.batches, mean);
+    if (io->bad_input[0] != '\0') {
+        fprintf(stderr, "mpb run: %s\n", io->bad_input);
+        return 1;
+    }
+    if (rc == MPB_EITEM) {
+        return 3;
+    }
+    if (rc != 0) {
+        fprintf(stderr, "mpb run: stopped: %s\n", mpb_strerror(rc));
+        return 1;
+    }
+    return 0;
+}
 
 int
 mpb_cmd_run(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "mpb run: not built yet\n");
-    return 1;
+    static const struct option options[] = {
+        {"config", required_argument, NULL, 'c'}, {"input", required_argument, NULL, 'i'},
+        {"stop-on-error", no_argument, NULL, 's'}, {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    const char *config_path = NULL;
+    const char *input_path = NULL;
+    int stop_on_error = 0;
+    int opt;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "c:i:h", options, NULL)) != -1) {
+        if (opt == 'c') {
+            config_path = optarg;
+        } else if (opt == 'i') {
+            input_path = optarg;
+        } else if (opt == 's') {
+            stop_on_error = 1;
+        } else if (opt == 'h') {
+            usage(stdout);
+            return 0;
+        } else {
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (config_path == NULL) {
+        usage(stderr);
+        return 2;
+    }
+    char err[1024];
+    mpb_config *config = NULL;
+    if (mpb_config_load(config_path, &config, err, sizeof err) != 0) {
+        fprintf(stderr, "mpb run: %s\n", err);
+        return 2;
+    }
+    run_io io = {.in = stdin, .out = stdout};
+    const char *format = mpb_config_get(config, "io.format");
+    io.f32 = format != NULL && strcmp(format, "f32") == 0;
+    if (input_path != NULL && (io.in = fopen(input_path, "r")) == NULL) {
+        fprintf(stderr, "mpb run: %s: %s\n", input_path, strerror(errno));
+        mpb_config_destroy(&config);
+        return 2;
+    }
+    mpb_server_options server_options;
+    mpb_config_server_options(config, &server_options);
+    mpb_servlet *servlet = mpb_config_servlet(config);
+    io.server = mpb_server_new(&servlet, &server_options);
+    int status = 1;
+    if (mpb_server_start(io.server, err, sizeof err) != 0) {
+        fprintf(stderr, "mpb run: %s\n", err);
+        goto out;
+    }
+    io.progress = isatty(STDERR_FILENO);
+    io.start_ns = mpb_now_ns();
+    io.last_progress_ns = io.start_ns;
+    mpb_stream_options stream = {.return_exceptions = !stop_on_error};
+    int rc = mpb_server_stream(io.server, next_line, write_output, &io, &stream);
+    fflush(io.out);
+    mpb_server_stop(io.server);
+    status = print_summary(&io, rc);
+out:
+    mpb_server_destroy(&io.server);
+    mpb_config_destroy(&config);
+    if (io.in != stdin) {
+        fclose(io.in);
+    }
+    free(io.line);
+    free(io.vector);
+    return status;
 }

@@ -1,0 +1,26 @@
+/*
+ * JSON lines for the command-line tools: strings, float vectors and item
+ * errors written straight to a FILE, without building a document.
+ * Threading: one FILE per thread. Ownership: arguments are borrowed.
+ */
+#ifndef MPB_TOOLS_JSON_OUT_H
+#define MPB_TOOLS_JSON_OUT_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "mpbatch/result.h"
+
+/* Valid UTF-8 as a JSON string; other bytes as {"base64": "..."}. */
+void
+mpb__json_write_string(FILE *out, const void *bytes, size_t len);
+
+/* [f0, f1, ...] with 9 significant digits; NaN and infinities as null. */
+void
+mpb__json_write_floats(FILE *out, const float *values, size_t count);
+
+/* {"error": {"type", "message", "servlet", "worker", "pid"}} */
+void
+mpb__json_write_error(FILE *out, const mpb_item_error *error);
+
+#endif
