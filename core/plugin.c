@@ -47,18 +47,20 @@ mpb__plugin_resolve(const char *name_or_path, char **path, char *err, size_t err
         }
         env = end ? end + 1 : NULL;
     }
-    char *exe_dir = mpb__executable_dir();
-    if (exe_dir != NULL) {
-        const char *suffixes[] = {"/../lib", "/../lib/mpbatch"};
-        for (size_t i = 0; i < MPB_ARRAY_LEN(suffixes) && *path == NULL; i++) {
-            char *dir = mpb_asprintf("%s%s", exe_dir, suffixes[i]);
+    /* Next to the program (build tree: bin/ and lib/), then next to the
+     * library itself (an installed prefix: lib/ and lib/mpbatch/). */
+    char *dirs[2] = {mpb__executable_dir(), mpb__library_dir()};
+    const char *suffixes[2][2] = {{"/../lib", "/../lib/mpbatch"}, {"", "/mpbatch"}};
+    for (size_t d = 0; d < 2; d++) {
+        for (size_t i = 0; i < 2 && dirs[d] != NULL && *path == NULL; i++) {
+            char *dir = mpb_asprintf("%s%s", dirs[d], suffixes[d][i]);
             *path = try_dir(dir, strlen(dir), name_or_path);
             free(dir);
         }
-        free(exe_dir);
-        if (*path != NULL) {
-            return 0;
-        }
+        free(dirs[d]);
+    }
+    if (*path != NULL) {
+        return 0;
     }
     *path = try_dir(MPB_INSTALL_PLUGIN_DIR, strlen(MPB_INSTALL_PLUGIN_DIR), name_or_path);
     if (*path != NULL) {
@@ -66,7 +68,7 @@ mpb__plugin_resolve(const char *name_or_path, char **path, char *err, size_t err
     }
     return mpb__set_error(err, err_len, MPB_ENOENT,
                           "plugin '%s' not found: looked for mpb_%s.so in $MPB_PLUGIN_PATH, "
-                          "next to the executable (../lib) and in %s",
+                          "next to the executable (../lib), next to libmpbatch and in %s",
                           name_or_path, name_or_path, MPB_INSTALL_PLUGIN_DIR);
 }
 

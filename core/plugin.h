@@ -6,7 +6,8 @@
  *
  * A name without '/' is looked up as mpb_<name>.so in, in order:
  * $MPB_PLUGIN_PATH (':'-separated), <executable dir>/../lib,
- * <executable dir>/../lib/mpbatch, the installed plugin directory.
+ * <executable dir>/../lib/mpbatch, <libmpbatch dir>, <libmpbatch dir>/mpbatch,
+ * the installed plugin directory.
  */
 #ifndef MPB_CORE_PLUGIN_H
 #define MPB_CORE_PLUGIN_H

@@ -48,17 +48,26 @@ find_worker_exe(const char *configured)
     if (env != NULL && *env != '\0') {
         return access(env, X_OK) == 0 ? mpb_strdup(env) : NULL;
     }
-    char *dir = mpb__executable_dir();
+    /* Next to the program or in ../bin (build tree), then ../bin from the
+     * library (an installed prefix). */
+    char *dirs[2] = {mpb__executable_dir(), mpb__library_dir()};
     const char *candidates[] = {"%s/mpb-worker", "%s/../bin/mpb-worker"};
-    for (size_t i = 0; dir != NULL && i < MPB_ARRAY_LEN(candidates); i++) {
-        char *path = mpb_asprintf(candidates[i], dir);
-        if (access(path, X_OK) == 0) {
-            free(dir);
-            return path;
+    char *found = NULL;
+    for (size_t d = 0; d < 2; d++) {
+        for (size_t i = 0; dirs[d] != NULL && found == NULL && i < MPB_ARRAY_LEN(candidates);
+             i++) {
+            char *path = mpb_asprintf(candidates[i], dirs[d]);
+            if (access(path, X_OK) == 0) {
+                found = path;
+            } else {
+                free(path);
+            }
         }
-        free(path);
+        free(dirs[d]);
     }
-    free(dir);
+    if (found != NULL) {
+        return found;
+    }
     if (access(MPB_INSTALL_BIN_DIR "/mpb-worker", X_OK) == 0) {
         return mpb_strdup(MPB_INSTALL_BIN_DIR "/mpb-worker");
     }

@@ -1,3 +1,4 @@
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
@@ -97,6 +98,25 @@ mpb__executable_dir(void)
         return NULL;
     }
     path[len] = '\0';
+    char *slash = strrchr(path, '/');
+    if (slash == NULL) {
+        return NULL;
+    }
+    *slash = '\0';
+    return mpb_strdup(path);
+}
+
+char *
+mpb__library_dir(void)
+{
+    Dl_info info;
+    if (dladdr((void *)mpb__library_dir, &info) == 0 || info.dli_fname == NULL) {
+        return NULL;
+    }
+    char path[PATH_MAX];
+    if (realpath(info.dli_fname, path) == NULL) {
+        return NULL;
+    }
     char *slash = strrchr(path, '/');
     if (slash == NULL) {
         return NULL;

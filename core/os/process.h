@@ -30,4 +30,9 @@ mpb__describe_exit(int wait_status, char *out, size_t out_len);
 char *
 mpb__executable_dir(void);
 
+/* Directory of the file (executable or shared library) that holds mpbatch's
+ * code in this process (caller frees), or NULL. */
+char *
+mpb__library_dir(void);
+
 #endif

@@ -1,0 +1,118 @@
+/*
+ * Pipeline configs: what a good file turns into, and how a bad one is
+ * reported (file, line, column, field).
+ */
+#include "support.h"
+
+#include "mpbatch/config.h"
+
+static mpb_config *
+parse_ok(const char *text)
+{
+    mpb_config *config = NULL;
+    char err[512] = "";
+    int rc = mpb_config_parse(text, strlen(text), "p.yaml", &config, err, sizeof err);
+    if (rc != 0) {
+        fail_msg("unexpected config error: %s", err);
+    }
+    return config;
+}
+
+static void
+assert_config_error(const char *text, const char *expect)
+{
+    mpb_config *config = NULL;
+    char err[512] = "";
+    assert_int_equal(mpb_config_parse(text, strlen(text), "p.yaml", &config, err, sizeof err),
+                     MPB_ECONFIG);
+    assert_null(config);
+    if (strstr(err, expect) == NULL) {
+        fail_msg("error '%s' does not contain '%s'", err, expect);
+    }
+}
+
+static void
+a_full_config_is_read(void **state)
+{
+    mpb_config *config = parse_ok("servlet:\n"
+                                  "  kind: thread\n"
+                                  "  name: echo\n"
+                                  "  plugin: passthrough\n"
+                                  "  workers: 2\n"
+                                  "  cpus: [0, \"0\"]\n"
+                                  "  batch_size: 16\n"
+                                  "  batch_wait_us: 0\n"
+                                  "  options:\n"
+                                  "    alpha: 1\n"
+                                  "server:\n"
+                                  "  capacity: 64\n"
+                                  "io:\n"
+                                  "  format: f32\n"
+                                  "tracking:\n"
+                                  "  uri: file:./somewhere\n");
+    assert_string_equal(mpb_config_get(config, "io.format"), "f32");
+    assert_string_equal(mpb_config_get(config, "tracking.uri"), "file:./somewhere");
+    assert_string_equal(mpb_config_get(config, "servlet.batch_size"), "16");
+    assert_null(mpb_config_get(config, "tracking.experiment"));
+    mpb_server_options opts;
+    mpb_config_server_options(config, &opts);
+    assert_int_equal(opts.capacity, 64);
+    /* The servlet it makes runs: a thread pool on CPU 0 echoing items. */
+    mpb_servlet *servlet = mpb_config_servlet(config);
+    assert_string_equal(mpb_servlet_name(servlet), "echo");
+    mpb_server *server = mpb_server_new(&servlet, &opts);
+    char err[256];
+    assert_int_equal(mpb_server_start(server, err, sizeof err), 0);
+    mpb_worker_status workers[2];
+    assert_int_equal(mpb_server_workers(server, workers, 2), 2);
+    assert_string_equal(workers[0].cpus, "0");
+    assert_string_equal(workers[1].cpus, "0");
+    mpb_result *r = NULL;
+    assert_int_equal(mpb_server_call(server, "hi", 2, 5000, &r), 0);
+    mpb_result_destroy(&r);
+    mpb_server_destroy(&server);
+    mpb_config_destroy(&config);
+}
+
+static void
+bad_configs_point_at_the_problem(void **state)
+{
+    assert_config_error("servlet:\n  plugin: mlp\n  batchsize: 4\n",
+                        "p.yaml:3:3: unknown field servlet.batchsize (did you mean batch_size?)");
+    assert_config_error("servlet:\n  plugin: mlp\n  batch_size: -1\n",
+                        "p.yaml:3:15: servlet.batch_size must be an integer >= 0 (got '-1')");
+    assert_config_error("servlet:\n  plugin: mlp\n  workers: two\n",
+                        "p.yaml:3:12: servlet.workers must be an integer >= 1");
+    assert_config_error("servlet:\n  workers: 2\n", "p.yaml:2:3: servlet.plugin is required");
+    assert_config_error("servlet:\n  plugin: mlp\n  kind: fiber\n",
+                        "p.yaml:3:9: servlet.kind must be process or thread");
+    assert_config_error("server:\n  capacity: 8\n", "a servlet: section is required");
+    assert_config_error("servlet:\n  plugin: [mlp\n", "p.yaml:3:1: YAML error");
+    assert_config_error("servlet:\n  plugin: mlp\nio:\n  format: csv\n",
+                        "p.yaml:4:11: io.format must be text or f32");
+    assert_config_error("servlet:\n  plugin: mlp\nsever:\n  capacity: 1\n",
+                        "unknown field (top level).sever (did you mean server?)");
+    assert_config_error("servlet:\n  plugin: mlp\n  options: [1, 2]\n",
+                        "servlet.options must be a mapping");
+    assert_config_error("- just\n- a list\n", "must be a mapping");
+}
+
+static void
+missing_file_is_named(void **state)
+{
+    mpb_config *config = NULL;
+    char err[256] = "";
+    assert_int_equal(mpb_config_load("/nonexistent/p.yaml", &config, err, sizeof err), MPB_ENOENT);
+    assert_non_null(strstr(err, "/nonexistent/p.yaml"));
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(a_full_config_is_read),
+        cmocka_unit_test(bad_configs_point_at_the_problem),
+        cmocka_unit_test(missing_file_is_named),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

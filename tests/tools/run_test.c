@@ -1,0 +1,173 @@
+/*
+ * `mpb run` end to end: the real executable, real worker processes, a
+ * config file and an input file; JSON lines come back in input order.
+ */
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "support.h"
+
+#include "core/os/process.h"
+
+typedef struct run_dir {
+    char path[64];
+    char config[128];
+    char input[128];
+    char output[128];
+    char errors[128];
+} run_dir;
+
+static void
+make_dir(run_dir *d, const char *config_text)
+{
+    snprintf(d->path, sizeof d->path, "/tmp/mpb-run-test-XXXXXX");
+    assert_non_null(mkdtemp(d->path));
+    snprintf(d->config, sizeof d->config, "%s/p.yaml", d->path);
+    snprintf(d->input, sizeof d->input, "%s/in.txt", d->path);
+    snprintf(d->output, sizeof d->output, "%s/out.jsonl", d->path);
+    snprintf(d->errors, sizeof d->errors, "%s/err.txt", d->path);
+    FILE *f = fopen(d->config, "w");
+    fputs(config_text, f);
+    fclose(f);
+}
+
+static int
+run_mpb(const run_dir *d)
+{
+    char *dir = mpb__executable_dir();
+    char *cmd = mpb_asprintf("%s/../bin/mpb run --config %s --input %s > %s 2> %s", dir,
+                             d->config, d->input, d->output, d->errors);
+    int status = system(cmd);
+    free(cmd);
+    free(dir);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static char *
+slurp(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    char *text = mpb_calloc(1, 1 << 22);
+    size_t len = fread(text, 1, (1 << 22) - 1, f);
+    text[len] = '\0';
+    fclose(f);
+    return text;
+}
+
+static void
+clean(run_dir *d)
+{
+    unlink(d->config);
+    unlink(d->input);
+    unlink(d->output);
+    unlink(d->errors);
+    rmdir(d->path);
+}
+
+static void
+text_lines_come_back_in_order_with_errors_in_place(void **state)
+{
+    run_dir d;
+    make_dir(&d, "servlet:\n  plugin: fail\n  workers: 2\n  batch_size: 8\n"
+                 "  options:\n    fail_prefix: bad\n");
+    FILE *in = fopen(d.input, "w");
+    for (int i = 0; i < 3000; i++) {
+        fprintf(in, i % 10 == 9 ? "bad %d\n" : "line \"%d\"\n", i);
+    }
+    fclose(in);
+    assert_int_equal(run_mpb(&d), 0);
+    char *out = slurp(d.output);
+    char *save = NULL;
+    int i = 0;
+    for (char *line = strtok_r(out, "\n", &save); line; line = strtok_r(NULL, "\n", &save), i++) {
+        cJSON *json = cJSON_Parse(line);
+        assert_non_null(json);
+        if (i % 10 == 9) {
+            cJSON *error = cJSON_GetObjectItem(json, "error");
+            assert_non_null(error);
+            assert_string_equal(cJSON_GetObjectItem(error, "type")->valuestring, "ValueError");
+            assert_true(cJSON_GetObjectItem(error, "pid")->valuedouble > 0);
+        } else {
+            char expect[64];
+            snprintf(expect, sizeof expect, "line \"%d\"", i);
+            assert_true(cJSON_IsString(json));
+            assert_string_equal(json->valuestring, expect);
+        }
+        cJSON_Delete(json);
+    }
+    assert_int_equal(i, 3000);
+    free(out);
+    char *err = slurp(d.errors);
+    assert_non_null(strstr(err, "3000 items"));
+    assert_non_null(strstr(err, "300 errors"));
+    free(err);
+    clean(&d);
+}
+
+static void
+f32_vectors_through_the_mlp(void **state)
+{
+    run_dir d;
+    make_dir(&d, "servlet:\n  plugin: mlp\n  workers: 2\n  batch_size: 4\n"
+                 "  options:\n    input_dim: 3\n    hidden_dim: 5\n    output_dim: 2\n"
+                 "io:\n  format: f32\n");
+    FILE *in = fopen(d.input, "w");
+    fprintf(in, "[1, 2, 3]\n[0.5, -1, 2e-3]\n[1, 2]\n[1, 2, 3]\n");
+    fclose(in);
+    assert_int_equal(run_mpb(&d), 0);
+    char *out = slurp(d.output);
+    char *lines[4];
+    char *save = NULL;
+    lines[0] = strtok_r(out, "\n", &save);
+    for (int i = 1; i < 4; i++) {
+        lines[i] = strtok_r(NULL, "\n", &save);
+        assert_non_null(lines[i]);
+    }
+    for (int i = 0; i < 4; i++) {
+        cJSON *json = cJSON_Parse(lines[i]);
+        if (i == 2) {
+            /* Two numbers where three are expected: an error in place. */
+            assert_non_null(cJSON_GetObjectItem(json, "error"));
+        } else {
+            assert_true(cJSON_IsArray(json));
+            assert_int_equal(cJSON_GetArraySize(json), 2);
+        }
+        cJSON_Delete(json);
+    }
+    /* Same input, same output: rows were not mixed up inside the batch. */
+    assert_string_equal(lines[0], lines[3]);
+    assert_string_not_equal(lines[0], lines[1]);
+    free(out);
+    clean(&d);
+}
+
+static void
+bad_config_exits_2_naming_file_and_line(void **state)
+{
+    run_dir d;
+    make_dir(&d, "servlet:\n  plugin: mlp\n  wrokers: 2\n");
+    FILE *in = fopen(d.input, "w");
+    fclose(in);
+    assert_int_equal(run_mpb(&d), 2);
+    char *err = slurp(d.errors);
+    char expect[200];
+    snprintf(expect, sizeof expect, "%s:3:3: unknown field servlet.wrokers (did you mean "
+             "workers?)", d.config);
+    assert_non_null(strstr(err, expect));
+    free(err);
+    clean(&d);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(text_lines_come_back_in_order_with_errors_in_place),
+        cmocka_unit_test(f32_vectors_through_the_mlp),
+        cmocka_unit_test(bad_config_exits_2_naming_file_and_line),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
