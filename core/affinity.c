@@ -44,8 +44,7 @@ parse_cpus(const char *cpus, hwloc_bitmap_t set, char *err, size_t err_len)
                               cpus ? cpus : "");
     }
     if (hwloc_bitmap_weight(set) < 0) {
-        return mpb__set_error(err, err_len, MPB_EINVAL, "cpus '%s' is not a finite CPU list",
-                              cpus);
+        return mpb__set_error(err, err_len, MPB_EINVAL, "cpus '%s' is not a finite CPU list", cpus);
     }
     hwloc_const_cpuset_t allowed = hwloc_topology_get_allowed_cpuset(topology);
     if (!hwloc_bitmap_isincluded(set, allowed)) {

@@ -16,16 +16,11 @@ typedef struct mpb__arena {
     size_t block_size;
 } mpb__arena;
 
-void
-mpb__arena_init(mpb__arena *arena, size_t block_size);
+void mpb__arena_init(mpb__arena *arena, size_t block_size);
 /* Returns len bytes aligned to 16; aborts on out-of-memory (callers bound len). */
-void *
-mpb__arena_alloc(mpb__arena *arena, size_t len);
-char *
-mpb__arena_strdup(mpb__arena *arena, const char *text);
-void
-mpb__arena_reset(mpb__arena *arena);
-void
-mpb__arena_free(mpb__arena *arena);
+void *mpb__arena_alloc(mpb__arena *arena, size_t len);
+char *mpb__arena_strdup(mpb__arena *arena, const char *text);
+void mpb__arena_reset(mpb__arena *arena);
+void mpb__arena_free(mpb__arena *arena);
 
 #endif

@@ -49,19 +49,14 @@ struct mpb_batch {
     mpb__arena arena;
 };
 
-void
-mpb__batch_init(mpb_batch *batch, size_t max_item_bytes);
-void
-mpb__batch_free(mpb_batch *batch);
+void mpb__batch_init(mpb_batch *batch, size_t max_item_bytes);
+void mpb__batch_free(mpb_batch *batch);
 /* Forgets items and outcomes; keeps memory for the next batch. */
-void
-mpb__batch_reset(mpb_batch *batch);
-void
-mpb__batch_add(mpb_batch *batch, const void *data, size_t len);
+void mpb__batch_reset(mpb_batch *batch);
+void mpb__batch_add(mpb_batch *batch, const void *data, size_t len);
 /* Settles every item after the plugin returned: call_status != 0 fails the
  * items left without an error; items left unset get NoResult. Returns the
  * number of items that ended as errors. */
-size_t
-mpb__batch_settle(mpb_batch *batch, int call_status);
+size_t mpb__batch_settle(mpb_batch *batch, int call_status);
 
 #endif

@@ -29,18 +29,13 @@ typedef struct mpb__item_queue {
     size_t bytes_tail; /* where the next payload goes */
 } mpb__item_queue;
 
-void
-mpb__item_queue_init(mpb__item_queue *q);
-void
-mpb__item_queue_free(mpb__item_queue *q);
-void
-mpb__item_queue_push(mpb__item_queue *q, uint64_t id, int64_t arrived_ns, int64_t deadline_ns,
-                     const void *data, size_t len);
+void mpb__item_queue_init(mpb__item_queue *q);
+void mpb__item_queue_free(mpb__item_queue *q);
+void mpb__item_queue_push(mpb__item_queue *q, uint64_t id, int64_t arrived_ns, int64_t deadline_ns,
+                          const void *data, size_t len);
 /* The oldest item; q must not be empty. */
-const mpb__queued_item *
-mpb__item_queue_peek(const mpb__item_queue *q);
+const mpb__queued_item *mpb__item_queue_peek(const mpb__item_queue *q);
 /* Pops the oldest item; *data points at its bytes until the next push. */
-mpb__queued_item
-mpb__item_queue_pop(mpb__item_queue *q, const void **data);
+mpb__queued_item mpb__item_queue_pop(mpb__item_queue *q, const void **data);
 
 #endif

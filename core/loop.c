@@ -95,7 +95,8 @@ remove_handler(mpb__loop *self, void *socket, int fd)
 {
     for (size_t i = 0; i < self->n_handlers; i++) {
         handler *h = &self->handlers[i];
-        if (!h->dead && ((socket != NULL && h->socket == socket) || (socket == NULL && h->fd == fd))) {
+        if (!h->dead &&
+            ((socket != NULL && h->socket == socket) || (socket == NULL && h->fd == fd))) {
             h->dead = 1;
             self->dirty = 1;
         }
@@ -210,9 +211,8 @@ mpb__loop_run_once(mpb__loop *self, int64_t max_wait_ms)
         self->items = mpb_realloc(self->items, self->cap_items * sizeof(zmq_pollitem_t));
     }
     for (size_t i = 0; i < n; i++) {
-        self->items[i] = (zmq_pollitem_t){.socket = self->handlers[i].socket,
-                                          .fd = self->handlers[i].fd,
-                                          .events = ZMQ_POLLIN};
+        self->items[i] = (zmq_pollitem_t){
+            .socket = self->handlers[i].socket, .fd = self->handlers[i].fd, .events = ZMQ_POLLIN};
     }
     long timeout = (long)poll_timeout_ms(self, max_wait_ms);
     int ready = zmq_poll(self->items, (int)n, timeout);

@@ -11,17 +11,12 @@
 
 #include "mpbatch/worker.h"
 
-mpb_options *
-mpb__options_new(void);
-void
-mpb__options_destroy(mpb_options **self_p);
+mpb_options *mpb__options_new(void);
+void mpb__options_destroy(mpb_options **self_p);
 /* Sets key to value (replacing an earlier value of the same key). */
-void
-mpb__options_set(mpb_options *self, const char *key, const char *value);
+void mpb__options_set(mpb_options *self, const char *key, const char *value);
 /* Parses "key=value"; MPB_EINVAL without '=' or with an empty key. */
-int
-mpb__options_set_pair(mpb_options *self, const char *pair);
-mpb_options *
-mpb__options_copy(const mpb_options *self);
+int mpb__options_set_pair(mpb_options *self, const char *pair);
+mpb_options *mpb__options_copy(const mpb_options *self);
 
 #endif

@@ -101,8 +101,8 @@ mpb__plugin_load(const char *name_or_path, mpb__plugin **out, char *err, size_t 
         goto out_close_handle;
     }
     if (def->name == NULL || *def->name == '\0' || def->call == NULL) {
-        rc = mpb__set_error(err, err_len, MPB_EPLUGIN, "plugin %s: mpb_worker needs a name and call()",
-                            path);
+        rc = mpb__set_error(err, err_len, MPB_EPLUGIN,
+                            "plugin %s: mpb_worker needs a name and call()", path);
         goto out_close_handle;
     }
     mpb__plugin *plugin = mpb_calloc(1, sizeof *plugin);

@@ -22,14 +22,11 @@ typedef struct mpb__plugin {
     char *path;
 } mpb__plugin;
 
-int
-mpb__plugin_load(const char *name_or_path, mpb__plugin **out, char *err, size_t err_len);
+int mpb__plugin_load(const char *name_or_path, mpb__plugin **out, char *err, size_t err_len);
 
 /* Resolves a plugin name to a file path without loading it (caller frees). */
-int
-mpb__plugin_resolve(const char *name_or_path, char **path, char *err, size_t err_len);
+int mpb__plugin_resolve(const char *name_or_path, char **path, char *err, size_t err_len);
 
-void
-mpb__plugin_unload(mpb__plugin **self_p);
+void mpb__plugin_unload(mpb__plugin **self_p);
 
 #endif

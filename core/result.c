@@ -41,8 +41,8 @@ place(unsigned char **cursor, const char *text, size_t len)
 }
 
 mpb_result *
-mpb_result_new_error(const char *type, const char *message, const char *servlet,
-                     const char *worker, int64_t pid)
+mpb_result_new_error(const char *type, const char *message, const char *servlet, const char *worker,
+                     int64_t pid)
 {
     const char *texts[4] = {type ? type : "", message ? message : "", servlet ? servlet : "",
                             worker ? worker : ""};

@@ -21,36 +21,26 @@
 
 #define MPB_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
-_Noreturn void
-mpb__assert_fail(const char *file, int line, const char *expr);
+_Noreturn void mpb__assert_fail(const char *file, int line, const char *expr);
 
 /* Small allocations: abort with a message when memory runs out. Caller frees. */
-void *
-mpb_malloc(size_t size);
-void *
-mpb_calloc(size_t count, size_t size);
-void *
-mpb_realloc(void *ptr, size_t size);
-char *
-mpb_strdup(const char *text);
-char *
-mpb_strndup(const char *text, size_t len);
-char *
-mpb_asprintf(const char *fmt, ...) MPB_PRINTF(1, 2);
+void *mpb_malloc(size_t size);
+void *mpb_calloc(size_t count, size_t size);
+void *mpb_realloc(void *ptr, size_t size);
+char *mpb_strdup(const char *text);
+char *mpb_strndup(const char *text, size_t len);
+char *mpb_asprintf(const char *fmt, ...) MPB_PRINTF(1, 2);
 
 /* Formats into an optional error buffer (err may be NULL); returns status. */
-int
-mpb__set_error(char *err, size_t err_len, int status, const char *fmt, ...) MPB_PRINTF(4, 5);
+int mpb__set_error(char *err, size_t err_len, int status, const char *fmt, ...) MPB_PRINTF(4, 5);
 
 /* Monotonic clock in nanoseconds / microseconds; wall clock in milliseconds. */
-int64_t
-mpb_now_ns(void);
+int64_t mpb_now_ns(void);
 static inline int64_t
 mpb_now_us(void)
 {
     return mpb_now_ns() / 1000;
 }
-int64_t
-mpb_wall_ms(void);
+int64_t mpb_wall_ms(void);
 
 #endif

@@ -83,6 +83,127 @@ as_bytes(const msgpack_object *obj, const void **data, size_t *len)
     return MPB_EPROTO;
 }
 
+static uint64_t
+read_be(const unsigned char *p, size_t n)
+{
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; i++) {
+        v = (v << 8) | p[i];
+    }
+    return v;
+}
+
+/* Walks msgpack bytes without allocating and checks that every declared
+ * length and element count fits in what is left of the frame, and that the
+ * frame holds exactly one value. msgpack_unpack sizes its allocations from
+ * declared counts, so an array header claiming 2^32 elements in a 5-byte
+ * frame must be refused before it gets there. */
+static int
+bounds_ok(const unsigned char *p, size_t len)
+{
+    size_t pos = 0;
+    uint64_t pending = 1;
+    while (pending > 0) {
+        if (pos >= len || pending > len - pos) {
+            return 0;
+        }
+        unsigned char b = p[pos++];
+        pending--;
+        uint64_t skip = 0;  /* payload bytes after the header */
+        uint64_t items = 0; /* elements that follow */
+        size_t width = 0;   /* bytes of a length or count field */
+        if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) {
+            continue;
+        } else if (b >= 0x80 && b <= 0x8f) {
+            items = 2u * (b & 0x0f);
+        } else if (b >= 0x90 && b <= 0x9f) {
+            items = b & 0x0f;
+        } else if (b >= 0xa0 && b <= 0xbf) {
+            skip = b & 0x1f;
+        } else {
+            switch (b) {
+            case 0xc4:
+            case 0xc5:
+            case 0xc6: /* bin 8/16/32 */
+            case 0xd9:
+            case 0xda:
+            case 0xdb: /* str 8/16/32 */
+                width = (size_t)1 << (b == 0xc4 || b == 0xd9 ? 0 : b == 0xc5 || b == 0xda ? 1 : 2);
+                break;
+            case 0xc7:
+            case 0xc8:
+            case 0xc9: /* ext 8/16/32: length, type, data */
+                width = (size_t)1 << (b - 0xc7);
+                skip = 1;
+                break;
+            case 0xca:
+                skip = 4;
+                break;
+            case 0xcb:
+                skip = 8;
+                break;
+            case 0xcc:
+            case 0xd0:
+                skip = 1;
+                break;
+            case 0xcd:
+            case 0xd1:
+                skip = 2;
+                break;
+            case 0xce:
+            case 0xd2:
+                skip = 4;
+                break;
+            case 0xcf:
+            case 0xd3:
+                skip = 8;
+                break;
+            case 0xd4:
+                skip = 2;
+                break;
+            case 0xd5:
+                skip = 3;
+                break;
+            case 0xd6:
+                skip = 5;
+                break;
+            case 0xd7:
+                skip = 9;
+                break;
+            case 0xd8:
+                skip = 17;
+                break;
+            case 0xdc:
+            case 0xdd: /* array 16/32 */
+            case 0xde:
+            case 0xdf: /* map 16/32 */
+                width = b == 0xdc || b == 0xde ? 2 : 4;
+                break;
+            default:
+                return 0; /* 0xc1: never used */
+            }
+        }
+        if (width > 0) {
+            if (len - pos < width) {
+                return 0;
+            }
+            uint64_t n = read_be(p + pos, width);
+            pos += width;
+            if (b >= 0xdc) {
+                items = b >= 0xde ? 2 * n : n;
+            } else {
+                skip += n;
+            }
+        }
+        if (skip > len - pos || items > len - pos) {
+            return 0;
+        }
+        pos += (size_t)skip;
+        pending += items;
+    }
+    return pos == len;
+}
+
 static int
 decode_ready(const msgpack_object_array *a, mpb__ready *r)
 {
@@ -159,10 +280,14 @@ mpb__wire_decode(msgpack_zone *zone, const void *data, size_t len, mpb__frame *o
     if (len == 0) {
         return mpb__set_error(err, err_len, MPB_EPROTO, "empty frame");
     }
+    if (!bounds_ok(data, len)) {
+        return mpb__set_error(err, err_len, MPB_EPROTO,
+                              "frame of %zu bytes is not one msgpack value", len);
+    }
     msgpack_unpack_return rc = msgpack_unpack(data, len, &offset, zone, &root);
     if (rc != MSGPACK_UNPACK_SUCCESS) {
-        return mpb__set_error(err, err_len, MPB_EPROTO, "frame of %zu bytes is not one msgpack value",
-                              len);
+        return mpb__set_error(err, err_len, MPB_EPROTO,
+                              "frame of %zu bytes is not one msgpack value", len);
     }
     if (root.type != MSGPACK_OBJECT_ARRAY || root.via.array.size < 1) {
         return mpb__set_error(err, err_len, MPB_EPROTO, "frame is not a msgpack array [type, ...]");

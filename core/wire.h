@@ -81,18 +81,15 @@ typedef struct mpb__frame {
 } mpb__frame;
 
 /* Decodes one frame. The zone is cleared first and holds the decoded tree. */
-int
-mpb__wire_decode(msgpack_zone *zone, const void *data, size_t len, mpb__frame *out, char *err,
-                 size_t err_len);
+int mpb__wire_decode(msgpack_zone *zone, const void *data, size_t len, mpb__frame *out, char *err,
+                     size_t err_len);
 
 /* Reads entry i of an ITEMS frame. On MPB_EPROTO, *id_known tells whether
  * out->id could still be read (so the item can be answered with an error). */
-int
-mpb__wire_item_at(const mpb__frame *frame, uint32_t index, mpb__wire_item *out, int *id_known);
+int mpb__wire_item_at(const mpb__frame *frame, uint32_t index, mpb__wire_item *out, int *id_known);
 
 /* Reads entry i of a RESULTS frame. */
-int
-mpb__wire_result_at(const mpb__frame *frame, uint32_t index, mpb__wire_result *out);
+int mpb__wire_result_at(const mpb__frame *frame, uint32_t index, mpb__wire_result *out);
 
 /* Growable encode buffer; reused across frames to avoid allocation. */
 typedef struct mpb__wire_buf {
@@ -100,36 +97,23 @@ typedef struct mpb__wire_buf {
     msgpack_packer pk;
 } mpb__wire_buf;
 
-void
-mpb__wire_buf_init(mpb__wire_buf *buf);
-void
-mpb__wire_buf_reset(mpb__wire_buf *buf);
-void
-mpb__wire_buf_free(mpb__wire_buf *buf);
+void mpb__wire_buf_init(mpb__wire_buf *buf);
+void mpb__wire_buf_reset(mpb__wire_buf *buf);
+void mpb__wire_buf_free(mpb__wire_buf *buf);
 
-void
-mpb__wire_pack_ready(mpb__wire_buf *buf, const mpb__ready *ready);
-void
-mpb__wire_pack_items_begin(mpb__wire_buf *buf, uint32_t count);
-void
-mpb__wire_pack_item(mpb__wire_buf *buf, uint64_t id, uint64_t budget_us, const void *data,
-                    size_t len);
-void
-mpb__wire_pack_results_begin(mpb__wire_buf *buf, uint32_t count);
-void
-mpb__wire_pack_result_value(mpb__wire_buf *buf, uint64_t id, const void *data, size_t len);
-void
-mpb__wire_pack_result_error(mpb__wire_buf *buf, uint64_t id, const char *type,
-                            const char *message);
-void
-mpb__wire_pack_telemetry(mpb__wire_buf *buf, const mpb_batch_telemetry *telemetry);
+void mpb__wire_pack_ready(mpb__wire_buf *buf, const mpb__ready *ready);
+void mpb__wire_pack_items_begin(mpb__wire_buf *buf, uint32_t count);
+void mpb__wire_pack_item(mpb__wire_buf *buf, uint64_t id, uint64_t budget_us, const void *data,
+                         size_t len);
+void mpb__wire_pack_results_begin(mpb__wire_buf *buf, uint32_t count);
+void mpb__wire_pack_result_value(mpb__wire_buf *buf, uint64_t id, const void *data, size_t len);
+void mpb__wire_pack_result_error(mpb__wire_buf *buf, uint64_t id, const char *type,
+                                 const char *message);
+void mpb__wire_pack_telemetry(mpb__wire_buf *buf, const mpb_batch_telemetry *telemetry);
 /* HEARTBEAT, SHUTDOWN, BYE: frames with no fields. */
-void
-mpb__wire_pack_signal(mpb__wire_buf *buf, mpb__frame_type type);
-void
-mpb__wire_pack_error(mpb__wire_buf *buf, int64_t code, const char *message);
+void mpb__wire_pack_signal(mpb__wire_buf *buf, mpb__frame_type type);
+void mpb__wire_pack_error(mpb__wire_buf *buf, int64_t code, const char *message);
 
-const char *
-mpb__frame_type_name(int type);
+const char *mpb__frame_type_name(int type);
 
 #endif

@@ -381,9 +381,8 @@ check_liveness(worker *w, int64_t now, char *err, size_t err_len)
     int64_t timeout_ms = cfg->coordinator_timeout_ms ? cfg->coordinator_timeout_ms
                                                      : MPB_DEFAULT_COORDINATOR_TIMEOUT_MS;
     if (timeout_ms > 0 && now - w->last_recv_ns > timeout_ms * 1000000) {
-        return mpb__set_error(err, err_len, MPB_ETIMEDOUT,
-                              "coordinator at %s silent for %lld ms", cfg->endpoint,
-                              (long long)timeout_ms);
+        return mpb__set_error(err, err_len, MPB_ETIMEDOUT, "coordinator at %s silent for %lld ms",
+                              cfg->endpoint, (long long)timeout_ms);
     }
     return 0;
 }

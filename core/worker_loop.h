@@ -24,30 +24,28 @@
 typedef struct mpb__worker_config {
     const mpb_worker_def *def;
     const char *plugin_name;
-    const char *endpoint;   /* ipc://, tcp:// or inproc:// */
-    void *zmq_context;      /* required for inproc; NULL makes one */
+    const char *endpoint; /* ipc://, tcp:// or inproc:// */
+    void *zmq_context;    /* required for inproc; NULL makes one */
     const char *name;
     unsigned index;
-    long long batch_size;   /* < 0: the plugin's default */
+    long long batch_size;    /* < 0: the plugin's default */
     long long batch_wait_us; /* < 0: the plugin's default */
-    unsigned capacity;      /* items in flight; 0: 2 x batch_size, at least 16 */
-    const char *cpus;       /* NULL or "": do not pin */
+    unsigned capacity;       /* items in flight; 0: 2 x batch_size, at least 16 */
+    const char *cpus;        /* NULL or "": do not pin */
     mpb__bind_scope bind_scope;
     const mpb_options *options;
-    size_t max_item_bytes;         /* 0: MPB_DEFAULT_MAX_ITEM_BYTES */
-    int64_t heartbeat_ms;          /* 0: default */
+    size_t max_item_bytes;          /* 0: MPB_DEFAULT_MAX_ITEM_BYTES */
+    int64_t heartbeat_ms;           /* 0: default */
     int64_t coordinator_timeout_ms; /* 0: default; < 0: never give up */
-    pid_t parent_pid;              /* leave when the parent changes; 0: do not check */
-    const atomic_int *cancel;      /* leave soon after it turns nonzero; may be NULL */
+    pid_t parent_pid;               /* leave when the parent changes; 0: do not check */
+    const atomic_int *cancel;       /* leave soon after it turns nonzero; may be NULL */
 } mpb__worker_config;
 
 /* Effective batch size and wait from config and plugin defaults. */
-void
-mpb__worker_batching(const mpb_worker_def *def, long long batch_size, long long batch_wait_us,
-                     unsigned *size_out, int64_t *wait_out);
+void mpb__worker_batching(const mpb_worker_def *def, long long batch_size, long long batch_wait_us,
+                          unsigned *size_out, int64_t *wait_out);
 
 /* Runs until SHUTDOWN (returns 0) or failure (negative status, err set). */
-int
-mpb__worker_run(const mpb__worker_config *config, char *err, size_t err_len);
+int mpb__worker_run(const mpb__worker_config *config, char *err, size_t err_len);
 
 #endif

@@ -46,8 +46,7 @@ typedef struct parse_ctx {
     size_t err_len;
 } parse_ctx;
 
-static int
-fail_at(parse_ctx *ctx, const yaml_node_t *node, const char *fmt, ...) MPB_PRINTF(3, 4);
+static int fail_at(parse_ctx *ctx, const yaml_node_t *node, const char *fmt, ...) MPB_PRINTF(3, 4);
 
 static int
 fail_at(parse_ctx *ctx, const yaml_node_t *node, const char *fmt, ...)
@@ -117,8 +116,7 @@ unknown_field(parse_ctx *ctx, const yaml_node_t *node, const char *section, cons
 static void
 remember(mpb_config *config, const char *path, const char *value)
 {
-    config->settings =
-        mpb_realloc(config->settings, (config->n_settings + 1) * sizeof(setting));
+    config->settings = mpb_realloc(config->settings, (config->n_settings + 1) * sizeof(setting));
     config->settings[config->n_settings++] = (setting){mpb_strdup(path), mpb_strdup(value)};
 }
 
@@ -158,19 +156,21 @@ parse_cpus(parse_ctx *ctx, const yaml_node_t *node, servlet_spec *spec)
         return 0;
     }
     if (node->type != YAML_SEQUENCE_NODE) {
-        return fail_at(ctx, node, "servlet.cpus must be auto, none, or a list with one CPU "
-                                  "list per worker");
+        return fail_at(ctx, node,
+                       "servlet.cpus must be auto, none, or a list with one CPU "
+                       "list per worker");
     }
     size_t total = 1;
     char *joined = mpb_calloc(1, 1);
-    for (yaml_node_item_t *it = node->data.sequence.items.start;
-         it < node->data.sequence.items.top; it++) {
+    for (yaml_node_item_t *it = node->data.sequence.items.start; it < node->data.sequence.items.top;
+         it++) {
         const yaml_node_t *item = yaml_document_get_node(ctx->doc, *it);
         const char *text = scalar(item);
         if (text == NULL || *text == '\0') {
             free(joined);
-            return fail_at(ctx, item, "servlet.cpus entries must be CPU lists such as 0 or "
-                                      "\"2-3\"");
+            return fail_at(ctx, item,
+                           "servlet.cpus entries must be CPU lists such as 0 or "
+                           "\"2-3\"");
         }
         size_t len = strlen(text);
         joined = mpb_realloc(joined, total + len + 1);
@@ -206,8 +206,9 @@ parse_options(parse_ctx *ctx, const yaml_node_t *node, servlet_spec *spec)
 }
 
 static const char *const servlet_fields[] = {
-    "kind", "name", "plugin", "workers", "cpus", "batch_size", "batch_wait_us", "capacity",
-    "options", "bind", "worker_exe", "start_timeout_ms", "max_item_bytes", NULL};
+    "kind",           "name",     "plugin",  "workers", "cpus",       "batch_size",
+    "batch_wait_us",  "capacity", "options", "bind",    "worker_exe", "start_timeout_ms",
+    "max_item_bytes", NULL};
 
 static int
 parse_servlet_field(parse_ctx *ctx, const char *key, const yaml_node_t *value, servlet_spec *spec)
@@ -283,8 +284,9 @@ parse_servlet(parse_ctx *ctx, const yaml_node_t *node)
         }
     }
     if (spec->pool.plugin == NULL) {
-        return fail_at(ctx, node, "servlet.plugin is required (a plugin name such as mlp, or "
-                                  "a path to a .so)");
+        return fail_at(ctx, node,
+                       "servlet.plugin is required (a plugin name such as mlp, or "
+                       "a path to a .so)");
     }
     return 0;
 }

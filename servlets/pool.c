@@ -54,8 +54,7 @@ slot_take(mpb__pool *pool, mpb__task *task)
         size_t grow = pool->n_slots ? pool->n_slots : 256;
         MPB_ASSERT(pool->n_slots + grow <= SLOT_MASK);
         pool->slots = mpb_realloc(pool->slots, (pool->n_slots + grow) * sizeof(mpb__slot));
-        pool->free_slots =
-            mpb_realloc(pool->free_slots, (pool->n_slots + grow) * sizeof(uint32_t));
+        pool->free_slots = mpb_realloc(pool->free_slots, (pool->n_slots + grow) * sizeof(uint32_t));
         for (size_t i = 0; i < grow; i++) {
             size_t index = pool->n_slots + grow - 1 - i;
             pool->slots[index] = (mpb__slot){NULL, 0, -1};
@@ -131,8 +130,7 @@ waiting_pop(mpb__pool *pool)
     return index;
 }
 
-static void
-conn_lost(mpb__pool *pool, size_t i, const char *how);
+static void conn_lost(mpb__pool *pool, size_t i, const char *how);
 
 /* Connection states are read by other threads (mpb_server_workers). */
 static void
@@ -317,7 +315,8 @@ launched_index(const mpb__pool *pool, const mpb__ready *ready)
 {
     /* Launched workers are named <pool>-<index>; others join as -1. */
     size_t base_len = strlen(pool->base.name);
-    if (ready->name.len <= base_len + 1 || memcmp(ready->name.ptr, pool->base.name, base_len) != 0 ||
+    if (ready->name.len <= base_len + 1 ||
+        memcmp(ready->name.ptr, pool->base.name, base_len) != 0 ||
         ready->name.ptr[base_len] != '-') {
         return -1;
     }
@@ -519,7 +518,8 @@ on_heartbeat(mpb__loop *loop, void *arg)
     int64_t now = mpb_now_ns();
     for (size_t i = 0; i < pool->n_conns; i++) {
         mpb__conn *c = &pool->conns[i];
-        if (c->state != MPB_CONN_GONE && now - c->last_send_ns >= MPB_DEFAULT_HEARTBEAT_MS * 1000000LL) {
+        if (c->state != MPB_CONN_GONE &&
+            now - c->last_send_ns >= MPB_DEFAULT_HEARTBEAT_MS * 1000000LL) {
             send_signal(pool, c, MPB_FRAME_HEARTBEAT);
         }
     }
@@ -539,9 +539,9 @@ conn_lost(mpb__pool *pool, size_t i, const char *how)
     set_conn_state(pool, c, MPB_CONN_GONE);
     for (size_t s = 0; s < pool->n_slots; s++) {
         if (pool->slots[s].task != NULL && pool->slots[s].conn == (int)i) {
-            slot_complete(pool, &pool->slots[s],
-                          framework_error(pool, &pool->conns[i], MPB_ERROR_WORKER_CRASHED,
-                                          message));
+            slot_complete(
+                pool, &pool->slots[s],
+                framework_error(pool, &pool->conns[i], MPB_ERROR_WORKER_CRASHED, message));
         }
     }
 }
@@ -673,8 +673,8 @@ open_router(mpb__pool *pool, char *err, size_t err_len)
         pool->endpoint = mpb_asprintf("inproc://mpb-%d-%u", (int)getpid(), n);
     } else {
         const char *dir = getenv("MPB_RUNTIME_DIR");
-        pool->ipc_path = mpb_asprintf("%s/mpb-%d-%u.ipc", dir && *dir ? dir : "/tmp",
-                                      (int)getpid(), n);
+        pool->ipc_path =
+            mpb_asprintf("%s/mpb-%d-%u.ipc", dir && *dir ? dir : "/tmp", (int)getpid(), n);
         pool->endpoint = mpb_asprintf("ipc://%s", pool->ipc_path);
     }
     if (zmq_bind(pool->router, pool->endpoint) != 0) {
@@ -725,8 +725,7 @@ wait_until_ready(mpb__pool *pool, char *err, size_t err_len)
     return 0;
 }
 
-static void
-pool_shutdown_conns(mpb__pool *pool);
+static void pool_shutdown_conns(mpb__pool *pool);
 
 static int
 pool_start(mpb_servlet *self, const mpb__servlet_env *env, const char *parent_path, char *err,
@@ -757,8 +756,8 @@ pool_start(mpb_servlet *self, const mpb__servlet_env *env, const char *parent_pa
     }
     pool->started = 1;
     mpb__loop_add_socket(env->loop, pool->router, on_router, pool);
-    pool->heartbeat_timer = mpb__loop_add_timer(env->loop, MPB_DEFAULT_HEARTBEAT_MS / 2, 1,
-                                                on_heartbeat, pool);
+    pool->heartbeat_timer =
+        mpb__loop_add_timer(env->loop, MPB_DEFAULT_HEARTBEAT_MS / 2, 1, on_heartbeat, pool);
     return 0;
 }
 
@@ -945,8 +944,8 @@ mpb__pool_new(const mpb_pool_config *config, const mpb__pool_launcher *launcher)
     pool->bind = dup_or_null(config->bind);
     pool->worker_exe = dup_or_null(config->worker_exe);
     pool->start_timeout_ms = config->start_timeout_ms;
-    pool->max_item_bytes = config->max_item_bytes ? config->max_item_bytes
-                                                  : MPB_DEFAULT_MAX_ITEM_BYTES;
+    pool->max_item_bytes =
+        config->max_item_bytes ? config->max_item_bytes : MPB_DEFAULT_MAX_ITEM_BYTES;
     msgpack_zone_init(&pool->zone, 65536);
     mpb__wire_buf_init(&pool->out);
     return &pool->base;
@@ -1004,4 +1003,3 @@ mpb_pool_config_init(mpb_pool_config *config)
     config->batch_size = -1;
     config->batch_wait_us = -1;
 }
-

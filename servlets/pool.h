@@ -17,8 +17,8 @@ typedef struct mpb__pool mpb__pool;
 typedef struct mpb__death mpb__death;
 
 typedef struct mpb__pool_launcher {
-    const char *kind;           /* "process" | "thread" */
-    const char *default_cpus;   /* "auto" | "none" */
+    const char *kind;            /* "process" | "thread" */
+    const char *default_cpus;    /* "auto" | "none" */
     const char *endpoint_scheme; /* "ipc" | "inproc" */
     /* Prepares launcher state once, before the first launch. */
     int (*prepare)(mpb__pool *pool, char *err, size_t err_len);
@@ -104,18 +104,14 @@ struct mpb__pool {
     char start_error[512];
 };
 
-mpb_servlet *
-mpb__pool_new(const mpb_pool_config *config, const mpb__pool_launcher *launcher);
+mpb_servlet *mpb__pool_new(const mpb_pool_config *config, const mpb__pool_launcher *launcher);
 
 /* Launchers report a worker that died (index -1 if not launched here), with
  * a description of how: its items in flight fail, and it is relaunched. */
-void
-mpb__pool_worker_died(mpb__pool *pool, int index, int64_t pid, const char *how);
+void mpb__pool_worker_died(mpb__pool *pool, int index, int64_t pid, const char *how);
 
 /* argv for mpb-worker index i (NULL-terminated; free with mpb__pool_free_argv). */
-char **
-mpb__pool_worker_argv(const mpb__pool *pool, const char *exe, unsigned index);
-void
-mpb__pool_free_argv(char **argv);
+char **mpb__pool_worker_argv(const mpb__pool *pool, const char *exe, unsigned index);
+void mpb__pool_free_argv(char **argv);
 
 #endif

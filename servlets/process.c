@@ -54,8 +54,7 @@ find_worker_exe(const char *configured)
     const char *candidates[] = {"%s/mpb-worker", "%s/../bin/mpb-worker"};
     char *found = NULL;
     for (size_t d = 0; d < 2; d++) {
-        for (size_t i = 0; dirs[d] != NULL && found == NULL && i < MPB_ARRAY_LEN(candidates);
-             i++) {
+        for (size_t i = 0; dirs[d] != NULL && found == NULL && i < MPB_ARRAY_LEN(candidates); i++) {
             char *path = mpb_asprintf(candidates[i], dirs[d]);
             if (access(path, X_OK) == 0) {
                 found = path;

@@ -146,8 +146,8 @@ finish_submit(mpb__job *job, mpb_result *result)
 }
 
 int
-mpb_server_submit(mpb_server *self, const void *input, size_t len, int timeout_ms,
-                  mpb_done_fn done, void *ctx)
+mpb_server_submit(mpb_server *self, const void *input, size_t len, int timeout_ms, mpb_done_fn done,
+                  void *ctx)
 {
     if (done == NULL || (input == NULL && len > 0)) {
         return MPB_EINVAL;
@@ -209,8 +209,7 @@ status_of(const mpb_result *result)
 }
 
 int
-mpb_server_call(mpb_server *self, const void *input, size_t len, int timeout_ms,
-                mpb_result **out)
+mpb_server_call(mpb_server *self, const void *input, size_t len, int timeout_ms, mpb_result **out)
 {
     *out = NULL;
     if (input == NULL && len > 0) {
@@ -229,8 +228,8 @@ mpb_server_call(mpb_server *self, const void *input, size_t len, int timeout_ms,
         call_wait_free(w);
         if (rc == MPB_ETIMEDOUT) {
             *out = mpb_result_new_error(MPB_ERROR_TIMEOUT,
-                                        "the server stayed at capacity past the call's timeout",
-                                        "", "", 0);
+                                        "the server stayed at capacity past the call's timeout", "",
+                                        "", 0);
         }
         return rc;
     }

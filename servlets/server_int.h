@@ -65,14 +65,12 @@ struct mpb_server {
 };
 
 /* A job carrying a copy of input; caller fills finish/ctx. */
-mpb__job *
-mpb__job_new(mpb_server *server, const void *input, size_t len, int timeout_ms);
+mpb__job *mpb__job_new(mpb_server *server, const void *input, size_t len, int timeout_ms);
 
 /* Queues jobs for the dispatcher, waiting for capacity up to timeout_ms
  * (0 fail fast, < 0 forever). On failure *queued tells how many went in;
  * the rest still belong to the caller. */
-int
-mpb__server_enqueue(mpb_server *server, mpb__job **jobs, size_t n, int timeout_ms,
-                    size_t *queued);
+int mpb__server_enqueue(mpb_server *server, mpb__job **jobs, size_t n, int timeout_ms,
+                        size_t *queued);
 
 #endif

@@ -58,8 +58,8 @@ typedef struct mpb__servlet_ops {
     const char *kind;
     /* Starts workers; returns once all are ready. May block (dispatcher
      * thread, before it serves). path is the parent's path ("" at the root). */
-    int (*start)(mpb_servlet *self, const mpb__servlet_env *env, const char *parent_path,
-                 char *err, size_t err_len);
+    int (*start)(mpb_servlet *self, const mpb__servlet_env *env, const char *parent_path, char *err,
+                 size_t err_len);
     /* Takes a task; must call task->done exactly once, now or later. */
     void (*submit)(mpb_servlet *self, mpb__task *task);
     /* Nothing is in flight any more: ask workers to leave. Non-blocking. */
@@ -82,7 +82,6 @@ struct mpb_servlet {
 };
 
 /* Sets name and path fields; path = parent_path + "/" + name. */
-void
-mpb__servlet_set_path(mpb_servlet *self, const char *parent_path);
+void mpb__servlet_set_path(mpb_servlet *self, const char *parent_path);
 
 #endif

@@ -79,8 +79,10 @@ join_thread(worker_thread *t, int timeout_ms)
         deadline.tv_nsec -= 1000000000;
     }
     if (pthread_timedjoin_np(t->thread, NULL, &deadline) != 0) {
-        mpb_log_err("thread-worker", "%s did not leave within %d ms (stuck in its plugin?); "
-                    "detaching it", t->name, timeout_ms);
+        mpb_log_err("thread-worker",
+                    "%s did not leave within %d ms (stuck in its plugin?); "
+                    "detaching it",
+                    t->name, timeout_ms);
         pthread_detach(t->thread);
         t->launched = 0;
         return MPB_ETIMEDOUT;

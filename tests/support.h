@@ -47,7 +47,7 @@ test_server_start(const test_pool *tp)
     cfg.bind = tp->bind;
     cfg.options = tp->options[0] ? tp->options : NULL;
     mpb_servlet *servlet = strcmp(tp->kind, "thread") == 0 ? mpb_thread_servlet_new(&cfg)
-                                                            : mpb_process_servlet_new(&cfg);
+                                                           : mpb_process_servlet_new(&cfg);
     mpb_server_options opts;
     mpb_server_options_init(&opts);
     opts.on_batch = tp->on_batch;
@@ -91,8 +91,8 @@ index_next(void *ctx, const void **data, size_t *len)
         *data = &s->value;
         *len = sizeof s->value;
     } else {
-        *len = (size_t)snprintf(s->text, sizeof s->text, "item-%llu",
-                                (unsigned long long)s->next++);
+        *len =
+            (size_t)snprintf(s->text, sizeof s->text, "item-%llu", (unsigned long long)s->next++);
         *data = s->text;
     }
     return 1;

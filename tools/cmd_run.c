@@ -103,8 +103,8 @@ show_progress(run_io *io, uint64_t done)
     }
     io->last_progress_ns = now;
     double seconds = (double)(now - io->start_ns) / 1e9;
-    fprintf(stderr, "\rmpb run: %llu items, %.0f items/s, %llu errors ",
-            (unsigned long long)done, (double)done / seconds, (unsigned long long)io->errors);
+    fprintf(stderr, "\rmpb run: %llu items, %.0f items/s, %llu errors ", (unsigned long long)done,
+            (double)done / seconds, (unsigned long long)io->errors);
 }
 
 static int
@@ -150,8 +150,8 @@ print_summary(run_io *io, int rc)
             "%smpb run: %llu items in %.2f s (%.0f items/s), %llu errors, %llu batches "
             "(mean size %.1f)\n",
             io->progress ? "\r" : "", (unsigned long long)stats.completed, seconds,
-            seconds > 0 ? (double)stats.completed / seconds : 0.0,
-            (unsigned long long)io->errors, (unsigned long long)stats.batches, mean);
+            seconds > 0 ? (double)stats.completed / seconds : 0.0, (unsigned long long)io->errors,
+            (unsigned long long)stats.batches, mean);
     if (io->bad_input[0] != '\0') {
         fprintf(stderr, "mpb run: %s\n", io->bad_input);
         return 1;
@@ -169,10 +169,11 @@ print_summary(run_io *io, int rc)
 int
 mpb_cmd_run(int argc, char **argv)
 {
-    static const struct option options[] = {
-        {"config", required_argument, NULL, 'c'}, {"input", required_argument, NULL, 'i'},
-        {"stop-on-error", no_argument, NULL, 's'}, {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+    static const struct option options[] = {{"config", required_argument, NULL, 'c'},
+                                            {"input", required_argument, NULL, 'i'},
+                                            {"stop-on-error", no_argument, NULL, 's'},
+                                            {"help", no_argument, NULL, 'h'},
+                                            {NULL, 0, NULL, 0}};
     const char *config_path = NULL;
     const char *input_path = NULL;
     int stop_on_error = 0;

@@ -6,11 +6,9 @@
 #define MPB_TOOLS_COMMANDS_H
 
 /* mpb run --config pipeline.yaml [--input FILE] */
-int
-mpb_cmd_run(int argc, char **argv);
+int mpb_cmd_run(int argc, char **argv);
 
 /* mpb runs experiments|list|show|metrics|compare ... */
-int
-mpb_cmd_runs(int argc, char **argv);
+int mpb_cmd_runs(int argc, char **argv);
 
 #endif

@@ -78,8 +78,7 @@ write_escaped(FILE *out, const unsigned char *s, size_t len)
 static void
 write_base64(FILE *out, const unsigned char *s, size_t len)
 {
-    static const char table[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    static const char table[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     fputc('"', out);
     for (size_t i = 0; i < len; i += 3) {
         uint32_t v = (uint32_t)s[i] << 16;

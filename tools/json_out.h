@@ -12,15 +12,12 @@
 #include "mpbatch/result.h"
 
 /* Valid UTF-8 as a JSON string; other bytes as {"base64": "..."}. */
-void
-mpb__json_write_string(FILE *out, const void *bytes, size_t len);
+void mpb__json_write_string(FILE *out, const void *bytes, size_t len);
 
 /* [f0, f1, ...] with 9 significant digits; NaN and infinities as null. */
-void
-mpb__json_write_floats(FILE *out, const float *values, size_t count);
+void mpb__json_write_floats(FILE *out, const float *values, size_t count);
 
 /* {"error": {"type", "message", "servlet", "worker", "pid"}} */
-void
-mpb__json_write_error(FILE *out, const mpb_item_error *error);
+void mpb__json_write_error(FILE *out, const mpb_item_error *error);
 
 #endif

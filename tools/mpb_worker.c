@@ -21,18 +21,19 @@
 static void
 usage(FILE *out)
 {
-    fprintf(out,
-            "usage: mpb-worker --plugin NAME|PATH --connect ENDPOINT [options]\n"
-            "  --name NAME               worker name in logs and errors (default: plugin-pid)\n"
-            "  --index N                 worker index within its servlet (default 0)\n"
-            "  --cpus LIST               pin to these CPUs, e.g. 0 or 0-3,8 (default: no pinning)\n"
-            "  --batch-size N            items per call; 0 calls per item (default: plugin's)\n"
-            "  --batch-wait-us N         wait for more items after the first (default: plugin's)\n"
-            "  --capacity N              items in flight (default: 2 x batch size, >= 16)\n"
-            "  --option KEY=VALUE        plugin option (repeatable)\n"
-            "  --max-item-bytes N        largest item or value accepted (default 64 MiB)\n"
-            "  --coordinator-timeout-ms N  leave after this much silence (default 10000, -1 never)\n"
-            "  --parent-pid PID          leave when this parent process dies\n");
+    fprintf(
+        out,
+        "usage: mpb-worker --plugin NAME|PATH --connect ENDPOINT [options]\n"
+        "  --name NAME               worker name in logs and errors (default: plugin-pid)\n"
+        "  --index N                 worker index within its servlet (default 0)\n"
+        "  --cpus LIST               pin to these CPUs, e.g. 0 or 0-3,8 (default: no pinning)\n"
+        "  --batch-size N            items per call; 0 calls per item (default: plugin's)\n"
+        "  --batch-wait-us N         wait for more items after the first (default: plugin's)\n"
+        "  --capacity N              items in flight (default: 2 x batch size, >= 16)\n"
+        "  --option KEY=VALUE        plugin option (repeatable)\n"
+        "  --max-item-bytes N        largest item or value accepted (default 64 MiB)\n"
+        "  --coordinator-timeout-ms N  leave after this much silence (default 10000, -1 never)\n"
+        "  --parent-pid PID          leave when this parent process dies\n");
 }
 
 static int
@@ -48,8 +49,18 @@ parse_number(const char *flag, const char *text, long long min, long long *out)
     return 0;
 }
 
-enum { OPT_NAME = 1000, OPT_INDEX, OPT_CPUS, OPT_BATCH, OPT_WAIT, OPT_CAPACITY, OPT_OPTION,
-       OPT_MAX_ITEM, OPT_TIMEOUT, OPT_PARENT };
+enum {
+    OPT_NAME = 1000,
+    OPT_INDEX,
+    OPT_CPUS,
+    OPT_BATCH,
+    OPT_WAIT,
+    OPT_CAPACITY,
+    OPT_OPTION,
+    OPT_MAX_ITEM,
+    OPT_TIMEOUT,
+    OPT_PARENT
+};
 
 static const struct option long_options[] = {
     {"plugin", required_argument, NULL, 'p'},
@@ -68,52 +79,77 @@ static const struct option long_options[] = {
     {NULL, 0, NULL, 0},
 };
 
+/* Applies one option; returns 0, or -1 after printing what is wrong. */
+static int
+apply_option(int opt, const char *arg, mpb__worker_config *cfg, mpb_options *options,
+             const char **plugin)
+{
+    long long n = 0;
+    int rc = 0;
+    switch (opt) {
+    case 'p':
+        *plugin = arg;
+        break;
+    case 'c':
+        cfg->endpoint = arg;
+        break;
+    case OPT_NAME:
+        cfg->name = arg;
+        break;
+    case OPT_CPUS:
+        cfg->cpus = arg;
+        break;
+    case OPT_INDEX:
+        rc = parse_number("--index", arg, 0, &n);
+        cfg->index = (unsigned)n;
+        break;
+    case OPT_BATCH:
+        rc = parse_number("--batch-size", arg, 0, &cfg->batch_size);
+        break;
+    case OPT_WAIT:
+        rc = parse_number("--batch-wait-us", arg, 0, &cfg->batch_wait_us);
+        break;
+    case OPT_CAPACITY:
+        rc = parse_number("--capacity", arg, 1, &n);
+        cfg->capacity = (unsigned)n;
+        break;
+    case OPT_MAX_ITEM:
+        rc = parse_number("--max-item-bytes", arg, 1, &n);
+        cfg->max_item_bytes = (size_t)n;
+        break;
+    case OPT_TIMEOUT:
+        rc = parse_number("--coordinator-timeout-ms", arg, -1, &n);
+        cfg->coordinator_timeout_ms = n;
+        break;
+    case OPT_PARENT:
+        rc = parse_number("--parent-pid", arg, 1, &n);
+        cfg->parent_pid = (pid_t)n;
+        break;
+    case OPT_OPTION:
+        rc = mpb__options_set_pair(options, arg);
+        if (rc != 0) {
+            fprintf(stderr, "mpb-worker: --option expects KEY=VALUE, got '%s'\n", arg);
+        }
+        break;
+    default:
+        usage(stderr);
+        rc = -1;
+    }
+    return rc == 0 ? 0 : -1;
+}
+
 static int
 parse_args(int argc, char **argv, mpb__worker_config *cfg, mpb_options *options,
            const char **plugin)
 {
-    long long n;
     int opt;
     while ((opt = getopt_long(argc, argv, "p:c:h", long_options, NULL)) != -1) {
-        switch (opt) {
-        case 'p': *plugin = optarg; break;
-        case 'c': cfg->endpoint = optarg; break;
-        case OPT_NAME: cfg->name = optarg; break;
-        case OPT_CPUS: cfg->cpus = optarg; break;
-        case OPT_INDEX:
-            if (parse_number("--index", optarg, 0, &n)) return -1;
-            cfg->index = (unsigned)n;
-            break;
-        case OPT_BATCH:
-            if (parse_number("--batch-size", optarg, 0, &cfg->batch_size)) return -1;
-            break;
-        case OPT_WAIT:
-            if (parse_number("--batch-wait-us", optarg, 0, &cfg->batch_wait_us)) return -1;
-            break;
-        case OPT_CAPACITY:
-            if (parse_number("--capacity", optarg, 1, &n)) return -1;
-            cfg->capacity = (unsigned)n;
-            break;
-        case OPT_MAX_ITEM:
-            if (parse_number("--max-item-bytes", optarg, 1, &n)) return -1;
-            cfg->max_item_bytes = (size_t)n;
-            break;
-        case OPT_TIMEOUT:
-            if (parse_number("--coordinator-timeout-ms", optarg, -1, &n)) return -1;
-            cfg->coordinator_timeout_ms = n;
-            break;
-        case OPT_PARENT:
-            if (parse_number("--parent-pid", optarg, 1, &n)) return -1;
-            cfg->parent_pid = (pid_t)n;
-            break;
-        case OPT_OPTION:
-            if (mpb__options_set_pair(options, optarg) != 0) {
-                fprintf(stderr, "mpb-worker: --option expects KEY=VALUE, got '%s'\n", optarg);
-                return -1;
-            }
-            break;
-        case 'h': usage(stdout); exit(0);
-        default: usage(stderr); return -1;
+        if (opt == 'h') {
+            usage(stdout);
+            exit(0);
+        }
+        if (apply_option(opt, optarg, cfg, options, plugin) != 0) {
+            return -1;
         }
     }
     if (*plugin == NULL || cfg->endpoint == NULL) {

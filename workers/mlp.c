@@ -27,9 +27,9 @@ typedef struct mlp {
     float *b1;
     float *w2; /* hidden x out */
     float *b2;
-    float *h;  /* batch x hidden scratch */
-    float *x;  /* batch x in scratch, for batches with some bad items */
-    float *y;  /* batch x out scratch, idem */
+    float *h; /* batch x hidden scratch */
+    float *x; /* batch x in scratch, for batches with some bad items */
+    float *y; /* batch x out scratch, idem */
     size_t scratch_rows;
 } mlp;
 
@@ -61,9 +61,10 @@ load_weights(mlp *m, const char *path, char *err, size_t err_len)
     int rc = 0;
     for (int i = 0; i < 4 && rc == 0; i++) {
         if (fread(dest[i], sizeof(float), counts[i], f) != counts[i]) {
-            snprintf(err, err_len, "weights file %s is shorter than the %d+%d+%d+%d floats "
-                     "that input_dim/hidden_dim/output_dim ask for", path,
-                     (int)counts[0], (int)counts[1], (int)counts[2], (int)counts[3]);
+            snprintf(err, err_len,
+                     "weights file %s is shorter than the %d+%d+%d+%d floats "
+                     "that input_dim/hidden_dim/output_dim ask for",
+                     path, (int)counts[0], (int)counts[1], (int)counts[2], (int)counts[3]);
             rc = -1;
         }
     }
@@ -99,7 +100,8 @@ mlp_init(const mpb_worker_info *info, const mpb_options *options, void **state, 
         mpb_options_get_int(options, "output_dim", 16, &out) ||
         mpb_options_get_int(options, "seed", 1, &seed) || in < 1 || hidden < 1 || out < 1 ||
         in > 65536 || hidden > 65536 || out > 65536) {
-        snprintf(err, err_len, "input_dim, hidden_dim and output_dim must be integers in "
+        snprintf(err, err_len,
+                 "input_dim, hidden_dim and output_dim must be integers in "
                  "1..65536, seed an integer");
         return -1;
     }
@@ -192,8 +194,9 @@ mlp_call(void *state, mpb_batch *batch)
         if (len == in_bytes) {
             mpb_batch_set_value(batch, i, m->y + good++ * (size_t)m->out, out_bytes);
         } else {
-            mpb_batch_set_error(batch, i, "ValueError", "expected %d float32 (%zu bytes), got %zu bytes",
-                                m->in, in_bytes, len);
+            mpb_batch_set_error(batch, i, "ValueError",
+                                "expected %d float32 (%zu bytes), got %zu bytes", m->in, in_bytes,
+                                len);
         }
     }
     return 0;

@@ -71,8 +71,9 @@ sleep_init(const mpb_worker_info *info, const mpb_options *options, void **state
         mpb_options_get_int(options, "busy", 0, &st->busy) ||
         mpb_options_get_int(options, "seed", (long long)info->index, &seed)) {
         free(st);
-        snprintf(err, err_len, "batch_cost_us, item_cost_us, jitter_us, busy and seed must be "
-                               "integers");
+        snprintf(err, err_len,
+                 "batch_cost_us, item_cost_us, jitter_us, busy and seed must be "
+                 "integers");
         return -1;
     }
     st->rng = (uint64_t)seed * 0x9E3779B97F4A7C15ull + 1;

@@ -13,26 +13,21 @@
 /* Starts exe with argv (NULL-terminated) and stdin from /dev/null. *pidfd
  * is a close-on-exec fd readable once the child exits, or -1 where the
  * kernel has no pidfd_open. */
-int
-mpb__spawn(const char *exe, char *const argv[], pid_t *pid, int *pidfd, char *err,
-           size_t err_len);
+int mpb__spawn(const char *exe, char *const argv[], pid_t *pid, int *pidfd, char *err,
+               size_t err_len);
 
 /* Reaps the child if it has exited: returns 1 and its wait status, 0 while
  * it runs, or a negative status (MPB_ECHILD when already reaped elsewhere). */
-int
-mpb__reap(pid_t pid, int *wait_status);
+int mpb__reap(pid_t pid, int *wait_status);
 
 /* Describes a wait status: "exited with status 1", "killed by signal 9". */
-void
-mpb__describe_exit(int wait_status, char *out, size_t out_len);
+void mpb__describe_exit(int wait_status, char *out, size_t out_len);
 
 /* Directory of the running executable (caller frees), or NULL. */
-char *
-mpb__executable_dir(void);
+char *mpb__executable_dir(void);
 
 /* Directory of the file (executable or shared library) that holds mpbatch's
  * code in this process (caller frees), or NULL. */
-char *
-mpb__library_dir(void);
+char *mpb__library_dir(void);
 
 #endif

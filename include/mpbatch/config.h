@@ -21,27 +21,21 @@ typedef struct mpb_config mpb_config;
 
 /* Loads and checks a YAML file. On failure err reads
  * "FILE:LINE:COLUMN: FIELD ..." naming what is wrong. */
-MPB_EXPORT int
-mpb_config_load(const char *path, mpb_config **out, char *err, size_t err_len);
+MPB_EXPORT int mpb_config_load(const char *path, mpb_config **out, char *err, size_t err_len);
 
 /* The same from text in memory; name stands for the file in messages. */
-MPB_EXPORT int
-mpb_config_parse(const char *text, size_t len, const char *name, mpb_config **out, char *err,
-                 size_t err_len);
+MPB_EXPORT int mpb_config_parse(const char *text, size_t len, const char *name, mpb_config **out,
+                                char *err, size_t err_len);
 
 /* A new servlet tree as the config describes it; the caller owns it. */
-MPB_EXPORT mpb_servlet *
-mpb_config_servlet(const mpb_config *config);
+MPB_EXPORT mpb_servlet *mpb_config_servlet(const mpb_config *config);
 
 /* Server options from the config's `server:` section (defaults elsewhere). */
-MPB_EXPORT void
-mpb_config_server_options(const mpb_config *config, mpb_server_options *out);
+MPB_EXPORT void mpb_config_server_options(const mpb_config *config, mpb_server_options *out);
 
 /* A scalar setting by dotted path ("io.format", "tracking.uri"), or NULL. */
-MPB_EXPORT const char *
-mpb_config_get(const mpb_config *config, const char *path);
+MPB_EXPORT const char *mpb_config_get(const mpb_config *config, const char *path);
 
-MPB_EXPORT void
-mpb_config_destroy(mpb_config **config_p);
+MPB_EXPORT void mpb_config_destroy(mpb_config **config_p);
 
 #endif

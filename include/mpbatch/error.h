@@ -62,15 +62,12 @@ typedef enum mpb_errno {
 } mpb_errno;
 
 /* Human text for a status code; never NULL. */
-MPB_EXPORT const char *
-mpb_strerror(int status);
+MPB_EXPORT const char *mpb_strerror(int status);
 
 /* Symbolic name of a status code ("MPB_ETIMEDOUT"); "MPB_UNKNOWN" when unknown. */
-MPB_EXPORT const char *
-mpb_err_name(int status);
+MPB_EXPORT const char *mpb_err_name(int status);
 
 /* Converts errno (positive) to a status code: -errno. */
-MPB_EXPORT int
-mpb_status_from_errno(int errnum);
+MPB_EXPORT int mpb_status_from_errno(int errnum);
 
 #endif

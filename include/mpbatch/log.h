@@ -19,20 +19,17 @@ typedef enum mpb_log_level {
 } mpb_log_level;
 
 /* Names this process in every line ("coordinator", "worker-0"); copied. */
-MPB_EXPORT void
-mpb_log_set_role(const char *role);
+MPB_EXPORT void mpb_log_set_role(const char *role);
 
 /* Lines above this level are dropped. */
-MPB_EXPORT void
-mpb_log_set_level(mpb_log_level level);
+MPB_EXPORT void mpb_log_set_level(mpb_log_level level);
 
 /* True when a line at this level would be written. */
-MPB_EXPORT int
-mpb_log_enabled(mpb_log_level level);
+MPB_EXPORT int mpb_log_enabled(mpb_log_level level);
 
 /* Writes one line at the given level. */
-MPB_EXPORT void
-mpb_log(mpb_log_level level, const char *tag, const char *fmt, ...) MPB_PRINTF(3, 4);
+MPB_EXPORT void mpb_log(mpb_log_level level, const char *tag, const char *fmt, ...)
+    MPB_PRINTF(3, 4);
 
 #define mpb_log_err(tag, ...) mpb_log(MPB_LOG_ERROR, (tag), __VA_ARGS__)
 #define mpb_log_warn(tag, ...) mpb_log(MPB_LOG_WARN, (tag), __VA_ARGS__)

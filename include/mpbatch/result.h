@@ -19,7 +19,7 @@ typedef struct mpb_result mpb_result;
 
 /* An item's error. Strings are borrowed from the result that holds it. */
 typedef struct mpb_item_error {
-    const char *type;    /* "ValueError", "Timeout", "WorkerCrashed", "Protocol", "NoResult"... */
+    const char *type; /* "ValueError", "Timeout", "WorkerCrashed", "Protocol", "NoResult"... */
     const char *message;
     const char *servlet; /* path of the servlet that failed, "pipeline/mlp" ("" if none) */
     const char *worker;  /* worker name ("" if the item never reached one) */
@@ -34,32 +34,25 @@ typedef struct mpb_item_error {
 #define MPB_ERROR_CANCELLED "Cancelled"
 
 /* A value result holding a copy of data. Caller owns it. */
-MPB_EXPORT mpb_result *
-mpb_result_new_value(const void *data, size_t len);
+MPB_EXPORT mpb_result *mpb_result_new_value(const void *data, size_t len);
 
 /* An error result; every string is copied (NULL reads as ""). Caller owns it. */
-MPB_EXPORT mpb_result *
-mpb_result_new_error(const char *type, const char *message, const char *servlet,
-                     const char *worker, int64_t pid);
+MPB_EXPORT mpb_result *mpb_result_new_error(const char *type, const char *message,
+                                            const char *servlet, const char *worker, int64_t pid);
 
 /* A deep copy. Caller owns it. */
-MPB_EXPORT mpb_result *
-mpb_result_copy(const mpb_result *result);
+MPB_EXPORT mpb_result *mpb_result_copy(const mpb_result *result);
 
 /* NULL-safe, idempotent; sets *result_p = NULL. */
-MPB_EXPORT void
-mpb_result_destroy(mpb_result **result_p);
+MPB_EXPORT void mpb_result_destroy(mpb_result **result_p);
 
 /* 1 when the result is an error, 0 when it is a value. */
-MPB_EXPORT int
-mpb_result_is_error(const mpb_result *result);
+MPB_EXPORT int mpb_result_is_error(const mpb_result *result);
 
 /* The value's bytes (borrowed from the result) or NULL for an error. */
-MPB_EXPORT const void *
-mpb_result_value(const mpb_result *result, size_t *len);
+MPB_EXPORT const void *mpb_result_value(const mpb_result *result, size_t *len);
 
 /* The error (borrowed from the result) or NULL for a value. */
-MPB_EXPORT const mpb_item_error *
-mpb_result_error(const mpb_result *result);
+MPB_EXPORT const mpb_item_error *mpb_result_error(const mpb_result *result);
 
 #endif

@@ -59,7 +59,7 @@ typedef struct mpb_worker_status {
     char servlet[128]; /* servlet path */
     char name[128];
     char host[128];
-    char cpus[128];    /* CPUs it is bound to (hwloc list syntax), "" if unpinned */
+    char cpus[128]; /* CPUs it is bound to (hwloc list syntax), "" if unpinned */
     int64_t pid;
     uint32_t capacity; /* items it accepts in flight */
 } mpb_worker_status;
@@ -88,62 +88,51 @@ typedef struct mpb_stream_options {
 typedef void (*mpb_done_fn)(void *ctx, mpb_result *result);
 
 /* Fills options with defaults. */
-MPB_EXPORT void
-mpb_server_options_init(mpb_server_options *options);
+MPB_EXPORT void mpb_server_options_init(mpb_server_options *options);
 
 /* A server for the servlet tree *root_p, which it consumes (sets it to
  * NULL). options may be NULL. Allocates only. */
-MPB_EXPORT mpb_server *
-mpb_server_new(mpb_servlet **root_p, const mpb_server_options *options);
+MPB_EXPORT mpb_server *mpb_server_new(mpb_servlet **root_p, const mpb_server_options *options);
 
 /* Starts the dispatcher and every servlet; returns once every worker said
  * READY, or fails with err naming the servlet and the reason. */
-MPB_EXPORT int
-mpb_server_start(mpb_server *self, char *err, size_t err_len);
+MPB_EXPORT int mpb_server_start(mpb_server *self, char *err, size_t err_len);
 
 /* Runs one item and waits up to timeout_ms (<= 0: no limit). Returns 0 with
  * a value in *out; MPB_EITEM with an error result in *out (MPB_ETIMEDOUT
  * with a Timeout error when the deadline passed); another negative status
  * (MPB_ECLOSED, MPB_EINVAL, MPB_ELIMIT) with *out NULL when the item could
  * not be submitted. The caller owns *out. */
-MPB_EXPORT int
-mpb_server_call(mpb_server *self, const void *input, size_t len, int timeout_ms,
-                mpb_result **out);
+MPB_EXPORT int mpb_server_call(mpb_server *self, const void *input, size_t len, int timeout_ms,
+                               mpb_result **out);
 
 /* Submits one item; done(ctx, result) runs later on the dispatcher thread.
  * Blocks while the server is at capacity, up to timeout_ms (0: fail fast
  * with MPB_EAGAIN; < 0: no limit). */
-MPB_EXPORT int
-mpb_server_submit(mpb_server *self, const void *input, size_t len, int timeout_ms,
-                  mpb_done_fn done, void *ctx);
+MPB_EXPORT int mpb_server_submit(mpb_server *self, const void *input, size_t len, int timeout_ms,
+                                 mpb_done_fn done, void *ctx);
 
 /* Pulls inputs from next, keeps at most capacity in flight, and passes
  * results to on_output strictly in input order, on the calling thread.
  * Returns 0 when every input was answered, or why it stopped. */
-MPB_EXPORT int
-mpb_server_stream(mpb_server *self, mpb_next_fn next, mpb_output_fn on_output, void *ctx,
-                  const mpb_stream_options *options);
+MPB_EXPORT int mpb_server_stream(mpb_server *self, mpb_next_fn next, mpb_output_fn on_output,
+                                 void *ctx, const mpb_stream_options *options);
 
 /* A snapshot of the counters. */
-MPB_EXPORT void
-mpb_server_stats_get(mpb_server *self, mpb_server_stats *out);
+MPB_EXPORT void mpb_server_stats_get(mpb_server *self, mpb_server_stats *out);
 
 /* Copies up to max connected workers into out; returns how many there are
  * (which may exceed max). */
-MPB_EXPORT size_t
-mpb_server_workers(mpb_server *self, mpb_worker_status *out, size_t max);
+MPB_EXPORT size_t mpb_server_workers(mpb_server *self, mpb_worker_status *out, size_t max);
 
 /* 1 between a successful start and stop. */
-MPB_EXPORT int
-mpb_server_is_running(mpb_server *self);
+MPB_EXPORT int mpb_server_is_running(mpb_server *self);
 
 /* Stops accepting items, answers everything in flight, shuts workers down
  * (killing those that do not leave within stop_timeout_ms). Idempotent. */
-MPB_EXPORT int
-mpb_server_stop(mpb_server *self);
+MPB_EXPORT int mpb_server_stop(mpb_server *self);
 
 /* Stops if needed, then frees everything; NULL-safe, sets *self_p = NULL. */
-MPB_EXPORT void
-mpb_server_destroy(mpb_server **self_p);
+MPB_EXPORT void mpb_server_destroy(mpb_server **self_p);
 
 #endif

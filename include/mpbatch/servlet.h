@@ -52,24 +52,19 @@ typedef struct mpb_pool_config {
 } mpb_pool_config;
 
 /* Fills a config with the defaults above (batch_size and wait -1). */
-MPB_EXPORT void
-mpb_pool_config_init(mpb_pool_config *config);
+MPB_EXPORT void mpb_pool_config_init(mpb_pool_config *config);
 
 /* A servlet running the plugin in local worker processes. Allocates only:
  * the config is checked and the workers start in mpb_server_start. */
-MPB_EXPORT mpb_servlet *
-mpb_process_servlet_new(const mpb_pool_config *config);
+MPB_EXPORT mpb_servlet *mpb_process_servlet_new(const mpb_pool_config *config);
 
 /* A servlet running the plugin on threads of this process (inproc). */
-MPB_EXPORT mpb_servlet *
-mpb_thread_servlet_new(const mpb_pool_config *config);
+MPB_EXPORT mpb_servlet *mpb_thread_servlet_new(const mpb_pool_config *config);
 
 /* The servlet's name (borrowed while the servlet lives). */
-MPB_EXPORT const char *
-mpb_servlet_name(const mpb_servlet *servlet);
+MPB_EXPORT const char *mpb_servlet_name(const mpb_servlet *servlet);
 
 /* Frees a servlet that no server owns; NULL-safe, sets *servlet_p = NULL. */
-MPB_EXPORT void
-mpb_servlet_destroy(mpb_servlet **servlet_p);
+MPB_EXPORT void mpb_servlet_destroy(mpb_servlet **servlet_p);
 
 #endif

@@ -108,47 +108,41 @@ typedef struct mpb_run {
 /* Opens (creating if needed) the store named by a tracking URI; NULL uri
  * means MLFLOW_TRACKING_URI, else "./mlruns". On success *out is the
  * caller's (mpb_store_destroy). */
-MPB_EXPORT int
-mpb_store_open(const char *uri, mpb_store **out, char *err, size_t err_len);
+MPB_EXPORT int mpb_store_open(const char *uri, mpb_store **out, char *err, size_t err_len);
 
 /* Closes the store; NULL-safe, idempotent, sets *self_p = NULL. */
-MPB_EXPORT void
-mpb_store_destroy(mpb_store **self_p);
+MPB_EXPORT void mpb_store_destroy(mpb_store **self_p);
 
 /* The store's tracking URI as given or resolved (borrowed until destroy). */
-MPB_EXPORT const char *
-mpb_store_uri(const mpb_store *self);
+MPB_EXPORT const char *mpb_store_uri(const mpb_store *self);
 
 /* Creates a run in an experiment. start_time_ms < 0 means now; run_name may
  * be NULL (then a random MLflow-style name); tags are written with the run
  * (mlflow.runName and mlflow.user are added when absent). *out_run_id is the
  * caller's (free()). */
-MPB_EXPORT int
-mpb_store_create_run(mpb_store *self, const char *experiment_id, const char *user_id,
-                     int64_t start_time_ms, const char *run_name, const mpb_tag *tags,
-                     size_t n_tags, char **out_run_id, char *err, size_t err_len);
+MPB_EXPORT int mpb_store_create_run(mpb_store *self, const char *experiment_id, const char *user_id,
+                                    int64_t start_time_ms, const char *run_name,
+                                    const mpb_tag *tags, size_t n_tags, char **out_run_id,
+                                    char *err, size_t err_len);
 
 /* Sets status and end time (end_time_ms < 0: leave as is); run_name NULL
  * keeps the name. */
-MPB_EXPORT int
-mpb_store_update_run(mpb_store *self, const char *run_id, mpb_run_status status,
-                     int64_t end_time_ms, const char *run_name, char *err, size_t err_len);
+MPB_EXPORT int mpb_store_update_run(mpb_store *self, const char *run_id, mpb_run_status status,
+                                    int64_t end_time_ms, const char *run_name, char *err,
+                                    size_t err_len);
 
 /* Logs metrics, params and tags to a run in one call, within MLflow's batch
  * limits; validated as a whole before anything is written. */
-MPB_EXPORT int
-mpb_store_log_batch(mpb_store *self, const char *run_id, const mpb_metric *metrics,
-                    size_t n_metrics, const mpb_param *params, size_t n_params,
-                    const mpb_tag *tags, size_t n_tags, char *err, size_t err_len);
+MPB_EXPORT int mpb_store_log_batch(mpb_store *self, const char *run_id, const mpb_metric *metrics,
+                                   size_t n_metrics, const mpb_param *params, size_t n_params,
+                                   const mpb_tag *tags, size_t n_tags, char *err, size_t err_len);
 
 /* Reads a run with its latest metrics, params and tags; *out is the caller's. */
-MPB_EXPORT int
-mpb_store_get_run(mpb_store *self, const char *run_id, mpb_run **out, char *err, size_t err_len);
+MPB_EXPORT int mpb_store_get_run(mpb_store *self, const char *run_id, mpb_run **out, char *err,
+                                 size_t err_len);
 
-MPB_EXPORT void
-mpb_run_free(mpb_run **run_p);
+MPB_EXPORT void mpb_run_free(mpb_run **run_p);
 
-MPB_EXPORT void
-mpb_experiment_free(mpb_experiment **experiment_p);
+MPB_EXPORT void mpb_experiment_free(mpb_experiment **experiment_p);
 
 #endif

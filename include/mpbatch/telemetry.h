@@ -20,19 +20,18 @@ typedef enum mpb_batch_close {
 } mpb_batch_close;
 
 typedef struct mpb_batch_telemetry {
-    uint32_t size;           /* items passed to call() */
-    uint32_t errors;         /* items of this batch answered with an error */
-    int64_t first_wait_us;   /* how long the first item waited in the worker */
-    int64_t compute_us;      /* wall time of call() */
+    uint32_t size;         /* items passed to call() */
+    uint32_t errors;       /* items of this batch answered with an error */
+    int64_t first_wait_us; /* how long the first item waited in the worker */
+    int64_t compute_us;    /* wall time of call() */
     mpb_batch_close closed_by;
-    uint32_t queued_after;   /* items still waiting in the worker after the batch closed */
-    const char *servlet;     /* servlet path, e.g. "pipeline/mlp" (filled by the coordinator) */
-    const char *worker;      /* worker name */
-    int64_t pid;             /* worker process id */
+    uint32_t queued_after; /* items still waiting in the worker after the batch closed */
+    const char *servlet;   /* servlet path, e.g. "pipeline/mlp" (filled by the coordinator) */
+    const char *worker;    /* worker name */
+    int64_t pid;           /* worker process id */
 } mpb_batch_telemetry;
 
 /* "full", "timer" or "drained". */
-MPB_EXPORT const char *
-mpb_batch_close_name(mpb_batch_close reason);
+MPB_EXPORT const char *mpb_batch_close_name(mpb_batch_close reason);
 
 #endif

@@ -65,8 +65,8 @@ typedef struct mpb_worker_def {
      * worker on the worker's thread and may block (load weights...). Returns
      * 0, or nonzero with a message in err: the worker then reports the failure
      * and the servlet does not start. */
-    int (*init)(const mpb_worker_info *info, const mpb_options *options, void **state,
-                char *err, size_t err_len);
+    int (*init)(const mpb_worker_info *info, const mpb_options *options, void **state, char *err,
+                size_t err_len);
     /* Required. Computes one batch: sets a value or an error for every item
      * (an item left without either gets a `NoResult` error). Returning
      * nonzero fails the whole batch: every item without an error set gets the
@@ -87,69 +87,58 @@ typedef struct mpb_worker_def {
 } mpb_worker_def;
 
 /* Items in the batch. */
-MPB_EXPORT size_t
-mpb_batch_size(const mpb_batch *batch);
+MPB_EXPORT size_t mpb_batch_size(const mpb_batch *batch);
 
 /* Item i's bytes (borrowed for the call); *len gets its length. */
-MPB_EXPORT const void *
-mpb_batch_item(const mpb_batch *batch, size_t index, size_t *len);
+MPB_EXPORT const void *mpb_batch_item(const mpb_batch *batch, size_t index, size_t *len);
 
 /* When every item has the same length, the whole batch as one row-major
  * matrix of mpb_batch_size() rows of *row_bytes bytes (borrowed for the
  * call); NULL when lengths differ. No copy is made when items arrived
  * contiguously, which is the common case. */
-MPB_EXPORT const void *
-mpb_batch_matrix(const mpb_batch *batch, size_t *row_bytes);
+MPB_EXPORT const void *mpb_batch_matrix(const mpb_batch *batch, size_t *row_bytes);
 
 /* Sets item i's value to a copy of data. Returns 0, MPB_EINVAL for a bad
  * index, MPB_ELIMIT when len exceeds the maximum item size. */
-MPB_EXPORT int
-mpb_batch_set_value(mpb_batch *batch, size_t index, const void *data, size_t len);
+MPB_EXPORT int mpb_batch_set_value(mpb_batch *batch, size_t index, const void *data, size_t len);
 
 /* Sets item i's value to data without copying; data must stay valid until
  * the plugin's call returns. */
-MPB_EXPORT int
-mpb_batch_set_value_borrowed(mpb_batch *batch, size_t index, const void *data, size_t len);
+MPB_EXPORT int mpb_batch_set_value_borrowed(mpb_batch *batch, size_t index, const void *data,
+                                            size_t len);
 
 /* Returns a host-owned buffer of len bytes that becomes item i's value; the
  * plugin writes the value into it before its call returns. NULL on a bad
  * index or a len over the limit. */
-MPB_EXPORT void *
-mpb_batch_value_buffer(mpb_batch *batch, size_t index, size_t len);
+MPB_EXPORT void *mpb_batch_value_buffer(mpb_batch *batch, size_t index, size_t len);
 
 /* Returns a host-owned row-major matrix of mpb_batch_size() rows of
  * row_bytes; row i becomes item i's value (unless item i gets an error).
  * The natural output of one sgemm over the batch. */
-MPB_EXPORT void *
-mpb_batch_output_matrix(mpb_batch *batch, size_t row_bytes);
+MPB_EXPORT void *mpb_batch_output_matrix(mpb_batch *batch, size_t row_bytes);
 
 /* Sets item i's error: a type such as "ValueError" and a message. */
-MPB_EXPORT int
-mpb_batch_set_error(mpb_batch *batch, size_t index, const char *type, const char *fmt, ...)
-    MPB_PRINTF(4, 5);
+MPB_EXPORT int mpb_batch_set_error(mpb_batch *batch, size_t index, const char *type,
+                                   const char *fmt, ...) MPB_PRINTF(4, 5);
 
 /* Fails the whole batch: every item without an error set gets this one,
  * whatever call() then returns (values already set are discarded). */
-MPB_EXPORT void
-mpb_batch_fail(mpb_batch *batch, const char *type, const char *fmt, ...) MPB_PRINTF(3, 4);
+MPB_EXPORT void mpb_batch_fail(mpb_batch *batch, const char *type, const char *fmt, ...)
+    MPB_PRINTF(3, 4);
 
 /* Option value by key (borrowed for the worker's life), or NULL. */
-MPB_EXPORT const char *
-mpb_options_get(const mpb_options *options, const char *key);
+MPB_EXPORT const char *mpb_options_get(const mpb_options *options, const char *key);
 
 /* Option parsed as an integer / a double; def when absent. Returns 0, or
  * MPB_EINVAL when present but not a number (*out untouched). */
-MPB_EXPORT int
-mpb_options_get_int(const mpb_options *options, const char *key, long long def, long long *out);
-MPB_EXPORT int
-mpb_options_get_double(const mpb_options *options, const char *key, double def, double *out);
+MPB_EXPORT int mpb_options_get_int(const mpb_options *options, const char *key, long long def,
+                                   long long *out);
+MPB_EXPORT int mpb_options_get_double(const mpb_options *options, const char *key, double def,
+                                      double *out);
 
 /* Number of options, and the key and value at a position (borrowed). */
-MPB_EXPORT size_t
-mpb_options_count(const mpb_options *options);
-MPB_EXPORT const char *
-mpb_options_key(const mpb_options *options, size_t index);
-MPB_EXPORT const char *
-mpb_options_value(const mpb_options *options, size_t index);
+MPB_EXPORT size_t mpb_options_count(const mpb_options *options);
+MPB_EXPORT const char *mpb_options_key(const mpb_options *options, size_t index);
+MPB_EXPORT const char *mpb_options_value(const mpb_options *options, size_t index);
 
 #endif

@@ -48,12 +48,19 @@ static void
 ready_round_trips(void **state)
 {
     codec *c = *state;
-    mpb__ready in = {.version = MPB_PROTOCOL_VERSION, .name = ws("mlp-1"), .pid = 4242,
-                     .cpus = ws("2-3"), .capacity = 128, .plugin = ws("mlp"),
-                     .batch_size = 64, .batch_wait_us = 10000, .host = ws("box")};
+    mpb__ready in = {.version = MPB_PROTOCOL_VERSION,
+                     .name = ws("mlp-1"),
+                     .pid = 4242,
+                     .cpus = ws("2-3"),
+                     .capacity = 128,
+                     .plugin = ws("mlp"),
+                     .batch_size = 64,
+                     .batch_wait_us = 10000,
+                     .host = ws("box")};
     mpb__wire_pack_ready(&c->buf, &in);
     mpb__frame f;
-    assert_int_equal(mpb__wire_decode(&c->zone, c->buf.sbuf.data, c->buf.sbuf.size, &f, NULL, 0), 0);
+    assert_int_equal(mpb__wire_decode(&c->zone, c->buf.sbuf.data, c->buf.sbuf.size, &f, NULL, 0),
+                     0);
     assert_int_equal(f.type, MPB_FRAME_READY);
     assert_int_equal(f.u.ready.version, MPB_PROTOCOL_VERSION);
     assert_wstr(f.u.ready.name, "mlp-1");
@@ -75,7 +82,8 @@ items_and_results_round_trip(void **state)
     mpb__wire_pack_item(&c->buf, UINT64_MAX, 500, "", 0);
     mpb__wire_pack_item(&c->buf, 7, 1, "\0\1\2", 3);
     mpb__frame f;
-    assert_int_equal(mpb__wire_decode(&c->zone, c->buf.sbuf.data, c->buf.sbuf.size, &f, NULL, 0), 0);
+    assert_int_equal(mpb__wire_decode(&c->zone, c->buf.sbuf.data, c->buf.sbuf.size, &f, NULL, 0),
+                     0);
     assert_int_equal(f.type, MPB_FRAME_ITEMS);
     assert_int_equal(f.u.list.count, 3);
     mpb__wire_item item;
@@ -92,7 +100,8 @@ items_and_results_round_trip(void **state)
     mpb__wire_pack_results_begin(&c->buf, 2);
     mpb__wire_pack_result_value(&c->buf, 9, "out", 3);
     mpb__wire_pack_result_error(&c->buf, 10, "ValueError", "bad input");
-    assert_int_equal(mpb__wire_decode(&c->zone, c->buf.sbuf.data, c->buf.sbuf.size, &f, NULL, 0), 0);
+    assert_int_equal(mpb__wire_decode(&c->zone, c->buf.sbuf.data, c->buf.sbuf.size, &f, NULL, 0),
+                     0);
     mpb__wire_result r;
     assert_int_equal(mpb__wire_result_at(&f, 0, &r), 0);
     assert_int_equal(r.id, 9);
@@ -108,11 +117,16 @@ static void
 telemetry_error_and_signals_round_trip(void **state)
 {
     codec *c = *state;
-    mpb_batch_telemetry t = {.size = 64, .errors = 2, .first_wait_us = 12, .compute_us = 345,
-                             .closed_by = MPB_BATCH_CLOSED_TIMER, .queued_after = 5};
+    mpb_batch_telemetry t = {.size = 64,
+                             .errors = 2,
+                             .first_wait_us = 12,
+                             .compute_us = 345,
+                             .closed_by = MPB_BATCH_CLOSED_TIMER,
+                             .queued_after = 5};
     mpb__wire_pack_telemetry(&c->buf, &t);
     mpb__frame f;
-    assert_int_equal(mpb__wire_decode(&c->zone, c->buf.sbuf.data, c->buf.sbuf.size, &f, NULL, 0), 0);
+    assert_int_equal(mpb__wire_decode(&c->zone, c->buf.sbuf.data, c->buf.sbuf.size, &f, NULL, 0),
+                     0);
     assert_int_equal(f.type, MPB_FRAME_TELEMETRY);
     assert_int_equal(f.u.telemetry.size, 64);
     assert_int_equal(f.u.telemetry.errors, 2);
@@ -123,7 +137,8 @@ telemetry_error_and_signals_round_trip(void **state)
 
     mpb__wire_buf_reset(&c->buf);
     mpb__wire_pack_error(&c->buf, MPB_EPROTO, "what?");
-    assert_int_equal(mpb__wire_decode(&c->zone, c->buf.sbuf.data, c->buf.sbuf.size, &f, NULL, 0), 0);
+    assert_int_equal(mpb__wire_decode(&c->zone, c->buf.sbuf.data, c->buf.sbuf.size, &f, NULL, 0),
+                     0);
     assert_int_equal(f.type, MPB_FRAME_ERROR);
     assert_int_equal(f.u.error.code, MPB_EPROTO);
     assert_wstr(f.u.error.message, "what?");
@@ -132,7 +147,8 @@ telemetry_error_and_signals_round_trip(void **state)
     for (size_t i = 0; i < 3; i++) {
         mpb__wire_buf_reset(&c->buf);
         mpb__wire_pack_signal(&c->buf, signals[i]);
-        assert_int_equal(mpb__wire_decode(&c->zone, c->buf.sbuf.data, c->buf.sbuf.size, &f, NULL, 0), 0);
+        assert_int_equal(
+            mpb__wire_decode(&c->zone, c->buf.sbuf.data, c->buf.sbuf.size, &f, NULL, 0), 0);
         assert_int_equal(f.type, signals[i]);
     }
 }
@@ -141,8 +157,12 @@ static void
 every_truncation_is_a_protocol_error(void **state)
 {
     codec *c = *state;
-    mpb__ready ready = {.version = 1, .name = ws("w"), .cpus = ws("0"), .plugin = ws("p"),
-                        .host = ws("h"), .capacity = 1};
+    mpb__ready ready = {.version = 1,
+                        .name = ws("w"),
+                        .cpus = ws("0"),
+                        .plugin = ws("p"),
+                        .host = ws("h"),
+                        .capacity = 1};
     mpb__wire_pack_ready(&c->buf, &ready);
     char err[128];
     mpb__frame f;
@@ -162,14 +182,18 @@ wrong_shapes_are_protocol_errors(void **state)
         const char *bytes;
         size_t len;
     } cases[] = {
-        {"\x01", 1},                     /* not an array */
-        {"\x90", 1},                     /* empty array */
-        {"\x91\xa1x", 3},                /* type is a string */
-        {"\x91\x63", 2},                 /* unknown type 99 */
-        {"\x92\x02\x01", 3},             /* ITEMS without a list */
-        {"\x92\x01\x02", 3},             /* READY too short */
-        {"\x93\x08\xa1x\xa1y", 5},       /* ERROR code is a string */
-        {"\x92\x04\x01", 3},             /* TELEMETRY too short */
+        {"\x01", 1},                         /* not an array */
+        {"\x90", 1},                         /* empty array */
+        {"\x91\xa1x", 3},                    /* type is a string */
+        {"\x91\x63", 2},                     /* unknown type 99 */
+        {"\x92\x02\x01", 3},                 /* ITEMS without a list */
+        {"\x92\x01\x02", 3},                 /* READY too short */
+        {"\x93\x08\xa1x\xa1y", 5},           /* ERROR code is a string */
+        {"\x92\x04\x01", 3},                 /* TELEMETRY too short */
+        {"\xdd\xff\xff\xff\xff", 5},         /* array claiming 2^32 elements in 5 bytes */
+        {"\x92\x02\xdd\x7f\xff\xff\xff", 7}, /* ITEMS list claiming 2^31 entries */
+        {"\xc6\xff\xff\xff\xff", 5},         /* bin claiming 4 GiB */
+        {"\x91\x05\x00", 3},                 /* trailing bytes after the frame */
     };
     mpb__frame f;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -203,8 +227,13 @@ next_random(uint64_t *rng)
 static void
 pack_samples(mpb__wire_buf *buf, size_t *offsets, size_t *count)
 {
-    mpb__ready ready = {.version = 1, .name = ws("w-0"), .cpus = ws("0"), .plugin = ws("p"),
-                        .host = ws("h"), .capacity = 8, .batch_size = 4};
+    mpb__ready ready = {.version = 1,
+                        .name = ws("w-0"),
+                        .cpus = ws("0"),
+                        .plugin = ws("p"),
+                        .host = ws("h"),
+                        .capacity = 8,
+                        .batch_size = 4};
     mpb_batch_telemetry t = {.size = 3, .compute_us = 9};
     *count = 0;
     offsets[(*count)++] = buf->sbuf.size;

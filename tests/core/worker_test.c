@@ -88,7 +88,8 @@ fake_recv_more(fake *f, mpb__frame *out)
     assert_true(zmq_msg_recv(&part, f->router, 0) >= 0);
     msgpack_zone zone;
     msgpack_zone_init(&zone, 256);
-    assert_int_equal(mpb__wire_decode(&zone, zmq_msg_data(&part), zmq_msg_size(&part), out, NULL, 0), 0);
+    assert_int_equal(
+        mpb__wire_decode(&zone, zmq_msg_data(&part), zmq_msg_size(&part), out, NULL, 0), 0);
     msgpack_zone_destroy(&zone);
     zmq_msg_close(&part);
 }
@@ -140,8 +141,8 @@ static void
 ready_describes_the_worker(void **state)
 {
     fake f;
-    const char *extra[] = {"--plugin=passthrough", "--cpus=0", "--batch-size=8",
-                           "--batch-wait-us=300", "--capacity=24", NULL};
+    const char *extra[] = {"--plugin=passthrough", "--cpus=0",      "--batch-size=8",
+                           "--batch-wait-us=300",  "--capacity=24", NULL};
     fake_start(&f, extra);
     assert_int_equal(fake_recv(&f), 0);
     assert_int_equal(f.frame.type, MPB_FRAME_READY);
@@ -213,7 +214,8 @@ static void
 batches_follow_the_limits(void **state)
 {
     fake f;
-    const char *extra[] = {"--plugin=passthrough", "--batch-size=4", "--batch-wait-us=100000", NULL};
+    const char *extra[] = {"--plugin=passthrough", "--batch-size=4", "--batch-wait-us=100000",
+                           NULL};
     fake_start(&f, extra);
     assert_int_equal(fake_recv(&f), 0);
     /* 10 items at once: two full batches of 4, then 2 items after the wait. */

@@ -31,7 +31,8 @@ main(void)
     mpb_pool_config cfg;
     mpb_pool_config_init(&cfg);
     cfg.plugin = "passthrough";
-    if (serve_one(mpb_thread_servlet_new(&cfg)) != 0 || serve_one(mpb_process_servlet_new(&cfg)) != 0) {
+    if (serve_one(mpb_thread_servlet_new(&cfg)) != 0 ||
+        serve_one(mpb_process_servlet_new(&cfg)) != 0) {
         return 1;
     }
     printf("tiny: ok\n");

@@ -34,8 +34,13 @@ static void
 batch_never_exceeds_batch_size(void **state)
 {
     batch_log log = {0};
-    test_pool tp = {.kind = "process", .plugin = "passthrough", .workers = 2, .batch_size = 8,
-                    .batch_wait_us = 1000, .on_batch = record_batch, .on_batch_ctx = &log};
+    test_pool tp = {.kind = "process",
+                    .plugin = "passthrough",
+                    .workers = 2,
+                    .batch_size = 8,
+                    .batch_wait_us = 1000,
+                    .on_batch = record_batch,
+                    .on_batch_ctx = &log};
     mpb_server *server = test_server_start(&tp);
     index_stream s = {.n = 20000};
     assert_int_equal(mpb_server_stream(server, index_next, index_output, &s, NULL), 0);
@@ -53,8 +58,13 @@ fast_producer_fills_batches(void **state)
     /* Each call costs 2 ms whatever its size: items pile up while the worker
      * computes, so batches should come out (nearly) full. */
     batch_log log = {0};
-    test_pool tp = {.kind = "process", .plugin = "sleep", .workers = 1, .batch_size = 16,
-                    .batch_wait_us = 5000, .on_batch = record_batch, .on_batch_ctx = &log,
+    test_pool tp = {.kind = "process",
+                    .plugin = "sleep",
+                    .workers = 1,
+                    .batch_size = 16,
+                    .batch_wait_us = 5000,
+                    .on_batch = record_batch,
+                    .on_batch_ctx = &log,
                     .options = {"batch_cost_us=2000", "item_cost_us=0"}};
     mpb_server *server = test_server_start(&tp);
     index_stream s = {.n = 1600};
@@ -73,8 +83,13 @@ static void
 wait_zero_never_waits(void **state)
 {
     batch_log log = {0};
-    test_pool tp = {.kind = "process", .plugin = "passthrough", .workers = 1, .batch_size = 64,
-                    .batch_wait_us = 0, .on_batch = record_batch, .on_batch_ctx = &log};
+    test_pool tp = {.kind = "process",
+                    .plugin = "passthrough",
+                    .workers = 1,
+                    .batch_size = 64,
+                    .batch_wait_us = 0,
+                    .on_batch = record_batch,
+                    .on_batch_ctx = &log};
     mpb_server *server = test_server_start(&tp);
     for (int i = 0; i < 200; i++) {
         mpb_result *r = NULL;
@@ -95,8 +110,13 @@ lone_item_answered_after_the_wait(void **state)
 {
     const int64_t wait_us = 200000;
     batch_log log = {0};
-    test_pool tp = {.kind = "process", .plugin = "passthrough", .workers = 1, .batch_size = 64,
-                    .batch_wait_us = wait_us, .on_batch = record_batch, .on_batch_ctx = &log};
+    test_pool tp = {.kind = "process",
+                    .plugin = "passthrough",
+                    .workers = 1,
+                    .batch_size = 64,
+                    .batch_wait_us = wait_us,
+                    .on_batch = record_batch,
+                    .on_batch_ctx = &log};
     mpb_server *server = test_server_start(&tp);
     mpb_result *r = NULL;
     int64_t start = mpb_now_us();
@@ -121,7 +141,10 @@ random_latency_keeps_order(void **state)
      * the stream must still give every item once, in input order. */
     const char *kinds[] = {"process", "thread"};
     for (int k = 0; k < 2; k++) {
-        test_pool tp = {.kind = kinds[k], .plugin = "sleep", .workers = 2, .batch_size = 32,
+        test_pool tp = {.kind = kinds[k],
+                        .plugin = "sleep",
+                        .workers = 2,
+                        .batch_size = 32,
                         .batch_wait_us = 100,
                         .options = {"batch_cost_us=0", "item_cost_us=0", "jitter_us=300"}};
         mpb_server *server = test_server_start(&tp);

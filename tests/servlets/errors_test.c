@@ -67,11 +67,14 @@ assert_echo(const mpb_result *r, uint64_t i)
 }
 
 static void
-check_item_errors(const char *kind, const char *option, const char *marker,
-                  const char *error_type)
+check_item_errors(const char *kind, const char *option, const char *marker, const char *error_type)
 {
-    test_pool tp = {.kind = kind, .plugin = "fail", .workers = 2, .batch_size = 8,
-                    .batch_wait_us = 500, .options = {option}};
+    test_pool tp = {.kind = kind,
+                    .plugin = "fail",
+                    .workers = 2,
+                    .batch_size = 8,
+                    .batch_wait_us = 500,
+                    .options = {option}};
     marked_stream s = {.base = {.n = 3000}, .every = 7, .marker = marker};
     mpb_result **results = run_marked(&tp, &s);
     for (uint64_t i = 0; i < s.base.n; i++) {
@@ -115,8 +118,12 @@ whole_batch_failure_fails_exactly_its_batch(void **state)
 {
     /* One worker, batches of 4 that fill at once: items 0-3 and 4-7. Item 5
      * fails its batch, so 4-7 carry BatchError and 0-3 are untouched. */
-    test_pool tp = {.kind = "process", .plugin = "fail", .workers = 1, .batch_size = 4,
-                    .batch_wait_us = 2000000, .options = {"batch_prefix=boom"}};
+    test_pool tp = {.kind = "process",
+                    .plugin = "fail",
+                    .workers = 1,
+                    .batch_size = 4,
+                    .batch_wait_us = 2000000,
+                    .options = {"batch_prefix=boom"}};
     marked_stream s = {.base = {.n = 8}, .every = 6, .marker = "boom"};
     mpb_result **results = run_marked(&tp, &s);
     for (uint64_t i = 0; i < 8; i++) {
@@ -161,7 +168,10 @@ counting_output(void *ctx, uint64_t index, const mpb_result *result)
 static void
 stream_without_return_exceptions_stops_at_first_error(void **state)
 {
-    test_pool tp = {.kind = "process", .plugin = "fail", .workers = 2, .batch_size = 8,
+    test_pool tp = {.kind = "process",
+                    .plugin = "fail",
+                    .workers = 2,
+                    .batch_size = 8,
                     .options = {"fail_prefix=bad"}};
     mpb_server *server = test_server_start(&tp);
     counting_input c = {.s = {.base = {.n = 1000}, .every = 100, .marker = "bad"}};
@@ -206,8 +216,8 @@ start_failures_explain_themselves(void **state)
             cfg.cpus = cases[i].cpus;
             const char *options[] = {cases[i].option, NULL};
             cfg.options = options;
-            mpb_servlet *servlet = k == 0 ? mpb_process_servlet_new(&cfg)
-                                          : mpb_thread_servlet_new(&cfg);
+            mpb_servlet *servlet =
+                k == 0 ? mpb_process_servlet_new(&cfg) : mpb_thread_servlet_new(&cfg);
             mpb_server *server = mpb_server_new(&servlet, NULL);
             char err[512] = "";
             assert_int_not_equal(mpb_server_start(server, err, sizeof err), 0);

@@ -31,8 +31,12 @@ count_result(void *ctx, mpb_result *result)
 static void
 stop_drains_everything_in_flight(void **state)
 {
-    test_pool tp = {.kind = "process", .plugin = "sleep", .workers = 2, .batch_size = 4,
-                    .batch_wait_us = 0, .options = {"batch_cost_us=5000", "item_cost_us=0"}};
+    test_pool tp = {.kind = "process",
+                    .plugin = "sleep",
+                    .workers = 2,
+                    .batch_size = 4,
+                    .batch_wait_us = 0,
+                    .options = {"batch_cost_us=5000", "item_cost_us=0"}};
     mpb_server *server = test_server_start(&tp);
     tally t = {0};
     for (int i = 0; i < 200; i++) {
@@ -52,7 +56,10 @@ stop_drains_everything_in_flight(void **state)
 static void
 call_past_its_timeout_returns_timeout(void **state)
 {
-    test_pool tp = {.kind = "process", .plugin = "fail", .workers = 1, .batch_size = 1,
+    test_pool tp = {.kind = "process",
+                    .plugin = "fail",
+                    .workers = 1,
+                    .batch_size = 1,
                     .options = {"hang_prefix=hang", "hang_ms=1500"}};
     mpb_server *server = test_server_start(&tp);
     mpb_result *r = NULL;
@@ -76,8 +83,12 @@ call_past_its_timeout_returns_timeout(void **state)
 static void
 submit_fails_fast_at_capacity(void **state)
 {
-    test_pool tp = {.kind = "process", .plugin = "fail", .workers = 1, .batch_size = 1,
-                    .capacity = 2, .options = {"hang_prefix=hang", "hang_ms=300"}};
+    test_pool tp = {.kind = "process",
+                    .plugin = "fail",
+                    .workers = 1,
+                    .batch_size = 1,
+                    .capacity = 2,
+                    .options = {"hang_prefix=hang", "hang_ms=300"}};
     mpb_server *server = test_server_start(&tp);
     tally t = {0};
     assert_int_equal(mpb_server_submit(server, "hang", 4, 0, count_result, &t), 0);
@@ -149,7 +160,10 @@ garbage_on_the_worker_socket_is_a_protocol_error(void **state)
 static void
 crashed_worker_fails_its_items_and_is_replaced(void **state)
 {
-    test_pool tp = {.kind = "process", .plugin = "fail", .workers = 1, .batch_size = 1,
+    test_pool tp = {.kind = "process",
+                    .plugin = "fail",
+                    .workers = 1,
+                    .batch_size = 1,
                     .options = {"crash_prefix=die"}};
     mpb_server *server = test_server_start(&tp);
     mpb_worker_status before[2];
@@ -183,8 +197,12 @@ crash_in_a_stream_loses_nothing(void **state)
 {
     /* Item 500 kills its worker; items in flight with it fail in place,
      * every other item is answered, and the order holds. */
-    test_pool tp = {.kind = "process", .plugin = "fail", .workers = 2, .batch_size = 8,
-                    .batch_wait_us = 200, .options = {"exit_prefix=item-500"}};
+    test_pool tp = {.kind = "process",
+                    .plugin = "fail",
+                    .workers = 2,
+                    .batch_size = 8,
+                    .batch_wait_us = 200,
+                    .options = {"exit_prefix=item-500"}};
     mpb_server *server = test_server_start(&tp);
     index_stream s = {.n = 5000};
     s.keep = mpb_calloc(s.n, sizeof(mpb_result *));

@@ -37,8 +37,8 @@ static int
 run_mpb(const run_dir *d)
 {
     char *dir = mpb__executable_dir();
-    char *cmd = mpb_asprintf("%s/../bin/mpb run --config %s --input %s > %s 2> %s", dir,
-                             d->config, d->input, d->output, d->errors);
+    char *cmd = mpb_asprintf("%s/../bin/mpb run --config %s --input %s > %s 2> %s", dir, d->config,
+                             d->input, d->output, d->errors);
     int status = system(cmd);
     free(cmd);
     free(dir);
@@ -154,8 +154,10 @@ bad_config_exits_2_naming_file_and_line(void **state)
     assert_int_equal(run_mpb(&d), 2);
     char *err = slurp(d.errors);
     char expect[200];
-    snprintf(expect, sizeof expect, "%s:3:3: unknown field servlet.wrokers (did you mean "
-             "workers?)", d.config);
+    snprintf(expect, sizeof expect,
+             "%s:3:3: unknown field servlet.wrokers (did you mean "
+             "workers?)",
+             d.config);
     assert_non_null(strstr(err, expect));
     free(err);
     clean(&d);
