@@ -15,3 +15,14 @@ function(mpb_add_test dir module)
     set_tests_properties(mpb.${dir}.${module} PROPERTIES TIMEOUT ${T_TIMEOUT}
         ENVIRONMENT "MPB_BUILD_DIR=${CMAKE_BINARY_DIR};MPB_SOURCE_DIR=${CMAKE_SOURCE_DIR}")
 endfunction()
+
+# mpb_add_plugin(<name> sources... [LIBS ...]): build/lib/mpb_<name>.so,
+# installed into <libdir>/mpbatch.
+function(mpb_add_plugin name)
+    cmake_parse_arguments(P "" "" "LIBS" ${ARGN})
+    add_library(mpb_${name} MODULE ${P_UNPARSED_ARGUMENTS})
+    set_target_properties(mpb_${name} PROPERTIES PREFIX "" C_VISIBILITY_PRESET hidden
+        INSTALL_RPATH "$ORIGIN/..")
+    target_link_libraries(mpb_${name} PRIVATE mpbatch ${P_LIBS})
+    install(TARGETS mpb_${name} LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}/mpbatch)
+endfunction()
