@@ -100,6 +100,23 @@ on_wake(mpb__loop *loop, void *arg)
     free(jobs);
 }
 
+void
+mpb__server_defer_wake(mpb_server *server, mpb__waker *waker)
+{
+    waker->next = server->wakers;
+    server->wakers = waker;
+}
+
+static void
+run_deferred_wakes(mpb_server *self)
+{
+    while (self->wakers != NULL) {
+        mpb__waker *waker = self->wakers;
+        self->wakers = waker->next;
+        waker->wake(waker); /* may free the waker's owner: read next first */
+    }
+}
+
 /* Runs the stop sequence; returns 1 once the dispatcher may end. */
 static int
 stop_step(mpb_server *self, int *phase, int64_t *deadline)
@@ -167,10 +184,12 @@ dispatcher_main(void *arg)
     for (;;) {
         int stopping = atomic_load(&self->stop_requested);
         mpb__loop_run_once(self->loop, stopping ? 10 : 1000);
+        run_deferred_wakes(self);
         if (stopping && stop_step(self, &phase, &deadline)) {
             break;
         }
     }
+    run_deferred_wakes(self);
     mpb__loop_remove_fd(self->loop, self->wake_fd);
     set_state(self, MPB_SERVER_STOPPED);
     return NULL;

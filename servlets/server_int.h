@@ -22,6 +22,14 @@ typedef enum mpb__server_state {
 
 typedef struct mpb__job mpb__job;
 
+/* A sleeper to wake once the dispatcher finishes its current round, so a
+ * frame of 64 results costs one wake-up, not 64. Dispatcher thread only. */
+typedef struct mpb__waker mpb__waker;
+struct mpb__waker {
+    void (*wake)(mpb__waker *waker);
+    mpb__waker *next;
+};
+
 /* Hands a finished job's result to whoever waits for it; owns result. */
 typedef void (*mpb__job_finish_fn)(mpb__job *job, mpb_result *result);
 
@@ -55,6 +63,7 @@ struct mpb_server {
     size_t n_queue;
     size_t cap_queue;
     int wake_pending;
+    mpb__waker *wakers; /* deferred wake-ups of this round (dispatcher only) */
     atomic_size_t in_flight;
     atomic_int space_waiters;
     atomic_int stop_requested;
@@ -63,6 +72,10 @@ struct mpb_server {
     atomic_uint_fast64_t errors;
     mpb__stats stats;
 };
+
+/* Queues waker->wake for the end of the dispatcher's current round. */
+void
+mpb__server_defer_wake(mpb_server *server, mpb__waker *waker);
 
 /* A job carrying a copy of input; caller fills finish/ctx. */
 mpb__job *mpb__job_new(mpb_server *server, const void *input, size_t len, int timeout_ms);

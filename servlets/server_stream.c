@@ -21,21 +21,38 @@
 #define NOT_WAITING UINT64_MAX
 
 typedef struct stream {
+    mpb__waker waker; /* first: the waker's address is the stream's */
+    mpb_server *server;
     pthread_mutex_t lock;
     pthread_cond_t ready;
     mpb_result **ring;
     size_t cap;
     uint64_t waiting_for;
+    int wake_queued; /* a deferred wake is pending: the stream must not end */
 } stream;
 
+static void
+wake_stream(mpb__waker *waker)
+{
+    stream *st = (stream *)waker;
+    pthread_mutex_lock(&st->lock);
+    st->wake_queued = 0;
+    pthread_cond_broadcast(&st->ready);
+    pthread_mutex_unlock(&st->lock);
+}
+
+/* Dispatcher thread: drops the result in its slot; the caller is woken
+ * once per dispatcher round, after every result of the round landed. */
 static void
 finish_stream(mpb__job *job, mpb_result *result)
 {
     stream *st = job->ctx;
     pthread_mutex_lock(&st->lock);
     st->ring[job->index % st->cap] = result;
-    if (st->waiting_for == job->index) {
-        pthread_cond_signal(&st->ready);
+    if (st->waiting_for != NOT_WAITING && st->ring[st->waiting_for % st->cap] != NULL &&
+        !st->wake_queued) {
+        st->wake_queued = 1;
+        mpb__server_defer_wake(st->server, &st->waker);
     }
     pthread_mutex_unlock(&st->lock);
 }
@@ -106,7 +123,7 @@ mpb_server_stream(mpb_server *self, mpb_next_fn next, mpb_output_fn on_output, v
     if (options != NULL) {
         opts = *options;
     }
-    stream st = {.waiting_for = NOT_WAITING};
+    stream st = {.waker = {.wake = wake_stream}, .server = self, .waiting_for = NOT_WAITING};
     st.cap = opts.capacity ? opts.capacity : self->options.capacity;
     st.ring = mpb_calloc(st.cap, sizeof(mpb_result *));
     pthread_mutex_init(&st.lock, NULL);
@@ -141,6 +158,11 @@ mpb_server_stream(mpb_server *self, mpb_next_fn next, mpb_output_fn on_output, v
             delivered++;
         }
     }
+    pthread_mutex_lock(&st.lock);
+    while (st.wake_queued) {
+        pthread_cond_wait(&st.ready, &st.lock); /* the dispatcher still holds &st */
+    }
+    pthread_mutex_unlock(&st.lock);
     pthread_cond_destroy(&st.ready);
     pthread_mutex_destroy(&st.lock);
     free(st.ring);
