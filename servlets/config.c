@@ -235,7 +235,7 @@ parse_servlet_field(parse_ctx *ctx, const char *key, const yaml_node_t *value, s
     } else if (strcmp(key, "options") == 0) {
         rc = parse_options(ctx, value, spec);
     } else if (strcmp(key, "workers") == 0) {
-        rc = to_integer(ctx, value, "servlet.workers", 1, &n);
+        rc = to_integer(ctx, value, "servlet.workers", 0, &n);
         pool->workers = (unsigned)n;
     } else if (strcmp(key, "batch_size") == 0) {
         rc = to_integer(ctx, value, "servlet.batch_size", 0, &pool->batch_size);

@@ -735,7 +735,14 @@ pool_start(mpb_servlet *self, const mpb__servlet_env *env, const char *parent_pa
     char reason[512] = "";
     mpb__servlet_set_path(self, parent_path);
     pool->env = *env;
-    int rc = resolve_cpus(pool, reason, sizeof reason);
+    int rc = 0;
+    if (pool->workers == 0 && pool->bind == NULL) {
+        rc = mpb__set_error(reason, sizeof reason, MPB_EINVAL,
+                            "workers: 0 needs a bind endpoint for workers to join");
+    }
+    if (rc == 0) {
+        rc = resolve_cpus(pool, reason, sizeof reason);
+    }
     if (rc == 0) {
         rc = open_router(pool, reason, sizeof reason);
     }
@@ -928,7 +935,7 @@ mpb__pool_new(const mpb_pool_config *config, const mpb__pool_launcher *launcher)
     pool->launcher = launcher;
     pool->plugin = mpb_strdup(config->plugin ? config->plugin : "");
     pool->base.name = mpb_strdup(config->name && *config->name ? config->name : pool->plugin);
-    pool->workers = config->workers ? config->workers : 1;
+    pool->workers = config->workers; /* 0: only workers that join through `bind` */
     pool->cpus_spec = dup_or_null(config->cpus);
     pool->batch_size = config->batch_size;
     pool->batch_wait_us = config->batch_wait_us;

@@ -25,7 +25,8 @@ typedef struct mpb_pool_config {
     const char *name;
     /* Plugin name ("mlp" finds mpb_mlp.so) or path to a .so. Required. */
     const char *plugin;
-    /* Workers to start; default 1. */
+    /* Workers to start; default 1. 0 with `bind`: serve only with workers
+     * that join from elsewhere (items wait until one does). */
     unsigned workers;
     /* "auto": one core each, spread by topology (default for processes);
      * "none": no pinning (default for threads); or one CPU list per worker
