@@ -82,7 +82,7 @@ bad_configs_point_at_the_problem(void **state)
     assert_config_error("servlet:\n  plugin: mlp\n  batch_size: -1\n",
                         "p.yaml:3:15: servlet.batch_size must be an integer >= 0 (got '-1')");
     assert_config_error("servlet:\n  plugin: mlp\n  workers: two\n",
-                        "p.yaml:3:12: servlet.workers must be an integer >= 1");
+                        "p.yaml:3:12: servlet.workers must be an integer >= 0");
     assert_config_error("servlet:\n  workers: 2\n", "p.yaml:2:3: servlet.plugin is required");
     assert_config_error("servlet:\n  plugin: mlp\n  kind: fiber\n",
                         "p.yaml:3:9: servlet.kind must be process or thread");
