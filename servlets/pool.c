@@ -216,7 +216,11 @@ send_items(mpb__pool *pool, mpb__conn *conn, uint32_t n)
 {
     int conn_index = (int)(conn - pool->conns);
     int64_t now = mpb_now_ns();
-    uint32_t *batch = mpb_malloc(n * sizeof *batch);
+    if (n > pool->cap_outgoing) {
+        pool->cap_outgoing = n;
+        pool->outgoing = mpb_realloc(pool->outgoing, n * sizeof *pool->outgoing);
+    }
+    uint32_t *batch = pool->outgoing;
     uint32_t count = 0;
     while (count < n && pool->wait_count > 0) {
         uint32_t index = waiting_pop(pool);
@@ -251,7 +255,6 @@ send_items(mpb__pool *pool, mpb__conn *conn, uint32_t n)
             conn_lost(pool, (size_t)conn_index, how);
         }
     }
-    free(batch);
 }
 
 static void
@@ -867,6 +870,7 @@ pool_destroy(mpb_servlet *self)
     free(pool->slots);
     free(pool->free_slots);
     free(pool->waiting);
+    free(pool->outgoing);
     free(pool->endpoint);
     free(pool->ipc_path);
     free(pool->plugin);

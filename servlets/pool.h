@@ -93,6 +93,8 @@ struct mpb__pool {
     size_t wait_head;
     size_t wait_count;
     size_t wait_cap;
+    uint32_t *outgoing; /* slot indices of the ITEMS frame being built */
+    size_t cap_outgoing;
     msgpack_zone zone;
     mpb__wire_buf out;
     uint64_t heartbeat_timer;
