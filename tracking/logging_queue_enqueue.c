@@ -348,6 +348,12 @@ mpb_logging_handle_wait(mpb_logging_handle *self, int64_t timeout_ms, char *err,
     return 0;
 }
 
+const char *
+mpb__logging_handle_message(const mpb_logging_handle *handle)
+{
+    return mpb_logging_handle_is_done(handle) ? handle->message : NULL;
+}
+
 void
 mpb_logging_handle_release(mpb_logging_handle **self_p)
 {

@@ -75,6 +75,11 @@ mpb__logging_queue_submit_job(mpb_logging_queue *self, const char *run_id, size_
                               mpb__log_job_fn fn, void (*free_ctx)(void *ctx), void *ctx,
                               mpb_logging_handle **handle_out);
 
+/* The message a completed handle failed with (NULL on success or before
+ * completion); borrowed until the handle is released. */
+const char *
+mpb__logging_handle_message(const mpb_logging_handle *handle);
+
 /* Parses an exit timeout in milliseconds (0 .. one day); pure, for tests. */
 int
 mpb__exit_timeout_parse(const char *text, int64_t *out_ms, char *err, size_t err_len);

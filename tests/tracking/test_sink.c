@@ -25,6 +25,16 @@ test_sink_free(test_sink *sink)
         free(sink->metrics[i].run_id);
         free(sink->metrics[i].key);
     }
+    for (size_t i = 0; i < sink->n_params; i++) {
+        free(sink->params[i].key);
+        free(sink->params[i].value);
+    }
+    for (size_t i = 0; i < sink->n_tags; i++) {
+        free(sink->tags[i].key);
+        free(sink->tags[i].value);
+    }
+    free(sink->params);
+    free(sink->tags);
     free(sink->calls);
     free(sink->metrics);
     pthread_cond_destroy(&sink->cond);
@@ -72,6 +82,16 @@ enter_call(test_sink *sink)
     return sink->fail_status;
 }
 
+/* Under lock. */
+static void
+record_kv(test_kv **list, size_t *count, const char *key, const char *value)
+{
+    *list = mpb_realloc(*list, (*count + 1) * sizeof **list);
+    (*list)[*count].key = mpb_strdup(key);
+    (*list)[*count].value = mpb_strdup(value);
+    (*count)++;
+}
+
 static test_call *
 record_call(test_sink *sink, test_call_kind kind, const char *run_id, int status)
 {
@@ -95,11 +115,16 @@ sink_create_run(void *ctx, const char *experiment_id, const char *user_id, int64
     test_sink *sink = ctx;
     pthread_mutex_lock(&sink->lock);
     int rc = enter_call(sink);
+    if (rc == 0 && sink->fail_create) {
+        rc = MPB_EIO;
+    }
     char id[32];
     snprintf(id, sizeof id, "run%d", sink->next_run++);
     test_call *call = record_call(sink, TEST_CALL_CREATE_RUN, rc ? "" : id, rc);
     call->n_tags = n_tags;
-    sink->n_tags += rc ? 0 : n_tags;
+    for (size_t i = 0; rc == 0 && i < n_tags; i++) {
+        record_kv(&sink->tags, &sink->n_tags, tags[i].key, tags[i].value);
+    }
     pthread_mutex_unlock(&sink->lock);
     if (rc != 0) {
         return mpb__set_error(err, err_len, rc, "test sink: create_run fails");
@@ -145,9 +170,14 @@ sink_log_batch(void *ctx, const char *run_id, const mpb_metric *metrics, size_t 
             m->key = mpb_strdup(metrics[i].key);
             m->value = metrics[i].value;
             m->step = metrics[i].step;
+            m->timestamp_ms = metrics[i].timestamp_ms;
         }
-        sink->n_params += n_params;
-        sink->n_tags += n_tags;
+        for (size_t i = 0; i < n_params; i++) {
+            record_kv(&sink->params, &sink->n_params, params[i].key, params[i].value);
+        }
+        for (size_t i = 0; i < n_tags; i++) {
+            record_kv(&sink->tags, &sink->n_tags, tags[i].key, tags[i].value);
+        }
     }
     pthread_mutex_unlock(&sink->lock);
     if (rc != 0) {

@@ -33,8 +33,14 @@ typedef struct test_metric {
     char *run_id;
     char *key;
     double value;
+    int64_t timestamp_ms;
     int64_t step;
 } test_metric;
+
+typedef struct test_kv {
+    char *key;
+    char *value;
+} test_kv;
 
 typedef struct test_sink {
     pthread_mutex_t lock;
@@ -44,6 +50,7 @@ typedef struct test_sink {
     const char *fail_key;     /* log_batch calls holding this metric key fail with EINVAL */
     int block;                /* calls wait until test_sink_release() */
     int exit_thread;          /* a call ends the writer thread (pthread_exit) */
+    int fail_create;          /* create_run fails with MPB_EIO */
     int calls_entered;        /* calls that started (for waiting on a blocked sink) */
     /* record */
     test_call *calls;
@@ -54,6 +61,8 @@ typedef struct test_sink {
     size_t metrics_cap;
     size_t n_params;
     size_t n_tags;
+    test_kv *params; /* every param and tag written, create_run's tags included */
+    test_kv *tags;
     int next_run;
 } test_sink;
 
