@@ -41,6 +41,7 @@ mpb__logging_queue_new_with_sink(const mpb__log_sink *sink, void *sink_ctx,
         q->opts = *options;
     }
     q->writer_ctx.queue = q;
+    atomic_init(&q->refs, 1);
     pthread_mutex_init(&q->lock, NULL);
     pthread_condattr_t attr;
     pthread_condattr_init(&attr);
@@ -354,6 +355,15 @@ mpb_logging_queue_destroy(mpb_logging_queue **self_p)
         pthread_cond_wait(&q->done_cond, &q->lock);
     }
     pthread_mutex_unlock(&q->lock);
+    mpb__logging_queue_unref(q);
+}
+
+void
+mpb__logging_queue_unref(mpb_logging_queue *q)
+{
+    if (atomic_fetch_sub(&q->refs, 1) != 1) {
+        return;
+    }
     free(q->merge_metrics);
     free(q->merge_params);
     free(q->merge_tags);

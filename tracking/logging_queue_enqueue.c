@@ -133,6 +133,7 @@ handle_new(mpb_logging_queue *q, size_t parts)
     atomic_init(&h->refs, 2);
     atomic_init(&h->done, 0);
     h->parts_left = parts;
+    atomic_fetch_add(&q->refs, 1); /* a handle keeps the queue's memory */
     return h;
 }
 
@@ -206,7 +207,10 @@ enqueue_nodes(mpb_logging_queue *q, mpb__log_node *first, size_t parts,
             q->stats.rejected++;
         }
         pthread_mutex_unlock(&q->lock);
-        free(handle);
+        if (handle != NULL) {
+            free(handle);
+            mpb__logging_queue_unref(q);
+        }
         return rc;
     }
     for (mpb__log_node *n = first; n != NULL; n = n->next) {
@@ -318,7 +322,7 @@ mpb_logging_handle_wait(mpb_logging_handle *self, int64_t timeout_ms, char *err,
         return mpb__set_error(err, err_len, MPB_EINVAL, "logging handle: timeout must be >= 0");
     }
     if (!mpb_logging_handle_is_done(self)) {
-        /* Not done: the queue cannot have been freed (destroy completes every handle). */
+        /* The handle keeps the queue's memory until released. */
         mpb_logging_queue *q = self->queue;
         int64_t deadline = mpb__deadline_after_ms(timeout_ms);
         pthread_mutex_lock(&q->lock);
@@ -360,7 +364,9 @@ mpb_logging_handle_release(mpb_logging_handle **self_p)
     if (self_p == NULL || *self_p == NULL) {
         return;
     }
+    mpb_logging_queue *q = (*self_p)->queue;
     handle_unref(*self_p);
+    mpb__logging_queue_unref(q);
     *self_p = NULL;
 }
 

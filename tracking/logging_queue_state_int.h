@@ -65,6 +65,7 @@ struct mpb_logging_queue {
     const mpb__log_sink *sink;
     void *sink_ctx;
     mpb_logging_queue_options opts; /* defaults resolved */
+    atomic_int refs;                /* the owner's + one per unreleased handle */
     mpb__log_writer writer_ctx;
 
     pthread_mutex_t lock;
@@ -120,6 +121,10 @@ mpb__deadline_after_ms(int64_t timeout_ms)
     }
     return now + timeout_ms * MPB__NS_PER_MS;
 }
+
+/* Drops a reference; the last one frees the queue's memory. */
+void
+mpb__logging_queue_unref(mpb_logging_queue *q);
 
 /* Writer thread entry point (logging_queue_writer.c). */
 void *

@@ -11,7 +11,9 @@
  *   new queue in the child.
  * Ownership: log calls copy run ids, keys and values; the queue borrows the
  *   store, which must outlive the queue. A handle is the caller's until
- *   mpb_logging_handle_release(), whether or not it has completed.
+ *   mpb_logging_handle_release(), whether or not it has completed; it may
+ *   outlive the queue (a destroyed queue's memory is freed with its last
+ *   handle).
  *
  * Semantics (docs/tracking.md has the comparison with MLflow):
  * - Order: one writer, first in first out, so a run's metric lines reach the

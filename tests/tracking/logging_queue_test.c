@@ -576,8 +576,13 @@ lifecycle_and_restart(void **state)
     assert_int_equal(log_metric(q, "r1", "m", 2, &h), 0);
     mpb_logging_handle_release(&h);
     mpb_logging_handle_release(&h);
+    /* A handle kept past destroy stays readable. */
+    mpb_logging_handle *kept = NULL;
+    assert_int_equal(log_metric(q, "r1", "m", 3, &kept), 0);
     mpb_logging_queue_destroy(&q);
-    assert_run_in_order(&sink, "r1", 3);
+    assert_int_equal(mpb_logging_handle_wait(kept, 0, NULL, 0), 0);
+    mpb_logging_handle_release(&kept);
+    assert_run_in_order(&sink, "r1", 4);
     test_sink_free(&sink);
 
     mpb_logging_queue_options bad = {.block_timeout_ms = -1};
