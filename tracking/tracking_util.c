@@ -43,14 +43,6 @@ utf8_prefix_bytes(const char *text, size_t chars, size_t *counted)
     return pos;
 }
 
-size_t
-mpb__utf8_length(const char *text)
-{
-    size_t n = 0;
-    utf8_prefix_bytes(text, (size_t)-1, &n);
-    return n;
-}
-
 char *
 mpb__truncate_ellipsis(const char *text, size_t max_chars, int *truncated)
 {

@@ -8,11 +8,8 @@
 
 #include <stddef.h>
 
-/* Length of UTF-8 text in code points (an invalid byte counts as one). */
-size_t
-mpb__utf8_length(const char *text);
-
-/* A copy of text cut to at most max_chars code points, the last three being
+/* A copy of text cut to at most max_chars code points (an invalid UTF-8 byte
+ * counts as one), the last three being
  * "..." when cut (MLflow's _truncate_and_ellipsize); *truncated says whether it
  * was. max_chars must be > 3. Caller frees. */
 char *

@@ -16,6 +16,7 @@
 #include "mpbatch/queueing_client.h"
 #include "tracking/logging_queue_int.h"
 #include "tracking/test_sink.h"
+#include "tracking/text.h"
 #include "tracking/tracking_util_int.h"
 
 #define HANG_MS 20000
