@@ -724,7 +724,9 @@ exit_drain_is_bounded_and_reports(void **state)
     char *log_path = mpb_asprintf("%s/stderr", dir);
     const char *args[] = {"--child-stuck", NULL};
     int64_t t0 = mpb_now_ns();
-    assert_int_equal(test_child_run(args, "MPB_TRACKING_EXIT_TIMEOUT_MS=300", log_path, HANG_MS),
+    assert_int_equal(test_child_run(args,
+                                    (const char *[]){"MPB_TRACKING_EXIT_TIMEOUT_MS=300", NULL},
+                                    log_path, HANG_MS),
                      0);
     assert_true(mpb_now_ns() - t0 >= 300 * INT64_C(1000000));
     char *text = test_read_file(log_path);
@@ -743,7 +745,9 @@ bad_exit_timeout_fails_start(void **state)
     char *dir = test_make_temp_dir("mpb-drain");
     char *log_path = mpb_asprintf("%s/stderr", dir);
     const char *args[] = {"--child-bad-env", NULL};
-    assert_int_equal(test_child_run(args, "MPB_TRACKING_EXIT_TIMEOUT_MS=soon", log_path, HANG_MS),
+    assert_int_equal(test_child_run(args,
+                                    (const char *[]){"MPB_TRACKING_EXIT_TIMEOUT_MS=soon", NULL},
+                                    log_path, HANG_MS),
                      7);
     char *text = test_read_file(log_path);
     assert_non_null(strstr(text, "MPB_TRACKING_EXIT_TIMEOUT_MS=\"soon\""));

@@ -15,30 +15,45 @@
 
 extern char **environ;
 
+static int
+overridden(const char *entry, const char *const *extra)
+{
+    for (size_t i = 0; extra != NULL && extra[i] != NULL; i++) {
+        size_t name_len = strcspn(extra[i], "=") + 1;
+        if (strncmp(entry, extra[i], name_len) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static char **
-environment_with(const char *extra)
+environment_with(const char *const *extra)
 {
     size_t n = 0;
+    size_t n_extra = 0;
     while (environ[n] != NULL) {
         n++;
     }
-    char **env = mpb_calloc(n + 2, sizeof *env);
-    size_t name_len = extra ? strcspn(extra, "=") + 1 : 0;
+    while (extra != NULL && extra[n_extra] != NULL) {
+        n_extra++;
+    }
+    char **env = mpb_calloc(n + n_extra + 1, sizeof *env);
     size_t out = 0;
     for (size_t i = 0; i < n; i++) {
-        if (extra == NULL || strncmp(environ[i], extra, name_len) != 0) {
+        if (!overridden(environ[i], extra)) {
             env[out++] = environ[i];
         }
     }
-    if (extra != NULL) {
-        env[out++] = (char *)extra;
+    for (size_t i = 0; i < n_extra; i++) {
+        env[out++] = (char *)extra[i];
     }
     env[out] = NULL;
     return env;
 }
 
 int
-test_child_run(const char *const *args, const char *extra_env, const char *stderr_path,
+test_child_run(const char *const *args, const char *const *extra_env, const char *stderr_path,
                int timeout_ms)
 {
     size_t n_args = 0;

@@ -9,12 +9,13 @@
 
 #include <stddef.h>
 
-/* Runs this binary with argv[1..] = args (NULL-terminated) and one extra
- * environment entry (NAME=value, may be NULL), its stderr going to
- * stderr_path (may be NULL). Waits up to timeout_ms; returns the exit status
- * (0..255), or -1 when it did not exit normally or in time (then killed). */
+/* Runs this binary with argv[1..] = args (NULL-terminated) and extra
+ * environment entries ("NAME=value", NULL-terminated; the list may be NULL),
+ * its stderr going to stderr_path (may be NULL). Waits up to timeout_ms;
+ * returns the exit status (0..255), or -1 when it did not exit normally or in
+ * time (then it is killed). */
 int
-test_child_run(const char *const *args, const char *extra_env, const char *stderr_path,
+test_child_run(const char *const *args, const char *const *extra_env, const char *stderr_path,
                int timeout_ms);
 
 /* Reads a whole file into a malloc'd string (NULL when missing). */
