@@ -152,6 +152,9 @@ mpb__log_writer_update_run(mpb__log_writer *writer, const char *run_id, mpb_run_
 static int
 keys_repeat(const mpb__log_node *first, const mpb__log_node *next)
 {
+    if (next->n_params == 0 && next->n_tags == 0) {
+        return 0;
+    }
     for (const mpb__log_node *g = first; g != next; g = g->next) {
         for (size_t i = 0; i < next->n_params; i++) {
             for (size_t j = 0; j < g->n_params; j++) {
