@@ -375,8 +375,6 @@ log_locked(const mpb_metric *metric, const mpb_param *param, const mpb_tag *tag)
     if (rc == 0) {
         rc = mpb_logging_queue_log_batch(fl.queue, run_id, metric, metric ? 1 : 0, param,
                                          param ? 1 : 0, tag, tag ? 1 : 0, NULL);
-    } else {
-        mpb_log_err("tracking", "%s", err);
     }
     pthread_mutex_unlock(&fl.lock);
     return rc;

@@ -66,8 +66,10 @@ MPB_EXPORT int
 mpb_tracking_active_run_id(char *run_id_out, size_t run_id_len);
 
 /* Enqueue to the active run (starting one when none is active, as MLflow
- * does). Return the enqueue status (MPB_EFULL, MPB_ECLOSED, ...); a write
- * that fails later is reported by mpb_tracking_flush() and on stderr. */
+ * does). Return the enqueue status (MPB_EFULL, MPB_ECLOSED, or why the store
+ * could not be opened or the run started: mpb_tracking_start_run() gives the
+ * reason in words); a write that fails later is reported by
+ * mpb_tracking_flush() and on stderr. */
 MPB_EXPORT int
 mpb_tracking_log_param(const char *key, const char *value);
 MPB_EXPORT int
@@ -76,7 +78,7 @@ MPB_EXPORT int
 mpb_tracking_set_tag(const char *key, const char *value);
 
 /* Copies a local file or folder into the active run's artifacts under
- * artifact_path (NULL: the root); synchronous. */
+ * artifact_path (NULL: the root); synchronous, holding the API's lock. */
 MPB_EXPORT int
 mpb_tracking_log_artifact(const char *local_path, const char *artifact_path, char *err,
                           size_t err_len);
