@@ -17,6 +17,8 @@
 #include "mpbatch/error.h"
 #include "mpbatch/store.h"
 #include "tracking/fs_util.h"
+#include "tracking/store_int.h"
+#include "tracking/text.h"
 
 /* A fresh folder below $TMPDIR (or /tmp); caller frees and removes it. */
 static inline char *
