@@ -414,7 +414,7 @@ static void
 paging_through_2500_runs_sees_each_once(void **state)
 {
     (void)state;
-    char *dir = th_tempdir();
+    char *dir = th_tempdir_fast();
     mpb_store *store = th_open(dir);
     char *exp = th_experiment(store, "many");
     char err[512];
