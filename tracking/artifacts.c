@@ -121,7 +121,8 @@ mpb_store_list_artifacts(mpb_store *self, const char *run_id, const char *path,
         struct stat st;
         if (stat(full, &st) == 0) {
             mpb_artifact_file *file = &list->files[list->n_files++];
-            file->path = join_optional(path ? path : "", names[i]);
+            file->path = path == NULL || *path == '\0' ? mpb_strdup(names[i])
+                                                       : mpb__path_join(path, names[i]);
             file->is_dir = S_ISDIR(st.st_mode);
             file->file_size = file->is_dir ? -1 : (int64_t)st.st_size;
         }

@@ -244,6 +244,8 @@ mpb__filestore_create_run(void *backend, const char *experiment_id, const char *
         rc = 0;
     }
     if (rc < 0) {
+        rc = mpb__set_error(err, err_len, rc, "cannot create a run folder in %s: %s", exp_dir,
+                            mpb_strerror(rc));
         goto out_unlock;
     }
     static const char *const subdirs[] = {"metrics", "params", "artifacts", "tags"};

@@ -78,7 +78,7 @@ accept_word(lexer *lx, const char *word)
 static int
 is_bare_key_char(char c)
 {
-    return isalnum((unsigned char)c) || strchr("_.:/-", c) != NULL;
+    return c != '\0' && (isalnum((unsigned char)c) || strchr("_.:/-", c) != NULL);
 }
 
 /* A quoted string ('...', "..." or `...`); a doubled quote stands for itself. */
@@ -229,6 +229,9 @@ static int
 parse_op(lexer *lx, mpb__op *op)
 {
     skip_space(lx);
+    if (strncmp(lx->at, "<>", 2) == 0 || strncmp(lx->at, "==", 2) == 0) {
+        return fail(lx, "expected a comparator (=, !=, <, <=, >, >=, LIKE, ILIKE, IN, NOT IN)");
+    }
     static const struct {
         const char *text;
         mpb__op op;
@@ -306,7 +309,7 @@ parse_value(lexer *lx, mpb__clause *clause)
         }
         return rc;
     }
-    if (isdigit((unsigned char)*lx->at) || strchr("+-.", *lx->at) != NULL) {
+    if (*lx->at != '\0' && (isdigit((unsigned char)*lx->at) || strchr("+-.", *lx->at) != NULL)) {
         char *end = NULL;
         double number = strtod(lx->at, &end);
         int hex = memchr(lx->at, 'x', (size_t)(end - lx->at)) != NULL ||
