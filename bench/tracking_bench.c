@@ -8,7 +8,8 @@
  *
  * Figures, printed on stdout:
  *   enqueue ns/metric  median over R rounds of 10000 log calls (1 metric each,
- *                      fire-and-forget; with a handle; 100 metrics per call)
+ *                      fire-and-forget; with a handle; 100 metrics per call),
+ *                      rounds of the three interleaved, after warm-up rounds
  *   queue metrics/s    N single-metric log calls until flush() returns
  *   direct metrics/s   mpb_store_log_batch, 1 metric per call (N/10 calls by
  *                      default, --direct) and 1000 metrics per call (N)
@@ -119,22 +120,41 @@ enqueue_round(mpb_logging_queue *queue, const char *run_id, int per_call, int wi
     return (double)(now_ns() - start) / (calls * per_call);
 }
 
-static double
-enqueue_cost(bench *b, int per_call, int with_handle)
+/* Median ns/metric of each configuration; rounds interleave the
+ * configurations so that they meet the same machine noise, after warm-up
+ * rounds (heap growth, first page faults) that are not counted. */
+#define N_CONFIGS 3
+#define WARMUP_ROUNDS 3
+
+static void
+enqueue_costs(bench *b, double medians[N_CONFIGS])
 {
-    mpb_logging_queue *queue = start_queue(b, 2 * ROUND_CALLS);
-    char *run_id = new_run(b, "enqueue");
-    double *per_metric = calloc((size_t)b->rounds, sizeof *per_metric);
-    int64_t step = 0;
-    for (int r = 0; r < b->rounds; r++) {
-        per_metric[r] = enqueue_round(queue, run_id, per_call, with_handle, &step);
-        mpb_logging_queue_flush(queue, 600000); /* each round starts with an idle writer */
+    static const int per_call[N_CONFIGS] = {1, 1, 100};
+    static const int with_handle[N_CONFIGS] = {0, 1, 0};
+    mpb_logging_queue *queues[N_CONFIGS];
+    char *run_ids[N_CONFIGS];
+    int64_t steps[N_CONFIGS] = {0};
+    double *samples = calloc((size_t)(N_CONFIGS * b->rounds), sizeof *samples);
+    for (int c = 0; c < N_CONFIGS; c++) {
+        queues[c] = start_queue(b, 2 * ROUND_CALLS);
+        run_ids[c] = new_run(b, "enqueue");
     }
-    double result = median(per_metric, b->rounds);
-    free(per_metric);
-    free(run_id);
-    mpb_logging_queue_destroy(&queue);
-    return result;
+    for (int r = -WARMUP_ROUNDS; r < b->rounds; r++) {
+        for (int c = 0; c < N_CONFIGS; c++) {
+            double ns =
+                enqueue_round(queues[c], run_ids[c], per_call[c], with_handle[c], &steps[c]);
+            mpb_logging_queue_flush(queues[c], 600000); /* the next round meets an idle writer */
+            if (r >= 0) {
+                samples[c * b->rounds + r] = ns;
+            }
+        }
+    }
+    for (int c = 0; c < N_CONFIGS; c++) {
+        medians[c] = median(samples + c * b->rounds, b->rounds);
+        mpb_logging_queue_destroy(&queues[c]);
+        free(run_ids[c]);
+    }
+    free(samples);
 }
 
 /* metrics/s from the first log call until flush() returns. */
@@ -238,9 +258,8 @@ main(int argc, char **argv)
         return 1;
     }
 
-    double enqueue_one = enqueue_cost(&b, 1, 0);
-    double enqueue_handle = enqueue_cost(&b, 1, 1);
-    double enqueue_100 = enqueue_cost(&b, 100, 0);
+    double enqueue[N_CONFIGS];
+    enqueue_costs(&b, enqueue);
     uint64_t store_calls = 0;
     double queued = queue_throughput(&b, &store_calls);
     double direct_one = direct_throughput(&b, b.direct_calls, 1);
@@ -248,9 +267,9 @@ main(int argc, char **argv)
 
     printf("mpb-bench-tracking: file store in %s, %d rounds, %ld metrics\n", root, b.rounds,
            b.metrics);
-    printf("enqueue, 1 metric per call, no handle   %8.0f ns/metric (median)\n", enqueue_one);
-    printf("enqueue, 1 metric per call, with handle %8.0f ns/metric (median)\n", enqueue_handle);
-    printf("enqueue, 100 metrics per call           %8.0f ns/metric (median)\n", enqueue_100);
+    printf("enqueue, 1 metric per call, no handle   %8.0f ns/metric (median)\n", enqueue[0]);
+    printf("enqueue, 1 metric per call, with handle %8.0f ns/metric (median)\n", enqueue[1]);
+    printf("enqueue, 100 metrics per call           %8.0f ns/metric (median)\n", enqueue[2]);
     printf("direct log_batch, 1 metric per call     %8.0f ns/metric (%ld calls)\n",
            1e9 / direct_one, b.direct_calls);
     printf("queue, 1 metric per call, until flushed %10.0f metrics/s (%llu store calls)\n", queued,
@@ -258,7 +277,7 @@ main(int argc, char **argv)
     printf("direct log_batch, 1 metric per call     %10.0f metrics/s\n", direct_one);
     printf("direct log_batch, 1000 metrics per call %10.0f metrics/s\n", direct_1000);
     printf("ratio: direct 1-metric call time / enqueue time       %8.1fx\n",
-           (1e9 / direct_one) / enqueue_one);
+           (1e9 / direct_one) / enqueue[0]);
     printf("ratio: queue metrics/s / direct 1-metric metrics/s   %8.1fx\n", queued / direct_one);
     printf("ratio: queue metrics/s / direct 1000-metric metrics/s %7.2fx\n", queued / direct_1000);
 
