@@ -157,15 +157,19 @@ refusal_status(const mpb_logging_queue *q)
     return q->status == MPB_LOGGING_QUEUE_FAILED ? MPB_EWRITER_DIED : MPB_ECLOSED;
 }
 
-/* Under lock: waits for room for `cost` units per the policy. */
+/* Under lock: waits for room for `cost` units per the policy. Only a job
+ * (whose memory exists already) may exceed the capacity, in an empty queue. */
 static int
-wait_for_room(mpb_logging_queue *q, size_t cost)
+wait_for_room(mpb_logging_queue *q, size_t cost, int is_job)
 {
     int64_t deadline = 0;
     for (;;) {
         int rc = refusal_status(q);
         if (rc != 0) {
             return rc;
+        }
+        if (cost > q->opts.capacity && !is_job) {
+            return MPB_ELIMIT;
         }
         if (q->queued == 0 || q->queued + cost <= q->opts.capacity) {
             return 0;
@@ -201,7 +205,7 @@ enqueue_nodes(mpb_logging_queue *q, mpb__log_node *first, size_t parts,
     mpb_logging_handle *handle = handle_out != NULL ? handle_new(q, parts) : NULL;
 
     pthread_mutex_lock(&q->lock);
-    int rc = wait_for_room(q, cost);
+    int rc = wait_for_room(q, cost, first->kind == MPB__NODE_JOB);
     if (rc != 0) {
         if (rc == MPB_EFULL) {
             q->stats.rejected++;

@@ -22,8 +22,8 @@
  * - Bounds: the queue holds at most `capacity` entities (a batch with none
  *   counts as one). When a batch does not fit, the BLOCK policy waits up to
  *   block_timeout_ms for room, FAIL_FAST returns at once; both return
- *   MPB_EFULL and enqueue nothing. A batch larger than the capacity is
- *   accepted when the queue is empty.
+ *   MPB_EFULL and enqueue nothing. A batch larger than the whole capacity
+ *   is refused with MPB_ELIMIT.
  * - A batch over MLflow's limits is split into store-sized parts (params and
  *   tags by 100, metrics filling each part to 1000); its handle completes when
  *   every part has, with the first error.
@@ -99,8 +99,9 @@ mpb_logging_queue_start(mpb_logging_queue *self, char *err, size_t err_len);
 /* Enqueues metrics, params and tags for a run (all copied) and returns at
  * once. With handle_out, *handle_out is the caller's handle; with NULL the
  * call is fire-and-forget: failures are counted in the stats and logged.
- * MPB_EFULL: no room (see the policy); MPB_ECLOSED: not started or shutting
- * down; MPB_EWRITER_DIED: the queue failed. */
+ * MPB_EFULL: no room (see the policy); MPB_ELIMIT: more entities than the
+ * capacity; MPB_ECLOSED: not started or shutting down; MPB_EWRITER_DIED: the
+ * queue failed. */
 MPB_EXPORT int
 mpb_logging_queue_log_batch(mpb_logging_queue *self, const char *run_id,
                             const mpb_metric *metrics, size_t n_metrics,
