@@ -1,12 +1,555 @@
+/*
+ * `mpb runs`: browse a tracking store from the shell. Tables for people,
+ * --json (cJSON) for scripts, the metric history as CSV. Reads only; every
+ * subcommand goes through the public store API.
+ */
+#include <cjson/cJSON.h>
+#include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
 
+#include "core/util.h"
+#include "mpbatch/error.h"
+#include "mpbatch/store.h"
 #include "tools/commands.h"
+#include "tools/runs_int.h"
+#include "tools/table.h"
+#include "tracking/store_int.h"
+#include "tracking/text.h"
+
+#define MAX_EXPERIMENTS 64
+#define MAX_ORDER_BY 8
+
+static const char general_usage[] =
+    "usage: mpb runs [--uri URI] [--json] <command> [options]\n"
+    "\n"
+    "Browse a tracking store (MLflow's mlruns/ layout).\n"
+    "\n"
+    "commands:\n"
+    "  experiments          list experiments\n"
+    "  list                 list runs, optionally filtered and ordered\n"
+    "  show RUN_ID          one run: info, params, latest metrics, tags\n"
+    "  metrics RUN_ID KEY   a metric's history as CSV (step,timestamp,value)\n"
+    "  compare RUN_ID...    params and latest metrics of runs side by side\n"
+    "\n"
+    "options (anywhere on the line):\n"
+    "  --uri URI   tracking URI (default: $MLFLOW_TRACKING_URI, else ./mlruns)\n"
+    "  --json      JSON output for scripts\n"
+    "\n"
+    "'mpb runs <command> --help' describes a command.\n";
+
+int
+mpb_runs_fail(runs_cli *cli, int status)
+{
+    fprintf(stderr, "mpb runs: %s\n", cli->err[0] ? cli->err : mpb_strerror(status));
+    return 1;
+}
+
+int
+mpb_runs_usage_error(const char *usage, const char *fmt, const char *arg)
+{
+    fprintf(stderr, "mpb runs: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\n%s", usage);
+    return 2;
+}
+
+int
+mpb_runs_open_store(runs_cli *cli)
+{
+    return mpb_store_open(cli->uri, &cli->store, cli->err, sizeof cli->err);
+}
+
+/* ---- experiments ---- */
+
+static const char experiments_usage[] =
+    "usage: mpb runs experiments [--all | --deleted]\n"
+    "  Lists active experiments (--deleted: deleted ones, --all: both).\n";
+
+static int
+view_option(const char *arg, mpb_view_type *view)
+{
+    if (strcmp(arg, "--all") == 0) {
+        *view = MPB_VIEW_ALL;
+    } else if (strcmp(arg, "--deleted") == 0) {
+        *view = MPB_VIEW_DELETED_ONLY;
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
+/* Every experiment of a view, all pages. *out is an experiment page. */
+static int
+all_experiments(runs_cli *cli, mpb_view_type view, mpb_experiment_page **out)
+{
+    mpb_search_opts opts = {.view_type = view, .max_results = MPB_SEARCH_MAX_RESULTS_THRESHOLD};
+    return mpb_store_search_experiments(cli->store, &opts, out, cli->err, sizeof cli->err);
+}
+
+static int
+cmd_experiments(runs_cli *cli, int argc, char **argv)
+{
+    mpb_view_type view = MPB_VIEW_ACTIVE_ONLY;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            fputs(experiments_usage, stdout);
+            return 0;
+        }
+        if (!view_option(argv[i], &view)) {
+            return mpb_runs_usage_error(experiments_usage, "unknown argument '%s'", argv[i]);
+        }
+    }
+    mpb_experiment_page *page = NULL;
+    int rc = mpb_runs_open_store(cli);
+    if (rc == 0) {
+        rc = all_experiments(cli, view, &page);
+    }
+    if (rc < 0) {
+        return mpb_runs_fail(cli, rc);
+    }
+    if (cli->json) {
+        cJSON *root = cJSON_CreateObject();
+        cJSON *list = cJSON_AddArrayToObject(root, "experiments");
+        for (size_t i = 0; i < page->n_experiments; i++) {
+            const mpb_experiment *e = &page->experiments[i];
+            cJSON *item = cJSON_CreateObject();
+            cJSON_AddStringToObject(item, "experiment_id", e->experiment_id);
+            cJSON_AddStringToObject(item, "name", e->name);
+            cJSON_AddStringToObject(item, "artifact_location", e->artifact_location);
+            cJSON_AddStringToObject(item, "lifecycle_stage", e->lifecycle_stage);
+            cJSON_AddNumberToObject(item, "creation_time", (double)e->creation_time);
+            cJSON_AddNumberToObject(item, "last_update_time", (double)e->last_update_time);
+            cJSON_AddItemToObject(item, "tags", mpb_runs_json_key_values(e->tags, e->n_tags));
+            cJSON_AddItemToArray(list, item);
+        }
+        mpb_runs_print_json(root);
+    } else {
+        const char *headers[] = {"ID", "NAME", "STAGE", "CREATED (UTC)"};
+        mpb_table *table = mpb_table_new(4, headers);
+        for (size_t i = 0; i < page->n_experiments; i++) {
+            const mpb_experiment *e = &page->experiments[i];
+            char created[32];
+            mpb_runs_format_time(e->creation_time, created);
+            const char *cells[] = {e->experiment_id, e->name, e->lifecycle_stage, created};
+            mpb_table_add_row(table, cells);
+        }
+        mpb_table_print(table, stdout, mpb_runs_table_width());
+        mpb_table_destroy(&table);
+    }
+    mpb_experiment_page_free(&page);
+    return 0;
+}
+
+/* ---- list ---- */
+
+static const char list_usage[] =
+    "usage: mpb runs list [--experiment NAME]... [--filter EXPR] [--order-by CLAUSE]...\n"
+    "                     [--max N] [--all | --deleted]\n"
+    "  Lists runs of the named experiments (an id works too; default: every\n"
+    "  active experiment), newest first.\n"
+    "  --filter    MLflow search syntax, e.g. \"params.lr = '0.1' AND metrics.loss < 1\"\n"
+    "  --order-by  e.g. \"metrics.loss DESC\" or \"attributes.start_time\"\n"
+    "  --max       at most N runs (default: all)\n";
+
+typedef struct list_args {
+    const char *experiments[MAX_EXPERIMENTS];
+    size_t n_experiments;
+    const char *filter;
+    const char *order_by[MAX_ORDER_BY];
+    size_t n_order_by;
+    size_t max;
+    mpb_view_type view;
+} list_args;
+
+static int
+parse_list_args(int argc, char **argv, list_args *args)
+{
+    memset(args, 0, sizeof *args);
+    args->view = MPB_VIEW_ACTIVE_ONLY;
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        const char *value = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            fputs(list_usage, stdout);
+            return 1;
+        } else if (view_option(arg, &args->view)) {
+            continue;
+        } else if (value == NULL) {
+            return mpb_runs_usage_error(list_usage, "'%s' needs a value or is unknown", arg);
+        } else if (strcmp(arg, "--experiment") == 0 && args->n_experiments < MAX_EXPERIMENTS) {
+            args->experiments[args->n_experiments++] = value;
+        } else if (strcmp(arg, "--filter") == 0) {
+            args->filter = value;
+        } else if (strcmp(arg, "--order-by") == 0 && args->n_order_by < MAX_ORDER_BY) {
+            args->order_by[args->n_order_by++] = value;
+        } else if (strcmp(arg, "--max") == 0 && atol(value) > 0) {
+            args->max = (size_t)atol(value);
+        } else {
+            return mpb_runs_usage_error(list_usage, "bad argument '%s'", arg);
+        }
+        i++;
+    }
+    return 0;
+}
+
+/* Experiment ids for names (or ids) given, or of every active experiment.
+ * Fills ids (caller frees each) and an id -> name lookup table. */
+static int
+resolve_experiments(runs_cli *cli, const list_args *args, char **ids, char **names, size_t *n)
+{
+    *n = 0;
+    if (args->n_experiments == 0) {
+        mpb_experiment_page *page = NULL;
+        int rc = all_experiments(cli, MPB_VIEW_ACTIVE_ONLY, &page);
+        for (size_t i = 0; rc == 0 && i < page->n_experiments && *n < MAX_EXPERIMENTS; i++) {
+            ids[*n] = mpb_strdup(page->experiments[i].experiment_id);
+            names[(*n)++] = mpb_strdup(page->experiments[i].name);
+        }
+        mpb_experiment_page_free(&page);
+        return rc;
+    }
+    for (size_t i = 0; i < args->n_experiments; i++) {
+        mpb_experiment *experiment = NULL;
+        int rc = mpb_store_get_experiment_by_name(cli->store, args->experiments[i], &experiment,
+                                                  cli->err, sizeof cli->err);
+        if (rc == MPB_ENOTFOUND || rc == MPB_EINVAL) {
+            char by_name[sizeof cli->err];
+            memcpy(by_name, cli->err, sizeof by_name);
+            rc = mpb_store_get_experiment(cli->store, args->experiments[i], &experiment, NULL, 0);
+            if (rc < 0) {
+                memcpy(cli->err, by_name, sizeof by_name);
+                return MPB_ENOTFOUND;
+            }
+        }
+        if (rc < 0) {
+            return rc;
+        }
+        ids[*n] = mpb_strdup(experiment->experiment_id);
+        names[(*n)++] = mpb_strdup(experiment->name);
+        mpb_experiment_free(&experiment);
+    }
+    return 0;
+}
+
+static const char *
+name_of(char **ids, char **names, size_t n, const char *id)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(ids[i], id) == 0) {
+            return names[i];
+        }
+    }
+    return id;
+}
+
+static void
+print_runs_table(const mpb_run_page *const *pages, size_t n_pages, char **ids, char **names,
+                 size_t n_ids)
+{
+    const char *headers[] = {"RUN_ID", "NAME", "STATUS", "START (UTC)", "DURATION", "EXPERIMENT"};
+    mpb_table *table = mpb_table_new(6, headers);
+    for (size_t p = 0; p < n_pages; p++) {
+        for (size_t i = 0; i < pages[p]->n_runs; i++) {
+            const mpb_run_info *info = &pages[p]->runs[i].info;
+            char start[32];
+            char duration[32];
+            mpb_runs_format_time(info->start_time, start);
+            mpb_runs_format_duration(info->start_time, info->end_time, duration);
+            const char *cells[] = {
+                info->run_id, info->run_name, mpb_run_status_name(info->status),
+                start,        duration,       name_of(ids, names, n_ids, info->experiment_id)};
+            mpb_table_add_row(table, cells);
+        }
+    }
+    mpb_table_print(table, stdout, mpb_runs_table_width());
+    mpb_table_destroy(&table);
+}
+
+static int
+search_all_pages(runs_cli *cli, const list_args *args, char **ids, size_t n_ids,
+                 mpb_run_page ***out_pages, size_t *out_n)
+{
+    mpb_run_page **pages = NULL;
+    size_t n_pages = 0;
+    size_t total = 0;
+    char *token = NULL;
+    int rc = 0;
+    do {
+        size_t want = args->max ? args->max - total : MPB_SEARCH_MAX_RESULTS_DEFAULT;
+        mpb_search_opts opts = {
+            .filter = args->filter,
+            .order_by = args->order_by,
+            .n_order_by = args->n_order_by,
+            .view_type = args->view,
+            .max_results =
+                want < MPB_SEARCH_MAX_RESULTS_DEFAULT ? want : MPB_SEARCH_MAX_RESULTS_DEFAULT,
+            .page_token = token,
+        };
+        mpb_run_page *page = NULL;
+        rc = mpb_store_search_runs(cli->store, (const char *const *)ids, n_ids, &opts, &page,
+                                   cli->err, sizeof cli->err);
+        free(token);
+        token = NULL;
+        if (rc < 0) {
+            break;
+        }
+        pages = mpb_realloc(pages, (n_pages + 1) * sizeof *pages);
+        pages[n_pages++] = page;
+        total += page->n_runs;
+        if (page->next_page_token != NULL && (args->max == 0 || total < args->max)) {
+            token = mpb_strdup(page->next_page_token);
+        }
+    } while (token != NULL);
+    *out_pages = pages;
+    *out_n = n_pages;
+    return rc;
+}
+
+static int
+cmd_list(runs_cli *cli, int argc, char **argv)
+{
+    list_args args;
+    int parsed = parse_list_args(argc, argv, &args);
+    if (parsed != 0) {
+        return parsed == 1 ? 0 : parsed;
+    }
+    char *ids[MAX_EXPERIMENTS];
+    char *names[MAX_EXPERIMENTS];
+    size_t n_ids = 0;
+    mpb_run_page **pages = NULL;
+    size_t n_pages = 0;
+    int rc = mpb_runs_open_store(cli);
+    if (rc == 0) {
+        rc = resolve_experiments(cli, &args, ids, names, &n_ids);
+    }
+    if (rc == 0 && n_ids > 0) {
+        rc = search_all_pages(cli, &args, ids, n_ids, &pages, &n_pages);
+    }
+    if (rc == 0 && cli->json) {
+        cJSON *root = cJSON_CreateObject();
+        cJSON *runs = cJSON_AddArrayToObject(root, "runs");
+        for (size_t p = 0; p < n_pages; p++) {
+            for (size_t i = 0; i < pages[p]->n_runs; i++) {
+                cJSON_AddItemToArray(runs, mpb_runs_json_run(&pages[p]->runs[i]));
+            }
+        }
+        mpb_runs_print_json(root);
+    } else if (rc == 0) {
+        print_runs_table((const mpb_run_page *const *)pages, n_pages, ids, names, n_ids);
+    }
+    for (size_t p = 0; p < n_pages; p++) {
+        mpb_run_page_free(&pages[p]);
+    }
+    free(pages);
+    for (size_t i = 0; i < n_ids; i++) {
+        free(ids[i]);
+        free(names[i]);
+    }
+    return rc < 0 ? mpb_runs_fail(cli, rc) : 0;
+}
+
+/* ---- show ---- */
+
+static const char show_usage[] = "usage: mpb runs show RUN_ID\n"
+                                 "  Shows a run: info, params, latest metrics and tags.\n";
+
+static void
+print_key_values(const char *title, const mpb_tag *items, size_t n)
+{
+    printf("\n%s:\n", title);
+    if (n == 0) {
+        printf("  (none)\n");
+        return;
+    }
+    const char *headers[] = {"  KEY", "VALUE"};
+    mpb_table *table = mpb_table_new(2, headers);
+    for (size_t i = 0; i < n; i++) {
+        char *key = mpb_asprintf("  %s", items[i].key);
+        const char *cells[] = {key, items[i].value};
+        mpb_table_add_row(table, cells);
+        free(key);
+    }
+    mpb_table_print(table, stdout, mpb_runs_table_width() * 2);
+    mpb_table_destroy(&table);
+}
+
+static void
+print_run(const mpb_run *run, const char *experiment_name)
+{
+    const mpb_run_info *info = &run->info;
+    char start[32];
+    char end[32];
+    char duration[32];
+    mpb_runs_format_time(info->start_time, start);
+    mpb_runs_format_time(info->end_time, end);
+    mpb_runs_format_duration(info->start_time, info->end_time, duration);
+    printf("run_id:      %s\n", info->run_id);
+    printf("name:        %s\n", info->run_name);
+    printf("experiment:  %s (%s)\n", info->experiment_id, experiment_name);
+    printf("status:      %s\n", mpb_run_status_name(info->status));
+    printf("lifecycle:   %s\n", info->lifecycle_stage);
+    printf("user:        %s\n", info->user_id);
+    printf("start (UTC): %s\n", start);
+    printf("end (UTC):   %s\n", end);
+    printf("duration:    %s\n", duration);
+    printf("artifacts:   %s\n", info->artifact_uri);
+    print_key_values("params", (const mpb_tag *)run->params, run->n_params);
+    printf("\nmetrics (latest):\n");
+    if (run->n_metrics == 0) {
+        printf("  (none)\n");
+    } else {
+        const char *headers[] = {"  KEY", "VALUE", "STEP", "TIMESTAMP"};
+        mpb_table *table = mpb_table_new(4, headers);
+        for (size_t i = 0; i < run->n_metrics; i++) {
+            char *key = mpb_asprintf("  %s", run->metrics[i].key);
+            char value[32];
+            char step[32];
+            char stamp[32];
+            mpb__format_double(run->metrics[i].value, value);
+            snprintf(step, sizeof step, "%" PRId64, run->metrics[i].step);
+            snprintf(stamp, sizeof stamp, "%" PRId64, run->metrics[i].timestamp_ms);
+            const char *cells[] = {key, value, step, stamp};
+            mpb_table_add_row(table, cells);
+            free(key);
+        }
+        mpb_table_print(table, stdout, 0);
+        mpb_table_destroy(&table);
+    }
+    print_key_values("tags", run->tags, run->n_tags);
+}
+
+static int
+cmd_show(runs_cli *cli, int argc, char **argv)
+{
+    if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        fputs(show_usage, stdout);
+        return 0;
+    }
+    if (argc != 2) {
+        return mpb_runs_usage_error(show_usage, "%s", "show takes one RUN_ID");
+    }
+    mpb_run *run = NULL;
+    int rc = mpb_runs_open_store(cli);
+    if (rc == 0) {
+        rc = mpb_store_get_run(cli->store, argv[1], &run, cli->err, sizeof cli->err);
+    }
+    if (rc < 0) {
+        return mpb_runs_fail(cli, rc);
+    }
+    if (cli->json) {
+        cJSON *root = cJSON_CreateObject();
+        cJSON_AddItemToObject(root, "run", mpb_runs_json_run(run));
+        mpb_runs_print_json(root);
+    } else {
+        mpb_experiment *experiment = NULL;
+        (void)mpb_store_get_experiment(cli->store, run->info.experiment_id, &experiment, NULL, 0);
+        print_run(run, experiment ? experiment->name : "?");
+        mpb_experiment_free(&experiment);
+    }
+    mpb_run_free(&run);
+    return 0;
+}
+
+/* ---- metrics ---- */
+
+static const char metrics_usage[] =
+    "usage: mpb runs metrics RUN_ID KEY\n"
+    "  Prints every logged value of a metric, in logged order, as CSV with the\n"
+    "  header step,timestamp,value (timestamp in ms since the epoch).\n";
+
+static int
+cmd_metrics(runs_cli *cli, int argc, char **argv)
+{
+    if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        fputs(metrics_usage, stdout);
+        return 0;
+    }
+    if (argc != 3) {
+        return mpb_runs_usage_error(metrics_usage, "%s", "metrics takes RUN_ID and KEY");
+    }
+    mpb_metric_history *history = NULL;
+    int rc = mpb_runs_open_store(cli);
+    if (rc == 0) {
+        rc = mpb_store_get_metric_history(cli->store, argv[1], argv[2], &history, cli->err,
+                                          sizeof cli->err);
+    }
+    if (rc < 0) {
+        return mpb_runs_fail(cli, rc);
+    }
+    if (cli->json) {
+        cJSON *root = cJSON_CreateObject();
+        cJSON_AddStringToObject(root, "run_id", history->run_id);
+        cJSON_AddStringToObject(root, "key", history->key);
+        cJSON *list = cJSON_AddArrayToObject(root, "metrics");
+        for (size_t i = 0; i < history->n_metrics; i++) {
+            cJSON_AddItemToArray(list, mpb_runs_json_metric(&history->metrics[i]));
+        }
+        mpb_runs_print_json(root);
+    } else {
+        printf("step,timestamp,value\n");
+        for (size_t i = 0; i < history->n_metrics; i++) {
+            char value[32];
+            mpb__format_double(history->metrics[i].value, value);
+            printf("%" PRId64 ",%" PRId64 ",%s\n", history->metrics[i].step,
+                   history->metrics[i].timestamp_ms, value);
+        }
+    }
+    mpb_metric_history_free(&history);
+    return 0;
+}
+
+/* ---- dispatch ---- */
+
+static const struct subcommand {
+    const char *name;
+    int (*main)(runs_cli *cli, int argc, char **argv);
+} subcommands[] = {
+    {"experiments", cmd_experiments},
+    {"list", cmd_list},
+    {"show", cmd_show},
+    {"metrics", cmd_metrics},
+    {"compare", mpb_runs_compare},
+};
 
 int
 mpb_cmd_runs(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "mpb runs: not built yet\n");
-    return 1;
+    runs_cli cli = {0};
+    /* Global options may appear anywhere; the rest goes to the subcommand. */
+    char **rest = mpb_calloc((size_t)argc + 1, sizeof *rest);
+    int n_rest = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--json") == 0) {
+            cli.json = 1;
+        } else if (strcmp(argv[i], "--uri") == 0 && i + 1 < argc) {
+            cli.uri = argv[++i];
+        } else if (strncmp(argv[i], "--uri=", 6) == 0) {
+            cli.uri = argv[i] + 6;
+        } else {
+            rest[n_rest++] = argv[i];
+        }
+    }
+    int status;
+    if (n_rest == 0 || strcmp(rest[0], "--help") == 0 || strcmp(rest[0], "-h") == 0) {
+        fputs(general_usage, n_rest == 0 ? stderr : stdout);
+        status = n_rest == 0 ? 2 : 0;
+    } else {
+        status = -1;
+        for (size_t i = 0; i < MPB_ARRAY_LEN(subcommands); i++) {
+            if (strcmp(rest[0], subcommands[i].name) == 0) {
+                status = subcommands[i].main(&cli, n_rest, rest);
+            }
+        }
+        if (status < 0) {
+            status = mpb_runs_usage_error(general_usage, "unknown command '%s'", rest[0]);
+        }
+    }
+    mpb_store_destroy(&cli.store);
+    free(rest);
+    return status;
 }

@@ -53,7 +53,8 @@
     X(ESTORE, -4008, "tracking store failure")                                                     \
     X(EWRITER_DIED, -4009, "background writer thread died")                                        \
     X(EFULL, -4010, "queue is full")                                                               \
-    X(ELIMIT, -4011, "input exceeds a size limit")
+    X(ELIMIT, -4011, "input exceeds a size limit")                                                 \
+    X(EAMBIGUOUS, -4020, "more than one resource matches")
 
 typedef enum mpb_errno {
 #define MPB_ERRNO_ENUM(name, value, text) MPB_##name = (value),

@@ -36,6 +36,19 @@
 #define MPB_MAX_ENTITY_KEY_LENGTH 250
 #define MPB_MAX_EXPERIMENT_NAME_LENGTH 500
 #define MPB_MAX_EXPERIMENT_TAG_VAL_LENGTH 5000
+#define MPB_SEARCH_MAX_RESULTS_DEFAULT 1000
+#define MPB_SEARCH_MAX_RESULTS_THRESHOLD 50000
+
+/* The experiment every store starts with (named "Default"; cannot be deleted). */
+#define MPB_DEFAULT_EXPERIMENT_ID "0"
+
+/* System tags MLflow clients read (mlflow/utils/mlflow_tags.py). */
+#define MPB_TAG_RUN_NAME "mlflow.runName"
+#define MPB_TAG_USER "mlflow.user"
+#define MPB_TAG_PARENT_RUN_ID "mlflow.parentRunId"
+#define MPB_TAG_SOURCE_NAME "mlflow.source.name"
+#define MPB_TAG_SOURCE_TYPE "mlflow.source.type"
+#define MPB_TAG_NOTE "mlflow.note.content"
 
 typedef struct mpb_store mpb_store;
 
@@ -93,6 +106,7 @@ typedef struct mpb_run_info {
     int64_t end_time; /* -1 while unset */
     char *artifact_uri;
     char *lifecycle_stage;
+    int64_t deleted_time; /* -1 unless the run is deleted (added after the contract) */
 } mpb_run_info;
 
 typedef struct mpb_run {
@@ -144,5 +158,185 @@ MPB_EXPORT int mpb_store_get_run(mpb_store *self, const char *run_id, mpb_run **
 MPB_EXPORT void mpb_run_free(mpb_run **run_p);
 
 MPB_EXPORT void mpb_experiment_free(mpb_experiment **experiment_p);
+
+/* Name of a status as MLflow spells it ("FINISHED"); "UNKNOWN" when out of range. */
+MPB_EXPORT const char *
+mpb_run_status_name(mpb_run_status status);
+
+/* Parses "RUNNING", "FINISHED", ... (case-insensitive); 0 on success, MPB_EINVAL otherwise. */
+MPB_EXPORT int
+mpb_run_status_parse(const char *name, mpb_run_status *out);
+
+/* ---- Experiments ------------------------------------------------------ */
+
+/* Creates an experiment. artifact_location NULL means the store's default
+ * (file://<root>/<id> for the file store). Names are unique among active and
+ * deleted experiments (MPB_EEXIST otherwise). *out_experiment_id is the
+ * caller's (free()); out_experiment_id may be NULL. */
+MPB_EXPORT int
+mpb_store_create_experiment(mpb_store *self, const char *name, const char *artifact_location,
+                            const mpb_tag *tags, size_t n_tags, char **out_experiment_id, char *err,
+                            size_t err_len);
+
+/* Reads an experiment (active or deleted) with its tags; *out is the caller's. */
+MPB_EXPORT int
+mpb_store_get_experiment(mpb_store *self, const char *experiment_id, mpb_experiment **out,
+                         char *err, size_t err_len);
+
+/* Same, looked up by exact name among active and deleted experiments. */
+MPB_EXPORT int
+mpb_store_get_experiment_by_name(mpb_store *self, const char *name, mpb_experiment **out, char *err,
+                                 size_t err_len);
+
+/* Marks the experiment and its active runs deleted (the file store moves the
+ * folder to .trash/). The default experiment cannot be deleted. */
+MPB_EXPORT int
+mpb_store_delete_experiment(mpb_store *self, const char *experiment_id, char *err, size_t err_len);
+
+/* Undoes mpb_store_delete_experiment, restoring the runs it deleted. */
+MPB_EXPORT int
+mpb_store_restore_experiment(mpb_store *self, const char *experiment_id, char *err, size_t err_len);
+
+/* Sets (overwrites) a tag of an active experiment. */
+MPB_EXPORT int
+mpb_store_set_experiment_tag(mpb_store *self, const char *experiment_id, const char *key,
+                             const char *value, char *err, size_t err_len);
+
+/* ---- Search ------------------------------------------------------------- */
+
+/* Options of both searches. All fields may be zero/NULL (match everything,
+ * default order, active only, 1000 results, first page). The filter is MLflow's
+ * search syntax (docs/tracking-format.md, "Search"): clauses joined by AND,
+ * e.g. "params.lr = '0.1' AND metrics.loss < 1". */
+typedef struct mpb_search_opts {
+    const char *filter;
+    const char *const *order_by; /* e.g. "metrics.loss DESC", "attributes.start_time" */
+    size_t n_order_by;
+    mpb_view_type view_type; /* 0 means MPB_VIEW_ACTIVE_ONLY */
+    size_t max_results;      /* 0 means 1000; more than 50000 is MPB_EINVAL */
+    const char *page_token;  /* NULL: first page; else a next_page_token seen before */
+} mpb_search_opts;
+
+/* One page of runs; owns everything. next_page_token is NULL on the last page. */
+typedef struct mpb_run_page {
+    mpb_run *runs;
+    size_t n_runs;
+    char *next_page_token;
+} mpb_run_page;
+
+typedef struct mpb_experiment_page {
+    mpb_experiment *experiments;
+    size_t n_experiments;
+    char *next_page_token;
+} mpb_experiment_page;
+
+/* Searches experiments (filter over name, creation_time, last_update_time and
+ * tags; order_by name, experiment_id, creation_time, last_update_time; default
+ * order: creation_time DESC, experiment_id). *out is the caller's. */
+MPB_EXPORT int
+mpb_store_search_experiments(mpb_store *self, const mpb_search_opts *opts,
+                             mpb_experiment_page **out, char *err, size_t err_len);
+
+/* Searches the runs of the given experiments (filter over attributes, tags,
+ * params, metrics; default order: start_time DESC, run_id). *out is the caller's. */
+MPB_EXPORT int
+mpb_store_search_runs(mpb_store *self, const char *const *experiment_ids, size_t n_experiment_ids,
+                      const mpb_search_opts *opts, mpb_run_page **out, char *err, size_t err_len);
+
+MPB_EXPORT void
+mpb_run_page_free(mpb_run_page **page_p);
+
+MPB_EXPORT void
+mpb_experiment_page_free(mpb_experiment_page **page_p);
+
+/* ---- Runs --------------------------------------------------------------- */
+
+/* Marks a run deleted (it stays on disk and in MPB_VIEW_DELETED_ONLY searches). */
+MPB_EXPORT int
+mpb_store_delete_run(mpb_store *self, const char *run_id, char *err, size_t err_len);
+
+/* Marks a deleted run active again. */
+MPB_EXPORT int
+mpb_store_restore_run(mpb_store *self, const char *run_id, char *err, size_t err_len);
+
+/* Sets (overwrites) one tag of an active run; mlflow.runName also renames the run. */
+MPB_EXPORT int
+mpb_store_set_tag(mpb_store *self, const char *run_id, const char *key, const char *value,
+                  char *err, size_t err_len);
+
+/* Removes a tag of an active run; MPB_ENOTFOUND when the run has no such tag. */
+MPB_EXPORT int
+mpb_store_delete_tag(mpb_store *self, const char *run_id, const char *key, char *err,
+                     size_t err_len);
+
+/* Every logged value of one metric, in the order it was logged. Owns its
+ * strings; metrics[i].key points to key. */
+typedef struct mpb_metric_history {
+    char *run_id;
+    char *key;
+    mpb_metric *metrics;
+    size_t n_metrics;
+} mpb_metric_history;
+
+/* Reads a metric's history; an unknown key gives an empty history. *out is the caller's. */
+MPB_EXPORT int
+mpb_store_get_metric_history(mpb_store *self, const char *run_id, const char *key,
+                             mpb_metric_history **out, char *err, size_t err_len);
+
+MPB_EXPORT void
+mpb_metric_history_free(mpb_metric_history **history_p);
+
+/* ---- Artifacts ---------------------------------------------------------- */
+
+typedef struct mpb_artifact_file {
+    char *path; /* relative to the run's artifact root, '/'-separated */
+    int is_dir;
+    int64_t file_size; /* -1 for folders */
+} mpb_artifact_file;
+
+typedef struct mpb_artifact_list {
+    mpb_artifact_file *files; /* sorted by path */
+    size_t n_files;
+} mpb_artifact_list;
+
+/* Copies a local file or folder into the run's artifacts under artifact_path
+ * (NULL or "" = the root). A file lands at <artifact_path>/<basename>; a
+ * folder's CONTENTS land under <artifact_path>/ (MLflow's log_artifact and
+ * log_artifacts). Each file appears whole (copied to a temp name, renamed). */
+MPB_EXPORT int
+mpb_store_log_artifact(mpb_store *self, const char *run_id, const char *local_path,
+                       const char *artifact_path, char *err, size_t err_len);
+
+/* Lists the direct children of an artifact folder (path NULL or "" = root). */
+MPB_EXPORT int
+mpb_store_list_artifacts(mpb_store *self, const char *run_id, const char *path,
+                         mpb_artifact_list **out, char *err, size_t err_len);
+
+/* Copies an artifact file or folder (path NULL or "" = everything) into the
+ * local folder dst_dir (created if missing); *out_local_path (may be NULL) is
+ * the copy's path, the caller's (free()). */
+MPB_EXPORT int
+mpb_store_download_artifacts(mpb_store *self, const char *run_id, const char *path,
+                             const char *dst_dir, char **out_local_path, char *err, size_t err_len);
+
+MPB_EXPORT void
+mpb_artifact_list_free(mpb_artifact_list **list_p);
+
+/* ---- Registry helpers (the way ForML uses MLflow as a model registry) --- */
+
+/* The id of the experiment with this name: an active one as is, a deleted
+ * one restored, none created. *out_created (may be NULL) says whether it was
+ * created. *out_experiment_id is the caller's (free()). */
+MPB_EXPORT int
+mpb_store_get_or_create_experiment(mpb_store *self, const char *name, char **out_experiment_id,
+                                   int *out_created, char *err, size_t err_len);
+
+/* The id of the one active run of the experiment carrying ALL the given tags
+ * (exact values): one match is returned, none creates a run with those tags,
+ * several are MPB_EAMBIGUOUS. *out_run_id is the caller's (free()). */
+MPB_EXPORT int
+mpb_store_get_or_create_run(mpb_store *self, const char *experiment_id, const mpb_tag *tags,
+                            size_t n_tags, char **out_run_id, int *out_created, char *err,
+                            size_t err_len);
 
 #endif

@@ -1,0 +1,286 @@
+/*
+ * `mpb runs` end to end: the real mpb binary run on a store made through the
+ * API, output captured to files, every subcommand in table, CSV and JSON
+ * form, --help, and errors with their exit status.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <cjson/cJSON.h>
+#include <fcntl.h>
+#include <math.h>
+#include <spawn.h>
+
+#include "tracking/helpers.h"
+
+extern char **environ;
+
+typedef struct fixture {
+    char *dir;
+    char *uri;
+    mpb_store *store;
+    char *exp_id;
+    char *runs[3];
+    char *out; /* stdout of the last command */
+    char *err; /* stderr of the last command */
+} fixture;
+
+static char *
+mpb_path(void)
+{
+    const char *build = getenv("MPB_BUILD_DIR");
+    if (build == NULL) {
+        skip();
+    }
+    return th_pathf("%s/bin/mpb", build);
+}
+
+/* Runs `mpb runs --uri <store> ARGS...`; returns the exit status. */
+static int
+run_mpb(fixture *f, const char *const *args)
+{
+    char *mpb = mpb_path();
+    char *argv[16] = {mpb, "runs", "--uri", f->uri};
+    int n = 4;
+    for (; *args != NULL && n < 15; args++) {
+        argv[n++] = (char *)*args;
+    }
+    argv[n] = NULL;
+    char *out_path = th_pathf("%s/stdout", f->dir);
+    char *err_path = th_pathf("%s/stderr", f->dir);
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, 1, out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_addopen(&actions, 2, err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    pid_t pid = 0;
+    assert_int_equal(posix_spawn(&pid, mpb, &actions, NULL, argv, environ), 0);
+    posix_spawn_file_actions_destroy(&actions);
+    int status = th_wait_child(pid, 30000);
+    free(f->out);
+    free(f->err);
+    f->out = th_read(out_path);
+    f->err = th_read(err_path);
+    assert_non_null(f->out);
+    assert_non_null(f->err);
+    free(err_path);
+    free(out_path);
+    free(mpb);
+    return status;
+}
+
+#define MPB(f, ...) run_mpb((f), (const char *const[]){__VA_ARGS__, NULL})
+
+static int
+setup(void **state)
+{
+    fixture *f = mpb_calloc(1, sizeof *f);
+    f->dir = th_tempdir();
+    f->store = th_open(f->dir);
+    f->uri = mpb_strdup(mpb_store_uri(f->store));
+    f->exp_id = th_experiment(f->store, "sweep");
+    char err[512];
+    for (int r = 0; r < 3; r++) {
+        char name[16];
+        char lr[16];
+        snprintf(name, sizeof name, "run-%d", r);
+        snprintf(lr, sizeof lr, "0.%d", r + 1);
+        assert_int_equal(mpb_store_create_run(f->store, f->exp_id, "me", 1000000 + r, name, NULL, 0,
+                                              &f->runs[r], err, sizeof err),
+                         0);
+        mpb_param params[] = {{"lr", lr}, {"batch", "64"}};
+        mpb_metric metrics[] = {{"loss", 1.0 / (r + 1), 10, 0},
+                                {"loss", 0.5 / (r + 1), 20, 1},
+                                {"acc", r == 2 ? NAN : 0.75, 10, 0}};
+        assert_int_equal(mpb_store_log_batch(f->store, f->runs[r], metrics, 3, params,
+                                             r == 1 ? 1 : 2, NULL, 0, err, sizeof err),
+                         0);
+    }
+    assert_int_equal(mpb_store_update_run(f->store, f->runs[0], MPB_RUN_FINISHED, 1065000, NULL,
+                                          err, sizeof err),
+                     0);
+    *state = f;
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    fixture *f = *state;
+    for (int r = 0; r < 3; r++) {
+        free(f->runs[r]);
+    }
+    mpb_store_destroy(&f->store);
+    th_cleanup(&f->dir);
+    free(f->uri);
+    free(f->exp_id);
+    free(f->out);
+    free(f->err);
+    free(f);
+    return 0;
+}
+
+static int
+count_lines(const char *text)
+{
+    int n = 0;
+    for (; *text; text++) {
+        n += *text == '\n';
+    }
+    return n;
+}
+
+static void
+experiments_lists_tables_and_json(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(MPB(f, "experiments"), 0);
+    assert_int_equal(count_lines(f->out), 3); /* header, sweep, Default */
+    assert_true(strncmp(f->out, "ID", 2) == 0);
+    assert_non_null(strstr(f->out, f->exp_id));
+    assert_non_null(strstr(f->out, "sweep"));
+    assert_non_null(strstr(f->out, "Default"));
+    assert_int_equal(MPB(f, "--json", "experiments"), 0);
+    cJSON *root = cJSON_Parse(f->out);
+    assert_non_null(root);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(root, "experiments")), 2);
+    cJSON_Delete(root);
+    char err[512];
+    assert_int_equal(mpb_store_delete_experiment(f->store, f->exp_id, err, sizeof err), 0);
+    assert_int_equal(MPB(f, "experiments", "--deleted"), 0);
+    assert_int_equal(count_lines(f->out), 2);
+    assert_non_null(strstr(f->out, "deleted"));
+}
+
+static void
+list_filters_orders_and_limits(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(MPB(f, "list"), 0);
+    assert_int_equal(count_lines(f->out), 4);
+    /* newest first: run-2 started last */
+    const char *r2 = strstr(f->out, "run-2");
+    const char *r0 = strstr(f->out, "run-0");
+    assert_true(r2 != NULL && r0 != NULL && r2 < r0);
+    assert_non_null(strstr(f->out, "FINISHED"));
+    assert_non_null(strstr(f->out, "1m05s"));
+    assert_int_equal(MPB(f, "list", "--experiment", "sweep", "--filter", "metrics.loss < 0.4",
+                         "--order-by", "metrics.loss"),
+                     0);
+    assert_int_equal(count_lines(f->out), 3);
+    r2 = strstr(f->out, "run-2");
+    const char *r1 = strstr(f->out, "run-1");
+    assert_true(r2 != NULL && r1 != NULL && r2 < r1);
+    assert_null(strstr(f->out, "run-0"));
+    assert_int_equal(MPB(f, "list", "--experiment", f->exp_id, "--max", "2", "--json"), 0);
+    cJSON *root = cJSON_Parse(f->out);
+    cJSON *runs = cJSON_GetObjectItem(root, "runs");
+    assert_int_equal(cJSON_GetArraySize(runs), 2);
+    cJSON *info = cJSON_GetObjectItem(cJSON_GetArrayItem(runs, 0), "info");
+    assert_string_equal(cJSON_GetObjectItem(info, "run_id")->valuestring, f->runs[2]);
+    assert_string_equal(cJSON_GetObjectItem(info, "status")->valuestring, "RUNNING");
+    cJSON_Delete(root);
+}
+
+static void
+show_prints_a_run(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(MPB(f, "show", f->runs[0]), 0);
+    assert_non_null(strstr(f->out, f->runs[0]));
+    assert_non_null(strstr(f->out, "(sweep)"));
+    assert_non_null(strstr(f->out, "FINISHED"));
+    assert_non_null(strstr(f->out, "  lr     0.1"));
+    assert_non_null(strstr(f->out, "  loss  0.5"));
+    assert_non_null(strstr(f->out, "mlflow.runName"));
+    assert_int_equal(MPB(f, "show", f->runs[2], "--json"), 0);
+    cJSON *root = cJSON_Parse(f->out);
+    cJSON *data = cJSON_GetObjectItem(cJSON_GetObjectItem(root, "run"), "data");
+    cJSON *metrics = cJSON_GetObjectItem(data, "metrics");
+    int saw_nan = 0;
+    cJSON *metric;
+    cJSON_ArrayForEach(metric, metrics)
+    {
+        cJSON *value = cJSON_GetObjectItem(metric, "value");
+        saw_nan |= cJSON_IsString(value) && strcmp(value->valuestring, "NaN") == 0;
+    }
+    assert_true(saw_nan);
+    cJSON_Delete(root);
+}
+
+static void
+metrics_prints_the_history_as_csv(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(MPB(f, "metrics", f->runs[1], "loss"), 0);
+    assert_string_equal(f->out, "step,timestamp,value\n0,10,0.5\n1,20,0.25\n");
+    assert_int_equal(MPB(f, "--json", "metrics", f->runs[1], "loss"), 0);
+    cJSON *root = cJSON_Parse(f->out);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(root, "metrics")), 2);
+    cJSON_Delete(root);
+}
+
+static void
+compare_puts_runs_side_by_side(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(MPB(f, "compare", f->runs[0], f->runs[1]), 0);
+    assert_non_null(strstr(f->out, "run-0 ("));
+    assert_non_null(strstr(f->out, "run-1 ("));
+    /* run-1 has no batch param: '-' */
+    const char *batch = strstr(f->out, "params.batch");
+    assert_non_null(batch);
+    const char *end = strchr(batch, '\n');
+    char *row = mpb_strndup(batch, (size_t)(end - batch));
+    assert_non_null(strstr(row, "64"));
+    assert_non_null(strstr(row, " -"));
+    free(row);
+    assert_non_null(strstr(f->out, "metrics.loss"));
+    assert_int_equal(MPB(f, "compare", "--json", f->runs[0], f->runs[1], f->runs[2]), 0);
+    cJSON *root = cJSON_Parse(f->out);
+    cJSON *lr = cJSON_GetObjectItem(cJSON_GetObjectItem(root, "params"), "lr");
+    assert_int_equal(cJSON_GetArraySize(lr), 3);
+    assert_string_equal(cJSON_GetArrayItem(lr, 2)->valuestring, "0.3");
+    cJSON *batch_json = cJSON_GetObjectItem(cJSON_GetObjectItem(root, "params"), "batch");
+    assert_true(cJSON_IsNull(cJSON_GetArrayItem(batch_json, 1)));
+    cJSON_Delete(root);
+}
+
+static void
+help_and_errors(void **state)
+{
+    fixture *f = *state;
+    const char *commands[] = {"experiments", "list", "show", "metrics", "compare"};
+    for (size_t i = 0; i < MPB_ARRAY_LEN(commands); i++) {
+        assert_int_equal(MPB(f, commands[i], "--help"), 0);
+        assert_true(strncmp(f->out, "usage: mpb runs ", 16) == 0);
+    }
+    assert_int_equal(MPB(f, "--help"), 0);
+    assert_non_null(strstr(f->out, "compare RUN_ID..."));
+    assert_int_equal(MPB(f, "bogus"), 2);
+    assert_non_null(strstr(f->err, "unknown command 'bogus'"));
+    assert_int_equal(MPB(f, "list", "--filter", "metrics.loss <> 1"), 1);
+    assert_non_null(strstr(f->err, "at offset 13"));
+    assert_int_equal(MPB(f, "show", "0123456789abcdef0123456789abcdef"), 1);
+    assert_non_null(strstr(f->err, "not found"));
+    assert_int_equal(MPB(f, "show"), 2);
+    assert_int_equal(MPB(f, "list", "--experiment", "nope"), 1);
+    assert_non_null(strstr(f->err, "nope"));
+    assert_int_equal(strlen(f->out), 0);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(experiments_lists_tables_and_json, setup, teardown),
+        cmocka_unit_test_setup_teardown(list_filters_orders_and_limits, setup, teardown),
+        cmocka_unit_test_setup_teardown(show_prints_a_run, setup, teardown),
+        cmocka_unit_test_setup_teardown(metrics_prints_the_history_as_csv, setup, teardown),
+        cmocka_unit_test_setup_teardown(compare_puts_runs_side_by_side, setup, teardown),
+        cmocka_unit_test_setup_teardown(help_and_errors, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,265 @@
+/*
+ * Registry use (as ForML uses MLflow): get-or-create experiments and runs,
+ * and artifacts logged into a run, listed and downloaded.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "helpers.h"
+
+typedef struct fixture {
+    char *dir;
+    mpb_store *store;
+    char *exp_id;
+    char err[1024];
+} fixture;
+
+static int
+setup(void **state)
+{
+    fixture *f = mpb_calloc(1, sizeof *f);
+    f->dir = th_tempdir();
+    f->store = th_open(f->dir);
+    f->exp_id = th_experiment(f->store, "registry");
+    *state = f;
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    fixture *f = *state;
+    mpb_store_destroy(&f->store);
+    th_cleanup(&f->dir);
+    free(f->exp_id);
+    free(f);
+    return 0;
+}
+
+static void
+get_or_create_experiment_creates_finds_and_restores(void **state)
+{
+    fixture *f = *state;
+    char *first = NULL;
+    int created = -1;
+    assert_int_equal(mpb_store_get_or_create_experiment(f->store, "models", &first, &created,
+                                                        f->err, sizeof f->err),
+                     0);
+    assert_int_equal(created, 1);
+    char *again = NULL;
+    assert_int_equal(mpb_store_get_or_create_experiment(f->store, "models", &again, &created,
+                                                        f->err, sizeof f->err),
+                     0);
+    assert_int_equal(created, 0);
+    assert_string_equal(again, first);
+    free(again);
+    assert_int_equal(mpb_store_delete_experiment(f->store, first, f->err, sizeof f->err), 0);
+    assert_int_equal(mpb_store_get_or_create_experiment(f->store, "models", &again, &created,
+                                                        f->err, sizeof f->err),
+                     0);
+    assert_int_equal(created, 0);
+    assert_string_equal(again, first); /* the deleted one, restored */
+    mpb_experiment *experiment = NULL;
+    assert_int_equal(mpb_store_get_experiment(f->store, again, &experiment, f->err, sizeof f->err),
+                     0);
+    assert_string_equal(experiment->lifecycle_stage, "active");
+    mpb_experiment_free(&experiment);
+    free(again);
+    free(first);
+    assert_int_equal(
+        mpb_store_get_or_create_experiment(f->store, "", &first, NULL, f->err, sizeof f->err),
+        MPB_EINVAL);
+}
+
+static void
+get_or_create_run_wants_zero_or_one_match(void **state)
+{
+    fixture *f = *state;
+    mpb_tag key[] = {{"model", "mlp"}, {"version", "it's 1"}}; /* a quote in a value */
+    char *first = NULL;
+    int created = -1;
+    assert_int_equal(mpb_store_get_or_create_run(f->store, f->exp_id, key, 2, &first, &created,
+                                                 f->err, sizeof f->err),
+                     0);
+    assert_int_equal(created, 1);
+    mpb_run *run = NULL;
+    assert_int_equal(mpb_store_get_run(f->store, first, &run, f->err, sizeof f->err), 0);
+    assert_string_equal(mpb__tag_find(run->tags, run->n_tags, "version"), "it's 1");
+    mpb_run_free(&run);
+    /* One match (extra tags on the run do not matter): the same run. */
+    assert_int_equal(mpb_store_set_tag(f->store, first, "extra", "x", f->err, sizeof f->err), 0);
+    char *again = NULL;
+    assert_int_equal(mpb_store_get_or_create_run(f->store, f->exp_id, key, 2, &again, &created,
+                                                 f->err, sizeof f->err),
+                     0);
+    assert_int_equal(created, 0);
+    assert_string_equal(again, first);
+    free(again);
+    /* A different value is another run. */
+    mpb_tag other[] = {{"model", "mlp"}, {"version", "2"}};
+    assert_int_equal(mpb_store_get_or_create_run(f->store, f->exp_id, other, 2, &again, &created,
+                                                 f->err, sizeof f->err),
+                     0);
+    assert_int_equal(created, 1);
+    assert_string_not_equal(again, first);
+    free(again);
+    /* Two matches: an error, not a guess. */
+    char *twin = NULL;
+    assert_int_equal(mpb_store_create_run(f->store, f->exp_id, NULL, -1, NULL, key, 2, &twin,
+                                          f->err, sizeof f->err),
+                     0);
+    assert_int_equal(mpb_store_get_or_create_run(f->store, f->exp_id, key, 2, &again, &created,
+                                                 f->err, sizeof f->err),
+                     MPB_EAMBIGUOUS);
+    assert_non_null(strstr(f->err, "More than one"));
+    /* Deleted runs do not count. */
+    assert_int_equal(mpb_store_delete_run(f->store, twin, f->err, sizeof f->err), 0);
+    assert_int_equal(mpb_store_get_or_create_run(f->store, f->exp_id, key, 2, &again, &created,
+                                                 f->err, sizeof f->err),
+                     0);
+    assert_string_equal(again, first);
+    free(again);
+    free(twin);
+    free(first);
+    assert_int_equal(
+        mpb_store_get_or_create_run(f->store, "4242", key, 2, &again, NULL, f->err, sizeof f->err),
+        MPB_ENOTFOUND);
+}
+
+/* ---- Artifacts ---- */
+
+static void
+write_file(const char *path, const char *text)
+{
+    char *parent = mpb_strdup(path);
+    *strrchr(parent, '/') = '\0';
+    assert_int_equal(mpb__fs_mkdir_p(parent), 0);
+    assert_int_equal(mpb__fs_write_atomic(parent, path, text, strlen(text)), 0);
+    free(parent);
+}
+
+static void
+assert_file(const char *path, const char *text)
+{
+    char *got = th_read(path);
+    if (got == NULL) {
+        fail_msg("%s is missing", path);
+    }
+    assert_string_equal(got, text);
+    free(got);
+}
+
+static void
+artifacts_round_trip_files_and_folders(void **state)
+{
+    fixture *f = *state;
+    char *run_id = th_run(f->store, f->exp_id, "artifacts");
+    char *src = th_pathf("%s/src", f->dir);
+    char *model = th_pathf("%s/model.bin", src);
+    write_file(model, "weights");
+    char *folder = th_pathf("%s/report", src);
+    char *a = th_pathf("%s/a.txt", folder);
+    char *b = th_pathf("%s/deep/b.txt", folder);
+    write_file(a, "alpha");
+    write_file(b, "beta");
+
+    assert_int_equal(mpb_store_log_artifact(f->store, run_id, model, NULL, f->err, sizeof f->err),
+                     0);
+    assert_int_equal(
+        mpb_store_log_artifact(f->store, run_id, model, "models/m1", f->err, sizeof f->err), 0);
+    assert_int_equal(
+        mpb_store_log_artifact(f->store, run_id, folder, "report", f->err, sizeof f->err), 0);
+
+    mpb_artifact_list *list = NULL;
+    assert_int_equal(mpb_store_list_artifacts(f->store, run_id, NULL, &list, f->err, sizeof f->err),
+                     0);
+    assert_int_equal(list->n_files, 3);
+    assert_string_equal(list->files[0].path, "model.bin");
+    assert_false(list->files[0].is_dir);
+    assert_int_equal(list->files[0].file_size, 7);
+    assert_string_equal(list->files[1].path, "models");
+    assert_true(list->files[1].is_dir);
+    assert_int_equal(list->files[1].file_size, -1);
+    assert_string_equal(list->files[2].path, "report");
+    mpb_artifact_list_free(&list);
+    assert_int_equal(
+        mpb_store_list_artifacts(f->store, run_id, "report", &list, f->err, sizeof f->err), 0);
+    assert_int_equal(list->n_files, 2);
+    assert_string_equal(list->files[0].path, "report/a.txt");
+    assert_string_equal(list->files[1].path, "report/deep");
+    mpb_artifact_list_free(&list);
+    assert_int_equal(
+        mpb_store_list_artifacts(f->store, run_id, "missing", &list, f->err, sizeof f->err), 0);
+    assert_int_equal(list->n_files, 0);
+    mpb_artifact_list_free(&list);
+
+    char *dst = th_pathf("%s/dst", f->dir);
+    char *local = NULL;
+    assert_int_equal(mpb_store_download_artifacts(f->store, run_id, "models/m1/model.bin", dst,
+                                                  &local, f->err, sizeof f->err),
+                     0);
+    char *expected = th_pathf("%s/model.bin", dst);
+    assert_string_equal(local, expected);
+    assert_file(local, "weights");
+    free(expected);
+    free(local);
+    assert_int_equal(mpb_store_download_artifacts(f->store, run_id, "report", dst, &local, f->err,
+                                                  sizeof f->err),
+                     0);
+    char *got_a = th_pathf("%s/a.txt", local);
+    char *got_b = th_pathf("%s/deep/b.txt", local);
+    assert_file(got_a, "alpha");
+    assert_file(got_b, "beta");
+    free(got_a);
+    free(got_b);
+    free(local);
+    char *everything = th_pathf("%s/all", f->dir);
+    assert_int_equal(mpb_store_download_artifacts(f->store, run_id, "", everything, &local, f->err,
+                                                  sizeof f->err),
+                     0);
+    assert_string_equal(local, everything);
+    char *deep = th_pathf("%s/report/deep/b.txt", everything);
+    assert_file(deep, "beta");
+    free(deep);
+    free(local);
+    free(everything);
+
+    assert_int_equal(
+        mpb_store_download_artifacts(f->store, run_id, "nope", dst, NULL, f->err, sizeof f->err),
+        MPB_ENOTFOUND);
+    assert_int_equal(
+        mpb_store_log_artifact(f->store, run_id, model, "../escape", f->err, sizeof f->err),
+        MPB_EINVAL);
+    assert_int_equal(
+        mpb_store_list_artifacts(f->store, run_id, "/etc", &list, f->err, sizeof f->err),
+        MPB_EINVAL);
+    char *missing = th_pathf("%s/no-such-file", f->dir);
+    assert_int_equal(mpb_store_log_artifact(f->store, run_id, missing, NULL, f->err, sizeof f->err),
+                     MPB_ENOENT);
+    assert_int_equal(mpb_store_log_artifact(f->store, "0123456789abcdef0123456789abcdef", model,
+                                            NULL, f->err, sizeof f->err),
+                     MPB_ENOTFOUND);
+    free(missing);
+    free(dst);
+    free(a);
+    free(b);
+    free(folder);
+    free(model);
+    free(src);
+    free(run_id);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(get_or_create_experiment_creates_finds_and_restores, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(get_or_create_run_wants_zero_or_one_match, setup, teardown),
+        cmocka_unit_test_setup_teardown(artifacts_round_trip_files_and_folders, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,180 @@
+/*
+ * Artifacts of a run: files below the folder named by the run's artifact_uri
+ * (MLflow's LocalArtifactRepository for file: URIs). Every file appears whole:
+ * it is copied to a temp name in the destination folder and renamed.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "core/util.h"
+#include "mpbatch/error.h"
+#include "tracking/fs_util.h"
+#include "tracking/store_int.h"
+#include "tracking/text.h"
+#include "tracking/validate.h"
+
+/* Local folder of a run's artifacts; MPB_ENOTSUP for non-local URIs. */
+static int
+artifact_root(mpb_store *self, const char *run_id, char **out_dir, char *err, size_t err_len)
+{
+    mpb_run *run = NULL;
+    int rc = mpb_store_get_run(self, run_id, &run, err, err_len);
+    if (rc < 0) {
+        return rc;
+    }
+    const char *uri = run->info.artifact_uri;
+    char *dir = uri[0] == '/' ? mpb_strdup(uri) : mpb__file_uri_to_path(uri);
+    if (dir == NULL) {
+        rc = mpb__set_error(err, err_len, MPB_ENOTSUP,
+                            "artifact URI '%s' of run %s is not a local file: URI", uri, run_id);
+    } else {
+        *out_dir = dir;
+    }
+    mpb_run_free(&run);
+    return rc;
+}
+
+static char *
+join_optional(const char *dir, const char *path)
+{
+    return path == NULL || *path == '\0' ? mpb_strdup(dir) : mpb__path_join(dir, path);
+}
+
+static const char *
+base_name(const char *path)
+{
+    size_t len = strlen(path);
+    while (len > 1 && path[len - 1] == '/') {
+        len--;
+    }
+    const char *at = path + len;
+    while (at > path && at[-1] != '/') {
+        at--;
+    }
+    return at;
+}
+
+int
+mpb_store_log_artifact(mpb_store *self, const char *run_id, const char *local_path,
+                       const char *artifact_path, char *err, size_t err_len)
+{
+    MPB_ASSERT(self != NULL && local_path != NULL);
+    int rc = mpb__validate_artifact_path(artifact_path, err, err_len);
+    struct stat st;
+    if (rc == 0 && stat(local_path, &st) < 0) {
+        rc = mpb__set_error(err, err_len, -errno, "cannot read '%s': %s", local_path,
+                            mpb_strerror(-errno));
+    }
+    char *root = NULL;
+    if (rc == 0) {
+        rc = artifact_root(self, run_id, &root, err, err_len);
+    }
+    if (rc < 0) {
+        return rc;
+    }
+    char *dest_dir = join_optional(root, artifact_path);
+    rc = mpb__fs_mkdir_p(dest_dir);
+    if (rc == 0 && S_ISDIR(st.st_mode)) {
+        rc = mpb__fs_copy_tree(local_path, dest_dir);
+    } else if (rc == 0) {
+        char *dest = mpb__path_join(dest_dir, base_name(local_path));
+        rc = mpb__fs_copy_file(local_path, dest);
+        free(dest);
+    }
+    if (rc < 0) {
+        rc = mpb__set_error(err, err_len, rc, "cannot copy '%s' into %s: %s", local_path, dest_dir,
+                            mpb_strerror(rc));
+    }
+    free(dest_dir);
+    free(root);
+    return rc;
+}
+
+int
+mpb_store_list_artifacts(mpb_store *self, const char *run_id, const char *path,
+                         mpb_artifact_list **out, char *err, size_t err_len)
+{
+    MPB_ASSERT(self != NULL && out != NULL);
+    char *root = NULL;
+    int rc = mpb__validate_artifact_path(path, err, err_len);
+    if (rc == 0) {
+        rc = artifact_root(self, run_id, &root, err, err_len);
+    }
+    if (rc < 0) {
+        return rc;
+    }
+    char *dir = join_optional(root, path);
+    mpb_artifact_list *list = mpb_calloc(1, sizeof *list);
+    char **names = NULL;
+    size_t n = 0;
+    if (mpb__fs_is_dir(dir) && (rc = mpb__fs_list(dir, 0, &names, &n)) < 0) {
+        rc = mpb__set_error(err, err_len, rc, "cannot list %s: %s", dir, mpb_strerror(rc));
+    }
+    list->files = mpb_calloc(n ? n : 1, sizeof *list->files);
+    for (size_t i = 0; i < n; i++) {
+        if (strncmp(names[i], MPB__TMP_PREFIX, strlen(MPB__TMP_PREFIX)) == 0) {
+            continue;
+        }
+        char *full = mpb__path_join(dir, names[i]);
+        struct stat st;
+        if (stat(full, &st) == 0) {
+            mpb_artifact_file *file = &list->files[list->n_files++];
+            file->path = path == NULL || *path == '\0' ? mpb_strdup(names[i])
+                                                       : mpb__path_join(path, names[i]);
+            file->is_dir = S_ISDIR(st.st_mode);
+            file->file_size = file->is_dir ? -1 : (int64_t)st.st_size;
+        }
+        free(full);
+    }
+    mpb__fs_names_free(names, n);
+    free(dir);
+    free(root);
+    if (rc < 0) {
+        mpb_artifact_list_free(&list);
+        return rc;
+    }
+    *out = list;
+    return 0;
+}
+
+int
+mpb_store_download_artifacts(mpb_store *self, const char *run_id, const char *path,
+                             const char *dst_dir, char **out_local_path, char *err, size_t err_len)
+{
+    MPB_ASSERT(self != NULL && dst_dir != NULL);
+    char *root = NULL;
+    int rc = mpb__validate_artifact_path(path, err, err_len);
+    if (rc == 0) {
+        rc = artifact_root(self, run_id, &root, err, err_len);
+    }
+    if (rc < 0) {
+        return rc;
+    }
+    char *src = join_optional(root, path);
+    int whole = path == NULL || *path == '\0';
+    char *dest = whole ? mpb_strdup(dst_dir) : mpb__path_join(dst_dir, base_name(path));
+    struct stat st;
+    if (stat(src, &st) < 0) {
+        rc = mpb__set_error(err, err_len, MPB_ENOTFOUND, "No artifact '%s' in run %s",
+                            path ? path : "", run_id);
+    } else {
+        rc = mpb__fs_mkdir_p(dst_dir);
+        if (rc == 0) {
+            rc = S_ISDIR(st.st_mode) ? mpb__fs_copy_tree(src, dest) : mpb__fs_copy_file(src, dest);
+        }
+        if (rc < 0) {
+            rc = mpb__set_error(err, err_len, rc, "cannot copy %s to %s: %s", src, dest,
+                                mpb_strerror(rc));
+        }
+    }
+    if (rc == 0 && out_local_path != NULL) {
+        *out_local_path = dest;
+        dest = NULL;
+    }
+    free(dest);
+    free(src);
+    free(root);
+    return rc;
+}

@@ -1,0 +1,104 @@
+/*
+ * Internals of the tracking store: the backend contract (one static const
+ * table of function pointers per backend, picked by URI scheme), entity
+ * helpers shared by backends, and the file store's fault-injection seam.
+ *
+ * Threading: every slot may be called from several threads at once on one
+ *   backend; the backend serialises what needs it (the file store: flock on
+ *   the run folder for run writes, on the root folder for experiment changes).
+ *   Every slot may block on disk or network I/O.
+ * Processes: a backend is never carried across fork().
+ * Ownership: inputs are borrowed for the call. Out-parameters are the
+ *   caller's. Inputs reaching a slot have passed mpb_store_*'s argument
+ *   validation (ids well-formed, keys and lengths within MLflow's rules,
+ *   batch limits, search options in range); slots check stored state
+ *   (existence, lifecycle, immutable params).
+ */
+#ifndef MPB_TRACKING_STORE_INT_H
+#define MPB_TRACKING_STORE_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mpbatch/store.h"
+
+typedef struct mpb__store_ops {
+    const char *name; /* "file" */
+
+    /* Opens the backend at `location` (the URI with the scheme as given);
+     * *out_uri is the resolved URI, the caller's. */
+    int (*open)(const char *uri, void **out_backend, char **out_uri, char *err, size_t err_len);
+    void (*close)(void *backend);
+
+    int (*create_experiment)(void *backend, const char *name, const char *artifact_location,
+                             const mpb_tag *tags, size_t n_tags, char **out_experiment_id,
+                             char *err, size_t err_len);
+    int (*get_experiment)(void *backend, const char *experiment_id, mpb_experiment **out, char *err,
+                          size_t err_len);
+    int (*get_experiment_by_name)(void *backend, const char *name, mpb_experiment **out, char *err,
+                                  size_t err_len);
+    int (*search_experiments)(void *backend, const mpb_search_opts *opts, mpb_experiment_page **out,
+                              char *err, size_t err_len);
+    int (*delete_experiment)(void *backend, const char *experiment_id, char *err, size_t err_len);
+    int (*restore_experiment)(void *backend, const char *experiment_id, char *err, size_t err_len);
+    int (*set_experiment_tag)(void *backend, const char *experiment_id, const char *key,
+                              const char *value, char *err, size_t err_len);
+
+    /* run_name and user_id are resolved by the caller (never NULL); tags
+     * already hold mlflow.runName and mlflow.user. */
+    int (*create_run)(void *backend, const char *experiment_id, const char *user_id,
+                      int64_t start_time_ms, const char *run_name, const mpb_tag *tags,
+                      size_t n_tags, char **out_run_id, char *err, size_t err_len);
+    int (*update_run)(void *backend, const char *run_id, mpb_run_status status, int64_t end_time_ms,
+                      const char *run_name, char *err, size_t err_len);
+    int (*get_run)(void *backend, const char *run_id, mpb_run **out, char *err, size_t err_len);
+    int (*search_runs)(void *backend, const char *const *experiment_ids, size_t n_experiment_ids,
+                       const mpb_search_opts *opts, mpb_run_page **out, char *err, size_t err_len);
+    int (*delete_run)(void *backend, const char *run_id, char *err, size_t err_len);
+    int (*restore_run)(void *backend, const char *run_id, char *err, size_t err_len);
+    int (*log_batch)(void *backend, const char *run_id, const mpb_metric *metrics, size_t n_metrics,
+                     const mpb_param *params, size_t n_params, const mpb_tag *tags, size_t n_tags,
+                     char *err, size_t err_len);
+    int (*delete_tag)(void *backend, const char *run_id, const char *key, char *err,
+                      size_t err_len);
+    int (*get_metric_history)(void *backend, const char *run_id, const char *key,
+                              mpb_metric_history **out, char *err, size_t err_len);
+} mpb__store_ops;
+
+struct mpb_store {
+    const mpb__store_ops *ops;
+    void *backend;
+    char *uri;
+};
+
+extern const mpb__store_ops mpb__filestore_ops;
+
+/* ---- Entity helpers (tracking/entities.c) ---- */
+
+void
+mpb__run_info_clear(mpb_run_info *info);
+void
+mpb__run_clear(mpb_run *run);
+void
+mpb__experiment_clear(mpb_experiment *experiment);
+/* Frees the keys and values of n tags (or params: same layout) and the array. */
+void
+mpb__tags_free(mpb_tag *tags, size_t n);
+/* The value of the last tag with this key, or NULL. */
+const char *
+mpb__tag_find(const mpb_tag *tags, size_t n, const char *key);
+const char *
+mpb__param_find(const mpb_param *params, size_t n, const char *key);
+const mpb_metric *
+mpb__metric_find(const mpb_metric *metrics, size_t n, const char *key);
+
+/* ---- Fault injection for tests (implemented in tracking/fs_util.c) ----
+ * After `succeed_first` more successful writing file operations (open for
+ * writing, write, rename, mkdir, unlink) of this process, every further one
+ * fails with `status` until disarmed. Process-wide; tests only. */
+void
+mpb__fs_fault_arm(int succeed_first, int status);
+void
+mpb__fs_fault_disarm(void);
+
+#endif
