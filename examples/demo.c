@@ -1,7 +1,9 @@
 /*
  * The mpbatch demo: a two-layer perceptron (the mlp plugin) served by two
  * worker processes pinned one per core, fed 100,000 generated vectors
- * through an ordered stream. Prints throughput and how batches formed.
+ * through an ordered stream. Prints throughput and how batches formed, and
+ * tracks the run (parameters, every batch's telemetry, a summary) into
+ * ./mlruns (or $MLFLOW_TRACKING_URI), a store MLflow opens.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -11,6 +13,8 @@
 
 #include "mpbatch/error.h"
 #include "mpbatch/server.h"
+#include "mpbatch/server_tracker.h"
+#include "mpbatch/tracking.h"
 
 #define ITEMS 100000
 #define INPUT_DIM 256
@@ -61,6 +65,61 @@ check_output(void *ctx, uint64_t index, const mpb_result *result)
     return 0;
 }
 
+/* Starts the demo's tracked run and the tracker that logs every batch. */
+static mpb_server_tracker *
+start_tracking(char *run_id, size_t run_id_len)
+{
+    char err[512];
+    if (mpb_tracking_set_experiment("mpbatch-demo", err, sizeof err) != 0 ||
+        mpb_tracking_start_run("mlp-2-workers-batch-64", run_id, run_id_len, err, sizeof err) !=
+            0) {
+        fprintf(stderr, "demo: tracking: %s\n", err);
+        return NULL;
+    }
+    const char *params[][2] = {
+        {"plugin", "mlp"},         {"workers", "2"},    {"cpus", "auto"},      {"batch_size", "64"},
+        {"batch_wait_us", "2000"}, {"items", "100000"}, {"dims", "256-256-16"}};
+    for (size_t i = 0; i < sizeof params / sizeof params[0]; i++) {
+        mpb_tracking_log_param(params[i][0], params[i][1]);
+    }
+    mpb_server_tracker *tracker = mpb_server_tracker_new(mpb_tracking_store(NULL, 0), run_id);
+    if (mpb_server_tracker_start(tracker, err, sizeof err) != 0) {
+        fprintf(stderr, "demo: tracking: %s\n", err);
+        mpb_server_tracker_destroy(&tracker);
+    }
+    return tracker;
+}
+
+static void
+finish_tracking(mpb_server_tracker *tracker, const mpb_server_stats *stats, double items_per_s)
+{
+    mpb_server_tracker_flush(tracker, 30000);
+    uint64_t logged = mpb_server_tracker_logged(tracker);
+    uint64_t dropped = mpb_server_tracker_dropped(tracker);
+    mpb_server_tracker_destroy(&tracker);
+    double mean = stats->batches ? (double)stats->batched_items / (double)stats->batches : 0.0;
+    mpb_tracking_log_metric("items_per_s", items_per_s, 0);
+    mpb_tracking_log_metric("mean_batch_size", mean, 0);
+    mpb_tracking_log_metric("batches_closed_full", (double)stats->closed_full, 0);
+    mpb_tracking_log_metric("batches_closed_timer", (double)stats->closed_timer, 0);
+    mpb_tracking_log_metric("batches_closed_drained", (double)stats->closed_drained, 0);
+    mpb_tracking_log_metric("errors", (double)stats->errors, 0);
+    char run_id[64] = "";
+    mpb_tracking_active_run_id(run_id, sizeof run_id);
+    char err[256];
+    if (mpb_tracking_end_run(MPB_RUN_FINISHED, err, sizeof err) != 0) {
+        fprintf(stderr, "demo: tracking: %s\n", err);
+        return;
+    }
+    const char *uri = getenv("MLFLOW_TRACKING_URI");
+    printf("tracked: run %s of experiment mpbatch-demo in %s (%llu batches logged, %llu "
+           "dropped)\n",
+           run_id, uri ? uri : "./mlruns", (unsigned long long)logged, (unsigned long long)dropped);
+    printf("  see it: ./build/bin/mpb runs show %s\n", run_id);
+    printf("  or in MLflow: MLFLOW_ALLOW_FILE_STORE=true mlflow ui --backend-store-uri %s\n",
+           uri ? uri : "./mlruns");
+}
+
 int
 main(void)
 {
@@ -76,9 +135,15 @@ main(void)
     pool.options = options;
     mpb_servlet *servlet = mpb_process_servlet_new(&pool);
 
+    char run_id[64] = "";
+    mpb_server_tracker *tracker = start_tracking(run_id, sizeof run_id);
     mpb_server_options server_options;
     mpb_server_options_init(&server_options);
     server_options.capacity = 1024;
+    if (tracker != NULL) {
+        server_options.on_batch = mpb_server_tracker_on_batch;
+        server_options.on_batch_ctx = tracker;
+    }
     mpb_server *server = mpb_server_new(&servlet, &server_options);
 
     char err[512];
@@ -86,6 +151,8 @@ main(void)
     if (mpb_server_start(server, err, sizeof err) != 0) {
         fprintf(stderr, "demo: %s\n", err);
         mpb_server_destroy(&server);
+        mpb_server_tracker_destroy(&tracker);
+        mpb_tracking_shutdown(1, NULL, 0);
         return 1;
     }
     mpb_worker_status workers[8];
@@ -119,5 +186,8 @@ main(void)
                (double)stats.compute_us / (double)stats.batches);
     }
     mpb_server_destroy(&server);
+    if (tracker != NULL) {
+        finish_tracking(tracker, &stats, (double)d.answered / seconds);
+    }
     return rc == 0 && d.bad == 0 ? 0 : 1;
 }

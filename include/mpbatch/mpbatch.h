@@ -10,9 +10,14 @@
 #include "mpbatch/error.h"
 #include "mpbatch/log.h"
 #include "mpbatch/result.h"
+#include "mpbatch/logging_queue.h"
+#include "mpbatch/queueing_client.h"
 #include "mpbatch/server.h"
+#include "mpbatch/server_tracker.h"
 #include "mpbatch/servlet.h"
+#include "mpbatch/store.h"
 #include "mpbatch/telemetry.h"
+#include "mpbatch/tracking.h"
 #include "mpbatch/worker.h"
 
 #endif
