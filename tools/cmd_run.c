@@ -18,6 +18,8 @@
 #include "mpbatch/config.h"
 #include "mpbatch/error.h"
 #include "mpbatch/server.h"
+#include "mpbatch/server_tracker.h"
+#include "mpbatch/tracking.h"
 #include "tools/commands.h"
 #include "tools/json_out.h"
 
@@ -129,6 +131,68 @@ write_output(void *ctx, uint64_t index, const mpb_result *result)
     return ferror(io->out) ? MPB_EIO : 0;
 }
 
+/* With a tracking: section, the run, its parameters and every batch's
+ * telemetry go to the store it names. NULL when not asked for or failed. */
+static mpb_server_tracker *
+start_tracking(const mpb_config *config)
+{
+    const char *uri = mpb_config_get(config, "tracking.uri");
+    const char *experiment = mpb_config_get(config, "tracking.experiment");
+    if (uri == NULL && experiment == NULL) {
+        return NULL;
+    }
+    char err[512] = "";
+    char run_id[64];
+    const char *run_name = mpb_config_get(config, "tracking.run_name");
+    if ((uri != NULL && mpb_tracking_set_tracking_uri(uri, err, sizeof err) != 0) ||
+        (experiment != NULL && mpb_tracking_set_experiment(experiment, err, sizeof err) != 0) ||
+        mpb_tracking_start_run(run_name ? run_name : "mpb-run", run_id, sizeof run_id, err,
+                               sizeof err) != 0) {
+        fprintf(stderr, "mpb run: tracking: %s\n", err);
+        return NULL;
+    }
+    const char *fields[] = {"kind",       "plugin",        "workers", "cpus",
+                            "batch_size", "batch_wait_us", "capacity"};
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+        char path[64];
+        snprintf(path, sizeof path, "servlet.%s", fields[i]);
+        const char *value = mpb_config_get(config, path);
+        if (value != NULL) {
+            mpb_tracking_log_param(fields[i], value);
+        }
+    }
+    mpb_server_tracker *tracker = mpb_server_tracker_new(mpb_tracking_store(NULL, 0), run_id);
+    if (mpb_server_tracker_start(tracker, err, sizeof err) != 0) {
+        fprintf(stderr, "mpb run: tracking: %s\n", err);
+        mpb_server_tracker_destroy(&tracker);
+    }
+    return tracker;
+}
+
+static void
+finish_tracking(mpb_server_tracker *tracker, run_io *io, int status)
+{
+    mpb_server_tracker_destroy(&tracker);
+    mpb_server_stats stats;
+    mpb_server_stats_get(io->server, &stats);
+    double seconds = (double)(mpb_now_ns() - io->start_ns) / 1e9;
+    mpb_tracking_log_metric("items", (double)stats.completed, 0);
+    mpb_tracking_log_metric("errors", (double)stats.errors, 0);
+    mpb_tracking_log_metric("items_per_s", seconds > 0 ? (double)stats.completed / seconds : 0, 0);
+    mpb_tracking_log_metric(
+        "mean_batch_size",
+        stats.batches ? (double)stats.batched_items / (double)stats.batches : 0.0, 0);
+    char run_id[64] = "";
+    mpb_tracking_active_run_id(run_id, sizeof run_id);
+    char err[256];
+    if (mpb_tracking_end_run(status == 0 ? MPB_RUN_FINISHED : MPB_RUN_FAILED, err, sizeof err) !=
+        0) {
+        fprintf(stderr, "mpb run: tracking: %s\n", err);
+        return;
+    }
+    fprintf(stderr, "mpb run: tracked as run %s\n", run_id);
+}
+
 static void
 usage(FILE *out)
 {
@@ -214,6 +278,11 @@ mpb_cmd_run(int argc, char **argv)
     }
     mpb_server_options server_options;
     mpb_config_server_options(config, &server_options);
+    mpb_server_tracker *tracker = start_tracking(config);
+    if (tracker != NULL) {
+        server_options.on_batch = mpb_server_tracker_on_batch;
+        server_options.on_batch_ctx = tracker;
+    }
     mpb_servlet *servlet = mpb_config_servlet(config);
     io.server = mpb_server_new(&servlet, &server_options);
     int status = 1;
@@ -229,7 +298,15 @@ mpb_cmd_run(int argc, char **argv)
     fflush(io.out);
     mpb_server_stop(io.server);
     status = print_summary(&io, rc);
+    if (tracker != NULL) {
+        finish_tracking(tracker, &io, status);
+        tracker = NULL;
+    }
 out:
+    if (tracker != NULL) {
+        mpb_server_tracker_destroy(&tracker);
+        mpb_tracking_shutdown(1, NULL, 0);
+    }
     mpb_server_destroy(&io.server);
     mpb_config_destroy(&config);
     if (io.in != stdin) {

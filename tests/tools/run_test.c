@@ -10,6 +10,7 @@
 #include "support.h"
 
 #include "core/os/process.h"
+#include "mpbatch/store.h"
 
 typedef struct run_dir {
     char path[64];
@@ -163,6 +164,72 @@ bad_config_exits_2_naming_file_and_line(void **state)
     clean(&d);
 }
 
+static void
+tracking_section_records_the_run(void **state)
+{
+    run_dir d;
+    char config[512];
+    char dir[] = "/tmp/mpb-run-track-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    snprintf(config, sizeof config,
+             "servlet:\n  plugin: passthrough\n  workers: 2\n  batch_size: 8\n"
+             "tracking:\n  uri: file:%s/mlruns\n  experiment: cli\n  run_name: nightly\n",
+             dir);
+    make_dir(&d, config);
+    FILE *in = fopen(d.input, "w");
+    for (int i = 0; i < 500; i++) {
+        fprintf(in, "%d\n", i);
+    }
+    fclose(in);
+    assert_int_equal(run_mpb(&d), 0);
+    char *err = slurp(d.errors);
+    char *at = strstr(err, "tracked as run ");
+    assert_non_null(at);
+    char run_id[33];
+    memcpy(run_id, at + strlen("tracked as run "), 32);
+    run_id[32] = '\0';
+    free(err);
+
+    char *uri = mpb_asprintf("file:%s/mlruns", dir);
+    mpb_store *store = NULL;
+    char msg[256];
+    assert_int_equal(mpb_store_open(uri, &store, msg, sizeof msg), 0);
+    mpb_run *run = NULL;
+    assert_int_equal(mpb_store_get_run(store, run_id, &run, msg, sizeof msg), 0);
+    assert_int_equal(run->info.status, MPB_RUN_FINISHED);
+    assert_string_equal(run->info.run_name, "nightly");
+    int saw_items = 0;
+    for (size_t i = 0; i < run->n_metrics; i++) {
+        if (strcmp(run->metrics[i].key, "items") == 0) {
+            saw_items = run->metrics[i].value == 500.0;
+        }
+    }
+    assert_true(saw_items);
+    int saw_plugin = 0;
+    for (size_t i = 0; i < run->n_params; i++) {
+        saw_plugin |= strcmp(run->params[i].key, "plugin") == 0 &&
+                      strcmp(run->params[i].value, "passthrough") == 0;
+    }
+    assert_true(saw_plugin);
+    mpb_metric_history *sizes = NULL;
+    assert_int_equal(mpb_store_get_metric_history(store, run_id, "passthrough/batch_size", &sizes,
+                                                  msg, sizeof msg),
+                     0);
+    double items = 0;
+    for (size_t i = 0; i < sizes->n_metrics; i++) {
+        items += sizes->metrics[i].value;
+    }
+    assert_true(items == 500.0);
+    mpb_metric_history_free(&sizes);
+    mpb_run_free(&run);
+    mpb_store_destroy(&store);
+    free(uri);
+    clean(&d);
+    char *rm = mpb_asprintf("rm -rf %s", dir);
+    assert_int_equal(system(rm), 0);
+    free(rm);
+}
+
 int
 main(void)
 {
@@ -170,6 +237,7 @@ main(void)
         cmocka_unit_test(text_lines_come_back_in_order_with_errors_in_place),
         cmocka_unit_test(f32_vectors_through_the_mlp),
         cmocka_unit_test(bad_config_exits_2_naming_file_and_line),
+        cmocka_unit_test(tracking_section_records_the_run),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
