@@ -71,7 +71,9 @@ struct mpb_store {
     char *uri;
 };
 
-extern const mpb__store_ops mpb__filestore_ops;
+/* The file store's ops table (a static const in tracking/filestore.c). */
+const mpb__store_ops *
+mpb__filestore_backend(void);
 
 /* ---- Entity helpers (tracking/entities.c) ---- */
 
