@@ -22,42 +22,30 @@ typedef struct runs_cli {
 } runs_cli;
 
 /* Prints the last error and returns the exit status 1. */
-int
-mpb_runs_fail(runs_cli *cli, int status);
+int mpb_runs_fail(runs_cli *cli, int status);
 
 /* Prints a usage problem and the usage; returns the exit status 2. */
-int
-mpb_runs_usage_error(const char *usage, const char *fmt, const char *arg);
+int mpb_runs_usage_error(const char *usage, const char *fmt, const char *arg);
 
-int
-mpb_runs_open_store(runs_cli *cli);
+int mpb_runs_open_store(runs_cli *cli);
 
 /* "2026-11-03 10:00:00" (UTC) or "-" for a negative time. */
-void
-mpb_runs_format_time(int64_t ms, char out[32]);
+void mpb_runs_format_time(int64_t ms, char out[32]);
 
 /* "12.3s", "3m12s" or "-". */
-void
-mpb_runs_format_duration(int64_t start, int64_t end, char out[32]);
+void mpb_runs_format_duration(int64_t start, int64_t end, char out[32]);
 
 /* Widest cell of a table on a terminal; 0 (no limit) into a pipe. */
-size_t
-mpb_runs_table_width(void);
+size_t mpb_runs_table_width(void);
 
 /* MLflow REST-like JSON: non-finite numbers as "NaN", "Infinity", "-Infinity". */
-cJSON *
-mpb_runs_json_number(double value);
-cJSON *
-mpb_runs_json_key_values(const mpb_tag *items, size_t n);
-cJSON *
-mpb_runs_json_metric(const mpb_metric *metric);
-cJSON *
-mpb_runs_json_run(const mpb_run *run);
+cJSON *mpb_runs_json_number(double value);
+cJSON *mpb_runs_json_key_values(const mpb_tag *items, size_t n);
+cJSON *mpb_runs_json_metric(const mpb_metric *metric);
+cJSON *mpb_runs_json_run(const mpb_run *run);
 /* Prints and deletes root. */
-void
-mpb_runs_print_json(cJSON *root);
+void mpb_runs_print_json(cJSON *root);
 
-int
-mpb_runs_compare(runs_cli *cli, int argc, char **argv);
+int mpb_runs_compare(runs_cli *cli, int argc, char **argv);
 
 #endif

@@ -13,21 +13,16 @@
 typedef struct mpb_table mpb_table;
 
 /* A table with the given column headers (n_cols of them). */
-mpb_table *
-mpb_table_new(size_t n_cols, const char *const *headers);
+mpb_table *mpb_table_new(size_t n_cols, const char *const *headers);
 
 /* Appends a row of n_cols cells; NULL cells print as "-". */
-void
-mpb_table_add_row(mpb_table *self, const char *const *cells);
+void mpb_table_add_row(mpb_table *self, const char *const *cells);
 
 /* Cells longer than max_width characters are cut with "..." (0: never). */
-void
-mpb_table_print(const mpb_table *self, FILE *out, size_t max_width);
+void mpb_table_print(const mpb_table *self, FILE *out, size_t max_width);
 
-size_t
-mpb_table_rows(const mpb_table *self);
+size_t mpb_table_rows(const mpb_table *self);
 
-void
-mpb_table_destroy(mpb_table **self_p);
+void mpb_table_destroy(mpb_table **self_p);
 
 #endif

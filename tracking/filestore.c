@@ -1,7 +1,24 @@
 /*
  * File store (tracking URI `file:PATH` or a plain path): MLflow's FileStore
  * layout, docs/tracking-format.md. This file: open, the ops table, and
- * experiments. Locking rules: tracking/filestore_int.h.
+ * experiments; runs in filestore_runs.c, logging in filestore_log.c.
+ *
+ * DESIGN
+ * Who runs where: every call runs on the caller's thread; there is no
+ *   background thread and no state in memory beyond the root path, so any
+ *   number of threads and processes may share one mlruns/ folder.
+ * What flows: files only. Whole files (meta.yaml, params, tags) are written
+ *   to a temp file beside them and renamed; metric lines are appended with
+ *   one write(2). Changes that read-then-write hold flock(2) on a folder:
+ *   the run folder for run changes (param immutability across processes),
+ *   the root for experiment changes (unique names) and, shared, for run
+ *   creation (the experiment cannot move to .trash meanwhile). See
+ *   tracking/filestore_int.h.
+ * On failure: a write that fails leaves the last complete version of every
+ *   file (rename) or no partial metric line (ftruncate back); a run or
+ *   experiment that fails half-made is removed, and meta.yaml is written
+ *   last so readers never see one. A batch that fails on I/O after passing
+ *   validation may be partly applied (as MLflow's); each write is whole.
  */
 #include <errno.h>
 #include <limits.h>
@@ -571,7 +588,7 @@ filestore_open(const char *uri, void **out_backend, char **out_uri, char *err, s
     return 0;
 }
 
-const mpb__store_ops mpb__filestore_ops = {
+static const mpb__store_ops filestore_ops = {
     .name = "file",
     .open = filestore_open,
     .close = filestore_close,
@@ -592,3 +609,9 @@ const mpb__store_ops mpb__filestore_ops = {
     .delete_tag = mpb__filestore_delete_tag,
     .get_metric_history = mpb__filestore_get_metric_history,
 };
+
+const mpb__store_ops *
+mpb__filestore_backend(void)
+{
+    return &filestore_ops;
+}

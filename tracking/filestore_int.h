@@ -27,46 +27,37 @@ typedef struct mpb__filestore {
 
 /* Folder of an experiment: active ones in the root, deleted ones in .trash.
  * NULL when neither holds a meta.yaml. Caller frees. */
-char *
-mpb__filestore_experiment_dir(const mpb__filestore *fs, const char *experiment_id,
-                              int *out_deleted);
+char *mpb__filestore_experiment_dir(const mpb__filestore *fs, const char *experiment_id,
+                                    int *out_deleted);
 
 /* Every experiment folder (root first, then .trash), skipping reserved names. */
-int
-mpb__filestore_experiment_dirs(const mpb__filestore *fs, char ***out_dirs, size_t *out_n);
+int mpb__filestore_experiment_dirs(const mpb__filestore *fs, char ***out_dirs, size_t *out_n);
 
 /* Reads <dir>/meta.yaml and <dir>/tags; the id must match the folder name. */
-int
-mpb__filestore_read_experiment(const char *dir, int deleted, mpb_experiment *out, char *err,
-                               size_t err_len);
+int mpb__filestore_read_experiment(const char *dir, int deleted, mpb_experiment *out, char *err,
+                                   size_t err_len);
 
 /* Writes <dir>/meta.yaml atomically from an experiment's fields. */
-int
-mpb__filestore_write_experiment_meta(const char *dir, const mpb_experiment *experiment);
+int mpb__filestore_write_experiment_meta(const char *dir, const mpb_experiment *experiment);
 
 /* Folder of a run in any experiment (active or deleted); NULL if none. */
-char *
-mpb__filestore_run_dir(const mpb__filestore *fs, const char *run_id);
+char *mpb__filestore_run_dir(const mpb__filestore *fs, const char *run_id);
 
 /* Reads <run_dir>/meta.yaml (run_name may still be empty: see read_run). */
-int
-mpb__filestore_read_run_info(const char *run_dir, mpb_run_info *out, char *err, size_t err_len);
+int mpb__filestore_read_run_info(const char *run_dir, mpb_run_info *out, char *err, size_t err_len);
 
 /* Writes <run_dir>/meta.yaml atomically. deleted_time is written when >= 0,
  * as null when `creating`, else left out (MLflow's behaviour). */
-int
-mpb__filestore_write_run_meta(const char *run_dir, const mpb_run_info *info, int creating);
+int mpb__filestore_write_run_meta(const char *run_dir, const mpb_run_info *info, int creating);
 
 /* Reads a whole run: info, params, tags, latest metrics. MPB_ENOTFOUND when
  * the folder lacks metrics/, params/ or artifacts/ (as MLflow). */
-int
-mpb__filestore_read_run(const char *run_dir, mpb_run *out, char *err, size_t err_len);
+int mpb__filestore_read_run(const char *run_dir, mpb_run *out, char *err, size_t err_len);
 
 /* Writes one value file (params/ or tags/ of a run, tags/ of an experiment)
  * atomically, with the temp file in `owner_dir`; keys with '/' get folders. */
-int
-mpb__filestore_write_value(const char *owner_dir, const char *sub, const char *key,
-                           const char *value);
+int mpb__filestore_write_value(const char *owner_dir, const char *sub, const char *key,
+                               const char *value);
 
 /* A run folder under its exclusive lock, with the info read under the lock. */
 typedef struct mpb__filestore_locked_run {
@@ -77,59 +68,46 @@ typedef struct mpb__filestore_locked_run {
 
 /* Finds, locks and reads a run; with must_be_active a deleted run is
  * MPB_EINVAL ("must be in the 'active' state"). */
-int
-mpb__filestore_lock_run(mpb__filestore *fs, const char *run_id, int must_be_active,
-                        mpb__filestore_locked_run *out, char *err, size_t err_len);
-void
-mpb__filestore_unlock_run(mpb__filestore_locked_run *run);
+int mpb__filestore_lock_run(mpb__filestore *fs, const char *run_id, int must_be_active,
+                            mpb__filestore_locked_run *out, char *err, size_t err_len);
+void mpb__filestore_unlock_run(mpb__filestore_locked_run *run);
 
 /* Latest value per metric key (max by step, timestamp, value). */
-int
-mpb__filestore_read_latest_metrics(const char *run_dir, mpb_metric **out, size_t *out_n, char *err,
-                                   size_t err_len);
+int mpb__filestore_read_latest_metrics(const char *run_dir, mpb_metric **out, size_t *out_n,
+                                       char *err, size_t err_len);
 
 /* 1 when <base_dir>/<key> cannot hold a value: a prefix of the key is a
  * file, or the key itself is a folder ("a" vs "a/b"). */
-int
-mpb__filestore_key_conflict(const char *base_dir, const char *key);
+int mpb__filestore_key_conflict(const char *base_dir, const char *key);
 
 /* Reads every value file below <owner_dir>/<sub> into key/value pairs. */
-int
-mpb__filestore_read_values(const char *owner_dir, const char *sub, mpb_tag **out, size_t *out_n);
+int mpb__filestore_read_values(const char *owner_dir, const char *sub, mpb_tag **out,
+                               size_t *out_n);
 
 /* Marks a run deleted (deleted_time = when) or, with when < 0, restores it
  * if it was deleted at or after `restore_since`. Takes the run lock. */
-int
-mpb__filestore_set_run_lifecycle(const char *run_dir, int delete, int64_t when,
-                                 int64_t restore_since);
+int mpb__filestore_set_run_lifecycle(const char *run_dir, int delete, int64_t when,
+                                     int64_t restore_since);
 
-int
-mpb__filestore_log_batch(void *backend, const char *run_id, const mpb_metric *metrics,
-                         size_t n_metrics, const mpb_param *params, size_t n_params,
-                         const mpb_tag *tags, size_t n_tags, char *err, size_t err_len);
-int
-mpb__filestore_delete_tag(void *backend, const char *run_id, const char *key, char *err,
-                          size_t err_len);
-int
-mpb__filestore_get_metric_history(void *backend, const char *run_id, const char *key,
-                                  mpb_metric_history **out, char *err, size_t err_len);
+int mpb__filestore_log_batch(void *backend, const char *run_id, const mpb_metric *metrics,
+                             size_t n_metrics, const mpb_param *params, size_t n_params,
+                             const mpb_tag *tags, size_t n_tags, char *err, size_t err_len);
+int mpb__filestore_delete_tag(void *backend, const char *run_id, const char *key, char *err,
+                              size_t err_len);
+int mpb__filestore_get_metric_history(void *backend, const char *run_id, const char *key,
+                                      mpb_metric_history **out, char *err, size_t err_len);
 
-int
-mpb__filestore_create_run(void *backend, const char *experiment_id, const char *user_id,
-                          int64_t start_time_ms, const char *run_name, const mpb_tag *tags,
-                          size_t n_tags, char **out_run_id, char *err, size_t err_len);
-int
-mpb__filestore_update_run(void *backend, const char *run_id, mpb_run_status status,
-                          int64_t end_time_ms, const char *run_name, char *err, size_t err_len);
-int
-mpb__filestore_get_run(void *backend, const char *run_id, mpb_run **out, char *err, size_t err_len);
-int
-mpb__filestore_search_runs(void *backend, const char *const *experiment_ids,
-                           size_t n_experiment_ids, const mpb_search_opts *opts, mpb_run_page **out,
-                           char *err, size_t err_len);
-int
-mpb__filestore_delete_run(void *backend, const char *run_id, char *err, size_t err_len);
-int
-mpb__filestore_restore_run(void *backend, const char *run_id, char *err, size_t err_len);
+int mpb__filestore_create_run(void *backend, const char *experiment_id, const char *user_id,
+                              int64_t start_time_ms, const char *run_name, const mpb_tag *tags,
+                              size_t n_tags, char **out_run_id, char *err, size_t err_len);
+int mpb__filestore_update_run(void *backend, const char *run_id, mpb_run_status status,
+                              int64_t end_time_ms, const char *run_name, char *err, size_t err_len);
+int mpb__filestore_get_run(void *backend, const char *run_id, mpb_run **out, char *err,
+                           size_t err_len);
+int mpb__filestore_search_runs(void *backend, const char *const *experiment_ids,
+                               size_t n_experiment_ids, const mpb_search_opts *opts,
+                               mpb_run_page **out, char *err, size_t err_len);
+int mpb__filestore_delete_run(void *backend, const char *run_id, char *err, size_t err_len);
+int mpb__filestore_restore_run(void *backend, const char *run_id, char *err, size_t err_len);
 
 #endif

@@ -269,6 +269,12 @@ mpb__filestore_get_metric_history(void *backend, const char *run_id, const char 
     return 0;
 }
 
+static int
+compare_keys(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
 /* State checks of a batch against the run on disk; *skip_param[i] = 1 when
  * param i is already logged with the same value. */
 static int
@@ -299,11 +305,19 @@ check_against_disk(const mpb__filestore_locked_run *run, const mpb_metric *metri
         free(old);
         free(path);
     }
+    /* Batches repeat keys: check each distinct key once. */
+    const char **keys = mpb_calloc(n_metrics ? n_metrics : 1, sizeof *keys);
+    for (size_t i = 0; i < n_metrics; i++) {
+        keys[i] = metrics[i].key;
+    }
+    qsort(keys, n_metrics, sizeof *keys, compare_keys);
     for (size_t i = 0; rc == 0 && clash == NULL && i < n_metrics; i++) {
-        if (mpb__filestore_key_conflict(metrics_dir, metrics[i].key)) {
-            clash = metrics[i].key;
+        if ((i == 0 || strcmp(keys[i], keys[i - 1]) != 0) &&
+            mpb__filestore_key_conflict(metrics_dir, keys[i])) {
+            clash = keys[i];
         }
     }
+    free(keys);
     for (size_t i = 0; rc == 0 && clash == NULL && i < n_tags; i++) {
         if (mpb__filestore_key_conflict(tags_dir, tags[i].key)) {
             clash = tags[i].key;

@@ -299,9 +299,9 @@ mpb__filestore_unlock_run(mpb__filestore_locked_run *run)
     run->lock = -1;
 }
 
-int
-mpb__filestore_lock_run(mpb__filestore *fs, const char *run_id, int must_be_active,
-                        mpb__filestore_locked_run *out, char *err, size_t err_len)
+static int
+lock_run_once(mpb__filestore *fs, const char *run_id, mpb__filestore_locked_run *out, char *err,
+              size_t err_len)
 {
     memset(out, 0, sizeof *out);
     out->lock = -1;
@@ -310,17 +310,32 @@ mpb__filestore_lock_run(mpb__filestore *fs, const char *run_id, int must_be_acti
         return mpb__set_error(err, err_len, MPB_ENOTFOUND, "Run '%s' not found", run_id);
     }
     int rc = mpb__fs_lock(out->dir, 0, &out->lock);
-    if (rc < 0) {
-        rc = mpb__set_error(err, err_len, rc, "cannot lock run %s: %s", out->dir, mpb_strerror(rc));
-    } else {
+    if (rc == 0) {
         rc = mpb__filestore_read_run_info(out->dir, &out->info, err, err_len);
+    } else if (rc == MPB_ENOENT) {
+        rc = mpb__set_error(err, err_len, MPB_ENOTFOUND, "Run '%s' not found", run_id);
+    } else {
+        rc = mpb__set_error(err, err_len, rc, "cannot lock run %s: %s", out->dir, mpb_strerror(rc));
+    }
+    if (rc < 0) {
+        mpb__filestore_unlock_run(out);
+    }
+    return rc;
+}
+
+int
+mpb__filestore_lock_run(mpb__filestore *fs, const char *run_id, int must_be_active,
+                        mpb__filestore_locked_run *out, char *err, size_t err_len)
+{
+    int rc = lock_run_once(fs, run_id, out, err, err_len);
+    /* Another look or two: the experiment may have just moved to or from .trash. */
+    for (int attempt = 0; attempt < 2 && rc == MPB_ENOTFOUND; attempt++) {
+        rc = lock_run_once(fs, run_id, out, err, err_len);
     }
     if (rc == 0 && must_be_active && strcmp(out->info.lifecycle_stage, "active") != 0) {
         rc = mpb__set_error(err, err_len, MPB_EINVAL,
                             "The run %s must be in the 'active' state. Current state is %s.",
                             run_id, out->info.lifecycle_stage);
-    }
-    if (rc < 0) {
         mpb__filestore_unlock_run(out);
     }
     return rc;
@@ -358,13 +373,18 @@ mpb__filestore_update_run(void *backend, const char *run_id, mpb_run_status stat
 int
 mpb__filestore_get_run(void *backend, const char *run_id, mpb_run **out, char *err, size_t err_len)
 {
-    char *dir = mpb__filestore_run_dir(backend, run_id);
-    if (dir == NULL) {
-        return mpb__set_error(err, err_len, MPB_ENOTFOUND, "Run '%s' not found", run_id);
-    }
     mpb_run *run = mpb_calloc(1, sizeof *run);
-    int rc = mpb__filestore_read_run(dir, run, err, err_len);
-    free(dir);
+    int rc = MPB_ENOTFOUND;
+    /* A second look: the experiment may have just moved to or from .trash. */
+    for (int attempt = 0; attempt < 3 && rc == MPB_ENOTFOUND; attempt++) {
+        char *dir = mpb__filestore_run_dir(backend, run_id);
+        if (dir == NULL) {
+            rc = mpb__set_error(err, err_len, MPB_ENOTFOUND, "Run '%s' not found", run_id);
+            continue;
+        }
+        rc = mpb__filestore_read_run(dir, run, err, err_len);
+        free(dir);
+    }
     if (rc < 0) {
         free(run);
         return rc;

@@ -20,70 +20,52 @@
 #define MPB__TMP_PREFIX ".mpb-tmp-"
 
 /* Joins two path parts with one '/'. Caller frees. */
-char *
-mpb__path_join(const char *dir, const char *name);
+char *mpb__path_join(const char *dir, const char *name);
 
-int
-mpb__fs_is_dir(const char *path);
-int
-mpb__fs_is_file(const char *path);
+int mpb__fs_is_dir(const char *path);
+int mpb__fs_is_file(const char *path);
 
 /* Creates one folder: 0, or MPB_EEXIST when something is already there. */
-int
-mpb__fs_mkdir(const char *path);
+int mpb__fs_mkdir(const char *path);
 /* Creates a folder and its missing parents; an existing folder is fine. */
-int
-mpb__fs_mkdir_p(const char *path);
+int mpb__fs_mkdir_p(const char *path);
 
 /* Reads a whole file of at most `limit` bytes (MPB_ELIMIT if larger),
  * NUL-terminated. Caller frees *out. */
-int
-mpb__fs_read_file(const char *path, size_t limit, char **out, size_t *out_len);
+int mpb__fs_read_file(const char *path, size_t limit, char **out, size_t *out_len);
 
 /* Replaces `path` whole: writes a temp file in tmp_dir (same file system as
  * path), then renames it over path. Readers see the old or the new content. */
-int
-mpb__fs_write_atomic(const char *tmp_dir, const char *path, const char *data, size_t len);
+int mpb__fs_write_atomic(const char *tmp_dir, const char *path, const char *data, size_t len);
 
 /* Appends with one write(2) on an O_APPEND descriptor; a short write is cut
  * back so no partial line stays in the file. */
-int
-mpb__fs_append(const char *path, const char *data, size_t len);
+int mpb__fs_append(const char *path, const char *data, size_t len);
 
-int
-mpb__fs_rename(const char *from, const char *to);
-int
-mpb__fs_unlink(const char *path);
+int mpb__fs_rename(const char *from, const char *to);
+int mpb__fs_unlink(const char *path);
 /* Removes a file or a whole tree; a missing path is fine. */
-int
-mpb__fs_rm_rf(const char *path);
+int mpb__fs_rm_rf(const char *path);
 
 /* Sorted entry names of a folder without "." and ".."; dirs_only keeps
  * folders only. Free with mpb__fs_names_free. */
-int
-mpb__fs_list(const char *dir, int dirs_only, char ***out_names, size_t *out_n);
-void
-mpb__fs_names_free(char **names, size_t n);
+int mpb__fs_list(const char *dir, int dirs_only, char ***out_names, size_t *out_n);
+void mpb__fs_names_free(char **names, size_t n);
 
 /* Calls cb for every regular file below dir (recursively, sorted), with its
  * '/'-joined path relative to dir; a non-zero return from cb stops the walk
  * and is returned. */
 typedef int (*mpb__fs_file_fn)(const char *rel_path, const char *abs_path, void *ctx);
-int
-mpb__fs_walk_files(const char *dir, mpb__fs_file_fn cb, void *ctx);
+int mpb__fs_walk_files(const char *dir, mpb__fs_file_fn cb, void *ctx);
 
 /* Copies a file so that dst appears whole (temp file next to dst + rename). */
-int
-mpb__fs_copy_file(const char *src, const char *dst);
+int mpb__fs_copy_file(const char *src, const char *dst);
 /* Copies the contents of src_dir into dst_dir (created as needed). */
-int
-mpb__fs_copy_tree(const char *src_dir, const char *dst_dir);
+int mpb__fs_copy_tree(const char *src_dir, const char *dst_dir);
 
 /* Takes an exclusive (shared = 0) or shared flock on a folder; *out_fd is
  * released by mpb__fs_unlock. */
-int
-mpb__fs_lock(const char *dir, int shared, int *out_fd);
-void
-mpb__fs_unlock(int fd);
+int mpb__fs_lock(const char *dir, int shared, int *out_fd);
+void mpb__fs_unlock(int fd);
 
 #endif

@@ -66,46 +66,34 @@ typedef struct mpb__order {
 
 /* NULL or blank text is the empty filter (matches everything). MPB_EINVAL
  * with the offset and the text where parsing stopped. */
-int
-mpb__filter_parse(mpb__search_target target, const char *text, mpb__filter *out, char *err,
-                  size_t err_len);
-void
-mpb__filter_clear(mpb__filter *filter);
+int mpb__filter_parse(mpb__search_target target, const char *text, mpb__filter *out, char *err,
+                      size_t err_len);
+void mpb__filter_clear(mpb__filter *filter);
 
-int
-mpb__order_parse(mpb__search_target target, const char *const *order_by, size_t n_order_by,
-                 mpb__order *out, char *err, size_t err_len);
-void
-mpb__order_clear(mpb__order *order);
+int mpb__order_parse(mpb__search_target target, const char *const *order_by, size_t n_order_by,
+                     mpb__order *out, char *err, size_t err_len);
+void mpb__order_clear(mpb__order *order);
 
 /* SQL LIKE: % any run of characters, _ one character. */
-int
-mpb__like_match(const char *pattern, const char *text, int ignore_case);
+int mpb__like_match(const char *pattern, const char *text, int ignore_case);
 
-int
-mpb__filter_match_run(const mpb__filter *filter, const mpb_run *run);
-int
-mpb__filter_match_experiment(const mpb__filter *filter, const mpb_experiment *experiment);
+int mpb__filter_match_run(const mpb__filter *filter, const mpb_run *run);
+int mpb__filter_match_experiment(const mpb__filter *filter, const mpb_experiment *experiment);
 
-char *
-mpb__page_token_encode(size_t offset);
-int
-mpb__page_token_decode(const char *token, size_t *out_offset, char *err, size_t err_len);
+char *mpb__page_token_encode(size_t offset);
+int mpb__page_token_decode(const char *token, size_t *out_offset, char *err, size_t err_len);
 
 /* Checks every field of search options (filter and order syntax, view type,
  * max_results, page token) before any I/O. */
-int
-mpb__search_opts_check(mpb__search_target target, const mpb_search_opts *opts, char *err,
-                       size_t err_len);
+int mpb__search_opts_check(mpb__search_target target, const mpb_search_opts *opts, char *err,
+                           size_t err_len);
 
 /* Filters by view type and filter, sorts, cuts one page. Consumes `runs`
  * (an array of n_runs runs, freed here whatever the outcome). */
-int
-mpb__search_runs_in_memory(mpb_run *runs, size_t n_runs, const mpb_search_opts *opts,
-                           mpb_run_page **out, char *err, size_t err_len);
-int
-mpb__search_experiments_in_memory(mpb_experiment *experiments, size_t n_experiments,
-                                  const mpb_search_opts *opts, mpb_experiment_page **out, char *err,
-                                  size_t err_len);
+int mpb__search_runs_in_memory(mpb_run *runs, size_t n_runs, const mpb_search_opts *opts,
+                               mpb_run_page **out, char *err, size_t err_len);
+int mpb__search_experiments_in_memory(mpb_experiment *experiments, size_t n_experiments,
+                                      const mpb_search_opts *opts, mpb_experiment_page **out,
+                                      char *err, size_t err_len);
 
 #endif

@@ -21,10 +21,10 @@
 
 static const struct backend_entry {
     const char *scheme;
-    const mpb__store_ops *ops; /* NULL: not built yet */
+    const mpb__store_ops *(*ops)(void); /* NULL: not built yet */
     const char *what;
 } backends[] = {
-    {"file", &mpb__filestore_ops, "MLflow's FileStore layout"},
+    {"file", mpb__filestore_backend, "MLflow's FileStore layout"},
     {"sqlite", NULL, "MLflow's SQLite schema"},
     {"http", NULL, "an MLflow tracking server's REST API"},
     {"https", NULL, "an MLflow tracking server's REST API"},
@@ -75,14 +75,15 @@ mpb_store_open(const char *uri, mpb_store **out, char *err, size_t err_len)
                               "a plain path",
                               backend->scheme, backend->what);
     }
+    const mpb__store_ops *ops = backend->ops();
     void *state = NULL;
     char *resolved = NULL;
-    int rc = backend->ops->open(uri, &state, &resolved, err, err_len);
+    int rc = ops->open(uri, &state, &resolved, err, err_len);
     if (rc < 0) {
         return rc;
     }
     mpb_store *store = mpb_calloc(1, sizeof *store);
-    store->ops = backend->ops;
+    store->ops = ops;
     store->backend = state;
     store->uri = resolved;
     *out = store;

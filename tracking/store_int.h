@@ -71,34 +71,26 @@ struct mpb_store {
     char *uri;
 };
 
-extern const mpb__store_ops mpb__filestore_ops;
+/* The file store's ops table (a static const in tracking/filestore.c). */
+const mpb__store_ops *mpb__filestore_backend(void);
 
 /* ---- Entity helpers (tracking/entities.c) ---- */
 
-void
-mpb__run_info_clear(mpb_run_info *info);
-void
-mpb__run_clear(mpb_run *run);
-void
-mpb__experiment_clear(mpb_experiment *experiment);
+void mpb__run_info_clear(mpb_run_info *info);
+void mpb__run_clear(mpb_run *run);
+void mpb__experiment_clear(mpb_experiment *experiment);
 /* Frees the keys and values of n tags (or params: same layout) and the array. */
-void
-mpb__tags_free(mpb_tag *tags, size_t n);
+void mpb__tags_free(mpb_tag *tags, size_t n);
 /* The value of the last tag with this key, or NULL. */
-const char *
-mpb__tag_find(const mpb_tag *tags, size_t n, const char *key);
-const char *
-mpb__param_find(const mpb_param *params, size_t n, const char *key);
-const mpb_metric *
-mpb__metric_find(const mpb_metric *metrics, size_t n, const char *key);
+const char *mpb__tag_find(const mpb_tag *tags, size_t n, const char *key);
+const char *mpb__param_find(const mpb_param *params, size_t n, const char *key);
+const mpb_metric *mpb__metric_find(const mpb_metric *metrics, size_t n, const char *key);
 
 /* ---- Fault injection for tests (implemented in tracking/fs_util.c) ----
  * After `succeed_first` more successful writing file operations (open for
  * writing, write, rename, mkdir, unlink) of this process, every further one
  * fails with `status` until disarmed. Process-wide; tests only. */
-void
-mpb__fs_fault_arm(int succeed_first, int status);
-void
-mpb__fs_fault_disarm(void);
+void mpb__fs_fault_arm(int succeed_first, int status);
+void mpb__fs_fault_disarm(void);
 
 #endif

@@ -213,13 +213,19 @@ mpb__format_double(double value, char out[32])
     }
     /* Shortest digits that round-trip, laid out as Python's repr: fixed
      * notation for exponents -4..15, else d.ddde+XX. */
-    int precision = 1;
-    for (; precision < 17; precision++) {
-        snprintf(out, 32, "%.*e", precision - 1, value);
+    /* Round-tripping is monotonic in the precision: binary search 1..17. */
+    int low = 1;
+    int high = 17;
+    while (low < high) {
+        int mid = (low + high) / 2;
+        snprintf(out, 32, "%.*e", mid - 1, value);
         if (strtod(out, NULL) == value) {
-            break;
+            high = mid;
+        } else {
+            low = mid + 1;
         }
     }
+    int precision = low;
     snprintf(out, 32, "%.*e", precision - 1, value);
     int exponent = atoi(strchr(out, 'e') + 1);
     if (exponent >= -4 && exponent < 16) {

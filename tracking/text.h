@@ -19,65 +19,48 @@ typedef struct mpb__strbuf {
     size_t cap;
 } mpb__strbuf;
 
-void
-mpb__strbuf_append(mpb__strbuf *buf, const char *text, size_t len);
-void
-mpb__strbuf_puts(mpb__strbuf *buf, const char *text);
-void
-mpb__strbuf_printf(mpb__strbuf *buf, const char *fmt, ...) MPB_PRINTF(2, 3);
+void mpb__strbuf_append(mpb__strbuf *buf, const char *text, size_t len);
+void mpb__strbuf_puts(mpb__strbuf *buf, const char *text);
+void mpb__strbuf_printf(mpb__strbuf *buf, const char *fmt, ...) MPB_PRINTF(2, 3);
 /* Hands the text to the caller (never NULL) and empties the buffer. */
-char *
-mpb__strbuf_take(mpb__strbuf *buf);
-void
-mpb__strbuf_clear(mpb__strbuf *buf);
+char *mpb__strbuf_take(mpb__strbuf *buf);
+void mpb__strbuf_clear(mpb__strbuf *buf);
 
 /* Code points of valid UTF-8 text, or -1 when the text is not valid UTF-8
  * (overlongs, surrogates and values above U+10FFFF are invalid). */
-long
-mpb__utf8_length(const char *text);
+long mpb__utf8_length(const char *text);
 
 /* Decodes one code point at *text (valid UTF-8 assumed), advancing *text. */
-uint32_t
-mpb__utf8_next(const char **text);
+uint32_t mpb__utf8_next(const char **text);
 
 /* Standard base64 with padding; decoding returns NULL on malformed input. */
-char *
-mpb__base64_encode(const void *bytes, size_t len);
-unsigned char *
-mpb__base64_decode(const char *text, size_t *out_len);
+char *mpb__base64_encode(const void *bytes, size_t len);
+unsigned char *mpb__base64_decode(const char *text, size_t *out_len);
 
 /* Shortest text that reads back to the same double; "nan", "inf", "-inf"
  * otherwise (all of which Python's float() reads). out needs 32 bytes. */
-void
-mpb__format_double(double value, char out[32]);
+void mpb__format_double(double value, char out[32]);
 
 /* Fills buf with random bytes (getrandom); 0 or a negative status. */
-int
-mpb__random_bytes(void *buf, size_t len);
+int mpb__random_bytes(void *buf, size_t len);
 
 /* uuid4().hex: 32 lowercase hex digits. out needs 33 bytes. */
-int
-mpb__uuid4_hex(char out[33]);
+int mpb__uuid4_hex(char out[33]);
 
 /* An 18-digit decimal experiment id without a leading zero. out needs 19 bytes. */
-int
-mpb__experiment_id_new(char out[19]);
+int mpb__experiment_id_new(char out[19]);
 
 /* A random MLflow-style run name "adjective-noun-NNN" (at most 20 chars). */
-char *
-mpb__run_name_new(void);
+char *mpb__run_name_new(void);
 
 /* file:// URI of an absolute path, percent-encoding all but [A-Za-z0-9_.~/-]. */
-char *
-mpb__path_to_file_uri(const char *abs_path);
+char *mpb__path_to_file_uri(const char *abs_path);
 
 /* Local path of a "file:" URI ("file:///a%20b", "file://localhost/a",
  * "file:rel/path"); NULL when uri is no local file URI. */
-char *
-mpb__file_uri_to_path(const char *uri);
+char *mpb__file_uri_to_path(const char *uri);
 
 /* Parses a whole decimal int64; 0 or MPB_EINVAL. */
-int
-mpb__parse_int64(const char *text, int64_t *out);
+int mpb__parse_int64(const char *text, int64_t *out);
 
 #endif

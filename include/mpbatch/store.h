@@ -160,12 +160,10 @@ MPB_EXPORT void mpb_run_free(mpb_run **run_p);
 MPB_EXPORT void mpb_experiment_free(mpb_experiment **experiment_p);
 
 /* Name of a status as MLflow spells it ("FINISHED"); "UNKNOWN" when out of range. */
-MPB_EXPORT const char *
-mpb_run_status_name(mpb_run_status status);
+MPB_EXPORT const char *mpb_run_status_name(mpb_run_status status);
 
 /* Parses "RUNNING", "FINISHED", ... (case-insensitive); 0 on success, MPB_EINVAL otherwise. */
-MPB_EXPORT int
-mpb_run_status_parse(const char *name, mpb_run_status *out);
+MPB_EXPORT int mpb_run_status_parse(const char *name, mpb_run_status *out);
 
 /* ---- Experiments ------------------------------------------------------ */
 
@@ -173,34 +171,32 @@ mpb_run_status_parse(const char *name, mpb_run_status *out);
  * (file://<root>/<id> for the file store). Names are unique among active and
  * deleted experiments (MPB_EEXIST otherwise). *out_experiment_id is the
  * caller's (free()); out_experiment_id may be NULL. */
-MPB_EXPORT int
-mpb_store_create_experiment(mpb_store *self, const char *name, const char *artifact_location,
-                            const mpb_tag *tags, size_t n_tags, char **out_experiment_id, char *err,
-                            size_t err_len);
+MPB_EXPORT int mpb_store_create_experiment(mpb_store *self, const char *name,
+                                           const char *artifact_location, const mpb_tag *tags,
+                                           size_t n_tags, char **out_experiment_id, char *err,
+                                           size_t err_len);
 
 /* Reads an experiment (active or deleted) with its tags; *out is the caller's. */
-MPB_EXPORT int
-mpb_store_get_experiment(mpb_store *self, const char *experiment_id, mpb_experiment **out,
-                         char *err, size_t err_len);
+MPB_EXPORT int mpb_store_get_experiment(mpb_store *self, const char *experiment_id,
+                                        mpb_experiment **out, char *err, size_t err_len);
 
 /* Same, looked up by exact name among active and deleted experiments. */
-MPB_EXPORT int
-mpb_store_get_experiment_by_name(mpb_store *self, const char *name, mpb_experiment **out, char *err,
-                                 size_t err_len);
+MPB_EXPORT int mpb_store_get_experiment_by_name(mpb_store *self, const char *name,
+                                                mpb_experiment **out, char *err, size_t err_len);
 
 /* Marks the experiment and its active runs deleted (the file store moves the
  * folder to .trash/). The default experiment cannot be deleted. */
-MPB_EXPORT int
-mpb_store_delete_experiment(mpb_store *self, const char *experiment_id, char *err, size_t err_len);
+MPB_EXPORT int mpb_store_delete_experiment(mpb_store *self, const char *experiment_id, char *err,
+                                           size_t err_len);
 
 /* Undoes mpb_store_delete_experiment, restoring the runs it deleted. */
-MPB_EXPORT int
-mpb_store_restore_experiment(mpb_store *self, const char *experiment_id, char *err, size_t err_len);
+MPB_EXPORT int mpb_store_restore_experiment(mpb_store *self, const char *experiment_id, char *err,
+                                            size_t err_len);
 
 /* Sets (overwrites) a tag of an active experiment. */
-MPB_EXPORT int
-mpb_store_set_experiment_tag(mpb_store *self, const char *experiment_id, const char *key,
-                             const char *value, char *err, size_t err_len);
+MPB_EXPORT int mpb_store_set_experiment_tag(mpb_store *self, const char *experiment_id,
+                                            const char *key, const char *value, char *err,
+                                            size_t err_len);
 
 /* ---- Search ------------------------------------------------------------- */
 
@@ -233,41 +229,35 @@ typedef struct mpb_experiment_page {
 /* Searches experiments (filter over name, creation_time, last_update_time and
  * tags; order_by name, experiment_id, creation_time, last_update_time; default
  * order: creation_time DESC, experiment_id). *out is the caller's. */
-MPB_EXPORT int
-mpb_store_search_experiments(mpb_store *self, const mpb_search_opts *opts,
-                             mpb_experiment_page **out, char *err, size_t err_len);
+MPB_EXPORT int mpb_store_search_experiments(mpb_store *self, const mpb_search_opts *opts,
+                                            mpb_experiment_page **out, char *err, size_t err_len);
 
 /* Searches the runs of the given experiments (filter over attributes, tags,
  * params, metrics; default order: start_time DESC, run_id). *out is the caller's. */
-MPB_EXPORT int
-mpb_store_search_runs(mpb_store *self, const char *const *experiment_ids, size_t n_experiment_ids,
-                      const mpb_search_opts *opts, mpb_run_page **out, char *err, size_t err_len);
+MPB_EXPORT int mpb_store_search_runs(mpb_store *self, const char *const *experiment_ids,
+                                     size_t n_experiment_ids, const mpb_search_opts *opts,
+                                     mpb_run_page **out, char *err, size_t err_len);
 
-MPB_EXPORT void
-mpb_run_page_free(mpb_run_page **page_p);
+MPB_EXPORT void mpb_run_page_free(mpb_run_page **page_p);
 
-MPB_EXPORT void
-mpb_experiment_page_free(mpb_experiment_page **page_p);
+MPB_EXPORT void mpb_experiment_page_free(mpb_experiment_page **page_p);
 
 /* ---- Runs --------------------------------------------------------------- */
 
 /* Marks a run deleted (it stays on disk and in MPB_VIEW_DELETED_ONLY searches). */
-MPB_EXPORT int
-mpb_store_delete_run(mpb_store *self, const char *run_id, char *err, size_t err_len);
+MPB_EXPORT int mpb_store_delete_run(mpb_store *self, const char *run_id, char *err, size_t err_len);
 
 /* Marks a deleted run active again. */
-MPB_EXPORT int
-mpb_store_restore_run(mpb_store *self, const char *run_id, char *err, size_t err_len);
+MPB_EXPORT int mpb_store_restore_run(mpb_store *self, const char *run_id, char *err,
+                                     size_t err_len);
 
 /* Sets (overwrites) one tag of an active run; mlflow.runName also renames the run. */
-MPB_EXPORT int
-mpb_store_set_tag(mpb_store *self, const char *run_id, const char *key, const char *value,
-                  char *err, size_t err_len);
+MPB_EXPORT int mpb_store_set_tag(mpb_store *self, const char *run_id, const char *key,
+                                 const char *value, char *err, size_t err_len);
 
 /* Removes a tag of an active run; MPB_ENOTFOUND when the run has no such tag. */
-MPB_EXPORT int
-mpb_store_delete_tag(mpb_store *self, const char *run_id, const char *key, char *err,
-                     size_t err_len);
+MPB_EXPORT int mpb_store_delete_tag(mpb_store *self, const char *run_id, const char *key, char *err,
+                                    size_t err_len);
 
 /* Every logged value of one metric, in the order it was logged. Owns its
  * strings; metrics[i].key points to key. */
@@ -279,12 +269,10 @@ typedef struct mpb_metric_history {
 } mpb_metric_history;
 
 /* Reads a metric's history; an unknown key gives an empty history. *out is the caller's. */
-MPB_EXPORT int
-mpb_store_get_metric_history(mpb_store *self, const char *run_id, const char *key,
-                             mpb_metric_history **out, char *err, size_t err_len);
+MPB_EXPORT int mpb_store_get_metric_history(mpb_store *self, const char *run_id, const char *key,
+                                            mpb_metric_history **out, char *err, size_t err_len);
 
-MPB_EXPORT void
-mpb_metric_history_free(mpb_metric_history **history_p);
+MPB_EXPORT void mpb_metric_history_free(mpb_metric_history **history_p);
 
 /* ---- Artifacts ---------------------------------------------------------- */
 
@@ -303,40 +291,36 @@ typedef struct mpb_artifact_list {
  * (NULL or "" = the root). A file lands at <artifact_path>/<basename>; a
  * folder's CONTENTS land under <artifact_path>/ (MLflow's log_artifact and
  * log_artifacts). Each file appears whole (copied to a temp name, renamed). */
-MPB_EXPORT int
-mpb_store_log_artifact(mpb_store *self, const char *run_id, const char *local_path,
-                       const char *artifact_path, char *err, size_t err_len);
+MPB_EXPORT int mpb_store_log_artifact(mpb_store *self, const char *run_id, const char *local_path,
+                                      const char *artifact_path, char *err, size_t err_len);
 
 /* Lists the direct children of an artifact folder (path NULL or "" = root). */
-MPB_EXPORT int
-mpb_store_list_artifacts(mpb_store *self, const char *run_id, const char *path,
-                         mpb_artifact_list **out, char *err, size_t err_len);
+MPB_EXPORT int mpb_store_list_artifacts(mpb_store *self, const char *run_id, const char *path,
+                                        mpb_artifact_list **out, char *err, size_t err_len);
 
 /* Copies an artifact file or folder (path NULL or "" = everything) into the
  * local folder dst_dir (created if missing); *out_local_path (may be NULL) is
  * the copy's path, the caller's (free()). */
-MPB_EXPORT int
-mpb_store_download_artifacts(mpb_store *self, const char *run_id, const char *path,
-                             const char *dst_dir, char **out_local_path, char *err, size_t err_len);
+MPB_EXPORT int mpb_store_download_artifacts(mpb_store *self, const char *run_id, const char *path,
+                                            const char *dst_dir, char **out_local_path, char *err,
+                                            size_t err_len);
 
-MPB_EXPORT void
-mpb_artifact_list_free(mpb_artifact_list **list_p);
+MPB_EXPORT void mpb_artifact_list_free(mpb_artifact_list **list_p);
 
 /* ---- Registry helpers (the way ForML uses MLflow as a model registry) --- */
 
 /* The id of the experiment with this name: an active one as is, a deleted
  * one restored, none created. *out_created (may be NULL) says whether it was
  * created. *out_experiment_id is the caller's (free()). */
-MPB_EXPORT int
-mpb_store_get_or_create_experiment(mpb_store *self, const char *name, char **out_experiment_id,
-                                   int *out_created, char *err, size_t err_len);
+MPB_EXPORT int mpb_store_get_or_create_experiment(mpb_store *self, const char *name,
+                                                  char **out_experiment_id, int *out_created,
+                                                  char *err, size_t err_len);
 
 /* The id of the one active run of the experiment carrying ALL the given tags
  * (exact values): one match is returned, none creates a run with those tags,
  * several are MPB_EAMBIGUOUS. *out_run_id is the caller's (free()). */
-MPB_EXPORT int
-mpb_store_get_or_create_run(mpb_store *self, const char *experiment_id, const mpb_tag *tags,
-                            size_t n_tags, char **out_run_id, int *out_created, char *err,
-                            size_t err_len);
+MPB_EXPORT int mpb_store_get_or_create_run(mpb_store *self, const char *experiment_id,
+                                           const mpb_tag *tags, size_t n_tags, char **out_run_id,
+                                           int *out_created, char *err, size_t err_len);
 
 #endif

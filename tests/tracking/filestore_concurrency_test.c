@@ -334,6 +334,65 @@ threads_share_one_run(void **state)
     free(run);
 }
 
+typedef struct churn_job {
+    mpb_store *store;
+    const char *run_id;
+    int ok;
+    int refused;
+    int other;
+    char err[512];
+} churn_job;
+
+static void *
+churn_logger(void *arg)
+{
+    churn_job *job = arg;
+    for (int i = 0; i < BATCHES; i++) {
+        mpb_metric metric = {"m", i, 0, i};
+        char err[512];
+        int rc = mpb_store_log_batch(job->store, job->run_id, &metric, 1, NULL, 0, NULL, 0, err,
+                                     sizeof err);
+        if (rc == 0) {
+            job->ok++;
+        } else if (rc == MPB_EINVAL && strstr(err, "'active' state") != NULL) {
+            job->refused++; /* the experiment was deleted at that moment */
+        } else {
+            job->other++;
+            snprintf(job->err, sizeof job->err, "%s: %.400s", mpb_err_name(rc), err);
+        }
+    }
+    return NULL;
+}
+
+/* The experiment moves to .trash and back while a thread logs to its run:
+ * each batch is written or refused as deleted, never lost in between. */
+static void
+logging_while_the_experiment_moves_to_trash_and_back(void **state)
+{
+    fixture *f = *state;
+    char *run = th_run(f->store, f->exp_id, "moving");
+    churn_job job = {.store = f->store, .run_id = run};
+    pthread_t thread;
+    assert_int_equal(pthread_create(&thread, NULL, churn_logger, &job), 0);
+    for (int i = 0; i < 20; i++) {
+        assert_int_equal(mpb_store_delete_experiment(f->store, f->exp_id, f->err, sizeof f->err),
+                         0);
+        assert_int_equal(mpb_store_restore_experiment(f->store, f->exp_id, f->err, sizeof f->err),
+                         0);
+    }
+    assert_int_equal(pthread_join(thread, NULL), 0);
+    if (job.other != 0) {
+        fail_msg("%d batches failed otherwise, last: %s", job.other, job.err);
+    }
+    assert_int_equal(job.ok + job.refused, BATCHES);
+    mpb_metric_history *history = NULL;
+    assert_int_equal(
+        mpb_store_get_metric_history(f->store, run, "m", &history, f->err, sizeof f->err), 0);
+    assert_int_equal(history->n_metrics, (size_t)job.ok);
+    mpb_metric_history_free(&history);
+    free(run);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -348,6 +407,8 @@ main(int argc, char **argv)
                                         teardown),
         cmocka_unit_test_setup_teardown(threads_log_to_different_runs, setup, teardown),
         cmocka_unit_test_setup_teardown(threads_share_one_run, setup, teardown),
+        cmocka_unit_test_setup_teardown(logging_while_the_experiment_moves_to_trash_and_back, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

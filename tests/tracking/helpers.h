@@ -68,8 +68,7 @@ th_read(const char *path)
     return text;
 }
 
-static inline char *
-th_pathf(const char *fmt, ...) MPB_PRINTF(1, 2);
+static inline char *th_pathf(const char *fmt, ...) MPB_PRINTF(1, 2);
 
 static inline char *
 th_pathf(const char *fmt, ...)
