@@ -64,6 +64,22 @@ mpb_runs_open_store(runs_cli *cli)
     return mpb_store_open(cli->uri, &cli->store, cli->err, sizeof cli->err);
 }
 
+int
+mpb_runs_is_help(const char *arg)
+{
+    return strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0;
+}
+
+int
+mpb_runs_answer_help(int argc, char **argv, const char *usage)
+{
+    if (argc == 2 && mpb_runs_is_help(argv[1])) {
+        fputs(usage, stdout);
+        return 1;
+    }
+    return 0;
+}
+
 /* ---- experiments ---- */
 
 static const char experiments_usage[] =
@@ -96,7 +112,7 @@ cmd_experiments(runs_cli *cli, int argc, char **argv)
 {
     mpb_view_type view = MPB_VIEW_ACTIVE_ONLY;
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+        if (mpb_runs_is_help(argv[i])) {
             fputs(experiments_usage, stdout);
             return 0;
         }
@@ -174,7 +190,7 @@ parse_list_args(int argc, char **argv, list_args *args)
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         const char *value = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+        if (mpb_runs_is_help(arg)) {
             fputs(list_usage, stdout);
             return 1;
         } else if (view_option(arg, &args->view)) {
@@ -426,8 +442,7 @@ print_run(const mpb_run *run, const char *experiment_name)
 static int
 cmd_show(runs_cli *cli, int argc, char **argv)
 {
-    if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        fputs(show_usage, stdout);
+    if (mpb_runs_answer_help(argc, argv, show_usage)) {
         return 0;
     }
     if (argc != 2) {
@@ -465,8 +480,7 @@ static const char metrics_usage[] =
 static int
 cmd_metrics(runs_cli *cli, int argc, char **argv)
 {
-    if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        fputs(metrics_usage, stdout);
+    if (mpb_runs_answer_help(argc, argv, metrics_usage)) {
         return 0;
     }
     if (argc != 3) {
@@ -535,7 +549,7 @@ mpb_cmd_runs(int argc, char **argv)
         }
     }
     int status;
-    if (n_rest == 0 || strcmp(rest[0], "--help") == 0 || strcmp(rest[0], "-h") == 0) {
+    if (n_rest == 0 || mpb_runs_is_help(rest[0])) {
         fputs(general_usage, n_rest == 0 ? stderr : stdout);
         status = n_rest == 0 ? 2 : 0;
     } else {

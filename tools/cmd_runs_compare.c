@@ -16,12 +16,6 @@ static const char compare_usage[] =
     "  Shows the params and latest metrics of several runs side by side\n"
     "  (one column per run, '-' where a run lacks the key).\n";
 
-static int
-compare_strings(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
 /* Sorted distinct keys (params when metrics == 0) across runs; borrowed. */
 static const char **
 union_keys(mpb_run **runs, size_t n_runs, int metrics, size_t *out_n)
@@ -38,14 +32,7 @@ union_keys(mpb_run **runs, size_t n_runs, int metrics, size_t *out_n)
             keys[n++] = metrics ? runs[r]->metrics[i].key : runs[r]->params[i].key;
         }
     }
-    qsort(keys, n, sizeof *keys, compare_strings);
-    size_t kept = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (kept == 0 || strcmp(keys[kept - 1], keys[i]) != 0) {
-            keys[kept++] = keys[i];
-        }
-    }
-    *out_n = kept;
+    *out_n = mpb__strings_sort_unique(keys, n);
     return keys;
 }
 
@@ -137,8 +124,7 @@ compare_json(mpb_run **runs, size_t n_runs, const char **params, size_t n_params
 int
 mpb_runs_compare(runs_cli *cli, int argc, char **argv)
 {
-    if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        fputs(compare_usage, stdout);
+    if (mpb_runs_answer_help(argc, argv, compare_usage)) {
         return 0;
     }
     if (argc < 2) {

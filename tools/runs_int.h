@@ -29,6 +29,12 @@ int mpb_runs_usage_error(const char *usage, const char *fmt, const char *arg);
 
 int mpb_runs_open_store(runs_cli *cli);
 
+/* 1 when arg asks for help ("--help" or "-h"). */
+int mpb_runs_is_help(const char *arg);
+
+/* Prints usage to stdout and returns 1 when argv is "<command> --help"; else 0. */
+int mpb_runs_answer_help(int argc, char **argv, const char *usage);
+
 /* "2026-11-03 10:00:00" (UTC) or "-" for a negative time. */
 void mpb_runs_format_time(int64_t ms, char out[32]);
 

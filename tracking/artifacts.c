@@ -42,6 +42,24 @@ join_optional(const char *dir, const char *path)
     return path == NULL || *path == '\0' ? mpb_strdup(dir) : mpb__path_join(dir, path);
 }
 
+/* Local path of `path` (NULL or "" for the root) among a run's artifacts,
+ * once path is known to stay inside. Caller frees *out. */
+static int
+artifact_local_path(mpb_store *self, const char *run_id, const char *path, char **out, char *err,
+                    size_t err_len)
+{
+    char *root = NULL;
+    int rc = mpb__validate_artifact_path(path, err, err_len);
+    if (rc == 0) {
+        rc = artifact_root(self, run_id, &root, err, err_len);
+    }
+    if (rc == 0) {
+        *out = join_optional(root, path);
+        free(root);
+    }
+    return rc;
+}
+
 static const char *
 base_name(const char *path)
 {
@@ -97,15 +115,11 @@ mpb_store_list_artifacts(mpb_store *self, const char *run_id, const char *path,
                          mpb_artifact_list **out, char *err, size_t err_len)
 {
     MPB_ASSERT(self != NULL && out != NULL);
-    char *root = NULL;
-    int rc = mpb__validate_artifact_path(path, err, err_len);
-    if (rc == 0) {
-        rc = artifact_root(self, run_id, &root, err, err_len);
-    }
+    char *dir = NULL;
+    int rc = artifact_local_path(self, run_id, path, &dir, err, err_len);
     if (rc < 0) {
         return rc;
     }
-    char *dir = join_optional(root, path);
     mpb_artifact_list *list = mpb_calloc(1, sizeof *list);
     char **names = NULL;
     size_t n = 0;
@@ -130,7 +144,6 @@ mpb_store_list_artifacts(mpb_store *self, const char *run_id, const char *path,
     }
     mpb__fs_names_free(names, n);
     free(dir);
-    free(root);
     if (rc < 0) {
         mpb_artifact_list_free(&list);
         return rc;
@@ -144,15 +157,11 @@ mpb_store_download_artifacts(mpb_store *self, const char *run_id, const char *pa
                              const char *dst_dir, char **out_local_path, char *err, size_t err_len)
 {
     MPB_ASSERT(self != NULL && dst_dir != NULL);
-    char *root = NULL;
-    int rc = mpb__validate_artifact_path(path, err, err_len);
-    if (rc == 0) {
-        rc = artifact_root(self, run_id, &root, err, err_len);
-    }
+    char *src = NULL;
+    int rc = artifact_local_path(self, run_id, path, &src, err, err_len);
     if (rc < 0) {
         return rc;
     }
-    char *src = join_optional(root, path);
     int whole = path == NULL || *path == '\0';
     char *dest = whole ? mpb_strdup(dst_dir) : mpb__path_join(dst_dir, base_name(path));
     struct stat st;
@@ -175,6 +184,5 @@ mpb_store_download_artifacts(mpb_store *self, const char *run_id, const char *pa
     }
     free(dest);
     free(src);
-    free(root);
     return rc;
 }

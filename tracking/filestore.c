@@ -1,7 +1,8 @@
 /*
  * File store (tracking URI `file:PATH` or a plain path): MLflow's FileStore
- * layout, docs/tracking-format.md. This file: open, the ops table, and
- * experiments; runs in filestore_runs.c, logging in filestore_log.c.
+ * layout, docs/tracking-format.md. This file: open, the ops table and the
+ * meta.yaml and lock helpers; experiments in filestore_experiments.c, runs in
+ * filestore_runs.c, logging in filestore_log.c.
  *
  * DESIGN
  * Who runs where: every call runs on the caller's thread; there is no
@@ -24,492 +25,60 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "core/util.h"
 #include "mpbatch/error.h"
-#include "mpbatch/log.h"
 #include "tracking/filestore_int.h"
 #include "tracking/fs_util.h"
-#include "tracking/search.h"
 #include "tracking/store_int.h"
 #include "tracking/text.h"
 #include "tracking/yaml_meta.h"
 
 #define META_LIMIT (1 << 20)
 
-static int
-is_reserved_root_name(const char *name)
-{
-    return name[0] == '.' || strcmp(name, "models") == 0;
-}
-
-char *
-mpb__filestore_experiment_dir(const mpb__filestore *fs, const char *experiment_id, int *out_deleted)
-{
-    const char *parents[2] = {fs->root, fs->trash};
-    for (int i = 0; i < 2; i++) {
-        char *dir = mpb__path_join(parents[i], experiment_id);
-        char *meta = mpb__path_join(dir, "meta.yaml");
-        int found = mpb__fs_is_file(meta);
-        free(meta);
-        if (found) {
-            if (out_deleted != NULL) {
-                *out_deleted = i == 1;
-            }
-            return dir;
-        }
-        free(dir);
-    }
-    return NULL;
-}
-
 int
-mpb__filestore_experiment_dirs(const mpb__filestore *fs, char ***out_dirs, size_t *out_n)
+mpb__filestore_lock_root(const mpb__filestore *fs, int shared, int *out_lock, char *err,
+                         size_t err_len)
 {
-    char **dirs = NULL;
-    size_t n = 0;
-    const char *parents[2] = {fs->root, fs->trash};
-    for (int i = 0; i < 2; i++) {
-        char **names = NULL;
-        size_t n_names = 0;
-        int rc = mpb__fs_list(parents[i], 1, &names, &n_names);
-        if (rc < 0 && !(i == 1 && rc == MPB_ENOENT)) {
-            mpb__fs_names_free(dirs, n);
-            return rc;
-        }
-        dirs = mpb_realloc(dirs, (n + n_names + 1) * sizeof *dirs);
-        for (size_t k = 0; k < n_names; k++) {
-            if (!is_reserved_root_name(names[k])) {
-                dirs[n++] = mpb__path_join(parents[i], names[k]);
-            }
-        }
-        mpb__fs_names_free(names, n_names);
+    int rc = mpb__fs_lock(fs->root, shared, out_lock);
+    if (rc < 0) {
+        return mpb__set_error(err, err_len, rc, "cannot lock %s: %s", fs->root, mpb_strerror(rc));
     }
-    *out_dirs = dirs;
-    *out_n = n;
     return 0;
 }
 
 int
-mpb__filestore_read_experiment(const char *dir, int deleted, mpb_experiment *out, char *err,
-                               size_t err_len)
+mpb__filestore_has_meta(const char *dir)
+{
+    char *meta = mpb__path_join(dir, "meta.yaml");
+    int found = mpb__fs_is_file(meta);
+    free(meta);
+    return found;
+}
+
+int
+mpb__filestore_read_meta(const char *meta_path, mpb__yaml_map *out, char *err, size_t err_len)
 {
     memset(out, 0, sizeof *out);
-    char *meta_path = mpb__path_join(dir, "meta.yaml");
     char *text = NULL;
     size_t len = 0;
     int rc = mpb__fs_read_file(meta_path, META_LIMIT, &text, &len);
     if (rc < 0) {
-        rc = mpb__set_error(err, err_len, rc == MPB_ENOENT ? MPB_ENOTFOUND : rc,
-                            "cannot read %s: %s", meta_path, mpb_strerror(rc));
-        goto out_free_path;
+        return mpb__set_error(err, err_len, rc == MPB_ENOENT ? MPB_ENOTFOUND : rc,
+                              "cannot read %s: %s", meta_path, mpb_strerror(rc));
     }
-    mpb__yaml_map meta;
-    rc = mpb__yaml_map_parse(text, len, &meta, err, err_len);
+    rc = mpb__yaml_map_parse(text, len, out, err, err_len);
     free(text);
-    if (rc < 0) {
-        goto out_free_path;
-    }
-    const char *id = mpb__yaml_map_string(&meta, "experiment_id");
-    const char *name = mpb__yaml_map_string(&meta, "name");
-    const char *base = strrchr(dir, '/') ? strrchr(dir, '/') + 1 : dir;
-    if (id == NULL || name == NULL || strcmp(id, base) != 0) {
-        rc = mpb__set_error(err, err_len, MPB_ESTORE,
-                            "%s: experiment_id must equal the folder name and name must be set",
-                            meta_path);
-        goto out_clear_meta;
-    }
-    const char *location = mpb__yaml_map_string(&meta, "artifact_location");
-    out->experiment_id = mpb_strdup(id);
-    out->name = mpb_strdup(name);
-    out->artifact_location = mpb_strdup(location ? location : "");
-    out->lifecycle_stage = mpb_strdup(deleted ? "deleted" : "active");
-    out->creation_time = -1;
-    out->last_update_time = -1;
-    (void)mpb__yaml_map_int(&meta, "creation_time", &out->creation_time);
-    (void)mpb__yaml_map_int(&meta, "last_update_time", &out->last_update_time);
-    rc = mpb__filestore_read_values(dir, "tags", &out->tags, &out->n_tags);
-    if (rc < 0) {
-        rc = mpb__set_error(err, err_len, rc, "cannot read the tags of %s: %s", dir,
-                            mpb_strerror(rc));
-        mpb__experiment_clear(out);
-    }
-out_clear_meta:
-    mpb__yaml_map_clear(&meta);
-out_free_path:
-    free(meta_path);
     return rc;
 }
 
 int
-mpb__filestore_write_experiment_meta(const char *dir, const mpb_experiment *experiment)
+mpb__filestore_write_meta(const char *dir, mpb__strbuf *yaml)
 {
-    mpb__strbuf buf = {0};
-    mpb__yaml_put_string(&buf, "artifact_location", experiment->artifact_location);
-    mpb__yaml_put_time(&buf, "creation_time", experiment->creation_time);
-    mpb__yaml_put_string(&buf, "experiment_id", experiment->experiment_id);
-    mpb__yaml_put_time(&buf, "last_update_time", experiment->last_update_time);
-    mpb__yaml_put_string(&buf, "lifecycle_stage", experiment->lifecycle_stage);
-    mpb__yaml_put_string(&buf, "name", experiment->name);
     char *path = mpb__path_join(dir, "meta.yaml");
-    int rc = mpb__fs_write_atomic(dir, path, buf.text, buf.len);
+    int rc = mpb__fs_write_atomic(dir, path, yaml->text, yaml->len);
     free(path);
-    mpb__strbuf_clear(&buf);
-    return rc;
-}
-
-/* Finds an experiment by name among all folders; MPB_ENOTFOUND if none. */
-static int
-find_experiment_by_name(const mpb__filestore *fs, const char *name, mpb_experiment *out)
-{
-    char **dirs = NULL;
-    size_t n = 0;
-    int rc = mpb__filestore_experiment_dirs(fs, &dirs, &n);
-    if (rc < 0) {
-        return rc;
-    }
-    rc = MPB_ENOTFOUND;
-    for (size_t i = 0; i < n && rc == MPB_ENOTFOUND; i++) {
-        mpb_experiment experiment;
-        int deleted = strncmp(dirs[i], fs->trash, strlen(fs->trash)) == 0;
-        if (mpb__filestore_read_experiment(dirs[i], deleted, &experiment, NULL, 0) < 0) {
-            continue;
-        }
-        if (strcmp(experiment.name, name) == 0) {
-            *out = experiment;
-            rc = 0;
-        } else {
-            mpb__experiment_clear(&experiment);
-        }
-    }
-    mpb__fs_names_free(dirs, n);
-    return rc;
-}
-
-/* Creates <root>/<id> with tags, then meta.yaml last: a reader never sees a
- * half-made experiment. Caller holds the root lock. */
-static int
-make_experiment(mpb__filestore *fs, const char *id, const char *name, const char *artifact_location,
-                const mpb_tag *tags, size_t n_tags, char *err, size_t err_len)
-{
-    char *dir = mpb__path_join(fs->root, id);
-    int rc = mpb__fs_mkdir(dir);
-    if (rc < 0) {
-        rc = mpb__set_error(err, err_len, rc, "cannot create %s: %s", dir, mpb_strerror(rc));
-        goto out_free_dir;
-    }
-    for (size_t i = 0; rc == 0 && i < n_tags; i++) {
-        rc = mpb__filestore_write_value(dir, "tags", tags[i].key, tags[i].value);
-    }
-    int64_t now = mpb_wall_ms();
-    char *default_location = NULL;
-    if (artifact_location == NULL) {
-        default_location = mpb__path_to_file_uri(dir);
-    }
-    mpb_experiment experiment = {
-        .experiment_id = (char *)id,
-        .name = (char *)name,
-        .artifact_location = (char *)(artifact_location ? artifact_location : default_location),
-        .lifecycle_stage = "active",
-        .creation_time = now,
-        .last_update_time = now,
-    };
-    if (rc == 0) {
-        rc = mpb__filestore_write_experiment_meta(dir, &experiment);
-    }
-    free(default_location);
-    if (rc < 0) {
-        rc = mpb__set_error(err, err_len, rc, "cannot write experiment %s: %s", dir,
-                            mpb_strerror(rc));
-        (void)mpb__fs_rm_rf(dir);
-    }
-out_free_dir:
-    free(dir);
-    return rc;
-}
-
-static int
-filestore_create_experiment(void *backend, const char *name, const char *artifact_location,
-                            const mpb_tag *tags, size_t n_tags, char **out_experiment_id, char *err,
-                            size_t err_len)
-{
-    mpb__filestore *fs = backend;
-    int lock = -1;
-    int rc = mpb__fs_lock(fs->root, 0, &lock);
-    if (rc < 0) {
-        return mpb__set_error(err, err_len, rc, "cannot lock %s: %s", fs->root, mpb_strerror(rc));
-    }
-    mpb_experiment existing;
-    rc = find_experiment_by_name(fs, name, &existing);
-    if (rc == 0) {
-        int deleted = strcmp(existing.lifecycle_stage, "deleted") == 0;
-        rc = mpb__set_error(err, err_len, MPB_EEXIST,
-                            deleted ? "Experiment '%s' already exists in deleted state. You can "
-                                      "restore the experiment, or permanently delete it from "
-                                      "the .trash folder under the tracking root."
-                                    : "Experiment '%s' already exists.",
-                            name);
-        mpb__experiment_clear(&existing);
-        goto out_unlock;
-    }
-    if (rc != MPB_ENOTFOUND) {
-        rc = mpb__set_error(err, err_len, rc, "cannot list experiments in %s: %s", fs->root,
-                            mpb_strerror(rc));
-        goto out_unlock;
-    }
-    char id[19];
-    char *taken = NULL;
-    do {
-        free(taken);
-        rc = mpb__experiment_id_new(id);
-        if (rc < 0) {
-            goto out_unlock;
-        }
-        taken = mpb__filestore_experiment_dir(fs, id, NULL);
-    } while (taken != NULL);
-    rc = make_experiment(fs, id, name, artifact_location, tags, n_tags, err, err_len);
-    if (rc == 0 && out_experiment_id != NULL) {
-        *out_experiment_id = mpb_strdup(id);
-    }
-out_unlock:
-    mpb__fs_unlock(lock);
-    return rc;
-}
-
-static int
-filestore_get_experiment(void *backend, const char *experiment_id, mpb_experiment **out, char *err,
-                         size_t err_len)
-{
-    mpb__filestore *fs = backend;
-    int deleted = 0;
-    char *dir = mpb__filestore_experiment_dir(fs, experiment_id, &deleted);
-    if (dir == NULL) {
-        return mpb__set_error(err, err_len, MPB_ENOTFOUND, "Could not find experiment with ID %s",
-                              experiment_id);
-    }
-    mpb_experiment *experiment = mpb_calloc(1, sizeof *experiment);
-    int rc = mpb__filestore_read_experiment(dir, deleted, experiment, err, err_len);
-    free(dir);
-    if (rc < 0) {
-        free(experiment);
-        return rc;
-    }
-    *out = experiment;
-    return 0;
-}
-
-static int
-filestore_get_experiment_by_name(void *backend, const char *name, mpb_experiment **out, char *err,
-                                 size_t err_len)
-{
-    mpb_experiment experiment;
-    int rc = find_experiment_by_name(backend, name, &experiment);
-    if (rc == MPB_ENOTFOUND) {
-        return mpb__set_error(err, err_len, rc, "Could not find experiment with name '%s'", name);
-    }
-    if (rc < 0) {
-        return mpb__set_error(err, err_len, rc, "cannot list experiments: %s", mpb_strerror(rc));
-    }
-    *out = mpb_malloc(sizeof **out);
-    **out = experiment;
-    return 0;
-}
-
-static int
-filestore_search_experiments(void *backend, const mpb_search_opts *opts, mpb_experiment_page **out,
-                             char *err, size_t err_len)
-{
-    mpb__filestore *fs = backend;
-    char **dirs = NULL;
-    size_t n = 0;
-    int rc = mpb__filestore_experiment_dirs(fs, &dirs, &n);
-    if (rc < 0) {
-        return mpb__set_error(err, err_len, rc, "cannot list %s: %s", fs->root, mpb_strerror(rc));
-    }
-    mpb_experiment *experiments = mpb_calloc(n ? n : 1, sizeof *experiments);
-    size_t kept = 0;
-    for (size_t i = 0; i < n; i++) {
-        int deleted = strncmp(dirs[i], fs->trash, strlen(fs->trash)) == 0;
-        char why[256];
-        if (mpb__filestore_read_experiment(dirs[i], deleted, &experiments[kept], why, sizeof why) ==
-            0) {
-            kept++;
-        } else {
-            mpb_log_debug("filestore", "skipping experiment folder %s: %s", dirs[i], why);
-        }
-    }
-    mpb__fs_names_free(dirs, n);
-    return mpb__search_experiments_in_memory(experiments, kept, opts, out, err, err_len);
-}
-
-/* Experiment meta rewritten with a new lifecycle and last_update_time. */
-static int
-rewrite_experiment_meta(const char *dir, int deleted, const char *stage, int64_t when)
-{
-    mpb_experiment experiment;
-    int rc = mpb__filestore_read_experiment(dir, deleted, &experiment, NULL, 0);
-    if (rc < 0) {
-        return rc;
-    }
-    free(experiment.lifecycle_stage);
-    experiment.lifecycle_stage = mpb_strdup(stage);
-    experiment.last_update_time = when;
-    rc = mpb__filestore_write_experiment_meta(dir, &experiment);
-    mpb__experiment_clear(&experiment);
-    return rc;
-}
-
-/* Deletes (delete = 1, when = deletion time) or restores (runs deleted at or
- * after `when`) every run folder of an experiment. */
-static int
-set_runs_lifecycle(const char *dir, int delete, int64_t when)
-{
-    char **names = NULL;
-    size_t n = 0;
-    int rc = mpb__fs_list(dir, 1, &names, &n);
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        char *run_dir = mpb__path_join(dir, names[i]);
-        char *meta = mpb__path_join(run_dir, "meta.yaml");
-        if (mpb__fs_is_file(meta)) {
-            rc = mpb__filestore_set_run_lifecycle(run_dir, delete, delete ? when : -1, when);
-        }
-        free(meta);
-        free(run_dir);
-    }
-    mpb__fs_names_free(names, n);
-    return rc;
-}
-
-static int
-filestore_delete_experiment(void *backend, const char *experiment_id, char *err, size_t err_len)
-{
-    mpb__filestore *fs = backend;
-    if (strcmp(experiment_id, MPB_DEFAULT_EXPERIMENT_ID) == 0) {
-        return mpb__set_error(err, err_len, MPB_EINVAL,
-                              "Cannot delete the default experiment '0'. This is an internally "
-                              "reserved experiment.");
-    }
-    int lock = -1;
-    int rc = mpb__fs_lock(fs->root, 0, &lock);
-    if (rc < 0) {
-        return mpb__set_error(err, err_len, rc, "cannot lock %s: %s", fs->root, mpb_strerror(rc));
-    }
-    int deleted = 0;
-    char *dir = mpb__filestore_experiment_dir(fs, experiment_id, &deleted);
-    char *trash_dir = mpb__path_join(fs->trash, experiment_id);
-    if (dir == NULL || deleted) {
-        rc = mpb__set_error(err, err_len, MPB_ENOTFOUND,
-                            dir ? "Experiment %s is already deleted"
-                                : "Could not find experiment with ID %s",
-                            experiment_id);
-        goto out_unlock;
-    }
-    int64_t now = mpb_wall_ms();
-    rc = set_runs_lifecycle(dir, 1, now);
-    if (rc == 0) {
-        rc = rewrite_experiment_meta(dir, 0, "deleted", now);
-    }
-    if (rc == 0) {
-        rc = mpb__fs_mkdir_p(fs->trash);
-    }
-    if (rc == 0 && access(trash_dir, F_OK) == 0) {
-        rc = MPB_EEXIST;
-    }
-    if (rc == 0) {
-        rc = mpb__fs_rename(dir, trash_dir);
-    }
-    if (rc < 0) {
-        rc = mpb__set_error(err, err_len, rc, "cannot move experiment %s to %s: %s", experiment_id,
-                            trash_dir, mpb_strerror(rc));
-    }
-out_unlock:
-    free(trash_dir);
-    free(dir);
-    mpb__fs_unlock(lock);
-    return rc;
-}
-
-static int
-filestore_restore_experiment(void *backend, const char *experiment_id, char *err, size_t err_len)
-{
-    mpb__filestore *fs = backend;
-    int lock = -1;
-    int rc = mpb__fs_lock(fs->root, 0, &lock);
-    if (rc < 0) {
-        return mpb__set_error(err, err_len, rc, "cannot lock %s: %s", fs->root, mpb_strerror(rc));
-    }
-    int deleted = 0;
-    char *dir = mpb__filestore_experiment_dir(fs, experiment_id, &deleted);
-    char *active_dir = mpb__path_join(fs->root, experiment_id);
-    mpb_experiment experiment = {0};
-    if (dir == NULL || !deleted) {
-        rc = mpb__set_error(err, err_len, dir ? MPB_EINVAL : MPB_ENOTFOUND,
-                            dir ? "Cannot restore experiment %s: it is active"
-                                : "Could not find experiment with ID %s",
-                            experiment_id);
-        goto out_unlock;
-    }
-    rc = mpb__filestore_read_experiment(dir, 1, &experiment, err, err_len);
-    if (rc < 0) {
-        goto out_unlock;
-    }
-    if (access(active_dir, F_OK) == 0) {
-        rc = mpb__set_error(err, err_len, MPB_EEXIST,
-                            "Cannot restore experiment with ID %s. An experiment with same ID "
-                            "already exists.",
-                            experiment_id);
-        goto out_unlock;
-    }
-    int64_t deleted_at = experiment.last_update_time;
-    rc = mpb__fs_rename(dir, active_dir);
-    if (rc == 0) {
-        rc = rewrite_experiment_meta(active_dir, 0, "active", mpb_wall_ms());
-    }
-    if (rc == 0) {
-        rc = set_runs_lifecycle(active_dir, 0, deleted_at < 0 ? 0 : deleted_at);
-    }
-    if (rc < 0) {
-        rc = mpb__set_error(err, err_len, rc, "cannot restore experiment %s: %s", experiment_id,
-                            mpb_strerror(rc));
-    }
-out_unlock:
-    mpb__experiment_clear(&experiment);
-    free(active_dir);
-    free(dir);
-    mpb__fs_unlock(lock);
-    return rc;
-}
-
-static int
-filestore_set_experiment_tag(void *backend, const char *experiment_id, const char *key,
-                             const char *value, char *err, size_t err_len)
-{
-    mpb__filestore *fs = backend;
-    int deleted = 0;
-    char *dir = mpb__filestore_experiment_dir(fs, experiment_id, &deleted);
-    if (dir == NULL || deleted) {
-        free(dir);
-        return mpb__set_error(err, err_len, dir ? MPB_EINVAL : MPB_ENOTFOUND,
-                              deleted ? "The experiment %s must be in the 'active' state. "
-                                        "Current state is deleted."
-                                      : "Could not find experiment with ID %s",
-                              experiment_id);
-    }
-    char *tags_dir = mpb__path_join(dir, "tags");
-    int rc = 0;
-    if (mpb__filestore_key_conflict(tags_dir, key)) {
-        rc = mpb__set_error(err, err_len, MPB_EINVAL,
-                            "Tag '%s' clashes with a tag stored as a folder or file prefix", key);
-    } else {
-        rc = mpb__filestore_write_value(dir, "tags", key, value);
-        if (rc < 0) {
-            rc = mpb__set_error(err, err_len, rc, "cannot write tag '%s' of experiment %s: %s", key,
-                                experiment_id, mpb_strerror(rc));
-        }
-    }
-    free(tags_dir);
-    free(dir);
+    mpb__strbuf_clear(yaml);
     return rc;
 }
 
@@ -518,9 +87,9 @@ static int
 init_root(mpb__filestore *fs, char *err, size_t err_len)
 {
     int lock = -1;
-    int rc = mpb__fs_lock(fs->root, 0, &lock);
+    int rc = mpb__filestore_lock_root(fs, 0, &lock, err, err_len);
     if (rc < 0) {
-        return mpb__set_error(err, err_len, rc, "cannot lock %s: %s", fs->root, mpb_strerror(rc));
+        return rc;
     }
     char **names = NULL;
     size_t n = 0;
@@ -536,7 +105,8 @@ init_root(mpb__filestore *fs, char *err, size_t err_len)
     if (rc < 0) {
         rc = mpb__set_error(err, err_len, rc, "cannot prepare %s: %s", fs->root, mpb_strerror(rc));
     } else if (empty) {
-        rc = make_experiment(fs, MPB_DEFAULT_EXPERIMENT_ID, "Default", NULL, NULL, 0, err, err_len);
+        rc = mpb__filestore_make_experiment(fs, MPB_DEFAULT_EXPERIMENT_ID, "Default", NULL, NULL, 0,
+                                            err, err_len);
     }
     mpb__fs_unlock(lock);
     return rc;
@@ -592,13 +162,13 @@ static const mpb__store_ops filestore_ops = {
     .name = "file",
     .open = filestore_open,
     .close = filestore_close,
-    .create_experiment = filestore_create_experiment,
-    .get_experiment = filestore_get_experiment,
-    .get_experiment_by_name = filestore_get_experiment_by_name,
-    .search_experiments = filestore_search_experiments,
-    .delete_experiment = filestore_delete_experiment,
-    .restore_experiment = filestore_restore_experiment,
-    .set_experiment_tag = filestore_set_experiment_tag,
+    .create_experiment = mpb__filestore_create_experiment,
+    .get_experiment = mpb__filestore_get_experiment,
+    .get_experiment_by_name = mpb__filestore_get_experiment_by_name,
+    .search_experiments = mpb__filestore_search_experiments,
+    .delete_experiment = mpb__filestore_delete_experiment,
+    .restore_experiment = mpb__filestore_restore_experiment,
+    .set_experiment_tag = mpb__filestore_set_experiment_tag,
     .create_run = mpb__filestore_create_run,
     .update_run = mpb__filestore_update_run,
     .get_run = mpb__filestore_get_run,

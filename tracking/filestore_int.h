@@ -1,7 +1,8 @@
 /*
- * Internals shared by the file store's sources (filestore.c: open and
- * experiments; filestore_runs.c: runs; filestore_log.c: log_batch, tags,
- * metric files). docs/tracking-format.md is the layout these write.
+ * Internals shared by the file store's sources (filestore.c: open, meta.yaml
+ * and lock helpers; filestore_experiments.c: experiments; filestore_runs.c:
+ * runs; filestore_log.c: log_batch, tags, metric files). docs/tracking-format.md is the layout
+ * these write.
  *
  * Locks (flock(2) on folders, so they exclude threads and processes alike):
  *   root folder  exclusive: create/delete/restore experiment, default experiment
@@ -19,11 +20,27 @@
 #include <stdint.h>
 
 #include "mpbatch/store.h"
+#include "tracking/text.h"
+#include "tracking/yaml_meta.h"
 
 typedef struct mpb__filestore {
     char *root;  /* absolute path of the mlruns folder */
     char *trash; /* root/.trash */
 } mpb__filestore;
+
+/* Takes the root lock (shared = 1 for run creation, else exclusive); the
+ * message names the root when it cannot. Release with mpb__fs_unlock. */
+int mpb__filestore_lock_root(const mpb__filestore *fs, int shared, int *out_lock, char *err,
+                             size_t err_len);
+
+/* 1 when <dir>/meta.yaml is a file: the folder is a whole experiment or run. */
+int mpb__filestore_has_meta(const char *dir);
+
+/* Reads and parses a meta.yaml; a missing file is MPB_ENOTFOUND. */
+int mpb__filestore_read_meta(const char *meta_path, mpb__yaml_map *out, char *err, size_t err_len);
+
+/* Writes <dir>/meta.yaml atomically from yaml, which it empties. */
+int mpb__filestore_write_meta(const char *dir, mpb__strbuf *yaml);
 
 /* Folder of an experiment: active ones in the root, deleted ones in .trash.
  * NULL when neither holds a meta.yaml. Caller frees. */
@@ -39,6 +56,12 @@ int mpb__filestore_read_experiment(const char *dir, int deleted, mpb_experiment 
 
 /* Writes <dir>/meta.yaml atomically from an experiment's fields. */
 int mpb__filestore_write_experiment_meta(const char *dir, const mpb_experiment *experiment);
+
+/* Creates <root>/<id> with tags, then meta.yaml last: a reader never sees a
+ * half-made experiment. Caller holds the root lock. */
+int mpb__filestore_make_experiment(mpb__filestore *fs, const char *id, const char *name,
+                                   const char *artifact_location, const mpb_tag *tags,
+                                   size_t n_tags, char *err, size_t err_len);
 
 /* Folder of a run in any experiment (active or deleted); NULL if none. */
 char *mpb__filestore_run_dir(const mpb__filestore *fs, const char *run_id);
@@ -88,6 +111,23 @@ int mpb__filestore_read_values(const char *owner_dir, const char *sub, mpb_tag *
  * if it was deleted at or after `restore_since`. Takes the run lock. */
 int mpb__filestore_set_run_lifecycle(const char *run_dir, int delete, int64_t when,
                                      int64_t restore_since);
+
+/* The store contract's slots (tracking/store_int.h), by source file. */
+int mpb__filestore_create_experiment(void *backend, const char *name, const char *artifact_location,
+                                     const mpb_tag *tags, size_t n_tags, char **out_experiment_id,
+                                     char *err, size_t err_len);
+int mpb__filestore_get_experiment(void *backend, const char *experiment_id, mpb_experiment **out,
+                                  char *err, size_t err_len);
+int mpb__filestore_get_experiment_by_name(void *backend, const char *name, mpb_experiment **out,
+                                          char *err, size_t err_len);
+int mpb__filestore_search_experiments(void *backend, const mpb_search_opts *opts,
+                                      mpb_experiment_page **out, char *err, size_t err_len);
+int mpb__filestore_delete_experiment(void *backend, const char *experiment_id, char *err,
+                                     size_t err_len);
+int mpb__filestore_restore_experiment(void *backend, const char *experiment_id, char *err,
+                                      size_t err_len);
+int mpb__filestore_set_experiment_tag(void *backend, const char *experiment_id, const char *key,
+                                      const char *value, char *err, size_t err_len);
 
 int mpb__filestore_log_batch(void *backend, const char *run_id, const mpb_metric *metrics,
                              size_t n_metrics, const mpb_param *params, size_t n_params,

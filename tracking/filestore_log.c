@@ -44,13 +44,10 @@ mpb__filestore_write_value(const char *owner_dir, const char *sub, const char *k
 {
     char *base = mpb__path_join(owner_dir, sub);
     char *path = mpb__path_join(base, key);
-    char *parent = mpb_strdup(path);
-    *strrchr(parent, '/') = '\0';
-    int rc = mpb__fs_mkdir_p(parent);
+    int rc = mpb__fs_mkdir_parent(path);
     if (rc == 0) {
         rc = mpb__fs_write_atomic(owner_dir, path, value, strlen(value));
     }
-    free(parent);
     free(path);
     free(base);
     return rc;
@@ -269,12 +266,6 @@ mpb__filestore_get_metric_history(void *backend, const char *run_id, const char 
     return 0;
 }
 
-static int
-compare_keys(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
 /* State checks of a batch against the run on disk; *skip_param[i] = 1 when
  * param i is already logged with the same value. */
 static int
@@ -310,10 +301,9 @@ check_against_disk(const mpb__filestore_locked_run *run, const mpb_metric *metri
     for (size_t i = 0; i < n_metrics; i++) {
         keys[i] = metrics[i].key;
     }
-    qsort(keys, n_metrics, sizeof *keys, compare_keys);
-    for (size_t i = 0; rc == 0 && clash == NULL && i < n_metrics; i++) {
-        if ((i == 0 || strcmp(keys[i], keys[i - 1]) != 0) &&
-            mpb__filestore_key_conflict(metrics_dir, keys[i])) {
+    size_t n_keys = mpb__strings_sort_unique(keys, n_metrics);
+    for (size_t i = 0; rc == 0 && clash == NULL && i < n_keys; i++) {
+        if (mpb__filestore_key_conflict(metrics_dir, keys[i])) {
             clash = keys[i];
         }
     }
@@ -358,13 +348,10 @@ append_metrics(const char *run_dir, const mpb_metric *metrics, size_t n_metrics)
             }
         }
         char *path = mpb__path_join(metrics_dir, metrics[i].key);
-        char *parent = mpb_strdup(path);
-        *strrchr(parent, '/') = '\0';
-        rc = mpb__fs_mkdir_p(parent);
+        rc = mpb__fs_mkdir_parent(path);
         if (rc == 0) {
             rc = mpb__fs_append(path, lines.text, lines.len);
         }
-        free(parent);
         free(path);
         mpb__strbuf_clear(&lines);
     }

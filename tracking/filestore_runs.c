@@ -14,7 +14,6 @@
 #include "tracking/text.h"
 #include "tracking/yaml_meta.h"
 
-#define META_LIMIT (1 << 20)
 #define SOURCE_TYPE_LOCAL 4
 
 /* Folder names inside an experiment that are never runs. */
@@ -43,13 +42,11 @@ mpb__filestore_run_dir(const mpb__filestore *fs, const char *run_id)
     char *found = NULL;
     for (size_t i = 0; i < n && found == NULL; i++) {
         char *run_dir = mpb__path_join(dirs[i], run_id);
-        char *meta = mpb__path_join(run_dir, "meta.yaml");
-        if (mpb__fs_is_file(meta)) {
+        if (mpb__filestore_has_meta(run_dir)) {
             found = run_dir;
         } else {
             free(run_dir);
         }
-        free(meta);
     }
     mpb__fs_names_free(dirs, n);
     return found;
@@ -73,17 +70,8 @@ mpb__filestore_read_run_info(const char *run_dir, mpb_run_info *out, char *err, 
 {
     memset(out, 0, sizeof *out);
     char *meta_path = mpb__path_join(run_dir, "meta.yaml");
-    char *text = NULL;
-    size_t len = 0;
-    int rc = mpb__fs_read_file(meta_path, META_LIMIT, &text, &len);
-    mpb__yaml_map meta = {0};
-    if (rc == 0) {
-        rc = mpb__yaml_map_parse(text, len, &meta, err, err_len);
-        free(text);
-    } else {
-        rc = mpb__set_error(err, err_len, rc == MPB_ENOENT ? MPB_ENOTFOUND : rc,
-                            "cannot read %s: %s", meta_path, mpb_strerror(rc));
-    }
+    mpb__yaml_map meta;
+    int rc = mpb__filestore_read_meta(meta_path, &meta, err, err_len);
     if (rc < 0) {
         free(meta_path);
         return rc;
@@ -148,11 +136,7 @@ mpb__filestore_write_run_meta(const char *run_dir, const mpb_run_info *info, int
     mpb__yaml_put_int(&buf, "status", info->status);
     mpb__yaml_put_raw(&buf, "tags", "[]");
     mpb__yaml_put_string(&buf, "user_id", info->user_id);
-    char *path = mpb__path_join(run_dir, "meta.yaml");
-    int rc = mpb__fs_write_atomic(run_dir, path, buf.text, buf.len);
-    free(path);
-    mpb__strbuf_clear(&buf);
-    return rc;
+    return mpb__filestore_write_meta(run_dir, &buf);
 }
 
 static int
@@ -215,9 +199,9 @@ mpb__filestore_create_run(void *backend, const char *experiment_id, const char *
 {
     mpb__filestore *fs = backend;
     int lock = -1;
-    int rc = mpb__fs_lock(fs->root, 1, &lock);
+    int rc = mpb__filestore_lock_root(fs, 1, &lock, err, err_len);
     if (rc < 0) {
-        return mpb__set_error(err, err_len, rc, "cannot lock %s: %s", fs->root, mpb_strerror(rc));
+        return rc;
     }
     int deleted = 0;
     char *exp_dir = mpb__filestore_experiment_dir(fs, experiment_id, &deleted);

@@ -114,6 +114,20 @@ out_free:
 }
 
 int
+mpb__fs_mkdir_parent(const char *path)
+{
+    char *parent = mpb_strdup(path);
+    char *slash = strrchr(parent, '/');
+    int rc = 0;
+    if (slash != NULL) {
+        *slash = '\0';
+        rc = mpb__fs_mkdir_p(parent);
+    }
+    free(parent);
+    return rc;
+}
+
+int
 mpb__fs_read_file(const char *path, size_t limit, char **out, size_t *out_len)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -205,16 +219,11 @@ temp_open(const char *dir, char **out_path, int *out_fd)
     return MPB_EEXIST;
 }
 
-int
-mpb__fs_write_atomic(const char *tmp_dir, const char *path, const char *data, size_t len)
+/* Closes a temp file from temp_open and, when rc (the writing) is 0, renames
+ * it over path; otherwise removes it. Frees tmp_path; returns the outcome. */
+static int
+temp_finish(int fd, char *tmp_path, const char *path, int rc)
 {
-    char *tmp_path = NULL;
-    int fd = -1;
-    int rc = temp_open(tmp_dir, &tmp_path, &fd);
-    if (rc < 0) {
-        return rc;
-    }
-    rc = write_all(fd, data, len);
     if (close(fd) < 0 && rc == 0) {
         rc = -errno;
     }
@@ -226,6 +235,19 @@ mpb__fs_write_atomic(const char *tmp_dir, const char *path, const char *data, si
     }
     free(tmp_path);
     return rc;
+}
+
+int
+mpb__fs_write_atomic(const char *tmp_dir, const char *path, const char *data, size_t len)
+{
+    char *tmp_path = NULL;
+    int fd = -1;
+    int rc = temp_open(tmp_dir, &tmp_path, &fd);
+    if (rc < 0) {
+        return rc;
+    }
+    rc = write_all(fd, data, len);
+    return temp_finish(fd, tmp_path, path, rc);
 }
 
 int
@@ -434,16 +456,7 @@ mpb__fs_copy_file(const char *src, const char *dst)
             break;
         }
     }
-    if (close(out) < 0 && rc == 0) {
-        rc = -errno;
-    }
-    if (rc == 0) {
-        rc = mpb__fs_rename(tmp_path, dst);
-    }
-    if (rc < 0) {
-        unlink(tmp_path);
-    }
-    free(tmp_path);
+    rc = temp_finish(out, tmp_path, dst, rc);
 out_close_in:
     close(in);
     free(dst_dir);

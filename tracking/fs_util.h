@@ -29,6 +29,8 @@ int mpb__fs_is_file(const char *path);
 int mpb__fs_mkdir(const char *path);
 /* Creates a folder and its missing parents; an existing folder is fine. */
 int mpb__fs_mkdir_p(const char *path);
+/* Creates the folder that holds `path`, as mpb__fs_mkdir_p. */
+int mpb__fs_mkdir_parent(const char *path);
 
 /* Reads a whole file of at most `limit` bytes (MPB_ELIMIT if larger),
  * NUL-terminated. Caller frees *out. */

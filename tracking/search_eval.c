@@ -407,82 +407,138 @@ plan_clear(search_plan *plan)
     mpb__order_clear(&plan->order);
 }
 
-int
-mpb__search_runs_in_memory(mpb_run *runs, size_t n_runs, const mpb_search_opts *opts,
-                           mpb_run_page **out, char *err, size_t err_len)
+/* What the two searches differ in: the element type and how to judge,
+ * free and order one element. */
+typedef struct search_kind {
+    mpb__search_target target;
+    size_t size;
+    int (*keeps)(const search_plan *plan, const void *item); /* view and filter */
+    void (*clear)(void *item);
+    int (*compare)(const void *left, const void *right, void *order);
+} search_kind;
+
+/* A page of a search, as search_in_memory cuts it out. */
+typedef struct search_page {
+    void *items; /* malloc'd, room for at least one */
+    size_t n;
+    char *next_page_token; /* NULL on the last page */
+} search_page;
+
+/* Keeps the items the search selects, sorts them and cuts out the page it
+ * asks for. Consumes items (n of them): the page owns what it holds, the
+ * rest is cleared and freed, on failure too. */
+static int
+search_in_memory(const search_kind *kind, void *items, size_t n, const mpb_search_opts *opts,
+                 search_page *out, char *err, size_t err_len)
 {
     search_plan plan;
-    int rc = plan_search(MPB__SEARCH_RUNS, opts, &plan, err, err_len);
+    int rc = plan_search(kind->target, opts, &plan, err, err_len);
+    char *base = items;
     size_t kept = 0;
-    for (size_t i = 0; i < n_runs; i++) {
-        if (rc == 0 && view_accepts(plan.view, runs[i].info.lifecycle_stage) &&
-            mpb__filter_match_run(&plan.filter, &runs[i])) {
-            runs[kept++] = runs[i];
+    for (size_t i = 0; i < n; i++) {
+        char *item = base + i * kind->size;
+        if (rc == 0 && kind->keeps(&plan, item)) {
+            memmove(base + kept++ * kind->size, item, kind->size);
         } else {
-            mpb__run_clear(&runs[i]);
+            kind->clear(item);
         }
     }
     if (rc < 0) {
         plan_clear(&plan);
-        free(runs);
+        free(items);
         return rc;
     }
-    qsort_r(runs, kept, sizeof *runs, compare_runs, &plan.order);
-    mpb_run_page *page = mpb_calloc(1, sizeof *page);
+    qsort_r(items, kept, kind->size, kind->compare, &plan.order);
     size_t begin = plan.offset < kept ? plan.offset : kept;
     size_t end = kept - begin > plan.max_results ? begin + plan.max_results : kept;
-    page->n_runs = end - begin;
-    page->runs = mpb_calloc(page->n_runs ? page->n_runs : 1, sizeof *page->runs);
-    memcpy(page->runs, runs + begin, page->n_runs * sizeof *runs);
+    out->n = end - begin;
+    out->items = mpb_calloc(out->n ? out->n : 1, kind->size);
+    memcpy(out->items, base + begin * kind->size, out->n * kind->size);
     for (size_t i = 0; i < kept; i++) {
         if (i < begin || i >= end) {
-            mpb__run_clear(&runs[i]);
+            kind->clear(base + i * kind->size);
         }
     }
-    page->next_page_token = end < kept ? mpb__page_token_encode(end) : NULL;
-    free(runs);
+    out->next_page_token = end < kept ? mpb__page_token_encode(end) : NULL;
+    free(items);
     plan_clear(&plan);
-    *out = page;
     return 0;
 }
+
+static int
+run_kept(const search_plan *plan, const void *item)
+{
+    const mpb_run *run = item;
+    return view_accepts(plan->view, run->info.lifecycle_stage) &&
+           mpb__filter_match_run(&plan->filter, run);
+}
+
+static void
+run_clear(void *item)
+{
+    mpb__run_clear(item);
+}
+
+static const search_kind run_search = {
+    .target = MPB__SEARCH_RUNS,
+    .size = sizeof(mpb_run),
+    .keeps = run_kept,
+    .clear = run_clear,
+    .compare = compare_runs,
+};
+
+int
+mpb__search_runs_in_memory(mpb_run *runs, size_t n_runs, const mpb_search_opts *opts,
+                           mpb_run_page **out, char *err, size_t err_len)
+{
+    search_page found;
+    int rc = search_in_memory(&run_search, runs, n_runs, opts, &found, err, err_len);
+    if (rc == 0) {
+        mpb_run_page *page = mpb_calloc(1, sizeof *page);
+        page->runs = found.items;
+        page->n_runs = found.n;
+        page->next_page_token = found.next_page_token;
+        *out = page;
+    }
+    return rc;
+}
+
+static int
+experiment_kept(const search_plan *plan, const void *item)
+{
+    const mpb_experiment *experiment = item;
+    return view_accepts(plan->view, experiment->lifecycle_stage) &&
+           mpb__filter_match_experiment(&plan->filter, experiment);
+}
+
+static void
+experiment_clear(void *item)
+{
+    mpb__experiment_clear(item);
+}
+
+static const search_kind experiment_search = {
+    .target = MPB__SEARCH_EXPERIMENTS,
+    .size = sizeof(mpb_experiment),
+    .keeps = experiment_kept,
+    .clear = experiment_clear,
+    .compare = compare_experiments,
+};
 
 int
 mpb__search_experiments_in_memory(mpb_experiment *experiments, size_t n_experiments,
                                   const mpb_search_opts *opts, mpb_experiment_page **out, char *err,
                                   size_t err_len)
 {
-    search_plan plan;
-    int rc = plan_search(MPB__SEARCH_EXPERIMENTS, opts, &plan, err, err_len);
-    size_t kept = 0;
-    for (size_t i = 0; i < n_experiments; i++) {
-        if (rc == 0 && view_accepts(plan.view, experiments[i].lifecycle_stage) &&
-            mpb__filter_match_experiment(&plan.filter, &experiments[i])) {
-            experiments[kept++] = experiments[i];
-        } else {
-            mpb__experiment_clear(&experiments[i]);
-        }
+    search_page found;
+    int rc = search_in_memory(&experiment_search, experiments, n_experiments, opts, &found, err,
+                              err_len);
+    if (rc == 0) {
+        mpb_experiment_page *page = mpb_calloc(1, sizeof *page);
+        page->experiments = found.items;
+        page->n_experiments = found.n;
+        page->next_page_token = found.next_page_token;
+        *out = page;
     }
-    if (rc < 0) {
-        plan_clear(&plan);
-        free(experiments);
-        return rc;
-    }
-    qsort_r(experiments, kept, sizeof *experiments, compare_experiments, &plan.order);
-    mpb_experiment_page *page = mpb_calloc(1, sizeof *page);
-    size_t begin = plan.offset < kept ? plan.offset : kept;
-    size_t end = kept - begin > plan.max_results ? begin + plan.max_results : kept;
-    page->n_experiments = end - begin;
-    page->experiments =
-        mpb_calloc(page->n_experiments ? page->n_experiments : 1, sizeof *page->experiments);
-    memcpy(page->experiments, experiments + begin, page->n_experiments * sizeof *experiments);
-    for (size_t i = 0; i < kept; i++) {
-        if (i < begin || i >= end) {
-            mpb__experiment_clear(&experiments[i]);
-        }
-    }
-    page->next_page_token = end < kept ? mpb__page_token_encode(end) : NULL;
-    free(experiments);
-    plan_clear(&plan);
-    *out = page;
-    return 0;
+    return rc;
 }

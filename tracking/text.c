@@ -387,3 +387,22 @@ mpb__parse_int64(const char *text, int64_t *out)
     *out = (int64_t)value;
     return 0;
 }
+
+int
+mpb__compare_strings(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+size_t
+mpb__strings_sort_unique(const char **strings, size_t n)
+{
+    qsort(strings, n, sizeof *strings, mpb__compare_strings);
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (kept == 0 || strcmp(strings[kept - 1], strings[i]) != 0) {
+            strings[kept++] = strings[i];
+        }
+    }
+    return kept;
+}

@@ -1,6 +1,7 @@
 /*
  * Text helpers of the tracking stores: a growable string buffer, UTF-8 checks,
- * base64, MLflow-readable number formatting, random ids, file URIs.
+ * base64, MLflow-readable number formatting, random ids, file URIs, string
+ * arrays.
  * Threading: all thread-safe (no shared state). Processes: n/a.
  * Ownership: returned char * are the caller's (free()); inputs are borrowed.
  */
@@ -62,5 +63,11 @@ char *mpb__file_uri_to_path(const char *uri);
 
 /* Parses a whole decimal int64; 0 or MPB_EINVAL. */
 int mpb__parse_int64(const char *text, int64_t *out);
+
+/* qsort/bsearch comparator of an array of strings (const char *), by strcmp. */
+int mpb__compare_strings(const void *a, const void *b);
+
+/* Sorts an array of strings and drops repeats; returns how many stay. */
+size_t mpb__strings_sort_unique(const char **strings, size_t n);
 
 #endif

@@ -121,23 +121,17 @@ mpb__validate_run_tags(const mpb_tag *tags, size_t n_tags, char *err, size_t err
     return 0;
 }
 
-static int
-compare_strings(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
 /* Sorted distinct keys of one namespace; checks "a" vs "a/b" conflicts. */
 static int
 check_key_folders(const char *kind, const char **keys, size_t n, char *err, size_t err_len)
 {
-    qsort(keys, n, sizeof *keys, compare_strings);
+    qsort(keys, n, sizeof *keys, mpb__compare_strings);
     for (size_t i = 0; i < n; i++) {
         const char *key = keys[i];
         for (const char *slash = strchr(key, '/'); slash; slash = strchr(slash + 1, '/')) {
             char *prefix = mpb_strndup(key, (size_t)(slash - key));
             const char *probe = prefix;
-            int clash = bsearch(&probe, keys, n, sizeof *keys, compare_strings) != NULL;
+            int clash = bsearch(&probe, keys, n, sizeof *keys, mpb__compare_strings) != NULL;
             free(prefix);
             if (clash) {
                 return mpb__set_error(err, err_len, MPB_EINVAL,
@@ -151,28 +145,31 @@ check_key_folders(const char *kind, const char **keys, size_t n, char *err, size
     return 0;
 }
 
+/* At most `limit` entities of one kind (MLflow's message). */
+static int
+check_count(const char *kind, size_t n, int limit, char *err, size_t err_len)
+{
+    if (n > (size_t)limit) {
+        return mpb__set_error(err, err_len, MPB_EINVAL,
+                              "A batch logging request can contain at most %d %s. Got %zu %s. "
+                              "Please split up %s across multiple requests and try again.",
+                              limit, kind, n, kind, kind);
+    }
+    return 0;
+}
+
 static int
 check_limits(size_t n_metrics, size_t n_params, size_t n_tags, char *err, size_t err_len)
 {
-    if (n_metrics > MPB_MAX_METRICS_PER_BATCH) {
-        return mpb__set_error(err, err_len, MPB_EINVAL,
-                              "A batch logging request can contain at most %d metrics. Got %zu "
-                              "metrics. Please split up metrics across multiple requests and try "
-                              "again.",
-                              MPB_MAX_METRICS_PER_BATCH, n_metrics);
+    int rc = check_count("metrics", n_metrics, MPB_MAX_METRICS_PER_BATCH, err, err_len);
+    if (rc == 0) {
+        rc = check_count("params", n_params, MPB_MAX_PARAMS_TAGS_PER_BATCH, err, err_len);
     }
-    if (n_params > MPB_MAX_PARAMS_TAGS_PER_BATCH) {
-        return mpb__set_error(err, err_len, MPB_EINVAL,
-                              "A batch logging request can contain at most %d params. Got %zu "
-                              "params. Please split up params across multiple requests and try "
-                              "again.",
-                              MPB_MAX_PARAMS_TAGS_PER_BATCH, n_params);
+    if (rc == 0) {
+        rc = check_count("tags", n_tags, MPB_MAX_PARAMS_TAGS_PER_BATCH, err, err_len);
     }
-    if (n_tags > MPB_MAX_PARAMS_TAGS_PER_BATCH) {
-        return mpb__set_error(err, err_len, MPB_EINVAL,
-                              "A batch logging request can contain at most %d tags. Got %zu "
-                              "tags. Please split up tags across multiple requests and try again.",
-                              MPB_MAX_PARAMS_TAGS_PER_BATCH, n_tags);
+    if (rc < 0) {
+        return rc;
     }
     size_t total = n_metrics + n_params + n_tags;
     if (total > MPB_MAX_ENTITIES_PER_BATCH) {
@@ -224,20 +221,6 @@ check_duplicate_params(const char **keys, size_t n, char *err, size_t err_len)
     return rc;
 }
 
-/* Distinct keys of metrics or tags (already validated), for the folder check. */
-static size_t
-distinct_keys(const char **keys, size_t n)
-{
-    qsort(keys, n, sizeof *keys, compare_strings);
-    size_t kept = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (kept == 0 || strcmp(keys[kept - 1], keys[i]) != 0) {
-            keys[kept++] = keys[i];
-        }
-    }
-    return kept;
-}
-
 int
 mpb__validate_batch(const mpb_metric *metrics, size_t n_metrics, const mpb_param *params,
                     size_t n_params, const mpb_tag *tags, size_t n_tags, char *err, size_t err_len)
@@ -265,7 +248,7 @@ mpb__validate_batch(const mpb_metric *metrics, size_t n_metrics, const mpb_param
     for (size_t i = 0; i < n_params; i++) {
         keys[i] = params[i].key;
     }
-    qsort(keys, n_params, sizeof *keys, compare_strings);
+    qsort(keys, n_params, sizeof *keys, mpb__compare_strings);
     rc = check_duplicate_params(keys, n_params, err, err_len);
     if (rc == 0) {
         rc = check_key_folders("param", keys, n_params, err, err_len);
@@ -274,13 +257,14 @@ mpb__validate_batch(const mpb_metric *metrics, size_t n_metrics, const mpb_param
         keys[i] = metrics[i].key;
     }
     if (rc == 0) {
-        rc = check_key_folders("metric", keys, distinct_keys(keys, n_metrics), err, err_len);
+        rc = check_key_folders("metric", keys, mpb__strings_sort_unique(keys, n_metrics), err,
+                               err_len);
     }
     for (size_t i = 0; rc == 0 && i < n_tags; i++) {
         keys[i] = tags[i].key;
     }
     if (rc == 0) {
-        rc = check_key_folders("tag", keys, distinct_keys(keys, n_tags), err, err_len);
+        rc = check_key_folders("tag", keys, mpb__strings_sort_unique(keys, n_tags), err, err_len);
     }
     free(keys);
     return rc;
@@ -328,26 +312,28 @@ matches_id_rule(const char *id, size_t max_tail)
     return 1;
 }
 
-int
-mpb__validate_run_id(const char *run_id, char *err, size_t err_len)
+/* An id of the request parameter `param` (MLflow's message). */
+static int
+check_id(const char *param, const char *id, size_t max_tail, char *err, size_t err_len)
 {
-    if (!matches_id_rule(run_id, 255)) {
+    if (!matches_id_rule(id, max_tail)) {
         return mpb__set_error(err, err_len, MPB_EINVAL,
-                              "Invalid value \"%.300s\" for parameter 'run_id' supplied",
-                              run_id ? run_id : "(null)");
+                              "Invalid value \"%.300s\" for parameter '%s' supplied",
+                              id ? id : "(null)", param);
     }
     return 0;
 }
 
 int
+mpb__validate_run_id(const char *run_id, char *err, size_t err_len)
+{
+    return check_id("run_id", run_id, 255, err, err_len);
+}
+
+int
 mpb__validate_experiment_id(const char *experiment_id, char *err, size_t err_len)
 {
-    if (!matches_id_rule(experiment_id, 63)) {
-        return mpb__set_error(err, err_len, MPB_EINVAL,
-                              "Invalid value \"%.300s\" for parameter 'experiment_id' supplied",
-                              experiment_id ? experiment_id : "(null)");
-    }
-    return 0;
+    return check_id("experiment_id", experiment_id, 63, err, err_len);
 }
 
 int

@@ -112,42 +112,27 @@ spawn_child(const char *const *args)
     return pid;
 }
 
-typedef struct fixture {
-    char *dir;
-    char *root;
-    mpb_store *store;
-    char *exp_id;
-    char err[512];
-} fixture;
+/* Runs two children at once; both must succeed. */
+static void
+run_children_together(const char *const *args_a, const char *const *args_b)
+{
+    pid_t a = spawn_child(args_a);
+    pid_t b = spawn_child(args_b);
+    assert_int_equal(th_wait_child(a, DEADLINE_MS), 0);
+    assert_int_equal(th_wait_child(b, DEADLINE_MS), 0);
+}
 
 static int
 setup(void **state)
 {
-    fixture *f = mpb_calloc(1, sizeof *f);
-    f->dir = th_tempdir();
-    f->store = th_open(f->dir);
-    f->root = mpb__file_uri_to_path(mpb_store_uri(f->store));
-    f->exp_id = th_experiment(f->store, "concurrency");
-    *state = f;
-    return 0;
-}
-
-static int
-teardown(void **state)
-{
-    fixture *f = *state;
-    mpb_store_destroy(&f->store);
-    th_cleanup(&f->dir);
-    free(f->root);
-    free(f->exp_id);
-    free(f);
+    *state = th_fixture_new("concurrency", NULL);
     return 0;
 }
 
 /* Every line of `key` present once; for each writer (timestamp), steps
  * 0..BATCHES*PER_BATCH-1 in file order. */
 static void
-check_history(fixture *f, const char *run_id, const char *key, int writers)
+check_history(th_fixture *f, const char *run_id, const char *key, int writers)
 {
     mpb_metric_history *history = NULL;
     assert_int_equal(
@@ -164,7 +149,7 @@ check_history(fixture *f, const char *run_id, const char *key, int writers)
 }
 
 static void
-check_params_and_tag(fixture *f, const char *run_id, const char *key)
+check_params_and_tag(th_fixture *f, const char *run_id, const char *key)
 {
     mpb_run *run = NULL;
     assert_int_equal(mpb_store_get_run(f->store, run_id, &run, f->err, sizeof f->err), 0);
@@ -181,20 +166,25 @@ check_params_and_tag(fixture *f, const char *run_id, const char *key)
     mpb_run_free(&run);
 }
 
+/* What `writers` writers of log_batches left under `key` in a run: every
+ * metric line in order, the params and the last tag. */
+static void
+check_run(th_fixture *f, const char *run_id, const char *key, int writers)
+{
+    check_history(f, run_id, key, writers);
+    check_params_and_tag(f, run_id, key);
+}
+
 static void
 two_processes_log_to_different_runs(void **state)
 {
-    fixture *f = *state;
+    th_fixture *f = *state;
     char *runs[2] = {th_run(f->store, f->exp_id, "a"), th_run(f->store, f->exp_id, "b")};
     const char *args_a[] = {"log", f->root, runs[0], "m", "0", NULL};
     const char *args_b[] = {"log", f->root, runs[1], "m", "0", NULL};
-    pid_t a = spawn_child(args_a);
-    pid_t b = spawn_child(args_b);
-    assert_int_equal(th_wait_child(a, DEADLINE_MS), 0);
-    assert_int_equal(th_wait_child(b, DEADLINE_MS), 0);
+    run_children_together(args_a, args_b);
     for (int i = 0; i < 2; i++) {
-        check_history(f, runs[i], "m", 1);
-        check_params_and_tag(f, runs[i], "m");
+        check_run(f, runs[i], "m", 1);
         free(runs[i]);
     }
 }
@@ -203,23 +193,19 @@ two_processes_log_to_different_runs(void **state)
 static void
 two_processes_share_one_run(void **state)
 {
-    fixture *f = *state;
+    th_fixture *f = *state;
     char *run = th_run(f->store, f->exp_id, "shared");
     const char *args_a[] = {"log", f->root, run, "shared", "0", NULL};
     const char *args_b[] = {"log", f->root, run, "shared", "1", NULL};
-    pid_t a = spawn_child(args_a);
-    pid_t b = spawn_child(args_b);
-    assert_int_equal(th_wait_child(a, DEADLINE_MS), 0);
-    assert_int_equal(th_wait_child(b, DEADLINE_MS), 0);
-    check_history(f, run, "shared", 2);
-    check_params_and_tag(f, run, "shared");
+    run_children_together(args_a, args_b);
+    check_run(f, run, "shared", 2);
     free(run);
 }
 
 static void
 params_stay_immutable_across_processes(void **state)
 {
-    fixture *f = *state;
+    th_fixture *f = *state;
     char *run = th_run(f->store, f->exp_id, "contested");
     for (int round = 0; round < 5; round++) {
         char key[32];
@@ -244,12 +230,9 @@ params_stay_immutable_across_processes(void **state)
 static void
 processes_create_runs_and_one_experiment_per_name(void **state)
 {
-    fixture *f = *state;
+    th_fixture *f = *state;
     const char *args[] = {"create", f->root, f->exp_id, "40", NULL};
-    pid_t a = spawn_child(args);
-    pid_t b = spawn_child(args);
-    assert_int_equal(th_wait_child(a, DEADLINE_MS), 0);
-    assert_int_equal(th_wait_child(b, DEADLINE_MS), 0);
+    run_children_together(args, args);
     const char *ids[] = {f->exp_id};
     mpb_run_page *page = NULL;
     assert_int_equal(mpb_store_search_runs(f->store, ids, 1, NULL, &page, f->err, sizeof f->err),
@@ -301,7 +284,7 @@ run_threads(thread_job *jobs, int n)
 static void
 threads_log_to_different_runs(void **state)
 {
-    fixture *f = *state;
+    th_fixture *f = *state;
     thread_job jobs[4];
     char *runs[4];
     for (int i = 0; i < 4; i++) {
@@ -310,8 +293,7 @@ threads_log_to_different_runs(void **state)
     }
     run_threads(jobs, 4);
     for (int i = 0; i < 4; i++) {
-        check_history(f, runs[i], "m", 1);
-        check_params_and_tag(f, runs[i], "m");
+        check_run(f, runs[i], "m", 1);
         free(runs[i]);
     }
 }
@@ -319,7 +301,7 @@ threads_log_to_different_runs(void **state)
 static void
 threads_share_one_run(void **state)
 {
-    fixture *f = *state;
+    th_fixture *f = *state;
     char *run = th_run(f->store, f->exp_id, "t");
     thread_job jobs[4];
     const char *keys[] = {"m", "m", "n", "n"};
@@ -328,9 +310,8 @@ threads_share_one_run(void **state)
     }
     /* Two threads append to each key; both log the same params (same values). */
     run_threads(jobs, 4);
-    check_history(f, run, "m", 2);
+    check_run(f, run, "m", 2);
     check_history(f, run, "n", 2);
-    check_params_and_tag(f, run, "m");
     free(run);
 }
 
@@ -369,7 +350,7 @@ churn_logger(void *arg)
 static void
 logging_while_the_experiment_moves_to_trash_and_back(void **state)
 {
-    fixture *f = *state;
+    th_fixture *f = *state;
     char *run = th_run(f->store, f->exp_id, "moving");
     churn_job job = {.store = f->store, .run_id = run};
     pthread_t thread;
@@ -400,15 +381,17 @@ main(int argc, char **argv)
         return child_main(argc, argv);
     }
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(two_processes_log_to_different_runs, setup, teardown),
-        cmocka_unit_test_setup_teardown(two_processes_share_one_run, setup, teardown),
-        cmocka_unit_test_setup_teardown(params_stay_immutable_across_processes, setup, teardown),
+        cmocka_unit_test_setup_teardown(two_processes_log_to_different_runs, setup,
+                                        th_fixture_teardown),
+        cmocka_unit_test_setup_teardown(two_processes_share_one_run, setup, th_fixture_teardown),
+        cmocka_unit_test_setup_teardown(params_stay_immutable_across_processes, setup,
+                                        th_fixture_teardown),
         cmocka_unit_test_setup_teardown(processes_create_runs_and_one_experiment_per_name, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(threads_log_to_different_runs, setup, teardown),
-        cmocka_unit_test_setup_teardown(threads_share_one_run, setup, teardown),
+                                        th_fixture_teardown),
+        cmocka_unit_test_setup_teardown(threads_log_to_different_runs, setup, th_fixture_teardown),
+        cmocka_unit_test_setup_teardown(threads_share_one_run, setup, th_fixture_teardown),
         cmocka_unit_test_setup_teardown(logging_while_the_experiment_moves_to_trash_and_back, setup,
-                                        teardown),
+                                        th_fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

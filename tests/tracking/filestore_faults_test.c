@@ -18,37 +18,18 @@ extern char **environ;
 
 #include "helpers.h"
 
-typedef struct fixture {
-    char *dir;
-    char *root;
-    mpb_store *store;
-    char *exp_id;
-    char err[1024];
-} fixture;
-
 static int
 setup(void **state)
 {
-    fixture *f = mpb_calloc(1, sizeof *f);
-    f->dir = th_tempdir();
-    f->store = th_open(f->dir);
-    f->root = mpb__file_uri_to_path(mpb_store_uri(f->store));
-    f->exp_id = th_experiment(f->store, "faults");
-    *state = f;
+    *state = th_fixture_new("faults", NULL);
     return 0;
 }
 
 static int
 teardown(void **state)
 {
-    fixture *f = *state;
     mpb__fs_fault_disarm();
-    mpb_store_destroy(&f->store);
-    th_cleanup(&f->dir);
-    free(f->root);
-    free(f->exp_id);
-    free(f);
-    return 0;
+    return th_fixture_teardown(state);
 }
 
 static int
@@ -73,7 +54,7 @@ count_temp_files(const char *dir)
 }
 
 static size_t
-count_runs(fixture *f)
+count_runs(th_fixture *f)
 {
     const char *ids[] = {f->exp_id};
     mpb_search_opts opts = {.view_type = MPB_VIEW_ALL};
@@ -98,7 +79,7 @@ count_subdirs(const char *dir)
 static void
 create_run_failing_anywhere_leaves_no_run(void **state)
 {
-    fixture *f = *state;
+    th_fixture *f = *state;
     char *exp_dir = th_pathf("%s/%s", f->root, f->exp_id);
     int failures = 0;
     for (int k = 0;; k++) {
@@ -128,7 +109,7 @@ create_run_failing_anywhere_leaves_no_run(void **state)
 static void
 create_experiment_failing_anywhere_leaves_no_experiment(void **state)
 {
-    fixture *f = *state;
+    th_fixture *f = *state;
     mpb_tag tags[] = {{"a", "1"}, {"b/c", "2"}};
     for (int k = 0;; k++) {
         mpb__fs_fault_arm(k, MPB_EIO);
@@ -156,7 +137,7 @@ create_experiment_failing_anywhere_leaves_no_experiment(void **state)
 
 /* Every metric file holds only whole lines, every param its whole value. */
 static void
-assert_run_readable(fixture *f, const char *run_id)
+assert_run_readable(th_fixture *f, const char *run_id)
 {
     mpb_run *run = NULL;
     assert_int_equal(mpb_store_get_run(f->store, run_id, &run, f->err, sizeof f->err), 0);
@@ -180,7 +161,7 @@ assert_run_readable(fixture *f, const char *run_id)
 static void
 log_batch_failing_anywhere_leaves_the_run_readable(void **state)
 {
-    fixture *f = *state;
+    th_fixture *f = *state;
     char *run_id = th_run(f->store, f->exp_id, "r");
     int failures = 0;
     for (int k = 0;; k++) {
@@ -212,7 +193,7 @@ log_batch_failing_anywhere_leaves_the_run_readable(void **state)
 static void
 delete_experiment_failing_keeps_it_findable(void **state)
 {
-    fixture *f = *state;
+    th_fixture *f = *state;
     char *run_id = th_run(f->store, f->exp_id, "r");
     for (int k = 0;; k++) {
         mpb__fs_fault_arm(k, MPB_EIO);
@@ -267,7 +248,7 @@ read_only_child(const char *root, const char *run_id)
 static void
 read_only_run_folder_fails_cleanly(void **state)
 {
-    fixture *f = *state;
+    th_fixture *f = *state;
     char *run_id = th_run(f->store, f->exp_id, "r");
     char *run_dir = th_pathf("%s/%s/%s", f->root, f->exp_id, run_id);
     char *metrics = th_pathf("%s/metrics", run_dir);

@@ -1,7 +1,8 @@
 /*
  * Golden tests of the file store layout: every file and every meta.yaml field
  * the store writes is compared, both ways, with the tables of
- * docs/tracking-format.md (the <!-- golden:... --> blocks).
+ * docs/tracking-format.md (the <!-- golden:... --> blocks). What the files
+ * hold and what MLflow's own files read as: filestore_compat_test.c.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -182,53 +183,10 @@ to_pattern(const char *path, const char *exp_id, const char *run_id)
     return mpb__strbuf_take(&out);
 }
 
-typedef struct fixture {
-    char *dir;
-    mpb_store *store;
-    char *root;
-    char *exp_id;
-    char *run_id;
-} fixture;
-
-static int
-setup(void **state)
-{
-    fixture *f = mpb_calloc(1, sizeof *f);
-    f->dir = th_tempdir();
-    f->store = th_open(f->dir);
-    f->root = mpb__file_uri_to_path(mpb_store_uri(f->store));
-    f->exp_id = th_experiment(f->store, "exp-a");
-    char err[512] = "";
-    assert_int_equal(
-        mpb_store_set_experiment_tag(f->store, f->exp_id, "team", "vision", err, sizeof err), 0);
-    f->run_id = th_run(f->store, f->exp_id, "first-run");
-    mpb_metric metric = {"loss", 0.5, 1000, 1};
-    mpb_param param = {"lr", "0.1"};
-    mpb_tag tag = {"stage", "train"};
-    assert_int_equal(
-        mpb_store_log_batch(f->store, f->run_id, &metric, 1, &param, 1, &tag, 1, err, sizeof err),
-        0);
-    *state = f;
-    return 0;
-}
-
-static int
-teardown(void **state)
-{
-    fixture *f = *state;
-    mpb_store_destroy(&f->store);
-    th_cleanup(&f->dir);
-    free(f->root);
-    free(f->exp_id);
-    free(f->run_id);
-    free(f);
-    return 0;
-}
-
 static void
 tree_matches_docs_both_ways(void **state)
 {
-    fixture *f = *state;
+    th_fixture *f = *state;
     char *doc = doc_text();
     rows documented;
     golden_rows(doc, "tree", &documented);
@@ -380,7 +338,7 @@ meta_value(const meta_line *lines, int n, const char *key)
 static void
 experiment_meta_matches_docs(void **state)
 {
-    fixture *f = *state;
+    th_fixture *f = *state;
     char *meta = th_pathf("%s/%s/meta.yaml", f->root, f->exp_id);
     check_meta_against_docs(meta, "experiment-meta", NULL, NULL);
     meta_line lines[32];
@@ -398,9 +356,7 @@ experiment_meta_matches_docs(void **state)
     free(meta);
 
     char *tag = th_pathf("%s/%s/tags/team", f->root, f->exp_id);
-    char *value = th_read(tag);
-    assert_string_equal(value, "vision");
-    free(value);
+    th_assert_file(tag, "vision");
     free(tag);
 
     meta = th_pathf("%s/0/meta.yaml", f->root);
@@ -414,7 +370,7 @@ experiment_meta_matches_docs(void **state)
 static void
 run_meta_matches_docs_through_its_life(void **state)
 {
-    fixture *f = *state;
+    th_fixture *f = *state;
     char err[512] = "";
     char *meta = th_pathf("%s/%s/%s/meta.yaml", f->root, f->exp_id, f->run_id);
     check_meta_against_docs(meta, "run-meta", "deleted_time", NULL);
@@ -455,12 +411,8 @@ run_meta_matches_docs_through_its_life(void **state)
 
     char *name_tag = th_pathf("%s/%s/%s/tags/mlflow.runName", f->root, f->exp_id, f->run_id);
     char *user_tag = th_pathf("%s/%s/%s/tags/mlflow.user", f->root, f->exp_id, f->run_id);
-    char *name = th_read(name_tag);
-    char *user = th_read(user_tag);
-    assert_string_equal(name, "first-run");
-    assert_string_equal(user, "tester");
-    free(name);
-    free(user);
+    th_assert_file(name_tag, "first-run");
+    th_assert_file(user_tag, "tester");
     free(name_tag);
     free(user_tag);
 }
@@ -468,7 +420,7 @@ run_meta_matches_docs_through_its_life(void **state)
 static void
 metric_lines_and_values_match_docs(void **state)
 {
-    fixture *f = *state;
+    th_fixture *f = *state;
     char *doc = doc_text();
     char *line_block = golden_block(doc, "metric-line");
     assert_non_null(strstr(line_block, "`<timestamp_ms> <value> <step>\\n`"));
@@ -511,215 +463,18 @@ metric_lines_and_values_match_docs(void **state)
     free(doc);
 }
 
-static void
-values_are_raw_files_and_slash_keys_are_folders(void **state)
-{
-    fixture *f = *state;
-    char err[512] = "";
-    mpb_param param = {"opt/name", "adam\nw"};
-    mpb_tag tag = {"note", "two words "};
-    mpb_metric metric = {"train/acc", 0.25, 7, 0};
-    assert_int_equal(
-        mpb_store_log_batch(f->store, f->run_id, &metric, 1, &param, 1, &tag, 1, err, sizeof err),
-        0);
-    char *run = th_pathf("%s/%s/%s", f->root, f->exp_id, f->run_id);
-    char *path = th_pathf("%s/params/opt/name", run);
-    char *text = th_read(path);
-    assert_string_equal(text, "adam\nw");
-    free(text);
-    free(path);
-    path = th_pathf("%s/tags/note", run);
-    text = th_read(path);
-    assert_string_equal(text, "two words ");
-    free(text);
-    free(path);
-    path = th_pathf("%s/metrics/train/acc", run);
-    text = th_read(path);
-    assert_string_equal(text, "7 0.25 0\n");
-    free(text);
-    free(path);
-    path = th_pathf("%s/params/lr", run);
-    text = th_read(path);
-    assert_string_equal(text, "0.1");
-    free(text);
-    free(path);
-    free(run);
-}
-
-/* Names YAML would retype if unquoted survive a round trip. */
-static void
-yaml_strings_are_quoted_and_round_trip(void **state)
-{
-    fixture *f = *state;
-    const char *names[] = {"yes",        "null",       "123",
-                           "a: b",       "say \"hi\"", "back\\slash",
-                           "new\nline",  "tab\there",  "caf\xc3\xa9 \xe2\x9c\x93",
-                           "- item",     "#hash",      "  padded  ",
-                           "\xc2\x85nel"};
-    for (size_t i = 0; i < MPB_ARRAY_LEN(names); i++) {
-        char *id = th_experiment(f->store, names[i]);
-        mpb_experiment *experiment = NULL;
-        char err[512] = "";
-        assert_int_equal(mpb_store_get_experiment(f->store, id, &experiment, err, sizeof err), 0);
-        assert_string_equal(experiment->name, names[i]);
-        mpb_experiment_free(&experiment);
-        assert_int_equal(
-            mpb_store_get_experiment_by_name(f->store, names[i], &experiment, err, sizeof err), 0);
-        assert_string_equal(experiment->experiment_id, id);
-        mpb_experiment_free(&experiment);
-        free(id);
-    }
-    mpb_experiment *yes = NULL;
-    assert_int_equal(mpb_store_get_experiment_by_name(f->store, "yes", &yes, NULL, 0), 0);
-    char *meta = th_pathf("%s/%s/meta.yaml", f->root, yes->experiment_id);
-    char *text = th_read(meta);
-    assert_non_null(strstr(text, "name: \"yes\"\n"));
-    free(text);
-    free(meta);
-    mpb_experiment_free(&yes);
-}
-
-/* Files as MLflow (PyYAML) writes them are read: single quotes, plain
- * strings, int experiment_id, no run_uuid, 2- and 5-field metric lines. */
-static void
-reads_what_mlflow_writes(void **state)
-{
-    fixture *f = *state;
-    char *exp = th_pathf("%s/123456789012345678", f->root);
-    char *run = th_pathf("%s/0123456789abcdef0123456789abcdef", exp);
-    assert_int_equal(mpb__fs_mkdir_p(run), 0);
-    const char *subdirs[] = {"metrics", "params", "artifacts", "tags"};
-    for (size_t i = 0; i < MPB_ARRAY_LEN(subdirs); i++) {
-        char *sub = mpb__path_join(run, subdirs[i]);
-        assert_int_equal(mpb__fs_mkdir(sub), 0);
-        free(sub);
-    }
-    const char *exp_meta = "artifact_location: file:///somewhere/123456789012345678\n"
-                           "creation_time: 1795645240031\n"
-                           "experiment_id: 123456789012345678\n"
-                           "last_update_time: 1795645240031\n"
-                           "lifecycle_stage: active\n"
-                           "name: from-mlflow\n"
-                           "tags: {}\n"
-                           "trace_location: null\n"
-                           "workspace: default\n";
-    const char *run_meta = "artifact_uri: file:///somewhere/artifacts\n"
-                           "end_time: null\n"
-                           "entry_point_name: ''\n"
-                           "experiment_id: '123456789012345678'\n"
-                           "lifecycle_stage: active\n"
-                           "run_id: 0123456789abcdef0123456789abcdef\n"
-                           "run_name: ''\n"
-                           "source_name: ''\n"
-                           "source_type: 4\n"
-                           "source_version: ''\n"
-                           "start_time: 1795645240034\n"
-                           "status: 3\n"
-                           "tags: []\n"
-                           "user_id: tester\n";
-    char *path = th_pathf("%s/meta.yaml", exp);
-    assert_int_equal(mpb__fs_write_atomic(exp, path, exp_meta, strlen(exp_meta)), 0);
-    free(path);
-    path = th_pathf("%s/meta.yaml", run);
-    assert_int_equal(mpb__fs_write_atomic(run, path, run_meta, strlen(run_meta)), 0);
-    free(path);
-    path = th_pathf("%s/tags/mlflow.runName", run);
-    assert_int_equal(mpb__fs_write_atomic(run, path, "named-by-tag", 12), 0);
-    free(path);
-    path = th_pathf("%s/metrics/m", run);
-    const char *lines = "100 1.5\n200 -nan 3\n150 2.5 7 ds abc123\n300 9";
-    assert_int_equal(mpb__fs_write_atomic(run, path, lines, strlen(lines)), 0);
-    free(path);
-
-    char err[512] = "";
-    mpb_run *got = NULL;
-    assert_int_equal(
-        mpb_store_get_run(f->store, "0123456789abcdef0123456789abcdef", &got, err, sizeof err), 0);
-    assert_string_equal(got->info.experiment_id, "123456789012345678");
-    assert_string_equal(got->info.run_name, "named-by-tag");
-    assert_int_equal(got->info.status, MPB_RUN_FINISHED);
-    assert_int_equal(got->info.end_time, -1);
-    assert_int_equal(got->n_metrics, 1);
-    /* Latest = max (step, timestamp, value); the unterminated line is ignored. */
-    assert_int_equal(got->metrics[0].step, 7);
-    assert_true(got->metrics[0].value == 2.5);
-    mpb_run_free(&got);
-    mpb_experiment *experiment = NULL;
-    assert_int_equal(
-        mpb_store_get_experiment_by_name(f->store, "from-mlflow", &experiment, err, sizeof err), 0);
-    assert_string_equal(experiment->experiment_id, "123456789012345678");
-    mpb_experiment_free(&experiment);
-    free(run);
-    free(exp);
-}
-
-/* MLflow refuses a run folder without metrics/ (path-traversal defence). */
-static void
-run_folder_without_metrics_is_not_found(void **state)
-{
-    fixture *f = *state;
-    char *metrics = th_pathf("%s/%s/%s/metrics", f->root, f->exp_id, f->run_id);
-    assert_int_equal(mpb__fs_rm_rf(metrics), 0);
-    mpb_run *run = NULL;
-    char err[512] = "";
-    assert_int_equal(mpb_store_get_run(f->store, f->run_id, &run, err, sizeof err), MPB_ENOTFOUND);
-    assert_null(run);
-    assert_non_null(strstr(err, "not found"));
-    free(metrics);
-}
-
-/* The checker script reads the store the way MLflow would (when python3
- * with PyYAML is there). */
-static void
-python_checker_accepts_the_store(void **state)
-{
-    fixture *f = *state;
-    if (system("python3 -c 'import yaml' >/dev/null 2>&1") != 0) {
-        skip();
-    }
-    const char *source = getenv("MPB_SOURCE_DIR");
-    if (source == NULL) {
-        skip();
-    }
-    char err[512] = "";
-    mpb_metric odd[] = {{"nan", NAN, 1, 0}, {"inf", INFINITY, 1, 0}, {"neg", -INFINITY, 1, 0}};
-    assert_int_equal(
-        mpb_store_log_batch(f->store, f->run_id, odd, 3, NULL, 0, NULL, 0, err, sizeof err), 0);
-    char *id = th_experiment(f->store, "yes");
-    free(id);
-    char *cmd = th_pathf("python3 %s/tools/check-mlruns.py %s >/dev/null", source, f->root);
-    assert_int_equal(system(cmd), 0);
-    /* ...and it does catch what MLflow would choke on: a quoted status. */
-    char *meta = th_pathf("%s/%s/%s/meta.yaml", f->root, f->exp_id, f->run_id);
-    char *text = th_read(meta);
-    char *status = strstr(text, "status: 1\n");
-    assert_non_null(status);
-    mpb__strbuf broken = {0};
-    mpb__strbuf_append(&broken, text, (size_t)(status - text));
-    mpb__strbuf_puts(&broken, "status: \"1\"\n");
-    mpb__strbuf_puts(&broken, status + strlen("status: 1\n"));
-    assert_int_equal(mpb__fs_write_atomic(f->dir, meta, broken.text, broken.len), 0);
-    assert_int_not_equal(system(cmd), 0);
-    mpb__strbuf_clear(&broken);
-    free(text);
-    free(meta);
-    free(cmd);
-}
-
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(tree_matches_docs_both_ways, setup, teardown),
-        cmocka_unit_test_setup_teardown(experiment_meta_matches_docs, setup, teardown),
-        cmocka_unit_test_setup_teardown(run_meta_matches_docs_through_its_life, setup, teardown),
-        cmocka_unit_test_setup_teardown(metric_lines_and_values_match_docs, setup, teardown),
-        cmocka_unit_test_setup_teardown(values_are_raw_files_and_slash_keys_are_folders, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(yaml_strings_are_quoted_and_round_trip, setup, teardown),
-        cmocka_unit_test_setup_teardown(reads_what_mlflow_writes, setup, teardown),
-        cmocka_unit_test_setup_teardown(run_folder_without_metrics_is_not_found, setup, teardown),
-        cmocka_unit_test_setup_teardown(python_checker_accepts_the_store, setup, teardown),
+        cmocka_unit_test_setup_teardown(tree_matches_docs_both_ways, th_sample_setup,
+                                        th_fixture_teardown),
+        cmocka_unit_test_setup_teardown(experiment_meta_matches_docs, th_sample_setup,
+                                        th_fixture_teardown),
+        cmocka_unit_test_setup_teardown(run_meta_matches_docs_through_its_life, th_sample_setup,
+                                        th_fixture_teardown),
+        cmocka_unit_test_setup_teardown(metric_lines_and_values_match_docs, th_sample_setup,
+                                        th_fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

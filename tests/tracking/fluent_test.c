@@ -16,47 +16,34 @@
 #include "core/util.h"
 #include "mpbatch/error.h"
 #include "mpbatch/tracking.h"
+#include "tracking/helpers.h"
 #include "tracking/test_child.h"
 
 #define HANG_MS 30000
 
-typedef struct fixture {
-    char *dir;
-    char *root;
-    mpb_store *store; /* a second handle on the same folder, for reading */
-} fixture;
-
+/* The fixture's store is a second handle on the fluent API's folder, for reading. */
 static int
 setup(void **state)
 {
-    fixture *f = mpb_calloc(1, sizeof *f);
-    f->dir = test_make_temp_dir("mpb-fluent");
-    f->root = mpb_asprintf("%s/mlruns", f->dir);
+    th_fixture *f = th_fixture_new(NULL, NULL);
+    *state = f;
     char err[512] = "";
-    if (mpb_tracking_set_tracking_uri(f->root, err, sizeof err) != 0 ||
-        mpb_store_open(f->root, &f->store, err, sizeof err) != 0) {
+    if (mpb_tracking_set_tracking_uri(f->root, err, sizeof err) != 0) {
         fprintf(stderr, "%s\n", err);
         return -1;
     }
-    *state = f;
     return 0;
 }
 
 static int
 teardown(void **state)
 {
-    fixture *f = *state;
     mpb_tracking_shutdown(0, NULL, 0);
-    mpb_store_destroy(&f->store);
-    test_remove_tree(f->dir);
-    free(f->root);
-    free(f->dir);
-    free(f);
-    return 0;
+    return th_fixture_teardown(state);
 }
 
 static mpb_run *
-get_run(fixture *f, const char *run_id)
+get_run(th_fixture *f, const char *run_id)
 {
     mpb_run *run = NULL;
     char err[512] = "";
@@ -80,7 +67,7 @@ tag_of(const mpb_run *run, const char *key)
 static void
 a_run_from_start_to_end(void **state)
 {
-    fixture *f = *state;
+    th_fixture *f = *state;
     char run_id[64];
     char err[512] = "";
     assert_int_equal(mpb_tracking_start_run("first", run_id, sizeof run_id, err, sizeof err), 0);
@@ -117,7 +104,7 @@ a_run_from_start_to_end(void **state)
 static void
 nested_runs_name_their_parent(void **state)
 {
-    fixture *f = *state;
+    th_fixture *f = *state;
     char outer[64];
     char inner[64];
     char active[64];
@@ -146,7 +133,7 @@ nested_runs_name_their_parent(void **state)
 static void
 logging_starts_a_run_and_shutdown_fails_it(void **state)
 {
-    fixture *f = *state;
+    th_fixture *f = *state;
     assert_int_equal(mpb_tracking_log_metric("x", 1, 0), 0);
     char run_id[64];
     assert_int_equal(mpb_tracking_active_run_id(run_id, sizeof run_id), 0);
@@ -164,7 +151,7 @@ logging_starts_a_run_and_shutdown_fails_it(void **state)
 static void
 experiments_are_created_and_deleted_ones_refused(void **state)
 {
-    fixture *f = *state;
+    th_fixture *f = *state;
     char err[512] = "";
     assert_int_equal(mpb_tracking_set_experiment("fluent-exp", err, sizeof err), 0);
     char run_id[64];
@@ -187,7 +174,7 @@ experiments_are_created_and_deleted_ones_refused(void **state)
 static void
 artifacts_are_copied_into_the_run(void **state)
 {
-    fixture *f = *state;
+    th_fixture *f = *state;
     char *file = mpb_asprintf("%s/model.txt", f->dir);
     FILE *out = fopen(file, "w");
     fputs("weights\n", out);
@@ -244,12 +231,12 @@ child_runs_and_returns(const char *out_path)
 }
 
 static void
-run_child(fixture *f, const char *const *env, char *outer, char *inner)
+run_child(th_fixture *f, const char *const *env, char *outer, char *inner)
 {
     char *out_path = mpb_asprintf("%s/ids", f->dir);
     const char *args[] = {"--child-runs", out_path, NULL};
     assert_int_equal(test_child_run(args, env, NULL, HANG_MS), 0);
-    char *ids = test_read_file(out_path);
+    char *ids = th_read(out_path);
     assert_non_null(ids);
     assert_int_equal(sscanf(ids, "%63s %63s", outer, inner), 2);
     free(ids);
@@ -259,7 +246,7 @@ run_child(fixture *f, const char *const *env, char *outer, char *inner)
 static void
 exit_ends_runs_and_drains(void **state)
 {
-    fixture *f = *state;
+    th_fixture *f = *state;
     char *uri = mpb_asprintf("MLFLOW_TRACKING_URI=file:%s", f->root);
     const char *env[] = {uri, NULL};
     char outer[64];
@@ -279,7 +266,7 @@ exit_ends_runs_and_drains(void **state)
 static void
 experiment_name_and_id_from_the_environment(void **state)
 {
-    fixture *f = *state;
+    th_fixture *f = *state;
     char *uri = mpb_asprintf("MLFLOW_TRACKING_URI=%s", f->root);
     char outer[64];
     char inner[64];
@@ -305,7 +292,7 @@ experiment_name_and_id_from_the_environment(void **state)
 static void
 run_id_from_the_environment_is_resumed(void **state)
 {
-    fixture *f = *state;
+    th_fixture *f = *state;
     char *existing = NULL;
     assert_int_equal(
         mpb_store_create_run(f->store, "0", "me", -1, "earlier", NULL, 0, &existing, NULL, 0), 0);

@@ -1,6 +1,6 @@
 /*
- * Helpers shared by the tracking tests: temp folders, file reading, child
- * processes with deadlines. Include after cmocka.h.
+ * Helpers shared by the tracking tests: temp folders, file reading, a store
+ * fixture, child processes with deadlines. Include after cmocka.h.
  */
 #ifndef MPB_TESTS_TRACKING_HELPERS_H
 #define MPB_TESTS_TRACKING_HELPERS_H
@@ -68,6 +68,18 @@ th_read(const char *path)
     return text;
 }
 
+/* Fails unless the file at path holds exactly `expected`. */
+static inline void
+th_assert_file(const char *path, const char *expected)
+{
+    char *text = th_read(path);
+    if (text == NULL) {
+        fail_msg("%s is missing", path);
+    }
+    assert_string_equal(text, expected);
+    free(text);
+}
+
 static inline char *th_pathf(const char *fmt, ...) MPB_PRINTF(1, 2);
 
 static inline char *
@@ -122,6 +134,69 @@ th_run(mpb_store *store, const char *experiment_id, const char *name)
         fail_msg("create_run: %s", err);
     }
     return id;
+}
+
+/* A file store in a fresh folder with one experiment (none when experiment
+ * is NULL) and, when run_name is not NULL, one run in it (user "tester"):
+ * what most store tests start from. Free with th_fixture_teardown. */
+typedef struct th_fixture {
+    char *dir;  /* the temp folder */
+    char *root; /* the store's mlruns folder, a plain path */
+    mpb_store *store;
+    char *exp_id;   /* NULL without an experiment */
+    char *run_id;   /* NULL without a run */
+    char err[1024]; /* for the test's own calls */
+} th_fixture;
+
+static inline th_fixture *
+th_fixture_new(const char *experiment, const char *run_name)
+{
+    th_fixture *f = mpb_calloc(1, sizeof *f);
+    f->dir = th_tempdir();
+    f->store = th_open(f->dir);
+    f->root = mpb__file_uri_to_path(mpb_store_uri(f->store));
+    if (experiment != NULL) {
+        f->exp_id = th_experiment(f->store, experiment);
+    }
+    if (run_name != NULL) {
+        f->run_id = th_run(f->store, f->exp_id, run_name);
+    }
+    return f;
+}
+
+/* A cmocka teardown for a th_fixture state: closes the store, removes the folder. */
+static inline int
+th_fixture_teardown(void **state)
+{
+    th_fixture *f = *state;
+    mpb_store_destroy(&f->store);
+    th_cleanup(&f->dir);
+    free(f->root);
+    free(f->exp_id);
+    free(f->run_id);
+    free(f);
+    *state = NULL;
+    return 0;
+}
+
+/* A cmocka setup: th_fixture_new("exp-a", "first-run") holding what a used
+ * store holds: the experiment tag team=vision and one batch of the run
+ * (metric loss 0.5 at step 1, param lr=0.1, tag stage=train). */
+static inline int
+th_sample_setup(void **state)
+{
+    th_fixture *f = th_fixture_new("exp-a", "first-run");
+    assert_int_equal(
+        mpb_store_set_experiment_tag(f->store, f->exp_id, "team", "vision", f->err, sizeof f->err),
+        0);
+    mpb_metric metric = {"loss", 0.5, 1000, 1};
+    mpb_param param = {"lr", "0.1"};
+    mpb_tag tag = {"stage", "train"};
+    assert_int_equal(mpb_store_log_batch(f->store, f->run_id, &metric, 1, &param, 1, &tag, 1,
+                                         f->err, sizeof f->err),
+                     0);
+    *state = f;
+    return 0;
 }
 
 /* Waits for a child at most timeout_ms; kills it on timeout (test fails).

@@ -17,6 +17,7 @@
 #include "core/util.h"
 #include "mpbatch/error.h"
 #include "mpbatch/logging_queue.h"
+#include "tracking/helpers.h"
 #include "tracking/logging_queue_int.h"
 #include "tracking/queue_helpers.h"
 #include "tracking/test_child.h"
@@ -49,13 +50,10 @@ hung_store_call_fails_the_queue(void **state)
 {
     test_sink sink;
     test_sink_init(&sink);
-    set_block(&sink, 1);
     mpb_logging_queue_options opts = {.store_call_timeout_ms = 200};
-    mpb_logging_queue *q = start_queue(&sink, &opts);
     mpb_logging_handle *in_call = NULL;
     mpb_logging_handle *queued = NULL;
-    assert_int_equal(log_metric(q, "r1", "m", 0, &in_call), 0);
-    assert_true(test_sink_wait_entered(&sink, 1));
+    mpb_logging_queue *q = start_busy_queue(&sink, &opts, &in_call);
     assert_int_equal(log_metric(q, "r1", "m", 1, &queued), 0);
 
     char err[256] = "";
@@ -110,12 +108,9 @@ shutdown_past_its_deadline_says_what_was_lost(void **state)
 {
     test_sink sink;
     test_sink_init(&sink);
-    set_block(&sink, 1);
-    mpb_logging_queue *q = start_queue(&sink, NULL);
     mpb_logging_handle *in_call = NULL;
     mpb_logging_handle *lost = NULL;
-    assert_int_equal(log_metric(q, "r1", "m", 0, &in_call), 0);
-    assert_true(test_sink_wait_entered(&sink, 1));
+    mpb_logging_queue *q = start_busy_queue(&sink, NULL, &in_call);
     assert_int_equal(log_metric(q, "r1", "m", 1, &lost), 0);
     assert_int_equal(log_metric(q, "r1", "m", 2, NULL), 0);
     assert_int_equal(log_metric(q, "r2", "m", 0, NULL), 0);
@@ -279,12 +274,11 @@ child_with_bad_env(void)
 static void
 exit_drains_what_main_left(void **state)
 {
-    char *dir = test_make_temp_dir("mpb-drain");
-    assert_non_null(dir);
+    char *dir = th_tempdir();
     char *path = mpb_asprintf("%s/lines", dir);
     const char *args[] = {"--child-returns", path, NULL};
     assert_int_equal(test_child_run(args, NULL, NULL, HANG_MS), 0);
-    char *text = test_read_file(path);
+    char *text = th_read(path);
     assert_non_null(text);
     int64_t step = 0;
     char *line = text;
@@ -298,48 +292,45 @@ exit_drains_what_main_left(void **state)
     assert_string_equal(line, "child status 3\n");
     free(text);
     free(path);
-    test_remove_tree(dir);
-    free(dir);
+    th_cleanup(&dir);
+}
+
+/* Runs this binary with args and extra environment entries; checks its exit
+ * status and returns what it wrote to stderr (caller frees). */
+static char *
+child_stderr(const char *const *args, const char *const *env, int expected_status)
+{
+    char *dir = th_tempdir();
+    char *log_path = mpb_asprintf("%s/stderr", dir);
+    assert_int_equal(test_child_run(args, env, log_path, HANG_MS), expected_status);
+    char *text = th_read(log_path);
+    assert_non_null(text);
+    free(log_path);
+    th_cleanup(&dir);
+    return text;
 }
 
 static void
 exit_drain_is_bounded_and_reports(void **state)
 {
-    char *dir = test_make_temp_dir("mpb-drain");
-    char *log_path = mpb_asprintf("%s/stderr", dir);
     const char *args[] = {"--child-stuck", NULL};
+    const char *env[] = {"MPB_TRACKING_EXIT_TIMEOUT_MS=300", NULL};
     int64_t t0 = mpb_now_ns();
-    assert_int_equal(test_child_run(args,
-                                    (const char *[]){"MPB_TRACKING_EXIT_TIMEOUT_MS=300", NULL},
-                                    log_path, HANG_MS),
-                     0);
+    char *text = child_stderr(args, env, 0);
     assert_true(mpb_now_ns() - t0 >= 300 * INT64_C(1000000));
-    char *text = test_read_file(log_path);
-    assert_non_null(text);
     assert_non_null(strstr(text, "not written"));
     assert_non_null(strstr(text, "run run-stuck: 5 batches (5 metrics"));
     free(text);
-    free(log_path);
-    test_remove_tree(dir);
-    free(dir);
 }
 
 static void
 bad_exit_timeout_fails_start(void **state)
 {
-    char *dir = test_make_temp_dir("mpb-drain");
-    char *log_path = mpb_asprintf("%s/stderr", dir);
     const char *args[] = {"--child-bad-env", NULL};
-    assert_int_equal(test_child_run(args,
-                                    (const char *[]){"MPB_TRACKING_EXIT_TIMEOUT_MS=soon", NULL},
-                                    log_path, HANG_MS),
-                     7);
-    char *text = test_read_file(log_path);
+    const char *env[] = {"MPB_TRACKING_EXIT_TIMEOUT_MS=soon", NULL};
+    char *text = child_stderr(args, env, 7);
     assert_non_null(strstr(text, "MPB_TRACKING_EXIT_TIMEOUT_MS=\"soon\""));
     free(text);
-    free(log_path);
-    test_remove_tree(dir);
-    free(dir);
 }
 
 int

@@ -88,10 +88,7 @@ merges_consecutive_batches_of_a_run(void **state)
 {
     test_sink sink;
     test_sink_init(&sink);
-    set_block(&sink, 1);
-    mpb_logging_queue *q = start_queue(&sink, NULL);
-    assert_int_equal(log_metric(q, "r1", "m", 0, NULL), 0);
-    assert_true(test_sink_wait_entered(&sink, 1));
+    mpb_logging_queue *q = start_busy_queue(&sink, NULL, NULL);
     for (int64_t step = 1; step < 3000; step++) {
         assert_int_equal(log_metric(q, "r1", "m", step, NULL), 0);
     }
@@ -116,10 +113,7 @@ merging_stops_at_limits_runs_and_repeated_keys(void **state)
 {
     test_sink sink;
     test_sink_init(&sink);
-    set_block(&sink, 1);
-    mpb_logging_queue *q = start_queue(&sink, NULL);
-    assert_int_equal(log_metric(q, "r1", "m", 0, NULL), 0);
-    assert_true(test_sink_wait_entered(&sink, 1));
+    mpb_logging_queue *q = start_busy_queue(&sink, NULL, NULL);
     char key[32];
     for (int i = 0; i < 150; i++) { /* 150 distinct params: 100 + 50 */
         snprintf(key, sizeof key, "p%d", i);
@@ -192,10 +186,7 @@ update_run_comes_after_earlier_batches(void **state)
 {
     test_sink sink;
     test_sink_init(&sink);
-    set_block(&sink, 1);
-    mpb_logging_queue *q = start_queue(&sink, NULL);
-    assert_int_equal(log_metric(q, "r1", "m", 0, NULL), 0);
-    assert_true(test_sink_wait_entered(&sink, 1));
+    mpb_logging_queue *q = start_busy_queue(&sink, NULL, NULL);
     assert_int_equal(log_metric(q, "r1", "m", 1, NULL), 0);
     mpb_logging_handle *h = NULL;
     assert_int_equal(mpb_logging_queue_update_run(q, "r1", MPB_RUN_FINISHED, 5, &h), 0);
@@ -249,10 +240,7 @@ invalid_batch_does_not_fail_its_neighbours(void **state)
     test_sink sink;
     test_sink_init(&sink);
     sink.fail_key = "bad";
-    set_block(&sink, 1);
-    mpb_logging_queue *q = start_queue(&sink, NULL);
-    assert_int_equal(log_metric(q, "r1", "m", 0, NULL), 0);
-    assert_true(test_sink_wait_entered(&sink, 1));
+    mpb_logging_queue *q = start_busy_queue(&sink, NULL, NULL);
     mpb_logging_handle *good1 = NULL;
     mpb_logging_handle *bad = NULL;
     mpb_logging_handle *good2 = NULL;

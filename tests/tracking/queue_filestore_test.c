@@ -19,54 +19,16 @@
 #include "mpbatch/error.h"
 #include "mpbatch/logging_queue.h"
 #include "mpbatch/queueing_client.h"
+#include "tracking/helpers.h"
 #include "tracking/test_child.h"
 
 #define HANG_MS 30000
 
-typedef struct fixture {
-    char *dir;
-    char *root;
-    mpb_store *store;
-} fixture;
-
 static int
 setup(void **state)
 {
-    fixture *f = mpb_calloc(1, sizeof *f);
-    f->dir = test_make_temp_dir("mpb-queue-fs");
-    f->root = mpb_asprintf("%s/mlruns", f->dir);
-    char err[512] = "";
-    if (mpb_store_open(f->root, &f->store, err, sizeof err) != 0) {
-        fprintf(stderr, "open %s: %s\n", f->root, err);
-        return -1;
-    }
-    *state = f;
+    *state = th_fixture_new(NULL, NULL);
     return 0;
-}
-
-static int
-teardown(void **state)
-{
-    fixture *f = *state;
-    mpb_store_destroy(&f->store);
-    test_remove_tree(f->dir);
-    free(f->root);
-    free(f->dir);
-    free(f);
-    return 0;
-}
-
-static char *
-new_run(fixture *f, const char *name)
-{
-    char *run_id = NULL;
-    char err[512] = "";
-    int rc =
-        mpb_store_create_run(f->store, "0", "tester", -1, name, NULL, 0, &run_id, err, sizeof err);
-    if (rc != 0) {
-        fail_msg("create_run: %s", err);
-    }
-    return run_id;
 }
 
 /* Checks that metrics/<key> of a run holds steps 0..count-1, once each, in order. */
@@ -74,7 +36,7 @@ static void
 assert_metric_file(const char *root, const char *run_id, const char *key, int64_t count)
 {
     char *path = mpb_asprintf("%s/0/%s/metrics/%s", root, run_id, key);
-    char *text = test_read_file(path);
+    char *text = th_read(path);
     assert_non_null(text);
     int64_t expected = 0;
     char *line = text;
@@ -119,14 +81,14 @@ produce(void *arg)
 static void
 four_threads_end_on_disk_in_order(void **state)
 {
-    fixture *f = *state;
+    th_fixture *f = *state;
     mpb_logging_queue *queue = mpb_logging_queue_new(f->store, NULL);
     assert_int_equal(mpb_logging_queue_start(queue, NULL, 0), 0);
     char *run_ids[4];
     producer producers[4];
     pthread_t threads[4];
     for (int t = 0; t < 4; t++) {
-        run_ids[t] = new_run(f, NULL);
+        run_ids[t] = th_run(f->store, MPB_DEFAULT_EXPERIMENT_ID, NULL);
         producers[t] = (producer){.queue = queue, .run_id = run_ids[t], .count = 50000};
         pthread_create(&threads[t], NULL, produce, &producers[t]);
     }
@@ -172,8 +134,8 @@ child_logs_and_returns(const char *root, const char *run_id)
 static void
 child_returning_from_main_leaves_everything_on_disk(void **state)
 {
-    fixture *f = *state;
-    char *run_id = new_run(f, "child");
+    th_fixture *f = *state;
+    char *run_id = th_run(f->store, MPB_DEFAULT_EXPERIMENT_ID, "child");
     const char *args[] = {"--child-returns", f->root, run_id, NULL};
     assert_int_equal(test_child_run(args, NULL, NULL, HANG_MS), 0);
     assert_metric_file(f->root, run_id, "loss", 20000);
@@ -199,8 +161,8 @@ read_only_store_fails_every_handle(void **state)
     if (geteuid() == 0) {
         skip(); /* root writes through permissions; the fault-seam tests cover this */
     }
-    fixture *f = *state;
-    char *run_id = new_run(f, "read-only");
+    th_fixture *f = *state;
+    char *run_id = th_run(f->store, MPB_DEFAULT_EXPERIMENT_ID, "read-only");
     const char *parts[] = {"metrics", "params", "tags", ""};
     char *paths[4];
     for (int i = 0; i < 4; i++) {
@@ -249,7 +211,7 @@ has_tag(const mpb_run *run, const char *key, const char *value)
 static void
 queueing_client_writes_a_run(void **state)
 {
-    fixture *f = *state;
+    th_fixture *f = *state;
     mpb_logging_queue *queue = mpb_logging_queue_new(f->store, NULL);
     assert_int_equal(mpb_logging_queue_start(queue, NULL, 0), 0);
     mpb_queueing_client *client = mpb_queueing_client_new(queue);
@@ -293,11 +255,13 @@ main(int argc, char **argv)
         return child_logs_and_returns(argv[2], argv[3]);
     }
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(four_threads_end_on_disk_in_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(four_threads_end_on_disk_in_order, setup,
+                                        th_fixture_teardown),
         cmocka_unit_test_setup_teardown(child_returning_from_main_leaves_everything_on_disk, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(read_only_store_fails_every_handle, setup, teardown),
-        cmocka_unit_test_setup_teardown(queueing_client_writes_a_run, setup, teardown),
+                                        th_fixture_teardown),
+        cmocka_unit_test_setup_teardown(read_only_store_fails_every_handle, setup,
+                                        th_fixture_teardown),
+        cmocka_unit_test_setup_teardown(queueing_client_writes_a_run, setup, th_fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,6 +1,6 @@
 /*
- * Helpers of the logging queue tests: a started queue on a test sink, one
- * metric per log call, and the order check. Include after cmocka.h.
+ * Helpers of the logging queue tests: a started (or busy) queue on a test
+ * sink, one metric per log call, and the order check. Include after cmocka.h.
  */
 #ifndef MPB_TESTS_TRACKING_QUEUE_HELPERS_H
 #define MPB_TESTS_TRACKING_QUEUE_HELPERS_H
@@ -40,6 +40,20 @@ log_metric(mpb_logging_queue *q, const char *run_id, const char *key, int64_t st
 {
     mpb_metric m = {.key = key, .value = (double)step, .timestamp_ms = 1000 + step, .step = step};
     return mpb_logging_queue_log_batch(q, run_id, &m, 1, NULL, 0, NULL, 0, handle);
+}
+
+/* A started queue whose writer is inside its first store call, for the
+ * metric m of run r1 at step 0 (*first its handle unless NULL), until
+ * test_sink_release(): what the test logs meanwhile waits in the queue. */
+static inline mpb_logging_queue *
+start_busy_queue(test_sink *sink, const mpb_logging_queue_options *options,
+                 mpb_logging_handle **first)
+{
+    set_block(sink, 1);
+    mpb_logging_queue *q = start_queue(sink, options);
+    assert_int_equal(log_metric(q, "r1", "m", 0, first), 0);
+    assert_true(test_sink_wait_entered(sink, 1));
+    return q;
 }
 
 /* Steps of one run's metrics as the sink saw them must be 0, 1, 2, ... */

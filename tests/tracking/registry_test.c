@@ -10,39 +10,17 @@
 
 #include "helpers.h"
 
-typedef struct fixture {
-    char *dir;
-    mpb_store *store;
-    char *exp_id;
-    char err[1024];
-} fixture;
-
 static int
 setup(void **state)
 {
-    fixture *f = mpb_calloc(1, sizeof *f);
-    f->dir = th_tempdir();
-    f->store = th_open(f->dir);
-    f->exp_id = th_experiment(f->store, "registry");
-    *state = f;
-    return 0;
-}
-
-static int
-teardown(void **state)
-{
-    fixture *f = *state;
-    mpb_store_destroy(&f->store);
-    th_cleanup(&f->dir);
-    free(f->exp_id);
-    free(f);
+    *state = th_fixture_new("registry", NULL);
     return 0;
 }
 
 static void
 get_or_create_experiment_creates_finds_and_restores(void **state)
 {
-    fixture *f = *state;
+    th_fixture *f = *state;
     char *first = NULL;
     int created = -1;
     assert_int_equal(mpb_store_get_or_create_experiment(f->store, "models", &first, &created,
@@ -77,7 +55,7 @@ get_or_create_experiment_creates_finds_and_restores(void **state)
 static void
 get_or_create_run_wants_zero_or_one_match(void **state)
 {
-    fixture *f = *state;
+    th_fixture *f = *state;
     mpb_tag key[] = {{"model", "mlp"}, {"version", "it's 1"}}; /* a quote in a value */
     char *first = NULL;
     int created = -1;
@@ -142,20 +120,9 @@ write_file(const char *path, const char *text)
 }
 
 static void
-assert_file(const char *path, const char *text)
-{
-    char *got = th_read(path);
-    if (got == NULL) {
-        fail_msg("%s is missing", path);
-    }
-    assert_string_equal(got, text);
-    free(got);
-}
-
-static void
 artifacts_round_trip_files_and_folders(void **state)
 {
-    fixture *f = *state;
+    th_fixture *f = *state;
     char *run_id = th_run(f->store, f->exp_id, "artifacts");
     char *src = th_pathf("%s/src", f->dir);
     char *model = th_pathf("%s/model.bin", src);
@@ -203,7 +170,7 @@ artifacts_round_trip_files_and_folders(void **state)
                      0);
     char *expected = th_pathf("%s/model.bin", dst);
     assert_string_equal(local, expected);
-    assert_file(local, "weights");
+    th_assert_file(local, "weights");
     free(expected);
     free(local);
     assert_int_equal(mpb_store_download_artifacts(f->store, run_id, "report", dst, &local, f->err,
@@ -211,8 +178,8 @@ artifacts_round_trip_files_and_folders(void **state)
                      0);
     char *got_a = th_pathf("%s/a.txt", local);
     char *got_b = th_pathf("%s/deep/b.txt", local);
-    assert_file(got_a, "alpha");
-    assert_file(got_b, "beta");
+    th_assert_file(got_a, "alpha");
+    th_assert_file(got_b, "beta");
     free(got_a);
     free(got_b);
     free(local);
@@ -222,7 +189,7 @@ artifacts_round_trip_files_and_folders(void **state)
                      0);
     assert_string_equal(local, everything);
     char *deep = th_pathf("%s/report/deep/b.txt", everything);
-    assert_file(deep, "beta");
+    th_assert_file(deep, "beta");
     free(deep);
     free(local);
     free(everything);
@@ -257,9 +224,11 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(get_or_create_experiment_creates_finds_and_restores, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(get_or_create_run_wants_zero_or_one_match, setup, teardown),
-        cmocka_unit_test_setup_teardown(artifacts_round_trip_files_and_folders, setup, teardown),
+                                        th_fixture_teardown),
+        cmocka_unit_test_setup_teardown(get_or_create_run_wants_zero_or_one_match, setup,
+                                        th_fixture_teardown),
+        cmocka_unit_test_setup_teardown(artifacts_round_trip_files_and_folders, setup,
+                                        th_fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -138,40 +138,15 @@ default_experiment_comes_with_a_new_root_only(void **state)
     th_cleanup(&dir);
 }
 
-typedef struct fixture {
-    char *dir;
-    char *root;
-    mpb_store *store;
-    char *exp_id;
-    char err[1024];
-} fixture;
-
 static int
 setup(void **state)
 {
-    fixture *f = mpb_calloc(1, sizeof *f);
-    f->dir = th_tempdir();
-    f->store = th_open(f->dir);
-    f->root = mpb__file_uri_to_path(mpb_store_uri(f->store));
-    f->exp_id = th_experiment(f->store, "life");
-    *state = f;
-    return 0;
-}
-
-static int
-teardown(void **state)
-{
-    fixture *f = *state;
-    mpb_store_destroy(&f->store);
-    th_cleanup(&f->dir);
-    free(f->root);
-    free(f->exp_id);
-    free(f);
+    *state = th_fixture_new("life", NULL);
     return 0;
 }
 
 static const char *
-run_stage(fixture *f, const char *run_id, char *buf, size_t len)
+run_stage(th_fixture *f, const char *run_id, char *buf, size_t len)
 {
     mpb_run *run = NULL;
     assert_int_equal(mpb_store_get_run(f->store, run_id, &run, f->err, sizeof f->err), 0);
@@ -183,7 +158,7 @@ run_stage(fixture *f, const char *run_id, char *buf, size_t len)
 static void
 delete_moves_experiment_to_trash_and_restore_brings_it_back(void **state)
 {
-    fixture *f = *state;
+    th_fixture *f = *state;
     char stage[16];
     char *kept = th_run(f->store, f->exp_id, "kept");
     char *earlier = th_run(f->store, f->exp_id, "deleted-earlier");
@@ -252,7 +227,7 @@ delete_moves_experiment_to_trash_and_restore_brings_it_back(void **state)
 static void
 runs_update_status_end_time_and_name(void **state)
 {
-    fixture *f = *state;
+    th_fixture *f = *state;
     int64_t before = mpb_wall_ms();
     char *run_id = th_run(f->store, f->exp_id, "before");
     assert_int_equal(mpb_store_update_run(f->store, run_id, MPB_RUN_FAILED, 123456, "after", f->err,
@@ -287,7 +262,7 @@ runs_update_status_end_time_and_name(void **state)
 static void
 run_names_and_users_default_like_mlflow(void **state)
 {
-    fixture *f = *state;
+    th_fixture *f = *state;
     assert_int_equal(setenv("LOGNAME", "alice", 1), 0);
     char *run_id = NULL;
     assert_int_equal(mpb_store_create_run(f->store, f->exp_id, NULL, 42, NULL, NULL, 0, &run_id,
@@ -330,7 +305,7 @@ run_names_and_users_default_like_mlflow(void **state)
 static void
 tags_are_set_overwritten_and_deleted(void **state)
 {
-    fixture *f = *state;
+    th_fixture *f = *state;
     char *run_id = th_run(f->store, f->exp_id, "tags");
     assert_int_equal(mpb_store_set_tag(f->store, run_id, "k", "1", f->err, sizeof f->err), 0);
     assert_int_equal(mpb_store_set_tag(f->store, run_id, "k", "2", f->err, sizeof f->err), 0);
@@ -368,7 +343,7 @@ tags_are_set_overwritten_and_deleted(void **state)
 static void
 metric_history_keeps_file_order_and_latest_is_max_step(void **state)
 {
-    fixture *f = *state;
+    th_fixture *f = *state;
     char *run_id = th_run(f->store, f->exp_id, "history");
     mpb_metric first[] = {{"loss", 0.9, 100, 2}, {"loss", 0.8, 101, 5}, {"acc", 0.1, 100, 0}};
     mpb_metric second[] = {{"loss", 0.7, 102, 3}, {"loss", 0.6, 99, 5}};
@@ -416,12 +391,15 @@ main(void)
         cmocka_unit_test(null_uri_uses_env_then_default),
         cmocka_unit_test(default_experiment_comes_with_a_new_root_only),
         cmocka_unit_test_setup_teardown(delete_moves_experiment_to_trash_and_restore_brings_it_back,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(runs_update_status_end_time_and_name, setup, teardown),
-        cmocka_unit_test_setup_teardown(run_names_and_users_default_like_mlflow, setup, teardown),
-        cmocka_unit_test_setup_teardown(tags_are_set_overwritten_and_deleted, setup, teardown),
+                                        setup, th_fixture_teardown),
+        cmocka_unit_test_setup_teardown(runs_update_status_end_time_and_name, setup,
+                                        th_fixture_teardown),
+        cmocka_unit_test_setup_teardown(run_names_and_users_default_like_mlflow, setup,
+                                        th_fixture_teardown),
+        cmocka_unit_test_setup_teardown(tags_are_set_overwritten_and_deleted, setup,
+                                        th_fixture_teardown),
         cmocka_unit_test_setup_teardown(metric_history_keeps_file_order_and_latest_is_max_step,
-                                        setup, teardown),
+                                        setup, th_fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

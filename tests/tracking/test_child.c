@@ -1,11 +1,8 @@
 #include <fcntl.h>
-#include <ftw.h>
 #include <signal.h>
 #include <spawn.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -96,53 +93,4 @@ test_child_run(const char *const *args, const char *const *extra_env, const char
         nanosleep(&pause, NULL);
     }
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-char *
-test_read_file(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        return NULL;
-    }
-    size_t cap = 4096;
-    size_t len = 0;
-    char *text = mpb_malloc(cap);
-    size_t got;
-    while ((got = fread(text + len, 1, cap - len - 1, f)) > 0) {
-        len += got;
-        if (cap - len - 1 == 0) {
-            cap *= 2;
-            text = mpb_realloc(text, cap);
-        }
-    }
-    fclose(f);
-    text[len] = '\0';
-    return text;
-}
-
-char *
-test_make_temp_dir(const char *prefix)
-{
-    const char *base = getenv("TMPDIR");
-    char *path = mpb_asprintf("%s/%s-XXXXXX", base && *base ? base : "/tmp", prefix);
-    if (mkdtemp(path) == NULL) {
-        free(path);
-        return NULL;
-    }
-    return path;
-}
-
-static int
-remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    return remove(path);
-}
-
-void
-test_remove_tree(const char *path)
-{
-    if (path != NULL) {
-        nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-    }
 }

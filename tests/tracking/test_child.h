@@ -14,20 +14,7 @@
  * its stderr going to stderr_path (may be NULL). Waits up to timeout_ms;
  * returns the exit status (0..255), or -1 when it did not exit normally or in
  * time (then it is killed). */
-int
-test_child_run(const char *const *args, const char *const *extra_env, const char *stderr_path,
-               int timeout_ms);
-
-/* Reads a whole file into a malloc'd string (NULL when missing). */
-char *
-test_read_file(const char *path);
-
-/* Makes a fresh directory under $TMPDIR (or /tmp); returns a malloc'd path. */
-char *
-test_make_temp_dir(const char *prefix);
-
-/* Removes a directory tree (best effort). */
-void
-test_remove_tree(const char *path);
+int test_child_run(const char *const *args, const char *const *extra_env, const char *stderr_path,
+                   int timeout_ms);
 
 #endif

@@ -15,35 +15,10 @@
 #include "helpers.h"
 #include "tracking/validate.h"
 
-typedef struct fixture {
-    char *dir;
-    mpb_store *store;
-    char *exp_id;
-    char *run_id;
-    char err[1024];
-} fixture;
-
 static int
 setup(void **state)
 {
-    fixture *f = mpb_calloc(1, sizeof *f);
-    f->dir = th_tempdir();
-    f->store = th_open(f->dir);
-    f->exp_id = th_experiment(f->store, "validation");
-    f->run_id = th_run(f->store, f->exp_id, "r");
-    *state = f;
-    return 0;
-}
-
-static int
-teardown(void **state)
-{
-    fixture *f = *state;
-    mpb_store_destroy(&f->store);
-    th_cleanup(&f->dir);
-    free(f->exp_id);
-    free(f->run_id);
-    free(f);
+    *state = th_fixture_new("validation", "r");
     return 0;
 }
 
@@ -58,7 +33,7 @@ repeat(const char *unit, size_t times)
 }
 
 static int
-log_param(fixture *f, const char *key, const char *value)
+log_param(th_fixture *f, const char *key, const char *value)
 {
     mpb_param param = {key, value};
     f->err[0] = '\0';
@@ -67,7 +42,7 @@ log_param(fixture *f, const char *key, const char *value)
 }
 
 static int
-log_metric(fixture *f, const char *key, double value)
+log_metric(th_fixture *f, const char *key, double value)
 {
     mpb_metric metric = {key, value, 1000, 0};
     f->err[0] = '\0';
@@ -76,7 +51,7 @@ log_metric(fixture *f, const char *key, double value)
 }
 
 static int
-set_tag(fixture *f, const char *key, const char *value)
+set_tag(th_fixture *f, const char *key, const char *value)
 {
     f->err[0] = '\0';
     return mpb_store_set_tag(f->store, f->run_id, key, value, f->err, sizeof f->err);
@@ -85,7 +60,7 @@ set_tag(fixture *f, const char *key, const char *value)
 static void
 key_length_boundary_is_250(void **state)
 {
-    fixture *f = *state;
+    th_fixture *f = *state;
     char *k250 = repeat("k", 250);
     char *k251 = repeat("k", 251);
     assert_int_equal(log_param(f, k250, "v"), 0);
@@ -102,7 +77,7 @@ key_length_boundary_is_250(void **state)
 static void
 key_rule_follows_mlflow(void **state)
 {
-    fixture *f = *state;
+    th_fixture *f = *state;
     const char *good[] = {"a", "b/c", "a b", "a.b-c:d_e", "a..b", "x/y/z", "1"};
     for (size_t i = 0; i < MPB_ARRAY_LEN(good); i++) {
         if (log_metric(f, good[i], 1) != 0) {
@@ -126,7 +101,7 @@ key_rule_follows_mlflow(void **state)
 static void
 value_lengths_count_code_points(void **state)
 {
-    fixture *f = *state;
+    th_fixture *f = *state;
     char *p6000 = repeat("\xc3\xa9", 6000); /* 6000 characters, 12000 bytes */
     char *p6001 = repeat("\xc3\xa9", 6001);
     assert_int_equal(log_param(f, "p6000", p6000), 0);
@@ -177,7 +152,7 @@ free_keys(char **keys, size_t n)
 static void
 params_and_tags_per_batch_are_at_most_100(void **state)
 {
-    fixture *f = *state;
+    th_fixture *f = *state;
     char **keys = NULL;
     mpb_param *params = make_params(101, &keys);
     assert_int_equal(mpb_store_log_batch(f->store, f->run_id, NULL, 0, params, 101, NULL, 0, f->err,
@@ -210,7 +185,7 @@ params_and_tags_per_batch_are_at_most_100(void **state)
 static void
 entities_per_batch_are_at_most_1000(void **state)
 {
-    fixture *f = *state;
+    th_fixture *f = *state;
     mpb_metric *metrics = mpb_calloc(1001, sizeof *metrics);
     for (size_t i = 0; i < 1001; i++) {
         metrics[i] = (mpb_metric){"m", (double)i, 1000, (int64_t)i};
@@ -249,7 +224,7 @@ entities_per_batch_are_at_most_1000(void **state)
 static void
 duplicate_param_keys_in_a_batch_are_rejected(void **state)
 {
-    fixture *f = *state;
+    th_fixture *f = *state;
     mpb_param params[] = {{"a", "1"}, {"b", "1"}, {"a", "1"}, {"c", "2"}, {"c", "3"}};
     assert_int_equal(mpb_store_log_batch(f->store, f->run_id, NULL, 0, params, 5, NULL, 0, f->err,
                                          sizeof f->err),
@@ -260,7 +235,7 @@ duplicate_param_keys_in_a_batch_are_rejected(void **state)
 static void
 params_are_immutable(void **state)
 {
-    fixture *f = *state;
+    th_fixture *f = *state;
     assert_int_equal(log_param(f, "lr", "0.1"), 0);
     assert_int_equal(log_param(f, "lr", "0.1"), 0); /* same value again: fine */
     assert_int_equal(log_param(f, "lr", "0.2"), MPB_EINVAL);
@@ -289,7 +264,7 @@ params_are_immutable(void **state)
 static void
 whole_batch_is_validated_before_writing(void **state)
 {
-    fixture *f = *state;
+    th_fixture *f = *state;
     mpb_metric metrics[] = {{"good", 1, 1, 0}, {"also-good", 2, 1, 0}};
     mpb_param params[] = {{"fine", "x"}, {"bad//key", "y"}};
     assert_int_equal(mpb_store_log_batch(f->store, f->run_id, metrics, 2, params, 2, NULL, 0,
@@ -305,7 +280,7 @@ whole_batch_is_validated_before_writing(void **state)
 static void
 nan_and_infinities_are_metrics_negative_timestamps_are_not(void **state)
 {
-    fixture *f = *state;
+    th_fixture *f = *state;
     mpb_metric metrics[] = {{"x", NAN, 1, 0}, {"y", INFINITY, 1, 0}, {"z", -INFINITY, 1, -5}};
     assert_int_equal(mpb_store_log_batch(f->store, f->run_id, metrics, 3, NULL, 0, NULL, 0, f->err,
                                          sizeof f->err),
@@ -328,7 +303,7 @@ nan_and_infinities_are_metrics_negative_timestamps_are_not(void **state)
 static void
 file_and_folder_keys_cannot_coexist(void **state)
 {
-    fixture *f = *state;
+    th_fixture *f = *state;
     mpb_metric pair[] = {{"a", 1, 1, 0}, {"a/b", 1, 1, 0}};
     assert_int_equal(
         mpb_store_log_batch(f->store, f->run_id, pair, 2, NULL, 0, NULL, 0, f->err, sizeof f->err),
@@ -345,7 +320,7 @@ file_and_folder_keys_cannot_coexist(void **state)
 static void
 deleted_runs_refuse_writes(void **state)
 {
-    fixture *f = *state;
+    th_fixture *f = *state;
     assert_int_equal(mpb_store_delete_run(f->store, f->run_id, f->err, sizeof f->err), 0);
     assert_int_equal(log_metric(f, "m", 1), MPB_EINVAL);
     assert_non_null(strstr(f->err, "must be in the 'active' state"));
@@ -360,7 +335,7 @@ deleted_runs_refuse_writes(void **state)
 static void
 experiment_names_and_tags_follow_mlflow(void **state)
 {
-    fixture *f = *state;
+    th_fixture *f = *state;
     char *n500 = repeat("n", 500);
     char *n501 = repeat("n", 501);
     char *id = NULL;
@@ -396,7 +371,7 @@ experiment_names_and_tags_follow_mlflow(void **state)
 static void
 ids_that_are_no_folder_names_are_rejected(void **state)
 {
-    fixture *f = *state;
+    th_fixture *f = *state;
     mpb_run *run = NULL;
     const char *bad_runs[] = {"../x", "", "a/b", "-a", "a b"};
     for (size_t i = 0; i < MPB_ARRAY_LEN(bad_runs); i++) {
@@ -437,21 +412,28 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(key_length_boundary_is_250, setup, teardown),
-        cmocka_unit_test_setup_teardown(key_rule_follows_mlflow, setup, teardown),
-        cmocka_unit_test_setup_teardown(value_lengths_count_code_points, setup, teardown),
-        cmocka_unit_test_setup_teardown(params_and_tags_per_batch_are_at_most_100, setup, teardown),
-        cmocka_unit_test_setup_teardown(entities_per_batch_are_at_most_1000, setup, teardown),
+        cmocka_unit_test_setup_teardown(key_length_boundary_is_250, setup, th_fixture_teardown),
+        cmocka_unit_test_setup_teardown(key_rule_follows_mlflow, setup, th_fixture_teardown),
+        cmocka_unit_test_setup_teardown(value_lengths_count_code_points, setup,
+                                        th_fixture_teardown),
+        cmocka_unit_test_setup_teardown(params_and_tags_per_batch_are_at_most_100, setup,
+                                        th_fixture_teardown),
+        cmocka_unit_test_setup_teardown(entities_per_batch_are_at_most_1000, setup,
+                                        th_fixture_teardown),
         cmocka_unit_test_setup_teardown(duplicate_param_keys_in_a_batch_are_rejected, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(params_are_immutable, setup, teardown),
-        cmocka_unit_test_setup_teardown(whole_batch_is_validated_before_writing, setup, teardown),
+                                        th_fixture_teardown),
+        cmocka_unit_test_setup_teardown(params_are_immutable, setup, th_fixture_teardown),
+        cmocka_unit_test_setup_teardown(whole_batch_is_validated_before_writing, setup,
+                                        th_fixture_teardown),
         cmocka_unit_test_setup_teardown(nan_and_infinities_are_metrics_negative_timestamps_are_not,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(file_and_folder_keys_cannot_coexist, setup, teardown),
-        cmocka_unit_test_setup_teardown(deleted_runs_refuse_writes, setup, teardown),
-        cmocka_unit_test_setup_teardown(experiment_names_and_tags_follow_mlflow, setup, teardown),
-        cmocka_unit_test_setup_teardown(ids_that_are_no_folder_names_are_rejected, setup, teardown),
+                                        setup, th_fixture_teardown),
+        cmocka_unit_test_setup_teardown(file_and_folder_keys_cannot_coexist, setup,
+                                        th_fixture_teardown),
+        cmocka_unit_test_setup_teardown(deleted_runs_refuse_writes, setup, th_fixture_teardown),
+        cmocka_unit_test_setup_teardown(experiment_names_and_tags_follow_mlflow, setup,
+                                        th_fixture_teardown),
+        cmocka_unit_test_setup_teardown(ids_that_are_no_folder_names_are_rejected, setup,
+                                        th_fixture_teardown),
         cmocka_unit_test(artifact_paths_stay_inside_the_run),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
