@@ -16,6 +16,10 @@
 #include "mpbatch/error.h"
 
 #define READY_FIELDS 10
+/* Values in one frame, at most: msgpack-c spends ~24 bytes of zone per
+ * value, so this bounds what one frame can make the receiver allocate
+ * (~25 MB). Real frames hold a few thousand. */
+#define MAX_ELEMENTS (1u << 20)
 #define TELEMETRY_FIELDS 7
 
 static int
@@ -95,7 +99,8 @@ read_be(const unsigned char *p, size_t n)
 
 /* Walks msgpack bytes without allocating and checks that every declared
  * length and element count fits in what is left of the frame, and that the
- * frame holds exactly one value. msgpack_unpack sizes its allocations from
+ * frame holds exactly one value of at most MAX_ELEMENTS values in all.
+ * msgpack_unpack sizes its allocations from
  * declared counts, so an array header claiming 2^32 elements in a 5-byte
  * frame must be refused before it gets there. */
 static int
@@ -103,6 +108,7 @@ bounds_ok(const unsigned char *p, size_t len)
 {
     size_t pos = 0;
     uint64_t pending = 1;
+    uint64_t elements = 0;
     while (pending > 0) {
         if (pos >= len || pending > len - pos) {
             return 0;
@@ -200,6 +206,10 @@ bounds_ok(const unsigned char *p, size_t len)
         }
         pos += (size_t)skip;
         pending += items;
+        elements += items;
+        if (elements > MAX_ELEMENTS) {
+            return 0;
+        }
     }
     return pos == len;
 }

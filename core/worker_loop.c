@@ -213,6 +213,11 @@ handle_frame(worker *w, const void *data, size_t len)
     case MPB_FRAME_SHUTDOWN:
         w->stopping = 1;
         break;
+    case MPB_FRAME_ERROR:
+        /* Never answered with ERROR (no ping-pong between two confused peers). */
+        mpb_log_warn("worker", "coordinator reports: %.*s", (int)frame.u.error.message.len,
+                     frame.u.error.message.ptr);
+        break;
     default:
         snprintf(reason, sizeof reason, "unexpected %s frame sent to a worker",
                  mpb__frame_type_name(frame.type));
@@ -430,6 +435,8 @@ open_socket(worker *w, char *err, size_t err_len)
     mpb__zmq_set_int(w->socket, ZMQ_LINGER, 2000);
     mpb__zmq_set_int(w->socket, ZMQ_SNDHWM, 0);
     mpb__zmq_set_int(w->socket, ZMQ_RCVHWM, 0);
+    mpb__zmq_set_int(w->socket, ZMQ_HEARTBEAT_IVL, MPB_DEFAULT_HEARTBEAT_MS);
+    mpb__zmq_set_int(w->socket, ZMQ_HEARTBEAT_TIMEOUT, MPB_DEFAULT_COORDINATOR_TIMEOUT_MS);
     if (zmq_connect(w->socket, cfg->endpoint) != 0) {
         return mpb__set_error(err, err_len, mpb__zmq_status(), "connect %s: %s", cfg->endpoint,
                               zmq_strerror(zmq_errno()));
@@ -570,4 +577,25 @@ mpb__worker_run(const mpb__worker_config *cfg, char *err, size_t err_len)
 out_free:
     worker_free(&w);
     return rc;
+}
+
+void
+mpb__worker_report_failure(const char *endpoint, int code, const char *message)
+{
+    void *ctx = zmq_ctx_new();
+    void *socket = ctx ? zmq_socket(ctx, ZMQ_DEALER) : NULL;
+    if (socket != NULL) {
+        mpb__zmq_set_int(socket, ZMQ_LINGER, 1000);
+        if (zmq_connect(socket, endpoint) == 0) {
+            mpb__wire_buf buf;
+            mpb__wire_buf_init(&buf);
+            mpb__wire_pack_error(&buf, code, message);
+            mpb__zmq_send(socket, buf.sbuf.data, buf.sbuf.size, 0);
+            mpb__wire_buf_free(&buf);
+        }
+        zmq_close(socket);
+    }
+    if (ctx != NULL) {
+        zmq_ctx_term(ctx);
+    }
 }

@@ -45,6 +45,11 @@ typedef struct mpb__worker_config {
 void mpb__worker_batching(const mpb_worker_def *def, long long batch_size, long long batch_wait_us,
                           unsigned *size_out, int64_t *wait_out);
 
+/* Tells the coordinator at endpoint why this worker cannot start (an
+ * ERROR frame with code), for failures before mpb__worker_run (plugin not
+ * loadable). Best effort: waits at most a second for delivery. */
+void mpb__worker_report_failure(const char *endpoint, int code, const char *message);
+
 /* Runs until SHUTDOWN (returns 0) or failure (negative status, err set). */
 int mpb__worker_run(const mpb__worker_config *config, char *err, size_t err_len);
 

@@ -8,6 +8,7 @@
  * fresh servlet tree each time (a config can start several servers).
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -121,8 +122,8 @@ remember(mpb_config *config, const char *path, const char *value)
 }
 
 static int
-to_integer(parse_ctx *ctx, const yaml_node_t *node, const char *field, long long min,
-           long long *out)
+to_integer_in(parse_ctx *ctx, const yaml_node_t *node, const char *field, long long min,
+              long long max, long long *out)
 {
     const char *text = scalar(node);
     char *end = NULL;
@@ -132,7 +133,46 @@ to_integer(parse_ctx *ctx, const yaml_node_t *node, const char *field, long long
         return fail_at(ctx, node, "%s must be an integer >= %lld (got '%s')", field, min,
                        text ? text : "a list or mapping");
     }
+    if (value > max) {
+        return fail_at(ctx, node, "%s must be at most %lld (got %lld)", field, max, value);
+    }
     *out = value;
+    return 0;
+}
+
+/* Integers bounded so they fit the C fields they end in. */
+static int
+to_integer(parse_ctx *ctx, const yaml_node_t *node, const char *field, long long min,
+           long long *out)
+{
+    long long max = INT_MAX;
+    if (strcmp(field, "servlet.workers") == 0) {
+        max = 4096;
+    } else if (strcmp(field, "servlet.batch_size") == 0 || strcmp(field, "servlet.capacity") == 0) {
+        max = 1 << 20;
+    } else if (strcmp(field, "server.capacity") == 0) {
+        max = 1 << 22;
+    } else if (strcmp(field, "servlet.max_item_bytes") == 0) {
+        max = 1 << 30;
+    } else if (strcmp(field, "servlet.batch_wait_us") == 0) {
+        max = 3600LL * 1000000;
+    }
+    return to_integer_in(ctx, node, field, min, max, out);
+}
+
+/* A key given twice in one mapping is an error, not "the last one wins". */
+static int
+check_unique(parse_ctx *ctx, const yaml_node_t *mapping, const yaml_node_pair_t *pair,
+             const char *section)
+{
+    const yaml_node_t *key = yaml_document_get_node(ctx->doc, pair->key);
+    const char *name = scalar(key);
+    for (const yaml_node_pair_t *p = mapping->data.mapping.pairs.start; name && p < pair; p++) {
+        const char *other = scalar(yaml_document_get_node(ctx->doc, p->key));
+        if (other != NULL && strcmp(other, name) == 0) {
+            return fail_at(ctx, key, "%s%s%s is given twice", section, *section ? "." : "", name);
+        }
+    }
     return 0;
 }
 
@@ -197,6 +237,9 @@ parse_options(parse_ctx *ctx, const yaml_node_t *node, servlet_spec *spec)
         const yaml_node_t *value = yaml_document_get_node(ctx->doc, p->value);
         if (scalar(key) == NULL || scalar(value) == NULL) {
             return fail_at(ctx, value, "servlet.options values must be single values");
+        }
+        if (check_unique(ctx, node, p, "servlet.options") != 0) {
+            return MPB_ECONFIG;
         }
         spec->options = mpb_realloc(spec->options, (spec->n_options + 2) * sizeof(char *));
         spec->options[spec->n_options++] = mpb_asprintf("%s=%s", scalar(key), scalar(value));
@@ -268,6 +311,9 @@ parse_servlet(parse_ctx *ctx, const yaml_node_t *node)
         const yaml_node_t *key = yaml_document_get_node(ctx->doc, p->key);
         const yaml_node_t *value = yaml_document_get_node(ctx->doc, p->value);
         const char *name = scalar(key);
+        if (check_unique(ctx, node, p, "servlet") != 0) {
+            return MPB_ECONFIG;
+        }
         int known = 0;
         for (size_t i = 0; name != NULL && servlet_fields[i] != NULL; i++) {
             known |= strcmp(name, servlet_fields[i]) == 0;
@@ -304,6 +350,9 @@ parse_flat_section(parse_ctx *ctx, const char *section, const yaml_node_t *node,
         const yaml_node_t *key = yaml_document_get_node(ctx->doc, p->key);
         const yaml_node_t *value = yaml_document_get_node(ctx->doc, p->value);
         const char *name = scalar(key);
+        if (check_unique(ctx, node, p, section) != 0) {
+            return MPB_ECONFIG;
+        }
         int is_known = 0;
         for (size_t i = 0; name != NULL && known[i] != NULL; i++) {
             is_known |= strcmp(name, known[i]) == 0;
@@ -353,7 +402,10 @@ parse_root(parse_ctx *ctx, const yaml_node_t *root)
         const yaml_node_t *key = yaml_document_get_node(ctx->doc, p->key);
         const yaml_node_t *value = yaml_document_get_node(ctx->doc, p->value);
         const char *name = scalar(key) ? scalar(key) : "?";
-        int rc = 0;
+        int rc = check_unique(ctx, root, p, "");
+        if (rc != 0) {
+            return rc;
+        }
         if (strcmp(name, "servlet") == 0) {
             servlet = value;
             rc = parse_servlet(ctx, value);

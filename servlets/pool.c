@@ -36,8 +36,11 @@
 #define SLOT_BITS 24
 #define SLOT_MASK ((1u << SLOT_BITS) - 1)
 #define MAX_ITEMS_PER_FRAME 512
-#define MAX_RESTARTS 100
+#define RESTART_BURST 16
+#define RESTART_WINDOW_MS 60000
 #define DEATH_GRACE_MS 50
+#define REUSE_CONNS_FROM 64
+#define MAX_CONNS 4096
 
 static const char *
 pool_path(const mpb__pool *pool)
@@ -47,12 +50,18 @@ pool_path(const mpb__pool *pool)
 
 /* ---- slots and the waiting ring ---- */
 
+/* A free slot for task, or UINT32_MAX when the pool holds SLOT_MASK items. */
 static uint32_t
 slot_take(mpb__pool *pool, mpb__task *task)
 {
     if (pool->n_free == 0) {
         size_t grow = pool->n_slots ? pool->n_slots : 256;
-        MPB_ASSERT(pool->n_slots + grow <= SLOT_MASK);
+        if (pool->n_slots + grow > SLOT_MASK) {
+            grow = SLOT_MASK - pool->n_slots;
+        }
+        if (grow == 0) {
+            return UINT32_MAX;
+        }
         pool->slots = mpb_realloc(pool->slots, (pool->n_slots + grow) * sizeof(mpb__slot));
         pool->free_slots = mpb_realloc(pool->free_slots, (pool->n_slots + grow) * sizeof(uint32_t));
         for (size_t i = 0; i < grow; i++) {
@@ -156,12 +165,12 @@ send_to(mpb__pool *pool, mpb__conn *conn)
     return rc;
 }
 
-static void
+static int
 send_signal(mpb__pool *pool, mpb__conn *conn, mpb__frame_type type)
 {
     mpb__wire_buf_reset(&pool->out);
     mpb__wire_pack_signal(&pool->out, type);
-    send_to(pool, conn);
+    return send_to(pool, conn);
 }
 
 static void
@@ -257,6 +266,26 @@ send_items(mpb__pool *pool, mpb__conn *conn, uint32_t n)
     }
 }
 
+/* Answers Timeout for waiting items whose deadline passed (no worker had
+ * credit for them in time); keeps the others in order. */
+static void
+expire_waiting(mpb__pool *pool, int64_t now)
+{
+    size_t n = pool->wait_count;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t index = waiting_pop(pool);
+        mpb__task *task = pool->slots[index].task;
+        if (task->deadline_ns != 0 && task->deadline_ns <= now) {
+            slot_complete(pool, &pool->slots[index],
+                          framework_error(pool, NULL, MPB_ERROR_TIMEOUT,
+                                          "the item's deadline passed while it waited for a "
+                                          "worker"));
+        } else {
+            waiting_push(pool, index);
+        }
+    }
+}
+
 static void
 pump(mpb__pool *pool)
 {
@@ -287,7 +316,13 @@ pool_submit(mpb_servlet *self, mpb__task *task)
         task->done(task, framework_error(pool, NULL, "ItemTooLarge", message));
         return;
     }
-    waiting_push(pool, slot_take(pool, task));
+    uint32_t slot = slot_take(pool, task);
+    if (slot == UINT32_MAX) {
+        task->done(task, framework_error(pool, NULL, "Overloaded",
+                                         "too many items in flight in this servlet"));
+        return;
+    }
+    waiting_push(pool, slot);
     pump(pool);
 }
 
@@ -334,6 +369,33 @@ launched_index(const mpb__pool *pool, const mpb__ready *ready)
     return index < (int)pool->workers ? index : -1;
 }
 
+/* A connection entry for a new worker: a fresh one while the table is
+ * small (gone entries stay, so late frames of a gone worker are known), then
+ * the first gone entry with nothing in flight; NULL at MAX_CONNS live. */
+static mpb__conn *
+new_conn(mpb__pool *pool)
+{
+    if (pool->n_conns >= REUSE_CONNS_FROM) {
+        for (size_t i = 0; i < pool->n_conns; i++) {
+            if (pool->conns[i].state == MPB_CONN_GONE && pool->conns[i].in_flight == 0) {
+                return &pool->conns[i];
+            }
+        }
+        if (pool->n_conns >= MAX_CONNS) {
+            return NULL;
+        }
+    }
+    pthread_mutex_lock(pool->env.info_lock);
+    if (pool->n_conns == pool->cap_conns) {
+        pool->cap_conns = pool->cap_conns ? pool->cap_conns * 2 : 8;
+        pool->conns = mpb_realloc(pool->conns, pool->cap_conns * sizeof(mpb__conn));
+    }
+    mpb__conn *c = &pool->conns[pool->n_conns++];
+    memset(c, 0, sizeof *c);
+    pthread_mutex_unlock(pool->env.info_lock);
+    return c;
+}
+
 static void
 handle_ready(mpb__pool *pool, const void *rid, size_t rid_len, const mpb__ready *ready)
 {
@@ -348,12 +410,16 @@ handle_ready(mpb__pool *pool, const void *rid, size_t rid_len, const mpb__ready 
         protocol_error(pool, rid, rid_len, "a new peer", "READY with capacity 0");
         return;
     }
-    pthread_mutex_lock(pool->env.info_lock);
-    if (pool->n_conns == pool->cap_conns) {
-        pool->cap_conns = pool->cap_conns ? pool->cap_conns * 2 : 8;
-        pool->conns = mpb_realloc(pool->conns, pool->cap_conns * sizeof(mpb__conn));
+    mpb__conn *c = new_conn(pool);
+    if (c == NULL) {
+        snprintf(reason, sizeof reason, "pool already has %d workers; READY refused", MAX_CONNS);
+        protocol_error(pool, rid, rid_len, "a new peer", reason);
+        return;
     }
-    mpb__conn *c = &pool->conns[pool->n_conns++];
+    pthread_mutex_lock(pool->env.info_lock);
+    free(c->name);
+    free(c->cpus);
+    free(c->host);
     memset(c, 0, sizeof *c);
     memcpy(c->rid, rid, rid_len);
     c->rid_len = rid_len;
@@ -377,16 +443,17 @@ static void
 handle_results(mpb__pool *pool, mpb__conn *conn, const mpb__frame *frame)
 {
     int conn_index = (int)(conn - pool->conns);
+    uint32_t malformed = 0;
+    uint32_t unknown = 0;
     for (uint32_t i = 0; i < frame->u.list.count; i++) {
         mpb__wire_result r;
         if (mpb__wire_result_at(frame, i, &r) != 0) {
-            protocol_error(pool, conn->rid, conn->rid_len, conn->name, "malformed RESULTS entry");
+            malformed++;
             continue;
         }
         mpb__slot *slot = slot_lookup(pool, r.id, conn_index);
         if (slot == NULL) {
-            protocol_error(pool, conn->rid, conn->rid_len, conn->name,
-                           "result for an item not in flight on this worker");
+            unknown++;
             continue;
         }
         mpb_result *result;
@@ -401,6 +468,14 @@ handle_results(mpb__pool *pool, mpb__conn *conn, const mpb__frame *frame)
         }
         slot_complete(pool, slot, result);
         conn = &pool->conns[conn_index]; /* a completion may have grown conns */
+    }
+    if (malformed + unknown > 0) {
+        char reason[160];
+        snprintf(reason, sizeof reason,
+                 "RESULTS frame with %u malformed entries and %u results for items not in "
+                 "flight on this worker (dropped)",
+                 malformed, unknown);
+        protocol_error(pool, conn->rid, conn->rid_len, conn->name, reason);
     }
 }
 
@@ -469,7 +544,11 @@ handle_frame(mpb__pool *pool, const void *rid, size_t rid_len, const void *data,
     case MPB_FRAME_HEARTBEAT:
         break;
     case MPB_FRAME_BYE:
-        set_conn_state(pool, conn, MPB_CONN_GONE);
+        if (conn->in_flight > 0) {
+            conn_lost(pool, (size_t)(conn - pool->conns), "left (BYE) with items unanswered");
+        } else {
+            set_conn_state(pool, conn, MPB_CONN_GONE);
+        }
         break;
     case MPB_FRAME_ERROR: {
         char *message = wire_strdup(frame.u.error.message);
@@ -522,10 +601,15 @@ on_heartbeat(mpb__loop *loop, void *arg)
     for (size_t i = 0; i < pool->n_conns; i++) {
         mpb__conn *c = &pool->conns[i];
         if (c->state != MPB_CONN_GONE &&
-            now - c->last_send_ns >= MPB_DEFAULT_HEARTBEAT_MS * 1000000LL) {
-            send_signal(pool, c, MPB_FRAME_HEARTBEAT);
+            now - c->last_send_ns >= MPB_DEFAULT_HEARTBEAT_MS * 1000000LL &&
+            send_signal(pool, c, MPB_FRAME_HEARTBEAT) != 0) {
+            /* The transport dropped the peer (ZMTP heartbeats or a closed
+             * connection): what it holds will never come back. */
+            conn_lost(pool, i, "disconnected");
         }
     }
+    expire_waiting(pool, now);
+    pump(pool);
 }
 
 /* Answers every item in flight on conn i with WorkerCrashed; forgets it. */
@@ -548,6 +632,11 @@ conn_lost(mpb__pool *pool, size_t i, const char *how)
         }
     }
 }
+
+/* Starts a replacement for worker index, unless workers die too fast
+ * (RESTART_BURST restarts within RESTART_WINDOW_MS): then the worker stays
+ * down and the pool serves with the rest. A failed launch is retried. */
+static void relaunch(mpb__pool *pool, int index);
 
 struct mpb__death {
     mpb__death *next;
@@ -587,17 +676,54 @@ on_death(mpb__loop *loop, void *arg)
             mpb_log_warn("pool", "%s: worker %d (pid %lld) %s before READY", pool_path(pool),
                          d->index, (long long)d->pid, d->how);
         }
-        if (d->index >= 0 && pool->restarts < MAX_RESTARTS) {
-            char err[256];
-            pool->restarts++;
-            if (pool->launcher->launch(pool, (unsigned)d->index, err, sizeof err) != 0) {
-                mpb_log_err("pool", "%s: relaunching worker %d failed: %s", pool_path(pool),
-                            d->index, err);
-            }
+        if (d->index >= 0) {
+            relaunch(pool, d->index);
         }
     }
     free(d);
     pump(pool);
+}
+
+typedef struct retry {
+    mpb__pool *pool;
+    int index;
+} retry;
+
+static void
+on_retry(mpb__loop *loop, void *arg)
+{
+    (void)loop;
+    retry *r = arg;
+    if (!r->pool->stopping) {
+        relaunch(r->pool, r->index);
+    }
+    r->pool->retries_pending--;
+    free(r);
+}
+
+static void
+relaunch(mpb__pool *pool, int index)
+{
+    int64_t now = mpb_now_ns();
+    int64_t oldest = pool->restart_times[pool->restart_next];
+    if (oldest != 0 && now - oldest < (int64_t)RESTART_WINDOW_MS * 1000000) {
+        mpb_log_err("pool", "%s: %d workers restarted within %d s; worker %d stays down",
+                    pool_path(pool), RESTART_BURST, RESTART_WINDOW_MS / 1000, index);
+        return;
+    }
+    pool->restart_times[pool->restart_next] = now;
+    pool->restart_next = (pool->restart_next + 1) % RESTART_BURST;
+    char err[256];
+    if (pool->launcher->launch(pool, (unsigned)index, err, sizeof err) != 0) {
+        mpb_log_err("pool",
+                    "%s: starting a replacement for worker %d failed (%s); retrying in "
+                    "1 s",
+                    pool_path(pool), index, err);
+        retry *r = mpb_malloc(sizeof *r);
+        *r = (retry){pool, index};
+        pool->retries_pending++;
+        mpb__loop_add_timer(pool->env.loop, 1000, 0, on_retry, r);
+    }
 }
 
 void
@@ -668,6 +794,11 @@ open_router(mpb__pool *pool, char *err, size_t err_len)
     mpb__zmq_set_int(pool->router, ZMQ_SNDHWM, 0);
     mpb__zmq_set_int(pool->router, ZMQ_RCVHWM, 0);
     mpb__zmq_set_int(pool->router, ZMQ_LINGER, 0);
+    /* Transport-level liveness, kept by libzmq's I/O thread even while a
+     * worker's only thread is busy in its plugin: a peer silent for 10 s is
+     * disconnected, and the next send to it fails (conn_lost). */
+    mpb__zmq_set_int(pool->router, ZMQ_HEARTBEAT_IVL, MPB_DEFAULT_HEARTBEAT_MS);
+    mpb__zmq_set_int(pool->router, ZMQ_HEARTBEAT_TIMEOUT, MPB_DEFAULT_COORDINATOR_TIMEOUT_MS);
     static atomic_uint counter;
     unsigned n = atomic_fetch_add(&counter, 1);
     if (pool->bind != NULL) {
@@ -714,6 +845,13 @@ wait_until_ready(mpb__pool *pool, char *err, size_t err_len)
         }
         int rc = pool->launcher->check_early_exit(pool, err, err_len);
         if (rc != 0) {
+            /* The worker may have said why just before it left: prefer that. */
+            zmq_pollitem_t item = {.socket = pool->router, .events = ZMQ_POLLIN};
+            zmq_poll(&item, 1, 200);
+            receive_all(pool);
+            if (pool->start_error[0] != '\0') {
+                return mpb__set_error(err, err_len, MPB_EPLUGIN, "%s", pool->start_error);
+            }
             return rc;
         }
         if (mpb_now_ns() > deadline) {
@@ -793,7 +931,7 @@ static int
 pool_stopped(mpb_servlet *self)
 {
     mpb__pool *pool = (mpb__pool *)self;
-    if (pool->deaths != NULL) {
+    if (pool->deaths != NULL || pool->retries_pending > 0) {
         return 0;
     }
     for (size_t i = 0; i < pool->n_conns; i++) {

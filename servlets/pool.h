@@ -101,8 +101,10 @@ struct mpb__pool {
     int started;
     int stopping;
     int pumping;
-    mpb__death *deaths; /* exits seen, not yet handled (each waits on a timer) */
-    unsigned restarts;
+    mpb__death *deaths;        /* exits seen, not yet handled (each waits on a timer) */
+    int64_t restart_times[16]; /* ring of the latest restarts (RESTART_BURST) */
+    unsigned restart_next;
+    int retries_pending; /* relaunch retries waiting on a timer */
     char start_error[512];
 };
 

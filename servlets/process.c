@@ -175,6 +175,11 @@ process_check_early_exit(mpb__pool *pool, char *err, size_t err_len)
         int status = 0;
         if (c->running && mpb__reap(c->pid, &status) == 1) {
             c->running = 0;
+            if (c->pidfd >= 0) {
+                mpb__loop_remove_fd(pool->env.loop, c->pidfd);
+                close(c->pidfd);
+                c->pidfd = -1;
+            }
             char how[128];
             mpb__describe_exit(status, how, sizeof how);
             return mpb__set_error(err, err_len, MPB_EWORKER_DIED,

@@ -31,6 +31,7 @@
 #include "servlets/server_int.h"
 
 #define DEFAULT_CAPACITY 1024
+#define MAX_CAPACITY ((size_t)1 << 22)
 #define DEFAULT_STOP_TIMEOUT_MS 10000
 
 void
@@ -55,6 +56,9 @@ mpb_server_new(mpb_servlet **root_p, const mpb_server_options *options)
     }
     if (self->options.capacity == 0) {
         self->options.capacity = DEFAULT_CAPACITY;
+    }
+    if (self->options.capacity > MAX_CAPACITY) {
+        self->options.capacity = MAX_CAPACITY;
     }
     if (self->options.stop_timeout_ms <= 0) {
         self->options.stop_timeout_ms = DEFAULT_STOP_TIMEOUT_MS;
@@ -268,10 +272,11 @@ mpb_server_stop(mpb_server *self)
     while (self->state == MPB_SERVER_STOPPING) {
         pthread_cond_wait(&self->state_changed, &self->lock);
     }
+    int join = self->thread_started; /* exactly one caller joins */
+    self->thread_started = 0;
     pthread_mutex_unlock(&self->lock);
-    if (self->thread_started) {
+    if (join) {
         pthread_join(self->thread, NULL);
-        self->thread_started = 0;
     }
     return 0;
 }
@@ -294,7 +299,16 @@ mpb_server_destroy(mpb_server **self_p)
         close(self->wake_fd);
     }
     if (self->zmq_context != NULL) {
-        zmq_ctx_term(self->zmq_context);
+        if (atomic_load(&mpb__stuck_threads) == 0) {
+            zmq_ctx_term(self->zmq_context);
+        } else {
+            /* A detached worker thread still owns a socket of this context:
+             * terminating would wait for it forever. */
+            mpb_log_err("server",
+                        "leaving the ZeroMQ context open: %d worker threads are stuck "
+                        "in their plugin",
+                        atomic_load(&mpb__stuck_threads));
+        }
     }
     pthread_cond_destroy(&self->space_freed);
     pthread_cond_destroy(&self->state_changed);

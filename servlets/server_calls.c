@@ -28,19 +28,24 @@ job_done(mpb__task *task, mpb_result *result)
     if (mpb_result_is_error(result)) {
         atomic_fetch_add(&server->errors, 1);
     }
-    job->finish(job, result);
-    free(job);
+    /* Room first, so a done() callback may submit again at capacity; the
+     * waiter count is read after the decrement (sequentially consistent
+     * atomics): a waiter that registered too late for us to see it sees the
+     * room instead (wait_for_space registers before it looks). */
     atomic_fetch_sub(&server->in_flight, 1);
     if (atomic_load(&server->space_waiters) > 0) {
         pthread_mutex_lock(&server->lock);
         pthread_cond_broadcast(&server->space_freed);
         pthread_mutex_unlock(&server->lock);
     }
+    job->finish(job, result);
+    free(job);
 }
 
 mpb__job *
 mpb__job_new(mpb_server *server, const void *input, size_t len, int timeout_ms)
 {
+    MPB_ASSERT(len <= MPB_SERVER_MAX_ITEM_BYTES); /* callers check first */
     mpb__job *job = mpb_malloc(sizeof *job + len);
     memset(job, 0, sizeof *job);
     if (len > 0) {
@@ -85,14 +90,16 @@ wait_for_space(mpb_server *server, int timeout_ms, const struct timespec *deadli
         if (server->state != MPB_SERVER_RUNNING) {
             return MPB_ECLOSED;
         }
+        atomic_fetch_add(&server->space_waiters, 1); /* before looking: see job_done */
         if (atomic_load(&server->in_flight) < server->options.capacity) {
+            atomic_fetch_sub(&server->space_waiters, 1);
             return 0;
         }
         if (timeout_ms == 0) {
+            atomic_fetch_sub(&server->space_waiters, 1);
             return MPB_EAGAIN;
         }
         wake_dispatcher(server); /* what we queued so far must run to free room */
-        atomic_fetch_add(&server->space_waiters, 1);
         int rc = 0;
         if (timeout_ms < 0) {
             pthread_cond_wait(&server->space_freed, &server->lock);
@@ -151,6 +158,9 @@ mpb_server_submit(mpb_server *self, const void *input, size_t len, int timeout_m
 {
     if (done == NULL || (input == NULL && len > 0)) {
         return MPB_EINVAL;
+    }
+    if (len > MPB_SERVER_MAX_ITEM_BYTES) {
+        return MPB_ELIMIT;
     }
     mpb__job *job = mpb__job_new(self, input, len, 0);
     job->finish = finish_submit;
@@ -214,6 +224,9 @@ mpb_server_call(mpb_server *self, const void *input, size_t len, int timeout_ms,
     *out = NULL;
     if (input == NULL && len > 0) {
         return MPB_EINVAL;
+    }
+    if (len > MPB_SERVER_MAX_ITEM_BYTES) {
+        return MPB_ELIMIT;
     }
     call_wait *w = mpb_calloc(1, sizeof *w);
     pthread_mutex_init(&w->lock, NULL);

@@ -20,6 +20,9 @@ typedef enum mpb__server_state {
     MPB_SERVER_FAILED,
 } mpb__server_state;
 
+/* No item may be larger, whatever the servlets allow (inputs are copied). */
+#define MPB_SERVER_MAX_ITEM_BYTES ((size_t)1 << 30)
+
 typedef struct mpb__job mpb__job;
 
 /* A sleeper to wake once the dispatcher finishes its current round, so a
@@ -74,8 +77,7 @@ struct mpb_server {
 };
 
 /* Queues waker->wake for the end of the dispatcher's current round. */
-void
-mpb__server_defer_wake(mpb_server *server, mpb__waker *waker);
+void mpb__server_defer_wake(mpb_server *server, mpb__waker *waker);
 
 /* A job carrying a copy of input; caller fills finish/ctx. */
 mpb__job *mpb__job_new(mpb_server *server, const void *input, size_t len, int timeout_ms);

@@ -57,22 +57,24 @@ finish_stream(mpb__job *job, mpb_result *result)
     pthread_mutex_unlock(&st->lock);
 }
 
-/* Submits up to FILL_MAX inputs; returns how many went in. */
+/* Submits up to `limit` inputs; returns how many went in. Sets *ended at
+ * the end of input, and *status when input or submission failed. */
 static size_t
-fill(mpb_server *server, stream *st, uint64_t issued, uint64_t delivered, mpb_next_fn next,
-     void *ctx, const mpb_stream_options *opts, int *eof, int *status)
+fill(mpb_server *server, stream *st, uint64_t issued, size_t limit, mpb_next_fn next, void *ctx,
+     const mpb_stream_options *opts, int *ended, int *status)
 {
     mpb__job *jobs[FILL_MAX];
     size_t n = 0;
-    while (n < FILL_MAX && issued + n - delivered < st->cap) {
+    while (n < limit) {
         const void *data = NULL;
         size_t len = 0;
         int rc = next(ctx, &data, &len);
+        if (rc > 0 && len > MPB_SERVER_MAX_ITEM_BYTES) {
+            rc = MPB_ELIMIT;
+        }
         if (rc <= 0) {
-            *eof = 1;
-            if (rc < 0) {
-                *status = rc;
-            }
+            *ended = 1;
+            *status = rc;
             break;
         }
         mpb__job *job = mpb__job_new(server, data, len, opts->item_timeout_ms);
@@ -90,7 +92,7 @@ fill(mpb_server *server, stream *st, uint64_t issued, uint64_t delivered, mpb_ne
         for (size_t i = queued; i < n; i++) {
             free(jobs[i]);
         }
-        *eof = 1;
+        *ended = 1;
         *status = rc;
     }
     return queued;
@@ -131,27 +133,36 @@ mpb_server_stream(mpb_server *self, mpb_next_fn next, mpb_output_fn on_output, v
 
     uint64_t issued = 0;
     uint64_t delivered = 0;
-    int eof = 0;
+    int ended = 0;      /* no more input goes in */
+    int delivering = 1; /* outputs still go to on_output */
     int status = 0;
-    while (!eof || delivered < issued) {
-        if (!eof) {
-            issued += fill(self, &st, issued, delivered, next, ctx, &opts, &eof, &status);
+    while (!ended || delivered < issued) {
+        uint64_t in_flight = issued - delivered;
+        if (!ended && in_flight < st.cap) {
+            /* Chunks grow with the items in flight: with nothing in flight an
+             * input goes in at once, so a slow source is never held back by
+             * batching, while a fast one submits up to FILL_MAX per lock. */
+            size_t limit = in_flight < 1 ? 1 : in_flight;
+            limit = limit < FILL_MAX ? limit : FILL_MAX;
+            limit = limit < st.cap - in_flight ? limit : (size_t)(st.cap - in_flight);
+            issued += fill(self, &st, issued, limit, next, ctx, &opts, &ended, &status);
         }
         /* Wait for the oldest result only when no more input can go in;
          * then take every result already there, in order. */
-        int must_wait = eof || issued - delivered >= st.cap;
+        int must_wait = ended || issued - delivered >= st.cap;
         while (delivered < issued) {
             mpb_result *result = take_next(&st, delivered, must_wait);
             if (result == NULL) {
                 break;
             }
             must_wait = 0;
-            if (status == 0) {
+            if (delivering) {
                 int is_error = mpb_result_is_error(result);
                 int rc = on_output(ctx, delivered, result);
                 if (rc != 0 || (is_error && !opts.return_exceptions)) {
                     status = rc != 0 ? rc : MPB_EITEM;
-                    eof = 1; /* stop submitting; drain what is in flight */
+                    delivering = 0; /* drop the rest, but wait for it */
+                    ended = 1;
                 }
             }
             mpb_result_destroy(&result);

@@ -81,6 +81,9 @@ struct mpb_servlet {
     char *path; /* "parent/name", set at start */
 };
 
+/* Worker threads detached while stuck in their plugin (process-wide). */
+extern atomic_int mpb__stuck_threads;
+
 /* Sets name and path fields; path = parent_path + "/" + name. */
 void mpb__servlet_set_path(mpb_servlet *self, const char *parent_path);
 

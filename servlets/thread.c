@@ -23,6 +23,8 @@
 
 #define THREAD_JOIN_TIMEOUT_MS 5000
 
+atomic_int mpb__stuck_threads;
+
 typedef struct worker_thread {
     mpb__worker_config config;
     char *name;
@@ -67,28 +69,32 @@ thread_prepare(mpb__pool *pool, char *err, size_t err_len)
     return mpb__plugin_load(pool->plugin, &st->plugin, err, err_len);
 }
 
+/* Joins t by the absolute CLOCK_REALTIME deadline; detaches it past that. */
 static int
-join_thread(worker_thread *t, int timeout_ms)
+join_thread(worker_thread *t, const struct timespec *deadline)
 {
-    struct timespec deadline;
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    deadline.tv_sec += timeout_ms / 1000;
-    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
-    if (deadline.tv_nsec >= 1000000000) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000;
-    }
-    if (pthread_timedjoin_np(t->thread, NULL, &deadline) != 0) {
+    if (pthread_timedjoin_np(t->thread, NULL, deadline) != 0) {
         mpb_log_err("thread-worker",
-                    "%s did not leave within %d ms (stuck in its plugin?); "
-                    "detaching it",
-                    t->name, timeout_ms);
+                    "%s did not leave in time (stuck in its plugin?); detaching it", t->name);
         pthread_detach(t->thread);
+        atomic_fetch_add(&mpb__stuck_threads, 1);
         t->launched = 0;
         return MPB_ETIMEDOUT;
     }
     t->launched = 0;
     return 0;
+}
+
+static void
+deadline_in(struct timespec *deadline, int ms)
+{
+    clock_gettime(CLOCK_REALTIME, deadline);
+    deadline->tv_sec += ms / 1000;
+    deadline->tv_nsec += (long)(ms % 1000) * 1000000;
+    if (deadline->tv_nsec >= 1000000000) {
+        deadline->tv_sec++;
+        deadline->tv_nsec -= 1000000000;
+    }
 }
 
 static int
@@ -97,7 +103,9 @@ thread_launch(mpb__pool *pool, unsigned index, char *err, size_t err_len)
     thread_state *st = pool->launcher_state;
     worker_thread *t = &st->threads[index];
     if (t->launched) {
-        join_thread(t, THREAD_JOIN_TIMEOUT_MS);
+        struct timespec deadline;
+        deadline_in(&deadline, THREAD_JOIN_TIMEOUT_MS);
+        join_thread(t, &deadline);
     }
     free(t->name);
     t->name = mpb_asprintf("%s-%u", pool->base.name, index);
@@ -136,7 +144,9 @@ thread_check_early_exit(mpb__pool *pool, char *err, size_t err_len)
     for (unsigned i = 0; i < pool->workers; i++) {
         worker_thread *t = &st->threads[i];
         if (t->launched && atomic_load(&t->finished)) {
-            join_thread(t, THREAD_JOIN_TIMEOUT_MS);
+            struct timespec deadline;
+            deadline_in(&deadline, THREAD_JOIN_TIMEOUT_MS);
+            join_thread(t, &deadline);
             return mpb__set_error(err, err_len, t->rc ? t->rc : MPB_EWORKER_DIED,
                                   "worker thread %s ended before READY: %s", t->name,
                                   t->err[0] ? t->err : "no reason given");
@@ -165,9 +175,11 @@ thread_kill_all(mpb__pool *pool)
         return;
     }
     atomic_store(&st->cancel, 1);
+    struct timespec deadline; /* one deadline for all: stop waits once, not per thread */
+    deadline_in(&deadline, THREAD_JOIN_TIMEOUT_MS);
     for (unsigned i = 0; i < pool->workers; i++) {
         if (st->threads[i].launched) {
-            join_thread(&st->threads[i], THREAD_JOIN_TIMEOUT_MS);
+            join_thread(&st->threads[i], &deadline);
         }
     }
 }

@@ -4,6 +4,7 @@
  * It loads the plugin, pins itself, connects to the coordinator, says READY
  * and serves until SHUTDOWN, coordinator silence, or its parent's death.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -39,10 +40,13 @@ usage(FILE *out)
 static int
 parse_number(const char *flag, const char *text, long long min, long long *out)
 {
+    const long long max = 1LL << 30; /* fits every field it ends in */
     char *end = NULL;
+    errno = 0;
     long long value = strtoll(text, &end, 10);
-    if (end == text || *end != '\0' || value < min) {
-        fprintf(stderr, "mpb-worker: %s expects an integer >= %lld, got '%s'\n", flag, min, text);
+    if (end == text || *end != '\0' || errno != 0 || value < min || value > max) {
+        fprintf(stderr, "mpb-worker: %s expects an integer from %lld to %lld, got '%s'\n", flag,
+                min, max, text);
         return -1;
     }
     *out = value;
@@ -175,6 +179,7 @@ main(int argc, char **argv)
     mpb__plugin *plugin = NULL;
     if (mpb__plugin_load(plugin_name, &plugin, err, sizeof err) != 0) {
         fprintf(stderr, "mpb-worker: %s\n", err);
+        mpb__worker_report_failure(cfg.endpoint, MPB_EPLUGIN, err);
         mpb__options_destroy(&options);
         return 1;
     }

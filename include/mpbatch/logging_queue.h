@@ -86,15 +86,14 @@ typedef struct mpb_logging_stats {
 
 /* Allocates a queue writing to `store` (borrowed); options may be NULL.
  * No thread runs until mpb_logging_queue_start(). Caller destroys. */
-MPB_EXPORT mpb_logging_queue *
-mpb_logging_queue_new(mpb_store *store, const mpb_logging_queue_options *options);
+MPB_EXPORT mpb_logging_queue *mpb_logging_queue_new(mpb_store *store,
+                                                    const mpb_logging_queue_options *options);
 
 /* Starts the writer thread (IDLE -> ACTIVE) and, unless no_exit_drain,
  * enrols the queue in the exit drain. MPB_EINVAL: bad options; MPB_ECONFIG:
  * MPB_TRACKING_EXIT_TIMEOUT_MS is not a number of milliseconds; MPB_EBUSY:
  * already started. */
-MPB_EXPORT int
-mpb_logging_queue_start(mpb_logging_queue *self, char *err, size_t err_len);
+MPB_EXPORT int mpb_logging_queue_start(mpb_logging_queue *self, char *err, size_t err_len);
 
 /* Enqueues metrics, params and tags for a run (all copied) and returns at
  * once. With handle_out, *handle_out is the caller's handle; with NULL the
@@ -102,63 +101,54 @@ mpb_logging_queue_start(mpb_logging_queue *self, char *err, size_t err_len);
  * MPB_EFULL: no room (see the policy); MPB_ELIMIT: more entities than the
  * capacity; MPB_ECLOSED: not started or shutting down; MPB_EWRITER_DIED: the
  * queue failed. */
-MPB_EXPORT int
-mpb_logging_queue_log_batch(mpb_logging_queue *self, const char *run_id,
-                            const mpb_metric *metrics, size_t n_metrics,
-                            const mpb_param *params, size_t n_params, const mpb_tag *tags,
-                            size_t n_tags, mpb_logging_handle **handle_out);
+MPB_EXPORT int mpb_logging_queue_log_batch(mpb_logging_queue *self, const char *run_id,
+                                           const mpb_metric *metrics, size_t n_metrics,
+                                           const mpb_param *params, size_t n_params,
+                                           const mpb_tag *tags, size_t n_tags,
+                                           mpb_logging_handle **handle_out);
 
 /* Enqueues a status change of a run (end_time_ms < 0 leaves it as is); it
  * is written after everything enqueued before it. Returns as log_batch. */
-MPB_EXPORT int
-mpb_logging_queue_update_run(mpb_logging_queue *self, const char *run_id,
-                             mpb_run_status status, int64_t end_time_ms,
-                             mpb_logging_handle **handle_out);
+MPB_EXPORT int mpb_logging_queue_update_run(mpb_logging_queue *self, const char *run_id,
+                                            mpb_run_status status, int64_t end_time_ms,
+                                            mpb_logging_handle **handle_out);
 
 /* Waits until everything enqueued before this call has completed (written or
  * failed). 0; MPB_ETIMEDOUT when timeout_ms passes first; MPB_EWRITER_DIED
  * when the queue failed. The queue stays ACTIVE. */
-MPB_EXPORT int
-mpb_logging_queue_flush(mpb_logging_queue *self, int64_t timeout_ms);
+MPB_EXPORT int mpb_logging_queue_flush(mpb_logging_queue *self, int64_t timeout_ms);
 
 /* Refuses new batches, writes what is queued and stops the writer
  * (ACTIVE -> TEAR_DOWN -> IDLE); the queue may be started again. When
  * timeout_ms passes first, queued batches not yet handed to the store
  * complete with MPB_ECANCELED, err says which runs lost what, and the call
  * returns MPB_ETIMEDOUT. MPB_EWRITER_DIED when the queue had failed. */
-MPB_EXPORT int
-mpb_logging_queue_shutdown(mpb_logging_queue *self, int64_t timeout_ms, char *err,
-                           size_t err_len);
+MPB_EXPORT int mpb_logging_queue_shutdown(mpb_logging_queue *self, int64_t timeout_ms, char *err,
+                                          size_t err_len);
 
 /* Shuts down (within MPB_TRACKING_EXIT_TIMEOUT_MS, reporting losses on
  * stderr) and frees; NULL-safe, idempotent, sets *self_p = NULL. A writer
  * stuck in a store call past that deadline is left running and the queue's
  * memory is not freed (it would be used after free). */
-MPB_EXPORT void
-mpb_logging_queue_destroy(mpb_logging_queue **self_p);
+MPB_EXPORT void mpb_logging_queue_destroy(mpb_logging_queue **self_p);
 
-MPB_EXPORT mpb_logging_status
-mpb_logging_queue_status(const mpb_logging_queue *self);
+MPB_EXPORT mpb_logging_status mpb_logging_queue_status(const mpb_logging_queue *self);
 
-MPB_EXPORT void
-mpb_logging_queue_stats(const mpb_logging_queue *self, mpb_logging_stats *out);
+MPB_EXPORT void mpb_logging_queue_stats(const mpb_logging_queue *self, mpb_logging_stats *out);
 
 /* Waits up to timeout_ms for the handle to complete. Returns the write's
  * status (0, the store's error, MPB_ETIMEDOUT for a hung store call,
  * MPB_EWRITER_DIED, MPB_ECANCELED) with its message in err; or MPB_ETIMEDOUT
  * when timeout_ms passed first, in which case mpb_logging_handle_is_done()
  * is false and the handle may be waited on again. */
-MPB_EXPORT int
-mpb_logging_handle_wait(mpb_logging_handle *self, int64_t timeout_ms, char *err,
-                        size_t err_len);
+MPB_EXPORT int mpb_logging_handle_wait(mpb_logging_handle *self, int64_t timeout_ms, char *err,
+                                       size_t err_len);
 
 /* True once the handle has completed; never blocks. */
-MPB_EXPORT int
-mpb_logging_handle_is_done(const mpb_logging_handle *self);
+MPB_EXPORT int mpb_logging_handle_is_done(const mpb_logging_handle *self);
 
 /* Gives the handle back; before completion the write still happens.
  * NULL-safe, sets *self_p = NULL. */
-MPB_EXPORT void
-mpb_logging_handle_release(mpb_logging_handle **self_p);
+MPB_EXPORT void mpb_logging_handle_release(mpb_logging_handle **self_p);
 
 #endif

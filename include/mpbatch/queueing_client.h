@@ -44,78 +44,67 @@ typedef struct mpb_queueing_ops mpb_queueing_ops;
 
 /* Allocates a client whose flushes go through `queue` (borrowed, started by
  * the caller). Caller destroys. */
-MPB_EXPORT mpb_queueing_client *
-mpb_queueing_client_new(mpb_logging_queue *queue);
+MPB_EXPORT mpb_queueing_client *mpb_queueing_client_new(mpb_logging_queue *queue);
 
 /* Frees the client; operations queued and not flushed are dropped with a
  * warning, flushed ones still complete. NULL-safe, sets *self_p = NULL. */
-MPB_EXPORT void
-mpb_queueing_client_destroy(mpb_queueing_client **self_p);
+MPB_EXPORT void mpb_queueing_client_destroy(mpb_queueing_client **self_p);
 
 /* Queues the creation of a run in an experiment. run_name may be NULL (the
  * store picks one); start_time_ms <= 0 means now; tags are copied and
  * truncated. The user is $LOGNAME / $USER / the account name. */
-MPB_EXPORT mpb_pending_run *
-mpb_queueing_client_create_run(mpb_queueing_client *self, const char *experiment_id,
-                               const char *run_name, int64_t start_time_ms, const mpb_tag *tags,
-                               size_t n_tags);
+MPB_EXPORT mpb_pending_run *mpb_queueing_client_create_run(mpb_queueing_client *self,
+                                                           const char *experiment_id,
+                                                           const char *run_name,
+                                                           int64_t start_time_ms,
+                                                           const mpb_tag *tags, size_t n_tags);
 
 /* A pending run standing for a run that already exists in the store. */
-MPB_EXPORT mpb_pending_run *
-mpb_queueing_client_existing_run(mpb_queueing_client *self, const char *run_id);
+MPB_EXPORT mpb_pending_run *mpb_queueing_client_existing_run(mpb_queueing_client *self,
+                                                             const char *run_id);
 
 /* The store's run id once the run exists (after the flush that created it has
  * been awaited); NULL before, or when its creation failed. Borrowed until the
  * client is destroyed. */
-MPB_EXPORT const char *
-mpb_pending_run_id(const mpb_pending_run *run);
+MPB_EXPORT const char *mpb_pending_run_id(const mpb_pending_run *run);
 
 /* Queue params / metrics / tags for a run; never block, never touch the
  * store. A metric with timestamp_ms <= 0 gets the time of this call. */
-MPB_EXPORT int
-mpb_queueing_client_log_params(mpb_queueing_client *self, mpb_pending_run *run,
-                               const mpb_param *params, size_t n_params);
-MPB_EXPORT int
-mpb_queueing_client_log_metrics(mpb_queueing_client *self, mpb_pending_run *run,
-                                const mpb_metric *metrics, size_t n_metrics);
-MPB_EXPORT int
-mpb_queueing_client_set_tags(mpb_queueing_client *self, mpb_pending_run *run,
-                             const mpb_tag *tags, size_t n_tags);
+MPB_EXPORT int mpb_queueing_client_log_params(mpb_queueing_client *self, mpb_pending_run *run,
+                                              const mpb_param *params, size_t n_params);
+MPB_EXPORT int mpb_queueing_client_log_metrics(mpb_queueing_client *self, mpb_pending_run *run,
+                                               const mpb_metric *metrics, size_t n_metrics);
+MPB_EXPORT int mpb_queueing_client_set_tags(mpb_queueing_client *self, mpb_pending_run *run,
+                                            const mpb_tag *tags, size_t n_tags);
 
 /* Queues the end of a run (end_time_ms <= 0 means the time of this call);
  * written after everything else of the run. MPB_EEXIST the second time. */
-MPB_EXPORT int
-mpb_queueing_client_set_terminated(mpb_queueing_client *self, mpb_pending_run *run,
-                                   mpb_run_status status, int64_t end_time_ms);
+MPB_EXPORT int mpb_queueing_client_set_terminated(mpb_queueing_client *self, mpb_pending_run *run,
+                                                  mpb_run_status status, int64_t end_time_ms);
 
 /* Hands every queued operation to the logging queue and returns at once;
  * *ops_out is the caller's. Runs the queue refused are failures of *ops_out. */
-MPB_EXPORT int
-mpb_queueing_client_flush(mpb_queueing_client *self, mpb_queueing_ops **ops_out);
+MPB_EXPORT int mpb_queueing_client_flush(mpb_queueing_client *self, mpb_queueing_ops **ops_out);
 
 /* flush(), then await() within timeout_ms; returns as await. */
-MPB_EXPORT int
-mpb_queueing_client_flush_sync(mpb_queueing_client *self, int64_t timeout_ms, char *err,
-                               size_t err_len);
+MPB_EXPORT int mpb_queueing_client_flush_sync(mpb_queueing_client *self, int64_t timeout_ms,
+                                              char *err, size_t err_len);
 
 /* Waits up to timeout_ms for every operation of the flush. 0 when all
  * succeeded; else the first failure's status, with err holding every
  * failure, one per line ("N operations failed:" first). MPB_ETIMEDOUT when
  * the deadline passed first; await may be called again. */
-MPB_EXPORT int
-mpb_queueing_ops_await(mpb_queueing_ops *self, int64_t timeout_ms, char *err, size_t err_len);
+MPB_EXPORT int mpb_queueing_ops_await(mpb_queueing_ops *self, int64_t timeout_ms, char *err,
+                                      size_t err_len);
 
 /* The full failure report of the last await ("" when none); borrowed until
  * destroy. */
-MPB_EXPORT const char *
-mpb_queueing_ops_report(const mpb_queueing_ops *self);
+MPB_EXPORT const char *mpb_queueing_ops_report(const mpb_queueing_ops *self);
 
 /* Number of failed operations found by the last await. */
-MPB_EXPORT size_t
-mpb_queueing_ops_failed(const mpb_queueing_ops *self);
+MPB_EXPORT size_t mpb_queueing_ops_failed(const mpb_queueing_ops *self);
 
 /* Frees the handle (operations not done still complete). NULL-safe. */
-MPB_EXPORT void
-mpb_queueing_ops_destroy(mpb_queueing_ops **self_p);
+MPB_EXPORT void mpb_queueing_ops_destroy(mpb_queueing_ops **self_p);
 
 #endif

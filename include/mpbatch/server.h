@@ -29,7 +29,8 @@ typedef struct mpb_server mpb_server;
 typedef void (*mpb_telemetry_fn)(void *ctx, const mpb_batch_telemetry *telemetry);
 
 typedef struct mpb_server_options {
-    /* Items in flight at most (submit and stream block beyond); 0: 1024. */
+    /* Items in flight at most (submit and stream block beyond); 0: 1024;
+     * at most 4194304. */
     size_t capacity;
     /* How long stop waits for workers to leave before killing them; 0: 10000. */
     int stop_timeout_ms;
@@ -100,9 +101,10 @@ MPB_EXPORT int mpb_server_start(mpb_server *self, char *err, size_t err_len);
 
 /* Runs one item and waits up to timeout_ms (<= 0: no limit). Returns 0 with
  * a value in *out; MPB_EITEM with an error result in *out (MPB_ETIMEDOUT
- * with a Timeout error when the deadline passed); another negative status
- * (MPB_ECLOSED, MPB_EINVAL, MPB_ELIMIT) with *out NULL when the item could
- * not be submitted. The caller owns *out. */
+ * with a Timeout error when the deadline passed; an item larger than its
+ * servlet's max_item_bytes is an ItemTooLarge error); another negative
+ * status (MPB_ECLOSED, MPB_EINVAL, MPB_ELIMIT over 1 GiB) with *out NULL
+ * when the item could not be submitted. The caller owns *out. */
 MPB_EXPORT int mpb_server_call(mpb_server *self, const void *input, size_t len, int timeout_ms,
                                mpb_result **out);
 

@@ -102,8 +102,10 @@ MPB_EXPORT const void *mpb_batch_matrix(const mpb_batch *batch, size_t *row_byte
  * index, MPB_ELIMIT when len exceeds the maximum item size. */
 MPB_EXPORT int mpb_batch_set_value(mpb_batch *batch, size_t index, const void *data, size_t len);
 
-/* Sets item i's value to data without copying; data must stay valid until
- * the plugin's call returns. */
+/* Sets item i's value to data without copying. The host reads it just
+ * after the plugin's call (or preprocess) returns, before calling the plugin
+ * again: data must outlive that return, so a buffer in the plugin's state
+ * or the item itself will do, a local array will not. */
 MPB_EXPORT int mpb_batch_set_value_borrowed(mpb_batch *batch, size_t index, const void *data,
                                             size_t len);
 
