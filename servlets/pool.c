@@ -428,6 +428,8 @@ handle_ready(mpb__pool *pool, const void *rid, size_t rid_len, const mpb__ready 
     c->host = wire_strdup(ready->host);
     c->pid = ready->pid;
     c->capacity = ready->capacity;
+    c->batch_size = ready->batch_size;
+    c->batch_wait_us = ready->batch_wait_us;
     c->state = pool->stopping ? MPB_CONN_LEAVING : MPB_CONN_READY;
     c->last_recv_ns = mpb_now_ns();
     c->index = launched_index(pool, ready);
@@ -1046,6 +1048,8 @@ pool_workers(mpb_servlet *self, mpb_worker_status *out, size_t max, size_t *coun
             copy_text(w->cpus, sizeof w->cpus, c->cpus);
             w->pid = c->pid;
             w->capacity = c->capacity;
+            w->batch_size = c->batch_size;
+            w->batch_wait_us = c->batch_wait_us;
         }
         (*count)++;
     }

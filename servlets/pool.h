@@ -46,6 +46,8 @@ typedef struct mpb__conn {
     char *host;
     int64_t pid;
     uint32_t capacity;
+    uint32_t batch_size;
+    int64_t batch_wait_us;
     uint32_t in_flight;
     int64_t last_recv_ns;
     int64_t last_send_ns;

@@ -19,12 +19,16 @@
 #include "mpbatch/error.h"
 #include "mpbatch/server.h"
 
+/* In a test_pool, 0 leaves batch_size / batch_wait_us to the plugin's
+ * defaults; TP_ZERO asks for an explicit 0. */
+#define TP_ZERO (-2)
+
 typedef struct test_pool {
     const char *kind; /* "process" | "thread" */
     const char *plugin;
     unsigned workers;
-    long long batch_size;
-    long long batch_wait_us;
+    long long batch_size;    /* 0: plugin default; TP_ZERO: call per item */
+    long long batch_wait_us; /* 0: plugin default; TP_ZERO: never wait */
     const char *cpus;
     const char *bind;
     const char *options[8];
@@ -41,8 +45,10 @@ test_server_start(const test_pool *tp)
     mpb_pool_config_init(&cfg);
     cfg.plugin = tp->plugin;
     cfg.workers = tp->workers ? tp->workers : 1;
-    cfg.batch_size = tp->batch_size;
-    cfg.batch_wait_us = tp->batch_wait_us;
+    cfg.batch_size = tp->batch_size == 0 ? -1 : tp->batch_size == TP_ZERO ? 0 : tp->batch_size;
+    cfg.batch_wait_us = tp->batch_wait_us == 0         ? -1
+                        : tp->batch_wait_us == TP_ZERO ? 0
+                                                       : tp->batch_wait_us;
     cfg.cpus = tp->cpus;
     cfg.bind = tp->bind;
     cfg.options = tp->options[0] ? tp->options : NULL;

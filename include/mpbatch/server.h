@@ -62,7 +62,9 @@ typedef struct mpb_worker_status {
     char host[128];
     char cpus[128]; /* CPUs it is bound to (hwloc list syntax), "" if unpinned */
     int64_t pid;
-    uint32_t capacity; /* items it accepts in flight */
+    uint32_t capacity;      /* items it accepts in flight */
+    uint32_t batch_size;    /* effective batch size (0: one call per item) */
+    int64_t batch_wait_us;  /* effective wait after a batch's first item */
 } mpb_worker_status;
 
 /* Stream input: returns 1 with *data and *len holding an item (borrowed until

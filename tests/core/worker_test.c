@@ -45,14 +45,16 @@ fake_start(fake *f, const char *const *extra)
     char *dir = mpb__executable_dir();
     char *exe = mpb_asprintf("%s/../bin/mpb-worker", dir);
     char *connect = mpb_asprintf("--connect=%s", f->endpoint);
-    const char *argv[32] = {exe, connect, "--name=w-0"};
-    size_t n = 3;
+    char *parent = mpb_asprintf("--parent-pid=%d", (int)getpid()); /* dies with the test */
+    const char *argv[32] = {exe, connect, "--name=w-0", parent};
+    size_t n = 4;
     for (size_t i = 0; extra[i] != NULL; i++) {
         argv[n++] = extra[i];
     }
     argv[n] = NULL;
     char err[256];
     assert_int_equal(mpb__spawn(exe, (char *const *)argv, &f->pid, &f->pidfd, err, sizeof err), 0);
+    free(parent);
     free(connect);
     free(exe);
     free(dir);

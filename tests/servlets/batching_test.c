@@ -87,7 +87,7 @@ wait_zero_never_waits(void **state)
                     .plugin = "passthrough",
                     .workers = 1,
                     .batch_size = 64,
-                    .batch_wait_us = 0,
+                    .batch_wait_us = TP_ZERO,
                     .on_batch = record_batch,
                     .on_batch_ctx = &log};
     mpb_server *server = test_server_start(&tp);
@@ -203,6 +203,43 @@ auto_cpus_give_each_worker_one_core(void **state)
     mpb_server_destroy(&server);
 }
 
+static void
+batch_size_zero_calls_per_item(void **state)
+{
+    batch_log log = {0};
+    test_pool tp = {.kind = "process",
+                    .plugin = "passthrough",
+                    .workers = 2,
+                    .batch_size = TP_ZERO,
+                    .batch_wait_us = 50000,
+                    .on_batch = record_batch,
+                    .on_batch_ctx = &log};
+    mpb_server *server = test_server_start(&tp);
+    index_stream s = {.n = 500};
+    assert_int_equal(mpb_server_stream(server, index_next, index_output, &s, NULL), 0);
+    mpb_server_stop(server);
+    assert_int_equal(s.wrong_value, 0);
+    assert_int_equal(log.batches, 500);
+    assert_int_equal(log.max_size, 1);
+    assert_int_equal(log.closed[MPB_BATCH_CLOSED_FULL], 500);
+    mpb_server_destroy(&server);
+}
+
+static void
+plugin_defaults_apply_when_config_is_silent(void **state)
+{
+    /* passthrough declares batch_size 64 and no wait: the framework's
+     * default wait (10 ms, as mpservice) applies because 64 > 1. */
+    test_pool tp = {.kind = "thread", .plugin = "passthrough", .workers = 1};
+    mpb_server *server = test_server_start(&tp);
+    mpb_worker_status w;
+    assert_int_equal(mpb_server_workers(server, &w, 1), 1);
+    assert_int_equal(w.batch_size, 64);
+    assert_int_equal(w.batch_wait_us, 10000);
+    assert_int_equal(w.capacity, 128);
+    mpb_server_destroy(&server);
+}
+
 int
 main(void)
 {
@@ -214,6 +251,8 @@ main(void)
         cmocka_unit_test(random_latency_keeps_order),
         cmocka_unit_test(workers_run_on_their_configured_cpus),
         cmocka_unit_test(auto_cpus_give_each_worker_one_core),
+        cmocka_unit_test(batch_size_zero_calls_per_item),
+        cmocka_unit_test(plugin_defaults_apply_when_config_is_silent),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

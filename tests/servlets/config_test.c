@@ -95,6 +95,12 @@ bad_configs_point_at_the_problem(void **state)
     assert_config_error("servlet:\n  plugin: mlp\n  options: [1, 2]\n",
                         "servlet.options must be a mapping");
     assert_config_error("- just\n- a list\n", "must be a mapping");
+    assert_config_error("servlet:\n  plugin: mlp\n  workers: 2\n  workers: 3\n",
+                        "p.yaml:4:3: servlet.workers is given twice");
+    assert_config_error("servlet:\n  plugin: mlp\n  batch_size: 4294967296\n",
+                        "servlet.batch_size must be at most 1048576");
+    assert_config_error("servlet:\n  plugin: mlp\nserver:\n  stop_timeout_ms: 99999999999\n",
+                        "server.stop_timeout_ms must be at most 2147483647");
 }
 
 static void

@@ -11,6 +11,8 @@
 
 #include "support.h"
 
+#include "core/wire.h"
+
 typedef struct tally {
     atomic_uint values;
     atomic_uint errors;
@@ -35,7 +37,7 @@ stop_drains_everything_in_flight(void **state)
                     .plugin = "sleep",
                     .workers = 2,
                     .batch_size = 4,
-                    .batch_wait_us = 0,
+                    .batch_wait_us = TP_ZERO,
                     .options = {"batch_cost_us=5000", "item_cost_us=0"}};
     mpb_server *server = test_server_start(&tp);
     tally t = {0};
@@ -70,10 +72,6 @@ call_past_its_timeout_returns_timeout(void **state)
     assert_string_equal(mpb_result_error(r)->type, MPB_ERROR_TIMEOUT);
     assert_true(elapsed_ms >= 200);
     assert_true(elapsed_ms < 1400);
-    mpb_result_destroy(&r);
-    /* Items queued behind the hang whose deadline passes while they wait are
-     * answered with Timeout by the worker, not computed. */
-    assert_int_equal(mpb_server_call(server, "later", 5, 300, &r), MPB_ETIMEDOUT);
     mpb_result_destroy(&r);
     assert_int_equal(mpb_server_call(server, "fine", 4, 10000, &r), 0);
     mpb_result_destroy(&r);
@@ -224,6 +222,172 @@ crash_in_a_stream_loses_nothing(void **state)
     mpb_server_destroy(&server);
 }
 
+typedef struct named_feed {
+    const char *const *items;
+    size_t n;
+    size_t next;
+    mpb_result **results;
+} named_feed;
+
+static int
+named_next(void *ctx, const void **data, size_t *len)
+{
+    named_feed *f = ctx;
+    if (f->next == f->n) {
+        return 0;
+    }
+    *data = f->items[f->next];
+    *len = strlen(f->items[f->next++]);
+    return 1;
+}
+
+static int
+named_keep(void *ctx, uint64_t index, const mpb_result *result)
+{
+    named_feed *f = ctx;
+    f->results[index] = mpb_result_copy(result);
+    return 0;
+}
+
+static void
+deadline_rides_with_the_item_to_the_worker(void **state)
+{
+    /* "hang" holds the only worker for 1 s; "later" waits in the worker's
+     * queue past its 300 ms deadline, so the worker answers Timeout without
+     * computing it. (It was sent at once: the worker had credit, so no
+     * coordinator-side timer could have produced this error.) */
+    test_pool tp = {.kind = "process",
+                    .plugin = "fail",
+                    .workers = 1,
+                    .batch_size = 1,
+                    .options = {"hang_prefix=hang", "hang_ms=1000"}};
+    mpb_server *server = test_server_start(&tp);
+    const char *items[] = {"hang", "later"};
+    mpb_result *results[2] = {NULL, NULL};
+    named_feed feed = {items, 2, 0, results};
+    mpb_stream_options opts = {.return_exceptions = 1, .item_timeout_ms = 300};
+    assert_int_equal(mpb_server_stream(server, named_next, named_keep, &feed, &opts), 0);
+    assert_false(mpb_result_is_error(results[0])); /* started in time: computed */
+    const mpb_item_error *e = mpb_result_error(results[1]);
+    assert_non_null(e);
+    assert_string_equal(e->type, MPB_ERROR_TIMEOUT);
+    assert_string_equal(e->worker, "fail-0"); /* the worker's answer */
+    mpb_result_destroy(&results[0]);
+    mpb_result_destroy(&results[1]);
+    mpb_server_destroy(&server);
+}
+
+/* A peer that says READY on a pool's endpoint, takes items, then leaves. */
+typedef struct rogue {
+    void *ctx;
+    void *dealer;
+} rogue;
+
+static void
+rogue_join(rogue *r, const char *endpoint)
+{
+    r->ctx = zmq_ctx_new();
+    r->dealer = zmq_socket(r->ctx, ZMQ_DEALER);
+    int timeout = 10000;
+    int linger = 0;
+    zmq_setsockopt(r->dealer, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+    zmq_setsockopt(r->dealer, ZMQ_LINGER, &linger, sizeof linger);
+    assert_int_equal(zmq_connect(r->dealer, endpoint), 0);
+    mpb__wire_buf buf;
+    mpb__wire_buf_init(&buf);
+    mpb__ready ready = {.version = MPB_PROTOCOL_VERSION,
+                        .name = {"rogue", 5},
+                        .pid = 1,
+                        .cpus = {"", 0},
+                        .capacity = 8,
+                        .plugin = {"none", 4},
+                        .batch_size = 8,
+                        .host = {"h", 1}};
+    mpb__wire_pack_ready(&buf, &ready);
+    assert_true(zmq_send(r->dealer, buf.sbuf.data, buf.sbuf.size, 0) >= 0);
+    mpb__wire_buf_free(&buf);
+}
+
+/* Receives frames until an ITEMS frame; returns how many items it held. */
+static uint32_t
+rogue_take_items(rogue *r)
+{
+    char frame[4096];
+    msgpack_zone zone;
+    msgpack_zone_init(&zone, 1024);
+    uint32_t count = 0;
+    for (;;) {
+        int got = zmq_recv(r->dealer, frame, sizeof frame, 0);
+        assert_true(got > 0);
+        mpb__frame f;
+        assert_int_equal(mpb__wire_decode(&zone, frame, (size_t)got, &f, NULL, 0), 0);
+        if (f.type == MPB_FRAME_ITEMS) {
+            count = f.u.list.count;
+            break;
+        }
+    }
+    msgpack_zone_destroy(&zone);
+    return count;
+}
+
+static void
+rogue_close(rogue *r)
+{
+    zmq_close(r->dealer);
+    zmq_ctx_term(r->ctx);
+}
+
+static void
+wait_for_tally(tally *t, unsigned errors, int timeout_ms)
+{
+    for (int waited = 0; waited < timeout_ms && atomic_load(&t->errors) < errors; waited += 10) {
+        usleep(10000);
+    }
+}
+
+static void
+worker_leaving_with_items_fails_them_at_once(void **state)
+{
+    const char *how[] = {"bye", "disconnect"};
+    for (int k = 0; k < 2; k++) {
+        char endpoint[128];
+        snprintf(endpoint, sizeof endpoint, "ipc:///tmp/mpb-leaver-test-%d.ipc", (int)getpid());
+        mpb_pool_config cfg;
+        mpb_pool_config_init(&cfg);
+        cfg.plugin = "passthrough";
+        cfg.workers = 0;
+        cfg.bind = endpoint;
+        mpb_servlet *servlet = mpb_process_servlet_new(&cfg);
+        mpb_server *server = mpb_server_new(&servlet, NULL);
+        char err[256];
+        assert_int_equal(mpb_server_start(server, err, sizeof err), 0);
+        rogue r;
+        rogue_join(&r, endpoint);
+        tally t = {0};
+        assert_int_equal(mpb_server_submit(server, "a", 1, -1, count_result, &t), 0);
+        assert_int_equal(mpb_server_submit(server, "b", 1, -1, count_result, &t), 0);
+        uint32_t held = rogue_take_items(&r);
+        if (held == 1) {
+            held += rogue_take_items(&r);
+        }
+        assert_int_equal(held, 2);
+        if (k == 0) {
+            assert_true(zmq_send(r.dealer, "\x91\x07", 2, 0) >= 0); /* BYE */
+        } else {
+            rogue_close(&r);
+        }
+        wait_for_tally(&t, 2, 5000);
+        print_message("%s: %u errors\n", how[k], atomic_load(&t.errors));
+        assert_int_equal(atomic_load(&t.errors), 2); /* before stop, not by it */
+        assert_int_equal(atomic_load(&t.values), 0);
+        assert_int_equal(mpb_server_workers(server, NULL, 0), 0);
+        if (k == 0) {
+            rogue_close(&r);
+        }
+        mpb_server_destroy(&server);
+    }
+}
+
 int
 main(void)
 {
@@ -234,6 +398,8 @@ main(void)
         cmocka_unit_test(garbage_on_the_worker_socket_is_a_protocol_error),
         cmocka_unit_test(crashed_worker_fails_its_items_and_is_replaced),
         cmocka_unit_test(crash_in_a_stream_loses_nothing),
+        cmocka_unit_test(deadline_rides_with_the_item_to_the_worker),
+        cmocka_unit_test(worker_leaving_with_items_fails_them_at_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

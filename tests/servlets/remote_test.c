@@ -33,7 +33,8 @@ start_remote_worker(const char *endpoint, const char *name)
     char *connect = mpb_asprintf("--connect=%s", endpoint);
     char *name_arg = mpb_asprintf("--name=%s", name);
     char *plugin = mpb_asprintf("--plugin=%s/../lib/mpb_passthrough.so", dir);
-    char *argv[] = {exe, connect, name_arg, plugin, "--batch-size=16", NULL};
+    char *parent = mpb_asprintf("--parent-pid=%d", (int)getpid()); /* dies with the test */
+    char *argv[] = {exe, connect, name_arg, plugin, parent, "--batch-size=16", NULL};
     pid_t pid;
     int pidfd;
     char err[256];
@@ -41,6 +42,7 @@ start_remote_worker(const char *endpoint, const char *name)
     if (pidfd >= 0) {
         close(pidfd);
     }
+    free(parent);
     free(plugin);
     free(name_arg);
     free(connect);
@@ -71,8 +73,13 @@ remote_worker_joins_and_shares_the_load(void **state)
     char endpoint[64];
     tcp_endpoint(endpoint, sizeof endpoint);
     seen s = {0};
-    test_pool tp = {.kind = "process", .plugin = "passthrough", .workers = 1, .batch_size = 16,
-                    .bind = endpoint, .on_batch = who_batched, .on_batch_ctx = &s};
+    test_pool tp = {.kind = "process",
+                    .plugin = "passthrough",
+                    .workers = 1,
+                    .batch_size = 16,
+                    .bind = endpoint,
+                    .on_batch = who_batched,
+                    .on_batch_ctx = &s};
     mpb_server *server = test_server_start(&tp);
     pid_t remote = start_remote_worker(endpoint, "remote-1");
     wait_for_workers(server, 2);

@@ -1,0 +1,205 @@
+/*
+ * The server API's promises under concurrency and odd callers: stop from
+ * two threads, callers blocked at capacity, callbacks that submit again,
+ * streams whose input fails or trickles.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <unistd.h>
+
+#include "support.h"
+
+static void *
+stop_server(void *arg)
+{
+    mpb_server_stop(arg);
+    return NULL;
+}
+
+static void
+stop_from_two_threads_returns_in_both(void **state)
+{
+    test_pool tp = {.kind = "process", .plugin = "passthrough", .workers = 1};
+    mpb_server *server = test_server_start(&tp);
+    pthread_t threads[2];
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(pthread_create(&threads[i], NULL, stop_server, server), 0);
+    }
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(pthread_join(threads[i], NULL), 0);
+    }
+    assert_false(mpb_server_is_running(server));
+    mpb_server_destroy(&server);
+}
+
+typedef struct load {
+    mpb_server *server;
+    atomic_uint done;
+    atomic_uint refused;
+} load;
+
+static void
+count_done(void *ctx, mpb_result *result)
+{
+    load *l = ctx;
+    if (!mpb_result_is_error(result)) {
+        atomic_fetch_add(&l->done, 1);
+    }
+    mpb_result_destroy(&result);
+}
+
+static void *
+submit_many(void *arg)
+{
+    load *l = arg;
+    for (int i = 0; i < 300; i++) {
+        if (mpb_server_submit(l->server, "x", 1, -1, count_done, l) != 0) {
+            atomic_fetch_add(&l->refused, 1);
+        }
+    }
+    return NULL;
+}
+
+static void
+callers_blocked_at_capacity_all_get_through(void **state)
+{
+    test_pool tp = {
+        .kind = "thread", .plugin = "passthrough", .workers = 1, .batch_size = 1, .capacity = 1};
+    load l = {.server = test_server_start(&tp)};
+    pthread_t threads[4];
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(pthread_create(&threads[i], NULL, submit_many, &l), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(pthread_join(threads[i], NULL), 0);
+    }
+    mpb_server_stop(l.server);
+    assert_int_equal(atomic_load(&l.refused), 0);
+    assert_int_equal(atomic_load(&l.done), 1200);
+    mpb_server_destroy(&l.server);
+}
+
+typedef struct chain {
+    mpb_server *server;
+    atomic_int left;
+    atomic_int failures;
+} chain;
+
+static void
+resubmit(void *ctx, mpb_result *result)
+{
+    chain *c = ctx;
+    mpb_result_destroy(&result);
+    if (atomic_fetch_sub(&c->left, 1) > 1) {
+        /* The server is at capacity (1) while this callback runs: our own
+         * item's room must already be free, so timeout 0 succeeds. */
+        if (mpb_server_submit(c->server, "again", 5, 0, resubmit, c) != 0) {
+            atomic_fetch_add(&c->failures, 1);
+        }
+    }
+}
+
+static void
+done_callback_may_submit_again_at_capacity(void **state)
+{
+    test_pool tp = {.kind = "process", .plugin = "passthrough", .workers = 1, .capacity = 1};
+    chain c = {.server = test_server_start(&tp), .left = 50};
+    assert_int_equal(mpb_server_submit(c.server, "first", 5, 0, resubmit, &c), 0);
+    for (int i = 0; i < 1000 && atomic_load(&c.left) > 0; i++) {
+        usleep(10000);
+    }
+    assert_int_equal(atomic_load(&c.left), 0);
+    assert_int_equal(atomic_load(&c.failures), 0);
+    mpb_server_destroy(&c.server);
+}
+
+typedef struct failing_input {
+    index_stream s;
+    uint64_t fail_at;
+} failing_input;
+
+static int
+next_until_failure(void *ctx, const void **data, size_t *len)
+{
+    failing_input *f = ctx;
+    if (f->s.next == f->fail_at) {
+        return MPB_EIO;
+    }
+    return index_next(&f->s, data, len);
+}
+
+static void
+input_failure_still_delivers_what_was_computed(void **state)
+{
+    test_pool tp = {.kind = "process", .plugin = "passthrough", .workers = 2, .batch_size = 8};
+    mpb_server *server = test_server_start(&tp);
+    failing_input f = {.s = {.n = 1000}, .fail_at = 500};
+    assert_int_equal(mpb_server_stream(server, next_until_failure, index_output, &f.s, NULL),
+                     MPB_EIO);
+    assert_int_equal(f.s.outputs, 500); /* every item read before the failure */
+    assert_int_equal(f.s.out_of_order, 0);
+    assert_int_equal(f.s.wrong_value, 0);
+    mpb_server_destroy(&server);
+}
+
+typedef struct trickle {
+    mpb_server *server;
+    int calls;
+    int first_was_submitted;
+    char item[8];
+} trickle;
+
+static int
+trickle_next(void *ctx, const void **data, size_t *len)
+{
+    trickle *t = ctx;
+    if (t->calls == 2) {
+        return 0;
+    }
+    if (t->calls == 1) {
+        /* A slow source: before handing over the second item, check that the
+         * first one was already submitted (it gets answered meanwhile). */
+        mpb_server_stats stats;
+        for (int i = 0; i < 300; i++) {
+            mpb_server_stats_get(t->server, &stats);
+            if (stats.completed >= 1) {
+                t->first_was_submitted = 1;
+                break;
+            }
+            usleep(10000);
+        }
+    }
+    snprintf(t->item, sizeof t->item, "item-%d", t->calls++);
+    *data = t->item;
+    *len = strlen(t->item);
+    return 1;
+}
+
+static int
+ignore_output(void *ctx, uint64_t index, const mpb_result *result)
+{
+    return 0;
+}
+
+static void
+slow_source_is_not_held_back(void **state)
+{
+    test_pool tp = {.kind = "process", .plugin = "passthrough", .workers = 1, .batch_size = 1};
+    trickle t = {.server = test_server_start(&tp)};
+    assert_int_equal(mpb_server_stream(t.server, trickle_next, ignore_output, &t, NULL), 0);
+    assert_true(t.first_was_submitted);
+    mpb_server_destroy(&t.server);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(stop_from_two_threads_returns_in_both),
+        cmocka_unit_test(callers_blocked_at_capacity_all_get_through),
+        cmocka_unit_test(done_callback_may_submit_again_at_capacity),
+        cmocka_unit_test(input_failure_still_delivers_what_was_computed),
+        cmocka_unit_test(slow_source_is_not_held_back),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
