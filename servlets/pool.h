@@ -56,9 +56,10 @@ typedef struct mpb__conn {
 } mpb__conn;
 
 typedef struct mpb__slot {
-    mpb__task *task;
+    mpb__task *task; /* NULL in a busy slot: answered (deadline), the worker still has it */
     uint64_t seq;
     int conn; /* -1 while waiting for credit */
+    int busy;
 } mpb__slot;
 
 struct mpb__pool {
@@ -103,6 +104,9 @@ struct mpb__pool {
     int started;
     int stopping;
     int pumping;
+    int sweep_armed; /* a timer will expire in-flight items past their deadline */
+    int64_t sweep_due;
+    uint64_t sweep_timer;
     mpb__death *deaths;        /* exits seen, not yet handled (each waits on a timer) */
     int64_t restart_times[16]; /* ring of the latest restarts (RESTART_BURST) */
     unsigned restart_next;
@@ -115,6 +119,43 @@ mpb_servlet *mpb__pool_new(const mpb_pool_config *config, const mpb__pool_launch
 /* Launchers report a worker that died (index -1 if not launched here), with
  * a description of how: its items in flight fail, and it is relaunched. */
 void mpb__pool_worker_died(mpb__pool *pool, int index, int64_t pid, const char *how);
+
+/* ---- internals shared by pool.c (items), pool_peers.c (workers coming
+ * and going) and pool_lifecycle.c (start, stop, free); dispatcher thread ---- */
+
+#define MPB_POOL_SLOT_BITS 24
+#define MPB_POOL_SLOT_MASK ((1u << MPB_POOL_SLOT_BITS) - 1)
+
+const char *mpb__pool_path(const mpb__pool *pool);
+void mpb__pool_submit(mpb_servlet *self, mpb__task *task);
+/* Sends waiting items to workers with credit. */
+void mpb__pool_pump(mpb__pool *pool);
+/* Answers Timeout for waiting items past their deadline. */
+void mpb__pool_expire_waiting(mpb__pool *pool, int64_t now);
+/* The in-flight slot an id names on conn, or NULL (late, duplicate, invented). */
+mpb__slot *mpb__pool_slot_lookup(mpb__pool *pool, uint64_t id, int conn);
+/* Frees the slot and hands result to its task (owned by the task). */
+void mpb__pool_slot_complete(mpb__pool *pool, mpb__slot *slot, mpb_result *result);
+uint32_t mpb__pool_waiting_pop(mpb__pool *pool);
+/* An error result naming this pool and (if any) the worker. */
+mpb_result *mpb__pool_error(const mpb__pool *pool, const mpb__conn *conn, const char *type,
+                            const char *msg);
+/* Connection states are also read by other threads (mpb_server_workers). */
+void mpb__pool_set_conn_state(mpb__pool *pool, mpb__conn *conn, mpb__conn_state state);
+int mpb__pool_send_signal(mpb__pool *pool, mpb__conn *conn, mpb__frame_type type);
+/* Counts, logs and answers a peer's protocol error. */
+void mpb__pool_protocol_error(mpb__pool *pool, const void *rid, size_t rid_len, const char *who,
+                              const char *reason);
+/* Answers WorkerCrashed for every item in flight on conn i; forgets it. */
+void mpb__pool_conn_lost(mpb__pool *pool, size_t i, const char *how);
+/* Handles every message waiting on the ROUTER socket, then pumps. */
+void mpb__pool_receive_all(mpb__pool *pool);
+void mpb__pool_on_router(mpb__loop *loop, void *arg);
+void mpb__pool_on_heartbeat(mpb__loop *loop, void *arg);
+/* Frees deaths still waiting for their grace timer (at destroy). */
+void mpb__pool_forget_deaths(mpb__pool *pool);
+/* Stops feeding and sends SHUTDOWN to every ready worker. */
+void mpb__pool_shutdown_conns(mpb__pool *pool);
 
 /* argv for mpb-worker index i (NULL-terminated; free with mpb__pool_free_argv). */
 char **mpb__pool_worker_argv(const mpb__pool *pool, const char *exe, unsigned index);

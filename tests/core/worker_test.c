@@ -261,6 +261,47 @@ batches_follow_the_limits(void **state)
 }
 
 static void
+item_past_its_budget_is_not_computed(void **state)
+{
+    fake f;
+    const char *extra[] = {"--plugin=passthrough", "--batch-size=4", "--batch-wait-us=20000", NULL};
+    fake_start(&f, extra);
+    assert_int_equal(fake_recv(&f), 0);
+    /* Item 1 has 1 us left when sent: by the time its batch closes (20 ms
+     * wait) it is past due and answered Timeout; item 2 has no deadline. */
+    mpb__wire_pack_items_begin(&f.buf, 2);
+    mpb__wire_pack_item(&f.buf, 1, 1, "late", 4);
+    mpb__wire_pack_item(&f.buf, 2, 0, "fine", 4);
+    fake_send(&f);
+    int answered = 0;
+    while (answered < 2) {
+        int more = fake_recv(&f);
+        assert_int_equal(f.frame.type, MPB_FRAME_RESULTS);
+        for (uint32_t i = 0; i < f.frame.u.list.count; i++) {
+            mpb__wire_result r;
+            assert_int_equal(mpb__wire_result_at(&f.frame, i, &r), 0);
+            if (r.id == 1) {
+                assert_true(r.is_error);
+                assert_memory_equal(r.type.ptr, "Timeout", 7);
+            } else {
+                assert_false(r.is_error);
+            }
+            answered++;
+        }
+        if (more) {
+            mpb__frame t;
+            fake_recv_more(&f, &t);
+            assert_int_equal(t.u.telemetry.size, 1); /* only "fine" reached the plugin */
+        }
+    }
+    mpb__wire_pack_signal(&f.buf, MPB_FRAME_SHUTDOWN);
+    fake_send(&f);
+    fake_recv(&f);
+    fake_wait_exit(&f, 5000);
+    fake_stop(&f);
+}
+
+static void
 init_failure_is_reported_before_exit(void **state)
 {
     fake f;
@@ -293,6 +334,7 @@ main(void)
         cmocka_unit_test(ready_describes_the_worker),
         cmocka_unit_test(garbage_gets_an_error_frame_and_service_goes_on),
         cmocka_unit_test(batches_follow_the_limits),
+        cmocka_unit_test(item_past_its_budget_is_not_computed),
         cmocka_unit_test(init_failure_is_reported_before_exit),
         cmocka_unit_test(silent_coordinator_makes_the_worker_leave),
     };

@@ -1,0 +1,434 @@
+/*
+ * DESIGN
+ * A pool's life: start binds the ROUTER, launches the workers through the
+ * launcher and waits for every READY (or the first reason one cannot
+ * start); shutdown asks workers to leave once nothing is in flight; kill
+ * forces them and fails what is left; destroy frees. Also the pool's config
+ * copy and the mpb-worker command line.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <zmq.h>
+
+#include "core/affinity.h"
+#include "core/util.h"
+#include "core/worker_loop.h"
+#include "core/zmq_util.h"
+#include "mpbatch/error.h"
+#include "mpbatch/log.h"
+#include "servlets/pool.h"
+
+/* ---- lifecycle ---- */
+
+static int
+resolve_cpus(mpb__pool *pool, char *err, size_t err_len)
+{
+    const char *spec = pool->cpus_spec ? pool->cpus_spec : pool->launcher->default_cpus;
+    pool->cpu_lists = mpb_calloc(pool->workers, sizeof(char *));
+    if (strcmp(spec, "none") == 0) {
+        return 0;
+    }
+    if (strcmp(spec, "auto") == 0) {
+        for (unsigned i = 0; i < pool->workers; i++) {
+            pool->cpu_lists[i] = mpb__affinity_auto(i, pool->workers);
+        }
+        return 0;
+    }
+    char *copy = mpb_strdup(spec);
+    char *save = NULL;
+    unsigned n = 0;
+    int rc = 0;
+    for (char *list = strtok_r(copy, ";", &save); list != NULL; list = strtok_r(NULL, ";", &save)) {
+        while (*list == ' ') {
+            list++;
+        }
+        if (n < pool->workers) {
+            rc = mpb__affinity_check(list, err, err_len);
+            if (rc != 0) {
+                break;
+            }
+            pool->cpu_lists[n] = mpb_strdup(list);
+        }
+        n++;
+    }
+    free(copy);
+    if (rc == 0 && n != pool->workers) {
+        rc = mpb__set_error(err, err_len, MPB_EINVAL,
+                            "cpus '%s' names %u CPU lists for %u workers (one list per worker, "
+                            "separated by ';', or \"auto\" or \"none\")",
+                            spec, n, pool->workers);
+    }
+    return rc;
+}
+
+static int
+open_router(mpb__pool *pool, char *err, size_t err_len)
+{
+    pool->router = zmq_socket(pool->env.zmq_context, ZMQ_ROUTER);
+    if (pool->router == NULL) {
+        return mpb__set_error(err, err_len, mpb__zmq_status(), "zmq_socket(ROUTER): %s",
+                              zmq_strerror(zmq_errno()));
+    }
+    mpb__zmq_set_int(pool->router, ZMQ_ROUTER_MANDATORY, 1);
+    mpb__zmq_set_int(pool->router, ZMQ_SNDHWM, 0);
+    mpb__zmq_set_int(pool->router, ZMQ_RCVHWM, 0);
+    mpb__zmq_set_int(pool->router, ZMQ_LINGER, 0);
+    /* Transport-level liveness, kept by libzmq's I/O thread even while a
+     * worker's only thread is busy in its plugin: a peer silent for 10 s is
+     * disconnected, and the next send to it fails (conn_lost). */
+    mpb__zmq_set_int(pool->router, ZMQ_HEARTBEAT_IVL, MPB_DEFAULT_HEARTBEAT_MS);
+    mpb__zmq_set_int(pool->router, ZMQ_HEARTBEAT_TIMEOUT, MPB_DEFAULT_COORDINATOR_TIMEOUT_MS);
+    static atomic_uint counter;
+    unsigned n = atomic_fetch_add(&counter, 1);
+    if (pool->bind != NULL) {
+        pool->endpoint = mpb_strdup(pool->bind);
+    } else if (strcmp(pool->launcher->endpoint_scheme, "inproc") == 0) {
+        pool->endpoint = mpb_asprintf("inproc://mpb-%d-%u", (int)getpid(), n);
+    } else {
+        const char *dir = getenv("MPB_RUNTIME_DIR");
+        pool->ipc_path =
+            mpb_asprintf("%s/mpb-%d-%u.ipc", dir && *dir ? dir : "/tmp", (int)getpid(), n);
+        pool->endpoint = mpb_asprintf("ipc://%s", pool->ipc_path);
+    }
+    if (zmq_bind(pool->router, pool->endpoint) != 0) {
+        return mpb__set_error(err, err_len, mpb__zmq_status(), "bind %s: %s", pool->endpoint,
+                              zmq_strerror(zmq_errno()));
+    }
+    char last[256];
+    size_t size = sizeof last;
+    if (zmq_getsockopt(pool->router, ZMQ_LAST_ENDPOINT, last, &size) == 0 && size > 1) {
+        free(pool->endpoint);
+        pool->endpoint = mpb_strdup(last); /* resolves tcp://...:* to the real port */
+    }
+    return 0;
+}
+
+static unsigned
+ready_launched(const mpb__pool *pool)
+{
+    unsigned ready = 0;
+    for (size_t i = 0; i < pool->n_conns; i++) {
+        ready += pool->conns[i].state == MPB_CONN_READY && pool->conns[i].index >= 0;
+    }
+    return ready;
+}
+
+static int
+wait_until_ready(mpb__pool *pool, char *err, size_t err_len)
+{
+    int timeout_ms = pool->start_timeout_ms > 0 ? pool->start_timeout_ms : 30000;
+    int64_t deadline = mpb_now_ns() + (int64_t)timeout_ms * 1000000;
+    while (ready_launched(pool) < pool->workers) {
+        if (pool->start_error[0] != '\0') {
+            return mpb__set_error(err, err_len, MPB_EPLUGIN, "%s", pool->start_error);
+        }
+        int rc = pool->launcher->check_early_exit(pool, err, err_len);
+        if (rc != 0) {
+            /* The worker may have said why just before it left: prefer that. */
+            zmq_pollitem_t item = {.socket = pool->router, .events = ZMQ_POLLIN};
+            zmq_poll(&item, 1, 200);
+            mpb__pool_receive_all(pool);
+            if (pool->start_error[0] != '\0') {
+                return mpb__set_error(err, err_len, MPB_EPLUGIN, "%s", pool->start_error);
+            }
+            return rc;
+        }
+        if (mpb_now_ns() > deadline) {
+            return mpb__set_error(err, err_len, MPB_ETIMEDOUT,
+                                  "%u of %u workers ready after %d ms (start_timeout_ms)",
+                                  ready_launched(pool), pool->workers, timeout_ms);
+        }
+        zmq_pollitem_t item = {.socket = pool->router, .events = ZMQ_POLLIN};
+        zmq_poll(&item, 1, 50);
+        mpb__pool_receive_all(pool);
+    }
+    return 0;
+}
+
+static int
+pool_start(mpb_servlet *self, const mpb__servlet_env *env, const char *parent_path, char *err,
+           size_t err_len)
+{
+    mpb__pool *pool = (mpb__pool *)self;
+    char reason[512] = "";
+    mpb__servlet_set_path(self, parent_path);
+    pool->env = *env;
+    int rc = 0;
+    if (pool->workers == 0 && pool->bind == NULL) {
+        rc = mpb__set_error(reason, sizeof reason, MPB_EINVAL,
+                            "workers: 0 needs a bind endpoint for workers to join");
+    }
+    if (rc == 0) {
+        rc = resolve_cpus(pool, reason, sizeof reason);
+    }
+    if (rc == 0) {
+        rc = open_router(pool, reason, sizeof reason);
+    }
+    if (rc == 0) {
+        rc = pool->launcher->prepare(pool, reason, sizeof reason);
+    }
+    for (unsigned i = 0; rc == 0 && i < pool->workers; i++) {
+        rc = pool->launcher->launch(pool, i, reason, sizeof reason);
+    }
+    if (rc == 0) {
+        rc = wait_until_ready(pool, reason, sizeof reason);
+    }
+    if (rc != 0) {
+        mpb__pool_shutdown_conns(pool);
+        pool->launcher->kill_all(pool);
+        return mpb__set_error(err, err_len, rc, "servlet %s (%s %s): %s", mpb__pool_path(pool),
+                              pool->launcher->kind, pool->plugin, reason);
+    }
+    pool->started = 1;
+    mpb__loop_add_socket(env->loop, pool->router, mpb__pool_on_router, pool);
+    pool->heartbeat_timer = mpb__loop_add_timer(env->loop, MPB_DEFAULT_HEARTBEAT_MS / 2, 1,
+                                                mpb__pool_on_heartbeat, pool);
+    return 0;
+}
+
+static void
+pool_shutdown(mpb_servlet *self)
+{
+    mpb__pool_shutdown_conns((mpb__pool *)self);
+}
+
+void
+mpb__pool_shutdown_conns(mpb__pool *pool)
+{
+    pool->stopping = 1;
+    for (size_t i = 0; i < pool->n_conns; i++) {
+        if (pool->conns[i].state == MPB_CONN_READY) {
+            mpb__pool_set_conn_state(pool, &pool->conns[i], MPB_CONN_LEAVING);
+            mpb__pool_send_signal(pool, &pool->conns[i], MPB_FRAME_SHUTDOWN);
+        }
+    }
+}
+
+static int
+pool_stopped(mpb_servlet *self)
+{
+    mpb__pool *pool = (mpb__pool *)self;
+    if (pool->deaths != NULL || pool->retries_pending > 0) {
+        return 0;
+    }
+    for (size_t i = 0; i < pool->n_conns; i++) {
+        if (pool->conns[i].state != MPB_CONN_GONE) {
+            return 0;
+        }
+    }
+    return pool->launcher->all_gone(pool);
+}
+
+static void
+pool_kill(mpb_servlet *self)
+{
+    mpb__pool *pool = (mpb__pool *)self;
+    mpb__pool_shutdown_conns(pool);
+    pool->launcher->kill_all(pool);
+    for (size_t i = 0; i < pool->n_conns; i++) {
+        mpb__pool_set_conn_state(pool, &pool->conns[i], MPB_CONN_GONE);
+    }
+    while (pool->wait_count > 0) {
+        mpb__pool_waiting_pop(pool);
+    }
+    for (size_t s = 0; s < pool->n_slots; s++) {
+        if (pool->slots[s].busy) {
+            mpb__pool_slot_complete(pool, &pool->slots[s],
+                                    mpb__pool_error(pool, NULL, MPB_ERROR_CANCELLED,
+                                                    "the server stopped before a worker answered"));
+        }
+    }
+}
+
+static void
+free_strv(char **strv, size_t n)
+{
+    for (size_t i = 0; strv != NULL && i < n; i++) {
+        free(strv[i]);
+    }
+    free(strv);
+}
+
+static void
+pool_destroy(mpb_servlet *self)
+{
+    mpb__pool *pool = (mpb__pool *)self;
+    pool->launcher->release(pool);
+    mpb__pool_forget_deaths(pool);
+    if (pool->sweep_armed) {
+        mpb__loop_cancel_timer(pool->env.loop, pool->sweep_timer);
+    }
+    if (pool->router != NULL) {
+        if (pool->started) {
+            mpb__loop_remove_socket(pool->env.loop, pool->router);
+            mpb__loop_cancel_timer(pool->env.loop, pool->heartbeat_timer);
+        }
+        zmq_close(pool->router);
+    }
+    if (pool->ipc_path != NULL) {
+        unlink(pool->ipc_path);
+    }
+    for (size_t i = 0; i < pool->n_conns; i++) {
+        free(pool->conns[i].name);
+        free(pool->conns[i].cpus);
+        free(pool->conns[i].host);
+    }
+    size_t n_options = 0;
+    while (pool->options && pool->options[n_options]) {
+        n_options++;
+    }
+    free_strv(pool->options, n_options);
+    free_strv(pool->cpu_lists, pool->cpu_lists ? pool->workers : 0);
+    free(pool->conns);
+    free(pool->slots);
+    free(pool->free_slots);
+    free(pool->waiting);
+    free(pool->outgoing);
+    free(pool->endpoint);
+    free(pool->ipc_path);
+    free(pool->plugin);
+    free(pool->plugin_path);
+    free(pool->cpus_spec);
+    free(pool->bind);
+    free(pool->worker_exe);
+    free(pool->base.name);
+    free(pool->base.path);
+    msgpack_zone_destroy(&pool->zone);
+    mpb__wire_buf_free(&pool->out);
+    free(pool);
+}
+
+static void
+copy_text(char *dst, size_t size, const char *src)
+{
+    snprintf(dst, size, "%s", src ? src : "");
+}
+
+static void
+pool_workers(mpb_servlet *self, mpb_worker_status *out, size_t max, size_t *count)
+{
+    mpb__pool *pool = (mpb__pool *)self;
+    for (size_t i = 0; i < pool->n_conns; i++) {
+        const mpb__conn *c = &pool->conns[i];
+        if (c->state == MPB_CONN_GONE) {
+            continue;
+        }
+        if (*count < max) {
+            mpb_worker_status *w = &out[*count];
+            copy_text(w->servlet, sizeof w->servlet, mpb__pool_path(pool));
+            copy_text(w->name, sizeof w->name, c->name);
+            copy_text(w->host, sizeof w->host, c->host);
+            copy_text(w->cpus, sizeof w->cpus, c->cpus);
+            w->pid = c->pid;
+            w->capacity = c->capacity;
+            w->batch_size = c->batch_size;
+            w->batch_wait_us = c->batch_wait_us;
+        }
+        (*count)++;
+    }
+}
+
+static const mpb__servlet_ops pool_ops = {
+    .kind = "pool",
+    .start = pool_start,
+    .submit = mpb__pool_submit,
+    .shutdown = pool_shutdown,
+    .stopped = pool_stopped,
+    .kill = pool_kill,
+    .workers = pool_workers,
+    .destroy = pool_destroy,
+};
+
+static char *
+dup_or_null(const char *text)
+{
+    return text ? mpb_strdup(text) : NULL;
+}
+
+mpb_servlet *
+mpb__pool_new(const mpb_pool_config *config, const mpb__pool_launcher *launcher)
+{
+    MPB_ASSERT(config != NULL);
+    mpb__pool *pool = mpb_calloc(1, sizeof *pool);
+    pool->base.ops = &pool_ops;
+    pool->launcher = launcher;
+    pool->plugin = mpb_strdup(config->plugin ? config->plugin : "");
+    pool->base.name = mpb_strdup(config->name && *config->name ? config->name : pool->plugin);
+    pool->workers = config->workers; /* 0: only workers that join through `bind` */
+    pool->cpus_spec = dup_or_null(config->cpus);
+    pool->batch_size = config->batch_size;
+    pool->batch_wait_us = config->batch_wait_us;
+    pool->capacity = config->capacity;
+    size_t n_options = 0;
+    while (config->options && config->options[n_options]) {
+        n_options++;
+    }
+    pool->options = mpb_calloc(n_options + 1, sizeof(char *));
+    for (size_t i = 0; i < n_options; i++) {
+        pool->options[i] = mpb_strdup(config->options[i]);
+    }
+    pool->bind = dup_or_null(config->bind);
+    pool->worker_exe = dup_or_null(config->worker_exe);
+    pool->start_timeout_ms = config->start_timeout_ms;
+    pool->max_item_bytes =
+        config->max_item_bytes ? config->max_item_bytes : MPB_DEFAULT_MAX_ITEM_BYTES;
+    msgpack_zone_init(&pool->zone, 65536);
+    mpb__wire_buf_init(&pool->out);
+    return &pool->base;
+}
+
+char **
+mpb__pool_worker_argv(const mpb__pool *pool, const char *exe, unsigned index)
+{
+    size_t n_options = 0;
+    while (pool->options[n_options]) {
+        n_options++;
+    }
+    char **argv = mpb_calloc(32 + 2 * n_options, sizeof(char *));
+    size_t n = 0;
+    argv[n++] = mpb_strdup(exe);
+    argv[n++] = mpb_asprintf("--plugin=%s", pool->plugin_path ? pool->plugin_path : pool->plugin);
+    argv[n++] = mpb_asprintf("--connect=%s", pool->endpoint);
+    argv[n++] = mpb_asprintf("--name=%s-%u", pool->base.name, index);
+    argv[n++] = mpb_asprintf("--index=%u", index);
+    argv[n++] = mpb_asprintf("--parent-pid=%d", (int)getpid());
+    argv[n++] = mpb_asprintf("--max-item-bytes=%zu", pool->max_item_bytes);
+    if (pool->cpu_lists[index] != NULL) {
+        argv[n++] = mpb_asprintf("--cpus=%s", pool->cpu_lists[index]);
+    }
+    if (pool->batch_size >= 0) {
+        argv[n++] = mpb_asprintf("--batch-size=%lld", pool->batch_size);
+    }
+    if (pool->batch_wait_us >= 0) {
+        argv[n++] = mpb_asprintf("--batch-wait-us=%lld", pool->batch_wait_us);
+    }
+    if (pool->capacity > 0) {
+        argv[n++] = mpb_asprintf("--capacity=%u", pool->capacity);
+    }
+    for (size_t i = 0; i < n_options; i++) {
+        argv[n++] = mpb_asprintf("--option=%s", pool->options[i]);
+    }
+    argv[n] = NULL;
+    return argv;
+}
+
+void
+mpb__pool_free_argv(char **argv)
+{
+    for (size_t i = 0; argv != NULL && argv[i] != NULL; i++) {
+        free(argv[i]);
+    }
+    free(argv);
+}
+
+void
+mpb_pool_config_init(mpb_pool_config *config)
+{
+    memset(config, 0, sizeof *config);
+    config->workers = 1;
+    config->batch_size = -1;
+    config->batch_wait_us = -1;
+}

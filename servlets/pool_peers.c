@@ -1,0 +1,458 @@
+/*
+ * DESIGN
+ * The pool's peers (see pool.c for the item flow): frames from the ROUTER
+ * socket, workers joining with READY, leaving with BYE or by dying, and
+ * being replaced. A dead local worker is handled a moment after its exit is
+ * seen (DEATH_GRACE_MS), so results it sent just before dying still count.
+ * Replacements are rate-limited (RESTART_BURST per RESTART_WINDOW_MS) and a
+ * failed launch is retried every second.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <zmq.h>
+
+#include "core/affinity.h"
+#include "core/util.h"
+#include "core/worker_loop.h"
+#include "core/zmq_util.h"
+#include "mpbatch/error.h"
+#include "mpbatch/log.h"
+#include "servlets/pool.h"
+
+#define RESTART_BURST 16
+#define RESTART_WINDOW_MS 60000
+#define DEATH_GRACE_MS 50
+#define REUSE_CONNS_FROM 64
+#define MAX_CONNS 4096
+
+/* ---- receiving ---- */
+
+/* The connection a routing id belongs to, gone ones included (ROUTER never
+ * reuses an id, so a late frame from a gone worker is recognised). */
+static mpb__conn *
+find_conn(mpb__pool *pool, const void *rid, size_t rid_len)
+{
+    for (size_t i = 0; i < pool->n_conns; i++) {
+        mpb__conn *c = &pool->conns[i];
+        if (c->rid_len == rid_len && memcmp(c->rid, rid, rid_len) == 0) {
+            return c;
+        }
+    }
+    return NULL;
+}
+
+static char *
+wire_strdup(mpb__wire_str s)
+{
+    return mpb_strndup(s.ptr ? s.ptr : "", s.len);
+}
+
+static int
+launched_index(const mpb__pool *pool, const mpb__ready *ready)
+{
+    /* Launched workers are named <pool>-<index>; others join as -1. */
+    size_t base_len = strlen(pool->base.name);
+    if (ready->name.len <= base_len + 1 ||
+        memcmp(ready->name.ptr, pool->base.name, base_len) != 0 ||
+        ready->name.ptr[base_len] != '-') {
+        return -1;
+    }
+    int index = 0;
+    for (size_t i = base_len + 1; i < ready->name.len; i++) {
+        char c = ready->name.ptr[i];
+        if (c < '0' || c > '9' || index > 100000) {
+            return -1;
+        }
+        index = index * 10 + (c - '0');
+    }
+    return index < (int)pool->workers ? index : -1;
+}
+
+/* A connection entry for a new worker: a fresh one while the table is
+ * small (gone entries stay, so late frames of a gone worker are known), then
+ * the first gone entry with nothing in flight; NULL at MAX_CONNS live. */
+static mpb__conn *
+new_conn(mpb__pool *pool)
+{
+    if (pool->n_conns >= REUSE_CONNS_FROM) {
+        for (size_t i = 0; i < pool->n_conns; i++) {
+            if (pool->conns[i].state == MPB_CONN_GONE && pool->conns[i].in_flight == 0) {
+                return &pool->conns[i];
+            }
+        }
+        if (pool->n_conns >= MAX_CONNS) {
+            return NULL;
+        }
+    }
+    pthread_mutex_lock(pool->env.info_lock);
+    if (pool->n_conns == pool->cap_conns) {
+        pool->cap_conns = pool->cap_conns ? pool->cap_conns * 2 : 8;
+        pool->conns = mpb_realloc(pool->conns, pool->cap_conns * sizeof(mpb__conn));
+    }
+    mpb__conn *c = &pool->conns[pool->n_conns++];
+    memset(c, 0, sizeof *c);
+    pthread_mutex_unlock(pool->env.info_lock);
+    return c;
+}
+
+static void
+handle_ready(mpb__pool *pool, const void *rid, size_t rid_len, const mpb__ready *ready)
+{
+    char reason[256];
+    if (ready->version != MPB_PROTOCOL_VERSION) {
+        snprintf(reason, sizeof reason, "worker speaks protocol %u, coordinator speaks %u",
+                 ready->version, MPB_PROTOCOL_VERSION);
+        mpb__pool_protocol_error(pool, rid, rid_len, "a new peer", reason);
+        return;
+    }
+    if (rid_len > sizeof pool->conns[0].rid || ready->capacity == 0) {
+        mpb__pool_protocol_error(pool, rid, rid_len, "a new peer", "READY with capacity 0");
+        return;
+    }
+    mpb__conn *c = new_conn(pool);
+    if (c == NULL) {
+        snprintf(reason, sizeof reason, "pool already has %d workers; READY refused", MAX_CONNS);
+        mpb__pool_protocol_error(pool, rid, rid_len, "a new peer", reason);
+        return;
+    }
+    pthread_mutex_lock(pool->env.info_lock);
+    free(c->name);
+    free(c->cpus);
+    free(c->host);
+    memset(c, 0, sizeof *c);
+    memcpy(c->rid, rid, rid_len);
+    c->rid_len = rid_len;
+    c->name = wire_strdup(ready->name);
+    c->cpus = wire_strdup(ready->cpus);
+    c->host = wire_strdup(ready->host);
+    c->pid = ready->pid;
+    c->capacity = ready->capacity;
+    c->batch_size = ready->batch_size;
+    c->batch_wait_us = ready->batch_wait_us;
+    c->state = pool->stopping ? MPB_CONN_LEAVING : MPB_CONN_READY;
+    c->last_recv_ns = mpb_now_ns();
+    c->index = launched_index(pool, ready);
+    pthread_mutex_unlock(pool->env.info_lock);
+    mpb_log_info("pool", "%s: worker %s (pid %lld on %s, cpus %s, capacity %u) ready",
+                 mpb__pool_path(pool), c->name, (long long)c->pid, c->host, c->cpus, c->capacity);
+    if (pool->stopping) {
+        mpb__pool_send_signal(pool, c, MPB_FRAME_SHUTDOWN);
+    }
+}
+
+static void
+handle_results(mpb__pool *pool, mpb__conn *conn, const mpb__frame *frame)
+{
+    int conn_index = (int)(conn - pool->conns);
+    uint32_t malformed = 0;
+    uint32_t unknown = 0;
+    for (uint32_t i = 0; i < frame->u.list.count; i++) {
+        mpb__wire_result r;
+        if (mpb__wire_result_at(frame, i, &r) != 0) {
+            malformed++;
+            continue;
+        }
+        mpb__slot *slot = mpb__pool_slot_lookup(pool, r.id, conn_index);
+        if (slot == NULL) {
+            unknown++;
+            continue;
+        }
+        mpb_result *result;
+        if (r.is_error) {
+            char *type = wire_strdup(r.type);
+            char *message = wire_strdup(r.message);
+            result =
+                mpb_result_new_error(type, message, mpb__pool_path(pool), conn->name, conn->pid);
+            free(type);
+            free(message);
+        } else {
+            result = mpb_result_new_value(r.data, r.len);
+        }
+        mpb__pool_slot_complete(pool, slot, result);
+        conn = &pool->conns[conn_index]; /* a completion may have grown conns */
+    }
+    if (malformed + unknown > 0) {
+        char reason[160];
+        snprintf(reason, sizeof reason,
+                 "RESULTS frame with %u malformed entries and %u results for items not in "
+                 "flight on this worker (dropped)",
+                 malformed, unknown);
+        mpb__pool_protocol_error(pool, conn->rid, conn->rid_len, conn->name, reason);
+    }
+}
+
+static void
+handle_telemetry(mpb__pool *pool, const mpb__conn *conn, mpb_batch_telemetry *t)
+{
+    mpb__stats *stats = pool->env.stats;
+    atomic_fetch_add(&stats->batches, 1);
+    atomic_fetch_add(&stats->batched_items, t->size);
+    atomic_fetch_add(&stats->closed[t->closed_by], 1);
+    atomic_fetch_add(&stats->compute_us, t->compute_us);
+    atomic_fetch_add(&stats->first_wait_us, t->first_wait_us);
+    if (pool->env.on_batch != NULL) {
+        t->servlet = mpb__pool_path(pool);
+        t->worker = conn->name;
+        t->pid = conn->pid;
+        pool->env.on_batch(pool->env.on_batch_ctx, t);
+    }
+}
+
+static void
+handle_frame(mpb__pool *pool, const void *rid, size_t rid_len, const void *data, size_t len)
+{
+    mpb__frame frame;
+    char reason[200];
+    mpb__conn *conn = find_conn(pool, rid, rid_len);
+    const char *who = conn ? conn->name : "an unknown peer";
+    if (mpb__wire_decode(&pool->zone, data, len, &frame, reason, sizeof reason) != 0) {
+        mpb__pool_protocol_error(pool, rid, rid_len, who, reason);
+        return;
+    }
+    if (conn == NULL) {
+        if (frame.type == MPB_FRAME_READY) {
+            handle_ready(pool, rid, rid_len, &frame.u.ready);
+        } else if (frame.type == MPB_FRAME_ERROR) {
+            char *message = wire_strdup(frame.u.error.message);
+            if (!pool->started) {
+                if (pool->start_error[0] == '\0') {
+                    snprintf(pool->start_error, sizeof pool->start_error, "%s", message);
+                }
+            } else {
+                mpb_log_err("pool", "%s: a worker failed before READY: %s", mpb__pool_path(pool),
+                            message);
+            }
+            free(message);
+        } else {
+            snprintf(reason, sizeof reason, "%s frame before READY",
+                     mpb__frame_type_name(frame.type));
+            mpb__pool_protocol_error(pool, rid, rid_len, who, reason);
+        }
+        return;
+    }
+    if (conn->state == MPB_CONN_GONE) {
+        mpb_log_debug("pool", "%s: ignoring %s from %s, which already left", mpb__pool_path(pool),
+                      mpb__frame_type_name(frame.type), conn->name);
+        return;
+    }
+    conn->last_recv_ns = mpb_now_ns();
+    switch (frame.type) {
+    case MPB_FRAME_RESULTS:
+        handle_results(pool, conn, &frame);
+        break;
+    case MPB_FRAME_TELEMETRY:
+        handle_telemetry(pool, conn, &frame.u.telemetry);
+        break;
+    case MPB_FRAME_HEARTBEAT:
+        break;
+    case MPB_FRAME_BYE:
+        if (conn->in_flight > 0) {
+            mpb__pool_conn_lost(pool, (size_t)(conn - pool->conns),
+                                "left (BYE) with items unanswered");
+        } else {
+            mpb__pool_set_conn_state(pool, conn, MPB_CONN_GONE);
+        }
+        break;
+    case MPB_FRAME_ERROR: {
+        char *message = wire_strdup(frame.u.error.message);
+        mpb_log_warn("pool", "%s: worker %s reports: %s", mpb__pool_path(pool), conn->name,
+                     message);
+        free(message);
+        break;
+    }
+    default:
+        snprintf(reason, sizeof reason, "unexpected %s frame from a worker",
+                 mpb__frame_type_name(frame.type));
+        mpb__pool_protocol_error(pool, rid, rid_len, who, reason);
+        break;
+    }
+}
+
+/* Handles every message waiting on the ROUTER socket, then feeds workers. */
+void
+mpb__pool_receive_all(mpb__pool *pool)
+{
+    zmq_msg_t rid;
+    zmq_msg_t part;
+    zmq_msg_init(&rid);
+    zmq_msg_init(&part);
+    while (zmq_msg_recv(&rid, pool->router, ZMQ_DONTWAIT) >= 0) {
+        int more = zmq_msg_more(&rid);
+        while (more && zmq_msg_recv(&part, pool->router, 0) >= 0) {
+            more = zmq_msg_more(&part);
+            handle_frame(pool, zmq_msg_data(&rid), zmq_msg_size(&rid), zmq_msg_data(&part),
+                         zmq_msg_size(&part));
+        }
+    }
+    zmq_msg_close(&part);
+    zmq_msg_close(&rid);
+    mpb__pool_pump(pool);
+}
+
+void
+mpb__pool_on_router(mpb__loop *loop, void *arg)
+{
+    (void)loop;
+    mpb__pool_receive_all(arg);
+}
+
+void
+mpb__pool_on_heartbeat(mpb__loop *loop, void *arg)
+{
+    (void)loop;
+    mpb__pool *pool = arg;
+    int64_t now = mpb_now_ns();
+    for (size_t i = 0; i < pool->n_conns; i++) {
+        mpb__conn *c = &pool->conns[i];
+        if (c->state != MPB_CONN_GONE &&
+            now - c->last_send_ns >= MPB_DEFAULT_HEARTBEAT_MS * 1000000LL &&
+            mpb__pool_send_signal(pool, c, MPB_FRAME_HEARTBEAT) != 0) {
+            /* The transport dropped the peer (ZMTP heartbeats or a closed
+             * connection): what it holds will never come back. */
+            mpb__pool_conn_lost(pool, i, "disconnected");
+        }
+    }
+    mpb__pool_expire_waiting(pool, now);
+    mpb__pool_pump(pool);
+}
+
+/* Answers every item in flight on conn i with WorkerCrashed; forgets it. */
+void
+mpb__pool_conn_lost(mpb__pool *pool, size_t i, const char *how)
+{
+    mpb__conn *c = &pool->conns[i];
+    char message[256];
+    snprintf(message, sizeof message, "worker %s (pid %lld) %s", c->name, (long long)c->pid, how);
+    if (c->in_flight > 0 || !pool->stopping) {
+        mpb_log_err("pool", "%s: %s with %u items in flight", mpb__pool_path(pool), message,
+                    c->in_flight);
+    }
+    mpb__pool_set_conn_state(pool, c, MPB_CONN_GONE);
+    for (size_t s = 0; s < pool->n_slots; s++) {
+        if (pool->slots[s].busy && pool->slots[s].conn == (int)i) {
+            mpb__pool_slot_complete(
+                pool, &pool->slots[s],
+                mpb__pool_error(pool, &pool->conns[i], MPB_ERROR_WORKER_CRASHED, message));
+        }
+    }
+}
+
+/* Starts a replacement for worker index, unless workers die too fast
+ * (RESTART_BURST restarts within RESTART_WINDOW_MS): then the worker stays
+ * down and the pool serves with the rest. A failed launch is retried. */
+static void relaunch(mpb__pool *pool, int index);
+
+struct mpb__death {
+    mpb__death *next;
+    uint64_t timer;
+    mpb__pool *pool;
+    int index;
+    int64_t pid;
+    char how[128];
+};
+
+/* Runs a moment after the exit was seen, so results the worker sent before
+ * dying are read first. */
+static void
+on_death(mpb__loop *loop, void *arg)
+{
+    (void)loop;
+    mpb__death *d = arg;
+    mpb__pool *pool = d->pool;
+    for (mpb__death **p = &pool->deaths; *p != NULL; p = &(*p)->next) {
+        if (*p == d) {
+            *p = d->next;
+            break;
+        }
+    }
+    mpb__pool_receive_all(pool);
+    int had_conn = 0;
+    for (size_t i = 0; i < pool->n_conns; i++) {
+        mpb__conn *c = &pool->conns[i];
+        if (c->pid == d->pid && c->index == d->index && c->state != MPB_CONN_GONE) {
+            mpb__pool_conn_lost(pool, i, d->how);
+            had_conn = 1;
+        }
+    }
+    if (!pool->stopping) {
+        atomic_fetch_add(&pool->env.stats->workers_lost, 1);
+        if (!had_conn) {
+            mpb_log_warn("pool", "%s: worker %d (pid %lld) %s before READY", mpb__pool_path(pool),
+                         d->index, (long long)d->pid, d->how);
+        }
+        if (d->index >= 0) {
+            relaunch(pool, d->index);
+        }
+    }
+    free(d);
+    mpb__pool_pump(pool);
+}
+
+typedef struct retry {
+    mpb__pool *pool;
+    int index;
+} retry;
+
+static void
+on_retry(mpb__loop *loop, void *arg)
+{
+    (void)loop;
+    retry *r = arg;
+    if (!r->pool->stopping) {
+        relaunch(r->pool, r->index);
+    }
+    r->pool->retries_pending--;
+    free(r);
+}
+
+static void
+relaunch(mpb__pool *pool, int index)
+{
+    int64_t now = mpb_now_ns();
+    int64_t oldest = pool->restart_times[pool->restart_next];
+    if (oldest != 0 && now - oldest < (int64_t)RESTART_WINDOW_MS * 1000000) {
+        mpb_log_err("pool", "%s: %d workers restarted within %d s; worker %d stays down",
+                    mpb__pool_path(pool), RESTART_BURST, RESTART_WINDOW_MS / 1000, index);
+        return;
+    }
+    pool->restart_times[pool->restart_next] = now;
+    pool->restart_next = (pool->restart_next + 1) % RESTART_BURST;
+    char err[256];
+    if (pool->launcher->launch(pool, (unsigned)index, err, sizeof err) != 0) {
+        mpb_log_err("pool",
+                    "%s: starting a replacement for worker %d failed (%s); retrying in "
+                    "1 s",
+                    mpb__pool_path(pool), index, err);
+        retry *r = mpb_malloc(sizeof *r);
+        *r = (retry){pool, index};
+        pool->retries_pending++;
+        mpb__loop_add_timer(pool->env.loop, 1000, 0, on_retry, r);
+    }
+}
+
+void
+mpb__pool_worker_died(mpb__pool *pool, int index, int64_t pid, const char *how)
+{
+    mpb__death *d = mpb_calloc(1, sizeof *d);
+    d->pool = pool;
+    d->index = index;
+    d->pid = pid;
+    snprintf(d->how, sizeof d->how, "%s", how);
+    d->next = pool->deaths;
+    pool->deaths = d;
+    d->timer = mpb__loop_add_timer(pool->env.loop, DEATH_GRACE_MS, 0, on_death, d);
+}
+
+void
+mpb__pool_forget_deaths(mpb__pool *pool)
+{
+    while (pool->deaths != NULL) {
+        mpb__death *d = pool->deaths;
+        pool->deaths = d->next;
+        mpb__loop_cancel_timer(pool->env.loop, d->timer);
+        free(d);
+    }
+}
