@@ -1,0 +1,57 @@
+/*
+ * Internals of the worker, shared by core/worker_loop.c (frames, batching,
+ * the serve loop) and core/worker_session.c (socket, pinning, plugin init,
+ * READY, teardown). One worker belongs to one thread.
+ */
+#ifndef MPB_CORE_WORKER_INT_H
+#define MPB_CORE_WORKER_INT_H
+
+#include <msgpack.h>
+
+#include "core/batch.h"
+#include "core/item_queue.h"
+#include "core/wire.h"
+#include "core/worker_loop.h"
+
+typedef struct early_error {
+    uint64_t id;
+    char *type;
+    char *message;
+} early_error;
+
+typedef struct worker {
+    const mpb__worker_config *cfg;
+    unsigned batch_size;
+    int64_t wait_ns;
+    unsigned capacity;
+    size_t max_item_bytes;
+    void *ctx;
+    int own_ctx;
+    void *socket;
+    int socket_fd;
+    msgpack_zone zone;
+    mpb__wire_buf results;
+    mpb__wire_buf telemetry;
+    mpb__item_queue queue;
+    early_error *errors;
+    size_t n_errors;
+    size_t cap_errors;
+    uint64_t *ids;
+    size_t cap_ids;
+    mpb_batch batch;
+    mpb_batch prep;
+    void *state;
+    int64_t last_send_ns;
+    int64_t last_recv_ns;
+    int stopping;
+    char *cpus;
+} worker;
+
+/* Sends one frame (more: ZMQ_SNDMORE, another part follows). */
+int mpb__worker_send_frame(worker *w, const mpb__wire_buf *buf, int flags);
+/* Sends an ERROR frame to the coordinator. */
+void mpb__worker_send_error(worker *w, int code, const char *message);
+/* Serves until SHUTDOWN (0) or until the coordinator or parent is gone. */
+int mpb__worker_serve(worker *w, char *err, size_t err_len);
+
+#endif
