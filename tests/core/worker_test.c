@@ -139,6 +139,46 @@ fake_stop(fake *f)
     mpb__wire_buf_free(&f->buf);
 }
 
+/* Receives RESULTS frames until `expect` results came, passing each result
+ * and each batch's telemetry (when on_batch is not NULL) to the callbacks. */
+static void
+fake_collect(fake *f, int expect, void (*on_result)(const mpb__wire_result *, void *),
+             void (*on_batch)(const mpb_batch_telemetry *, void *), void *ctx)
+{
+    int answered = 0;
+    while (answered < expect) {
+        int more = fake_recv(f);
+        assert_int_equal(f->frame.type, MPB_FRAME_RESULTS);
+        for (uint32_t i = 0; i < f->frame.u.list.count; i++) {
+            mpb__wire_result r;
+            assert_int_equal(mpb__wire_result_at(&f->frame, i, &r), 0);
+            on_result(&r, ctx);
+            answered++;
+        }
+        if (more) {
+            mpb__frame t;
+            fake_recv_more(f, &t);
+            assert_int_equal(t.type, MPB_FRAME_TELEMETRY);
+            if (on_batch != NULL) {
+                on_batch(&t.u.telemetry, ctx);
+            }
+        }
+    }
+}
+
+/* SHUTDOWN, expect BYE and a clean exit, release everything. */
+static void
+fake_shutdown(fake *f)
+{
+    mpb__wire_pack_signal(&f->buf, MPB_FRAME_SHUTDOWN);
+    fake_send(f);
+    assert_int_equal(fake_recv(f), 0);
+    assert_int_equal(f->frame.type, MPB_FRAME_BYE);
+    int status = fake_wait_exit(f, 5000);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    fake_stop(f);
+}
+
 static void
 ready_describes_the_worker(void **state)
 {
@@ -158,13 +198,20 @@ ready_describes_the_worker(void **state)
     assert_memory_equal(r->name.ptr, "w-0", 3);
     assert_int_equal(r->cpus.len, 1);
     assert_memory_equal(r->cpus.ptr, "0", 1);
-    mpb__wire_pack_signal(&f.buf, MPB_FRAME_SHUTDOWN);
-    fake_send(&f);
-    assert_int_equal(fake_recv(&f), 0);
-    assert_int_equal(f.frame.type, MPB_FRAME_BYE);
-    int status = fake_wait_exit(&f, 5000);
-    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    fake_stop(&f);
+    fake_shutdown(&f);
+}
+
+static void
+check_good_and_malformed(const mpb__wire_result *r, void *ctx)
+{
+    if (r->id == 5) {
+        assert_false(r->is_error);
+        assert_memory_equal(r->data, "hi", 2);
+    } else {
+        assert_int_equal(r->id, 6);
+        assert_true(r->is_error);
+        assert_memory_equal(r->type.ptr, "Protocol", 8);
+    }
 }
 
 static void
@@ -181,35 +228,8 @@ garbage_gets_an_error_frame_and_service_goes_on(void **state)
     /* An ITEMS frame with one good entry and one whose payload is a number. */
     const char items[] = "\x92\x02\x92\x93\x05\x00\xc4\x02hi\x93\x06\x00\x07";
     fake_send_raw(&f, items, sizeof items - 1);
-    int answered = 0;
-    while (answered < 2) {
-        int more = fake_recv(&f);
-        assert_int_equal(f.frame.type, MPB_FRAME_RESULTS);
-        for (uint32_t i = 0; i < f.frame.u.list.count; i++) {
-            mpb__wire_result r;
-            assert_int_equal(mpb__wire_result_at(&f.frame, i, &r), 0);
-            if (r.id == 5) {
-                assert_false(r.is_error);
-                assert_memory_equal(r.data, "hi", 2);
-            } else {
-                assert_int_equal(r.id, 6);
-                assert_true(r.is_error);
-                assert_memory_equal(r.type.ptr, "Protocol", 8);
-            }
-            answered++;
-        }
-        if (more) {
-            mpb__frame t;
-            fake_recv_more(&f, &t);
-            assert_int_equal(t.type, MPB_FRAME_TELEMETRY);
-        }
-    }
-    mpb__wire_pack_signal(&f.buf, MPB_FRAME_SHUTDOWN);
-    fake_send(&f);
-    assert_int_equal(fake_recv(&f), 0);
-    assert_int_equal(f.frame.type, MPB_FRAME_BYE);
-    fake_wait_exit(&f, 5000);
-    fake_stop(&f);
+    fake_collect(&f, 2, check_good_and_malformed, NULL, NULL);
+    fake_shutdown(&f);
 }
 
 static void
@@ -253,11 +273,24 @@ batches_follow_the_limits(void **state)
     assert_int_equal(reasons[0], MPB_BATCH_CLOSED_FULL);
     assert_int_equal(reasons[1], MPB_BATCH_CLOSED_FULL);
     assert_int_equal(reasons[2], MPB_BATCH_CLOSED_TIMER);
-    mpb__wire_pack_signal(&f.buf, MPB_FRAME_SHUTDOWN);
-    fake_send(&f);
-    fake_recv(&f);
-    fake_wait_exit(&f, 5000);
-    fake_stop(&f);
+    fake_shutdown(&f);
+}
+
+static void
+check_late_and_fine(const mpb__wire_result *r, void *ctx)
+{
+    if (r->id == 1) {
+        assert_true(r->is_error);
+        assert_memory_equal(r->type.ptr, "Timeout", 7);
+    } else {
+        assert_false(r->is_error);
+    }
+}
+
+static void
+only_fine_computed(const mpb_batch_telemetry *t, void *ctx)
+{
+    assert_int_equal(t->size, 1); /* only "fine" reached the plugin */
 }
 
 static void
@@ -273,32 +306,8 @@ item_past_its_budget_is_not_computed(void **state)
     mpb__wire_pack_item(&f.buf, 1, 1, "late", 4);
     mpb__wire_pack_item(&f.buf, 2, 0, "fine", 4);
     fake_send(&f);
-    int answered = 0;
-    while (answered < 2) {
-        int more = fake_recv(&f);
-        assert_int_equal(f.frame.type, MPB_FRAME_RESULTS);
-        for (uint32_t i = 0; i < f.frame.u.list.count; i++) {
-            mpb__wire_result r;
-            assert_int_equal(mpb__wire_result_at(&f.frame, i, &r), 0);
-            if (r.id == 1) {
-                assert_true(r.is_error);
-                assert_memory_equal(r.type.ptr, "Timeout", 7);
-            } else {
-                assert_false(r.is_error);
-            }
-            answered++;
-        }
-        if (more) {
-            mpb__frame t;
-            fake_recv_more(&f, &t);
-            assert_int_equal(t.u.telemetry.size, 1); /* only "fine" reached the plugin */
-        }
-    }
-    mpb__wire_pack_signal(&f.buf, MPB_FRAME_SHUTDOWN);
-    fake_send(&f);
-    fake_recv(&f);
-    fake_wait_exit(&f, 5000);
-    fake_stop(&f);
+    fake_collect(&f, 2, check_late_and_fine, only_fine_computed, NULL);
+    fake_shutdown(&f);
 }
 
 static void
