@@ -118,7 +118,11 @@ MPB_EXPORT int mpb_server_submit(mpb_server *self, const void *input, size_t len
 
 /* Pulls inputs from next, keeps at most capacity in flight, and passes
  * results to on_output strictly in input order, on the calling thread.
- * Returns 0 when every input was answered, or why it stopped. */
+ * Inputs go in as soon as they are read while the pipeline is idle, and in
+ * chunks up to the number already in flight while it is busy; while next
+ * blocks, finished outputs wait. Results of inputs read before a failure
+ * of next (or of the server) are still delivered. Returns 0 when every
+ * input was answered, or why it stopped. */
 MPB_EXPORT int mpb_server_stream(mpb_server *self, mpb_next_fn next, mpb_output_fn on_output,
                                  void *ctx, const mpb_stream_options *options);
 
