@@ -12,8 +12,13 @@ function(mpb_add_test dir module)
     target_include_directories(${target} PRIVATE ${CMAKE_SOURCE_DIR}/tests)
     set_target_properties(${target} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
     add_test(NAME mpb.${dir}.${module} COMMAND ${target})
+    set(env "MPB_BUILD_DIR=${CMAKE_BINARY_DIR};MPB_SOURCE_DIR=${CMAKE_SOURCE_DIR}")
+    if(MPB_SANITIZER STREQUAL "thread")
+        # libzmq is not built with TSan; its internal pipes are suppressed.
+        list(APPEND env "TSAN_OPTIONS=suppressions=${CMAKE_SOURCE_DIR}/tests/tsan.supp")
+    endif()
     set_tests_properties(mpb.${dir}.${module} PROPERTIES TIMEOUT ${T_TIMEOUT}
-        ENVIRONMENT "MPB_BUILD_DIR=${CMAKE_BINARY_DIR};MPB_SOURCE_DIR=${CMAKE_SOURCE_DIR}")
+        ENVIRONMENT "${env}")
 endfunction()
 
 # mpb_add_plugin(<name> sources... [LIBS ...]): build/lib/mpb_<name>.so,
