@@ -94,8 +94,14 @@ open_router(mpb__pool *pool, char *err, size_t err_len)
         pool->endpoint = mpb_asprintf("ipc://%s", pool->ipc_path);
     }
     if (zmq_bind(pool->router, pool->endpoint) != 0) {
-        return mpb__set_error(err, err_len, mpb__zmq_status(), "bind %s: %s", pool->endpoint,
+        int rc = mpb__zmq_status();
+        free(pool->ipc_path); /* not ours: never remove a path we failed to bind */
+        pool->ipc_path = NULL;
+        return mpb__set_error(err, err_len, rc, "bind %s: %s", pool->endpoint,
                               zmq_strerror(zmq_errno()));
+    }
+    if (pool->ipc_path == NULL && strncmp(pool->endpoint, "ipc://", 6) == 0) {
+        pool->ipc_path = mpb_strdup(pool->endpoint + 6); /* bound here: removed at destroy */
     }
     char last[256];
     size_t size = sizeof last;

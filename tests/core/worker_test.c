@@ -135,6 +135,7 @@ fake_stop(fake *f)
     zmq_msg_close(&f->msg);
     zmq_close(f->router);
     zmq_ctx_term(f->ctx);
+    unlink(f->endpoint + strlen("ipc://"));
     msgpack_zone_destroy(&f->zone);
     mpb__wire_buf_free(&f->buf);
 }
