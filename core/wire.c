@@ -410,12 +410,19 @@ mpb__wire_pack_ready(mpb__wire_buf *buf, const mpb__ready *r)
     pack_wstr(pk, r->host);
 }
 
+/* [type, [entries...]]: the caller packs the count entries. */
+static void
+pack_list_begin(mpb__wire_buf *buf, mpb__frame_type type, uint32_t count)
+{
+    msgpack_pack_array(&buf->pk, 2);
+    msgpack_pack_uint8(&buf->pk, (uint8_t)type);
+    msgpack_pack_array(&buf->pk, count);
+}
+
 void
 mpb__wire_pack_items_begin(mpb__wire_buf *buf, uint32_t count)
 {
-    msgpack_pack_array(&buf->pk, 2);
-    msgpack_pack_uint8(&buf->pk, MPB_FRAME_ITEMS);
-    msgpack_pack_array(&buf->pk, count);
+    pack_list_begin(buf, MPB_FRAME_ITEMS, count);
 }
 
 void
@@ -431,9 +438,7 @@ mpb__wire_pack_item(mpb__wire_buf *buf, uint64_t id, uint64_t budget_us, const v
 void
 mpb__wire_pack_results_begin(mpb__wire_buf *buf, uint32_t count)
 {
-    msgpack_pack_array(&buf->pk, 2);
-    msgpack_pack_uint8(&buf->pk, MPB_FRAME_RESULTS);
-    msgpack_pack_array(&buf->pk, count);
+    pack_list_begin(buf, MPB_FRAME_RESULTS, count);
 }
 
 void

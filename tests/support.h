@@ -26,7 +26,8 @@
 typedef struct test_pool {
     const char *kind; /* "process" | "thread" */
     const char *plugin;
-    unsigned workers;
+    unsigned workers;        /* 0: one */
+    int joined_only;         /* no local workers: only those that join through bind */
     long long batch_size;    /* 0: plugin default; TP_ZERO: call per item */
     long long batch_wait_us; /* 0: plugin default; TP_ZERO: never wait */
     const char *cpus;
@@ -44,7 +45,7 @@ test_server_start(const test_pool *tp)
     mpb_pool_config cfg;
     mpb_pool_config_init(&cfg);
     cfg.plugin = tp->plugin;
-    cfg.workers = tp->workers ? tp->workers : 1;
+    cfg.workers = tp->joined_only ? 0 : tp->workers ? tp->workers : 1;
     cfg.batch_size = tp->batch_size == 0 ? -1 : tp->batch_size == TP_ZERO ? 0 : tp->batch_size;
     cfg.batch_wait_us = tp->batch_wait_us == 0         ? -1
                         : tp->batch_wait_us == TP_ZERO ? 0

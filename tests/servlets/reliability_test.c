@@ -364,15 +364,9 @@ worker_leaving_with_items_fails_them_at_once(void **state)
     for (int k = 0; k < 2; k++) {
         char endpoint[128];
         snprintf(endpoint, sizeof endpoint, "ipc:///tmp/mpb-leaver-test-%d.ipc", (int)getpid());
-        mpb_pool_config cfg;
-        mpb_pool_config_init(&cfg);
-        cfg.plugin = "passthrough";
-        cfg.workers = 0;
-        cfg.bind = endpoint;
-        mpb_servlet *servlet = mpb_process_servlet_new(&cfg);
-        mpb_server *server = mpb_server_new(&servlet, NULL);
-        char err[256];
-        assert_int_equal(mpb_server_start(server, err, sizeof err), 0);
+        test_pool tp = {
+            .kind = "process", .plugin = "passthrough", .joined_only = 1, .bind = endpoint};
+        mpb_server *server = test_server_start(&tp);
         rogue r;
         rogue_join(&r, endpoint);
         tally t = {0};

@@ -101,16 +101,8 @@ pool_without_local_workers_waits_for_one(void **state)
 {
     char endpoint[64];
     tcp_endpoint(endpoint, sizeof endpoint);
-    test_pool tp = {.kind = "process", .plugin = "passthrough", .bind = endpoint};
-    mpb_pool_config cfg;
-    mpb_pool_config_init(&cfg);
-    cfg.plugin = "passthrough";
-    cfg.workers = 0;
-    cfg.bind = endpoint;
-    mpb_servlet *servlet = mpb_process_servlet_new(&cfg);
-    mpb_server *server = mpb_server_new(&servlet, NULL);
-    char err[256];
-    assert_int_equal(mpb_server_start(server, err, sizeof err), 0);
+    test_pool tp = {.kind = "process", .plugin = "passthrough", .joined_only = 1, .bind = endpoint};
+    mpb_server *server = test_server_start(&tp);
     assert_int_equal(mpb_server_workers(server, NULL, 0), 0);
     pid_t remote = start_remote_worker(endpoint, "remote-2");
     mpb_result *r = NULL;
@@ -118,7 +110,6 @@ pool_without_local_workers_waits_for_one(void **state)
     mpb_result_destroy(&r);
     mpb_server_destroy(&server);
     waitpid(remote, NULL, 0);
-    (void)tp;
 }
 
 int
