@@ -1,4 +1,5 @@
 #include <dlfcn.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -94,10 +95,12 @@ mpb__plugin_load(const char *name_or_path, mpb__plugin **out, char *err, size_t 
                             path);
         goto out_close_handle;
     }
-    if (def->abi_version != MPB_WORKER_ABI_VERSION) {
+    if (def->abi_version < MPB_WORKER_ABI_VERSION_MIN ||
+        def->abi_version > MPB_WORKER_ABI_VERSION) {
         rc = mpb__set_error(err, err_len, MPB_EPLUGIN,
-                            "plugin %s was built for worker ABI %u, this host speaks %u", path,
-                            def->abi_version, MPB_WORKER_ABI_VERSION);
+                            "plugin %s was built for worker ABI %u, this host speaks %u to %u",
+                            path, def->abi_version, MPB_WORKER_ABI_VERSION_MIN,
+                            MPB_WORKER_ABI_VERSION);
         goto out_close_handle;
     }
     if (def->name == NULL || *def->name == '\0' || def->call == NULL) {
@@ -107,7 +110,12 @@ mpb__plugin_load(const char *name_or_path, mpb__plugin **out, char *err, size_t 
     }
     mpb__plugin *plugin = mpb_calloc(1, sizeof *plugin);
     plugin->handle = handle;
-    plugin->def = def;
+    if (def->abi_version >= 2) {
+        plugin->def_copy = *def;
+    } else {
+        memcpy(&plugin->def_copy, def, offsetof(mpb_worker_def, options));
+    }
+    plugin->def = &plugin->def_copy;
     plugin->path = path;
     *out = plugin;
     return 0;

@@ -18,7 +18,10 @@
 
 typedef struct mpb__plugin {
     void *handle;
+    /* The plugin's table, copied; fields newer than the plugin's ABI
+     * version are zero, so readers never look past a v1 table's end. */
     const mpb_worker_def *def;
+    mpb_worker_def def_copy;
     char *path;
 } mpb__plugin;
 

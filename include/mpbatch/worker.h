@@ -36,7 +36,10 @@
 
 #include "mpbatch/common.h"
 
-#define MPB_WORKER_ABI_VERSION 1
+/* Version 2 added options, inputs and outputs (declarations). Plugins built
+ * for version 1 still load; they are run without option checks. */
+#define MPB_WORKER_ABI_VERSION 2
+#define MPB_WORKER_ABI_VERSION_MIN 1
 #define MPB_PLUGIN_EXPORT __attribute__((visibility("default")))
 
 /* batch_wait_us value meaning "never wait for more items". */
@@ -55,6 +58,37 @@ typedef struct mpb_worker_info {
     int64_t batch_wait_us; /* effective: 0 = take only what is already there */
     const char *cpus;      /* CPUs the worker is bound to, hwloc list syntax ("" if none) */
 } mpb_worker_info;
+
+/* The type of a declared plugin option; values arrive as strings and are
+ * checked against it before init runs. */
+typedef enum mpb_option_type {
+    MPB_OPTION_STRING = 1, /* any text */
+    MPB_OPTION_INT,        /* a decimal integer (strtoll) */
+    MPB_OPTION_FLOAT,      /* a number (strtod) */
+    MPB_OPTION_BOOL,       /* true|false|1|0|yes|no */
+} mpb_option_type;
+
+/* One option a plugin takes. An array of these ends with a zeroed entry. */
+typedef struct mpb_option_def {
+    const char *name;
+    mpb_option_type type;
+    const char *default_value; /* as text, shown by `mpb plugins show`; NULL: none */
+    const char *doc;           /* one line */
+} mpb_option_def;
+
+#define MPB_TENSOR_MAX_DIMS 8
+
+/* One input or output of the model, per item (the batch dimension is not
+ * part of shape). datatype uses the Open Inference Protocol's names:
+ * "FP32", "FP64", "INT32", "INT64", "UINT8", "BOOL", "BYTES". A dimension
+ * of -1 is variable (for example set by an option). An array of these ends
+ * with a zeroed entry. */
+typedef struct mpb_tensor_def {
+    const char *name;
+    const char *datatype;
+    unsigned ndim;
+    int64_t shape[MPB_TENSOR_MAX_DIMS];
+} mpb_tensor_def;
 
 typedef struct mpb_worker_def {
     /* MPB_WORKER_ABI_VERSION: the host refuses a plugin built for another. */
@@ -84,6 +118,17 @@ typedef struct mpb_worker_def {
      * (MPB_BATCH_WAIT_NONE never waits). */
     unsigned batch_size;
     int64_t batch_wait_us;
+    /* ABI 2. Optional declarations, each array ending with a zeroed entry.
+     * With options declared, the host refuses an option not in the list or
+     * a value not of its type (config errors name file, line and column);
+     * a plugin that declares none gets its options unchecked. inputs and
+     * outputs are what the HTTP metadata endpoint and `mpb plugins show`
+     * report. */
+    const mpb_option_def *options;
+    const mpb_tensor_def *inputs;
+    const mpb_tensor_def *outputs;
+    /* One line describing the plugin, for `mpb plugins`. */
+    const char *doc;
 } mpb_worker_def;
 
 /* Items in the batch. */
