@@ -1,29 +1,48 @@
 /*
  * A result is one allocation: the header, then the value bytes or the error
  * strings, so making, copying and freeing one costs one malloc and one free.
+ * An array result (an ensemble's) also owns its members; its bytes are the
+ * members encoded as one msgpack array, so the next stage of a pipeline
+ * takes it as an ordinary input (docs/protocol.md, "ensemble values").
  */
 #include <stdlib.h>
 #include <string.h>
 
+#include <msgpack.h>
+
 #include "core/util.h"
 #include "mpbatch/result.h"
 
+enum result_kind { KIND_VALUE, KIND_ERROR, KIND_ARRAY };
+
 struct mpb_result {
-    int is_error;
+    enum result_kind kind;
     size_t len;           /* bytes after the header */
-    size_t value_len;     /* value results */
+    size_t value_len;     /* value and array results */
     mpb_item_error error; /* error results; strings point after the header */
+    mpb_result **members; /* array results */
+    size_t n_members;
     _Alignas(16) unsigned char bytes[];
 };
+
+static mpb_result *
+result_alloc(enum result_kind kind, size_t len)
+{
+    mpb_result *r = mpb_malloc(sizeof *r + len);
+    r->kind = kind;
+    r->len = len;
+    r->value_len = 0;
+    memset(&r->error, 0, sizeof r->error);
+    r->members = NULL;
+    r->n_members = 0;
+    return r;
+}
 
 mpb_result *
 mpb_result_new_value(const void *data, size_t len)
 {
-    mpb_result *r = mpb_malloc(sizeof *r + len);
-    r->is_error = 0;
-    r->len = len;
+    mpb_result *r = result_alloc(KIND_VALUE, len);
     r->value_len = len;
-    memset(&r->error, 0, sizeof r->error);
     if (len > 0) {
         memcpy(r->bytes, data, len);
     }
@@ -52,10 +71,7 @@ mpb_result_new_error(const char *type, const char *message, const char *servlet,
         lens[i] = strlen(texts[i]);
         total += lens[i] + 1;
     }
-    mpb_result *r = mpb_malloc(sizeof *r + total);
-    r->is_error = 1;
-    r->len = total;
-    r->value_len = 0;
+    mpb_result *r = result_alloc(KIND_ERROR, total);
     unsigned char *cursor = r->bytes;
     r->error.type = place(&cursor, texts[0], lens[0]);
     r->error.message = place(&cursor, texts[1], lens[1]);
@@ -65,14 +81,86 @@ mpb_result_new_error(const char *type, const char *message, const char *servlet,
     return r;
 }
 
+static void
+pack_text(msgpack_packer *pk, const char *text)
+{
+    size_t len = strlen(text);
+    msgpack_pack_str(pk, len);
+    msgpack_pack_str_body(pk, text, len);
+}
+
+static void
+pack_member(msgpack_packer *pk, const mpb_result *member)
+{
+    if (member->kind == KIND_VALUE) {
+        msgpack_pack_bin(pk, member->value_len);
+        msgpack_pack_bin_body(pk, member->bytes, member->value_len);
+        return;
+    }
+    if (member->kind == KIND_ARRAY) {
+        /* the nested array's encoding, inlined rather than wrapped in bin */
+        msgpack_pack_array(pk, member->n_members);
+        for (size_t i = 0; i < member->n_members; i++) {
+            pack_member(pk, member->members[i]);
+        }
+        return;
+    }
+    const mpb_item_error *e = &member->error;
+    msgpack_pack_map(pk, 1);
+    pack_text(pk, "error");
+    msgpack_pack_map(pk, 5);
+    const char *keys[4] = {"type", "message", "servlet", "worker"};
+    const char *values[4] = {e->type, e->message, e->servlet, e->worker};
+    for (int i = 0; i < 4; i++) {
+        pack_text(pk, keys[i]);
+        pack_text(pk, values[i]);
+    }
+    pack_text(pk, "pid");
+    msgpack_pack_int64(pk, e->pid);
+}
+
+mpb_result *
+mpb_result_new_array(mpb_result **members, size_t n)
+{
+    msgpack_sbuffer sbuf;
+    msgpack_sbuffer_init(&sbuf);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sbuf, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, n);
+    for (size_t i = 0; i < n; i++) {
+        MPB_ASSERT(members[i] != NULL);
+        pack_member(&pk, members[i]);
+    }
+    mpb_result *r = result_alloc(KIND_ARRAY, sbuf.size);
+    r->value_len = sbuf.size;
+    memcpy(r->bytes, sbuf.data, sbuf.size);
+    msgpack_sbuffer_destroy(&sbuf);
+    r->members = mpb_calloc(n ? n : 1, sizeof *r->members);
+    r->n_members = n;
+    for (size_t i = 0; i < n; i++) {
+        r->members[i] = members[i];
+        members[i] = NULL;
+    }
+    return r;
+}
+
 mpb_result *
 mpb_result_copy(const mpb_result *result)
 {
-    if (result->is_error) {
+    if (result->kind == KIND_ERROR) {
         const mpb_item_error *e = &result->error;
         return mpb_result_new_error(e->type, e->message, e->servlet, e->worker, e->pid);
     }
-    return mpb_result_new_value(result->bytes, result->value_len);
+    mpb_result *r = mpb_result_new_value(result->bytes, result->value_len);
+    if (result->kind == KIND_ARRAY) {
+        r->kind = KIND_ARRAY;
+        r->members = mpb_calloc(result->n_members ? result->n_members : 1, sizeof *r->members);
+        r->n_members = result->n_members;
+        for (size_t i = 0; i < result->n_members; i++) {
+            r->members[i] = mpb_result_copy(result->members[i]);
+        }
+    }
+    return r;
 }
 
 void
@@ -81,20 +169,31 @@ mpb_result_destroy(mpb_result **result_p)
     if (result_p == NULL || *result_p == NULL) {
         return;
     }
-    free(*result_p);
+    mpb_result *r = *result_p;
+    for (size_t i = 0; i < r->n_members; i++) {
+        mpb_result_destroy(&r->members[i]);
+    }
+    free(r->members);
+    free(r);
     *result_p = NULL;
 }
 
 int
 mpb_result_is_error(const mpb_result *result)
 {
-    return result->is_error;
+    return result->kind == KIND_ERROR;
+}
+
+int
+mpb_result_is_array(const mpb_result *result)
+{
+    return result->kind == KIND_ARRAY;
 }
 
 const void *
 mpb_result_value(const mpb_result *result, size_t *len)
 {
-    if (result->is_error) {
+    if (result->kind == KIND_ERROR) {
         if (len != NULL) {
             *len = 0;
         }
@@ -109,5 +208,17 @@ mpb_result_value(const mpb_result *result, size_t *len)
 const mpb_item_error *
 mpb_result_error(const mpb_result *result)
 {
-    return result->is_error ? &result->error : NULL;
+    return result->kind == KIND_ERROR ? &result->error : NULL;
+}
+
+size_t
+mpb_result_member_count(const mpb_result *result)
+{
+    return result->n_members;
+}
+
+const mpb_result *
+mpb_result_member(const mpb_result *result, size_t index)
+{
+    return index < result->n_members ? result->members[index] : NULL;
 }

@@ -279,7 +279,12 @@ send_items(mpb__pool *pool, mpb__conn *conn, uint32_t n)
     while (count < n && pool->wait_count > 0) {
         uint32_t index = mpb__pool_waiting_pop(pool);
         mpb__task *task = pool->slots[index].task;
+        if (task == NULL) {
+            mpb__pool_slot_complete(pool, &pool->slots[index], NULL); /* cancelled */
+            continue;
+        }
         if (task->deadline_ns != 0 && task->deadline_ns <= now) {
+            /* done() may cancel tasks of other servlets, never one in batch */
             mpb__pool_slot_complete(
                 pool, &pool->slots[index],
                 mpb__pool_error(pool, NULL, MPB_ERROR_TIMEOUT,
@@ -324,7 +329,9 @@ mpb__pool_expire_waiting(mpb__pool *pool, int64_t now)
     for (size_t i = 0; i < n; i++) {
         uint32_t index = mpb__pool_waiting_pop(pool);
         mpb__task *task = pool->slots[index].task;
-        if (task->deadline_ns != 0 && task->deadline_ns <= now) {
+        if (task == NULL) {
+            mpb__pool_slot_complete(pool, &pool->slots[index], NULL); /* cancelled */
+        } else if (task->deadline_ns != 0 && task->deadline_ns <= now) {
             mpb__pool_slot_complete(
                 pool, &pool->slots[index],
                 mpb__pool_error(pool, NULL, MPB_ERROR_TIMEOUT,
@@ -372,6 +379,23 @@ mpb__pool_submit(mpb_servlet *self, mpb__task *task)
                                          "too many items in flight in this servlet"));
         return;
     }
+    task->token = slot_id(pool, slot);
     waiting_push(pool, slot);
     mpb__pool_pump(pool);
+}
+
+/* A task still waiting for credit is answered Cancelled at once; its slot
+ * stays taken (a tombstone in the waiting ring) until the ring reaches it.
+ * A task a worker already holds runs on; its result comes as usual. */
+void
+mpb__pool_cancel(mpb_servlet *self, mpb__task *task)
+{
+    mpb__pool *pool = (mpb__pool *)self;
+    mpb__slot *slot = mpb__pool_slot_lookup(pool, task->token, -1);
+    if (slot == NULL || slot->task != task) {
+        return;
+    }
+    slot->task = NULL;
+    task->done(task, mpb__pool_error(pool, NULL, MPB_ERROR_CANCELLED,
+                                     "withdrawn before a worker took it"));
 }

@@ -128,6 +128,7 @@ void mpb__pool_worker_died(mpb__pool *pool, int index, int64_t pid, const char *
 
 const char *mpb__pool_path(const mpb__pool *pool);
 void mpb__pool_submit(mpb_servlet *self, mpb__task *task);
+void mpb__pool_cancel(mpb_servlet *self, mpb__task *task);
 /* Sends waiting items to workers with credit. */
 void mpb__pool_pump(mpb__pool *pool);
 /* Answers Timeout for waiting items past their deadline. */

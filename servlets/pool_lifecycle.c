@@ -337,10 +337,30 @@ pool_workers(mpb_servlet *self, mpb_worker_status *out, size_t max, size_t *coun
     }
 }
 
+static int
+pool_ready(mpb_servlet *self)
+{
+    mpb__pool *pool = (mpb__pool *)self;
+    if (!pool->started || pool->stopping) {
+        return 0;
+    }
+    if (pool->workers > 0) {
+        return ready_launched(pool) >= pool->workers;
+    }
+    for (size_t i = 0; i < pool->n_conns; i++) {
+        if (pool->conns[i].state == MPB_CONN_READY) {
+            return 1; /* a pool of joined workers is ready once one has joined */
+        }
+    }
+    return 0;
+}
+
 static const mpb__servlet_ops pool_ops = {
     .kind = "pool",
     .start = pool_start,
     .submit = mpb__pool_submit,
+    .cancel = mpb__pool_cancel,
+    .ready = pool_ready,
     .shutdown = pool_shutdown,
     .stopped = pool_stopped,
     .kill = pool_kill,

@@ -1,7 +1,9 @@
 /* Functions every servlet kind shares. */
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/util.h"
+#include "mpbatch/error.h"
 #include "servlets/servlet_int.h"
 
 const char *
@@ -29,4 +31,40 @@ mpb__servlet_set_path(mpb_servlet *self, const char *parent_path)
     } else {
         self->path = mpb_asprintf("%s/%s", parent_path, self->name);
     }
+}
+
+mpb_servlet *
+mpb__servlet_find(mpb_servlet *root, const char *path)
+{
+    if (path == NULL || *path == '\0') {
+        return root;
+    }
+    size_t len = strcspn(path, "/");
+    if (strlen(root->name) != len || strncmp(root->name, path, len) != 0) {
+        return NULL;
+    }
+    const char *rest = path + len;
+    if (*rest == '\0') {
+        return root;
+    }
+    rest++; /* past '/' */
+    size_t next = strcspn(rest, "/");
+    for (size_t i = 0; i < root->n_members; i++) {
+        mpb_servlet *member = root->members[i];
+        if (strlen(member->name) == next && strncmp(member->name, rest, next) == 0) {
+            return mpb__servlet_find(member, rest);
+        }
+    }
+    return NULL;
+}
+
+int
+mpb_servlet_rename(mpb_servlet *servlet, const char *name)
+{
+    if (name == NULL || *name == '\0' || strchr(name, '/') != NULL) {
+        return MPB_EINVAL;
+    }
+    free(servlet->name);
+    servlet->name = mpb_strdup(name);
+    return 0;
 }

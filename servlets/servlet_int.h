@@ -31,6 +31,7 @@ struct mpb__task {
     size_t len;
     int64_t deadline_ns; /* monotonic; 0: none */
     mpb__task_done_fn done;
+    uint64_t token; /* the servlet holding the task may keep an id here (cancel) */
 };
 
 /* Counters updated by the dispatcher, read by any thread. */
@@ -62,6 +63,13 @@ typedef struct mpb__servlet_ops {
                  size_t err_len);
     /* Takes a task; must call task->done exactly once, now or later. */
     void (*submit)(mpb_servlet *self, mpb__task *task);
+    /* The task's owner no longer needs its result: withdraw the work that
+     * has not started. done is still called exactly once, now (with a
+     * Cancelled error) or later (with whatever the task came to). Work a
+     * worker already holds runs to its end. May recurse into done. */
+    void (*cancel)(mpb_servlet *self, mpb__task *task);
+    /* 1 when every worker of the subtree is connected and ready. */
+    int (*ready)(mpb_servlet *self);
     /* Nothing is in flight any more: ask workers to leave. Non-blocking. */
     void (*shutdown)(mpb_servlet *self);
     /* 1 once every worker has left. */
@@ -78,7 +86,10 @@ typedef struct mpb__servlet_ops {
 struct mpb_servlet {
     const mpb__servlet_ops *ops;
     char *name;
-    char *path; /* "parent/name", set at start */
+    char *path;               /* "parent/name", set at start */
+    mpb_servlet **members;    /* a composite's children, in order; NULL for pools */
+    size_t n_members;
+    mpb__servlet_env env;     /* set at start */
 };
 
 /* Worker threads detached while stuck in their plugin (process-wide). */
@@ -86,5 +97,24 @@ extern atomic_int mpb__stuck_threads;
 
 /* Sets name and path fields; path = parent_path + "/" + name. */
 void mpb__servlet_set_path(mpb_servlet *self, const char *parent_path);
+
+/* The servlet at path (names joined by '/', the root's name first; "" is
+ * the root itself), or NULL. */
+mpb_servlet *mpb__servlet_find(mpb_servlet *root, const char *path);
+
+/* ---- composites (sequential, ensemble, switch) share these ---- */
+
+/* Takes members[0..n) (nulling them) into self; the caller sets ops. */
+void mpb__composite_init(mpb_servlet *self, const char *name, mpb_servlet **members, size_t n);
+/* Sets the path, checks member names are unique, starts every member. */
+int mpb__composite_start(mpb_servlet *self, const mpb__servlet_env *env, const char *parent_path,
+                         char *err, size_t err_len);
+void mpb__composite_shutdown(mpb_servlet *self);
+int mpb__composite_stopped(mpb_servlet *self);
+void mpb__composite_kill(mpb_servlet *self);
+int mpb__composite_ready(mpb_servlet *self);
+void mpb__composite_workers(mpb_servlet *self, mpb_worker_status *out, size_t max, size_t *count);
+/* Frees members, name and path (not self). */
+void mpb__composite_free(mpb_servlet *self);
 
 #endif

@@ -26,6 +26,7 @@
 typedef struct test_pool {
     const char *kind; /* "process" | "thread" */
     const char *plugin;
+    const char *name; /* NULL: the plugin's */
     unsigned workers;        /* 0: one */
     int joined_only;         /* no local workers: only those that join through bind */
     long long batch_size;    /* 0: plugin default; TP_ZERO: call per item */
@@ -38,13 +39,14 @@ typedef struct test_pool {
     size_t capacity;
 } test_pool;
 
-/* Starts a server over one pool; fails the test if it does not start. */
-static inline mpb_server *
-test_server_start(const test_pool *tp)
+/* A pool servlet as tp describes it (caller owns it). */
+static inline mpb_servlet *
+test_pool_servlet(const test_pool *tp)
 {
     mpb_pool_config cfg;
     mpb_pool_config_init(&cfg);
     cfg.plugin = tp->plugin;
+    cfg.name = tp->name;
     cfg.workers = tp->joined_only ? 0 : tp->workers ? tp->workers : 1;
     cfg.batch_size = tp->batch_size == 0 ? -1 : tp->batch_size == TP_ZERO ? 0 : tp->batch_size;
     cfg.batch_wait_us = tp->batch_wait_us == 0         ? -1
@@ -53,8 +55,41 @@ test_server_start(const test_pool *tp)
     cfg.cpus = tp->cpus;
     cfg.bind = tp->bind;
     cfg.options = tp->options[0] ? tp->options : NULL;
-    mpb_servlet *servlet = strcmp(tp->kind, "thread") == 0 ? mpb_thread_servlet_new(&cfg)
-                                                           : mpb_process_servlet_new(&cfg);
+    return strcmp(tp->kind, "thread") == 0 ? mpb_thread_servlet_new(&cfg)
+                                           : mpb_process_servlet_new(&cfg);
+}
+
+/* Starts a server over the tree *root_p (consumed); fails the test if it
+ * does not start. opts may be NULL. */
+static inline mpb_server *
+test_server_over(mpb_servlet **root_p, const mpb_server_options *opts)
+{
+    mpb_server *server = mpb_server_new(root_p, opts);
+    char err[512] = "";
+    int rc = mpb_server_start(server, err, sizeof err);
+    if (rc != 0) {
+        fail_msg("server start failed: %s (%s)", err, mpb_err_name(rc));
+    }
+    return server;
+}
+
+/* A test plugin built into the test directory (tests/plugins/NAME.c). */
+static inline const char *
+test_plugin_path(const char *name)
+{
+    static char paths[8][512];
+    static int next;
+    char *path = paths[next++ % 8];
+    const char *build = getenv("MPB_BUILD_DIR");
+    snprintf(path, sizeof paths[0], "%s/tests/plugins/mpb_%s.so", build ? build : ".", name);
+    return path;
+}
+
+/* Starts a server over one pool; fails the test if it does not start. */
+static inline mpb_server *
+test_server_start(const test_pool *tp)
+{
+    mpb_servlet *servlet = test_pool_servlet(tp);
     mpb_server_options opts;
     mpb_server_options_init(&opts);
     opts.on_batch = tp->on_batch;
@@ -62,13 +97,7 @@ test_server_start(const test_pool *tp)
     if (tp->capacity) {
         opts.capacity = tp->capacity;
     }
-    mpb_server *server = mpb_server_new(&servlet, &opts);
-    char err[512] = "";
-    int rc = mpb_server_start(server, err, sizeof err);
-    if (rc != 0) {
-        fail_msg("server start failed: %s (%s)", err, mpb_err_name(rc));
-    }
-    return server;
+    return test_server_over(&servlet, &opts);
 }
 
 /* A stream over n items "item-<i>" (or fixed 8-byte indices when binary). */

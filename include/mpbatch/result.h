@@ -1,6 +1,10 @@
 /*
  * A result: the outcome of one item, either a value (bytes) or an error
- * that took the item's place.
+ * that took the item's place. An ensemble's result is an array: one member
+ * result (value, error or array) per ensemble member, readable one by one;
+ * its value bytes are the members encoded as one msgpack array (bin for a
+ * value, array for a nested ensemble, {"error": {...}} for an error), which
+ * is what the next stage of a pipeline receives.
  * Threading: a result is immutable once made; read it from any thread.
  * Processes: n/a.
  * Ownership: whoever receives a mpb_result * that is not const owns it and
@@ -32,6 +36,7 @@ typedef struct mpb_item_error {
 #define MPB_ERROR_PROTOCOL "Protocol"
 #define MPB_ERROR_NO_RESULT "NoResult"
 #define MPB_ERROR_CANCELLED "Cancelled"
+#define MPB_ERROR_ROUTE "RouteError"
 
 /* A value result holding a copy of data. Caller owns it. */
 MPB_EXPORT mpb_result *mpb_result_new_value(const void *data, size_t len);
@@ -39,6 +44,10 @@ MPB_EXPORT mpb_result *mpb_result_new_value(const void *data, size_t len);
 /* An error result; every string is copied (NULL reads as ""). Caller owns it. */
 MPB_EXPORT mpb_result *mpb_result_new_error(const char *type, const char *message,
                                             const char *servlet, const char *worker, int64_t pid);
+
+/* An array result holding members[0..n), which it consumes (each entry is
+ * set to NULL). Caller owns it. */
+MPB_EXPORT mpb_result *mpb_result_new_array(mpb_result **members, size_t n);
 
 /* A deep copy. Caller owns it. */
 MPB_EXPORT mpb_result *mpb_result_copy(const mpb_result *result);
@@ -49,7 +58,17 @@ MPB_EXPORT void mpb_result_destroy(mpb_result **result_p);
 /* 1 when the result is an error, 0 when it is a value. */
 MPB_EXPORT int mpb_result_is_error(const mpb_result *result);
 
-/* The value's bytes (borrowed from the result) or NULL for an error. */
+/* 1 when the result is an array (an ensemble's), 0 otherwise. */
+MPB_EXPORT int mpb_result_is_array(const mpb_result *result);
+
+/* Members of an array result; 0 for a value or an error. */
+MPB_EXPORT size_t mpb_result_member_count(const mpb_result *result);
+
+/* Member index of an array result (borrowed from it), or NULL. */
+MPB_EXPORT const mpb_result *mpb_result_member(const mpb_result *result, size_t index);
+
+/* The value's bytes (an array's msgpack encoding; borrowed from the
+ * result) or NULL for an error. */
 MPB_EXPORT const void *mpb_result_value(const mpb_result *result, size_t *len);
 
 /* The error (borrowed from the result) or NULL for a value. */

@@ -2,7 +2,8 @@
  * Servlets: what a server runs. A ProcessServlet runs a worker plugin in N
  * local `mpb-worker` processes pinned to CPUs; a ThreadServlet runs the same
  * plugin on N threads of the calling process. Both batch greedily inside
- * each worker and answer every item with one result.
+ * each worker and answer every item with one result. Sequential, ensemble
+ * and switch servlets compose others into a tree.
  *
  * Threading: build a servlet on one thread, then hand it to mpb_server_new,
  *   which owns it from then on.
@@ -61,6 +62,66 @@ MPB_EXPORT mpb_servlet *mpb_process_servlet_new(const mpb_pool_config *config);
 
 /* A servlet running the plugin on threads of this process (inproc). */
 MPB_EXPORT mpb_servlet *mpb_thread_servlet_new(const mpb_pool_config *config);
+
+/* ---- composites: each consumes its members (the array's entries are set
+ * to NULL); members may be pools or composites, nested to any depth. The
+ * names of one composite's members must differ (they are path segments:
+ * "pipeline/models/mlp"); start fails otherwise. ---- */
+
+/* Stage i's value is stage i+1's input; an error at any stage is the
+ * item's result, and later stages never see the item. Name "sequential". */
+MPB_EXPORT mpb_servlet *mpb_sequential_servlet_new(mpb_servlet **members, size_t n);
+
+typedef struct mpb_ensemble_options {
+    /* 0 (default, fail fast): the first member error is the item's result,
+     * and members that have not started on the item withdraw it. 1: each
+     * member's error stays in its own slot of the array result. */
+    int errors_in_place;
+} mpb_ensemble_options;
+
+MPB_EXPORT void mpb_ensemble_options_init(mpb_ensemble_options *options);
+
+/* Every member gets the same input; the result is an array result with
+ * one member result per member, in member order (result.h). options may
+ * be NULL. Name "ensemble". */
+MPB_EXPORT mpb_servlet *mpb_ensemble_servlet_new(mpb_servlet **members, size_t n,
+                                                 const mpb_ensemble_options *options);
+
+/* A switch's routing function: the member index that takes the item, or
+ * negative for none (the item fails with RouteError). Runs on the server's
+ * dispatcher thread and must not block. */
+typedef int (*mpb_route_fn)(void *state, const void *item, size_t len);
+
+/* Items whose route_by field equals value go to member `member`. */
+typedef struct mpb_route {
+    const char *value;
+    size_t member;
+} mpb_route;
+
+typedef struct mpb_switch_config {
+    /* One way to route, in this order of precedence: */
+    mpb_route_fn route; /* a function of the caller's, with its state */
+    void *route_state;
+    const char *router;                 /* a router plugin (router.h) by name or path, */
+    const char *const *router_options;  /* with "key=value" options, NULL-terminated */
+    const char *route_by;               /* or a field of msgpack map items: */
+    const mpb_route *routes;            /* its value (a string, integer or boolean, */
+    size_t n_routes;                    /* compared as text) picks the member */
+    /* Member for items no route matches; -1: they fail with RouteError. */
+    long default_member;
+} mpb_switch_config;
+
+/* Fills a config with no route and default_member -1. */
+MPB_EXPORT void mpb_switch_config_init(mpb_switch_config *config);
+
+/* Each item goes to the one member its route picks. The config is copied.
+ * Name "switch". */
+MPB_EXPORT mpb_servlet *mpb_switch_servlet_new(mpb_servlet **members, size_t n,
+                                               const mpb_switch_config *config);
+
+/* Renames a servlet before it starts (the name is copied). Returns 0, or
+ * MPB_EINVAL for an empty name or one with '/'. */
+MPB_EXPORT int mpb_servlet_rename(mpb_servlet *servlet, const char *name);
 
 /* The servlet's name (borrowed while the servlet lives). */
 MPB_EXPORT const char *mpb_servlet_name(const mpb_servlet *servlet);
