@@ -1,5 +1,6 @@
 #include <dlfcn.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -138,4 +139,21 @@ mpb__plugin_unload(mpb__plugin **self_p)
     free(self->path);
     free(self);
     *self_p = NULL;
+}
+
+void
+mpb__plugin_short_name(const char *name_or_path, char *buf, size_t size)
+{
+    const char *base = strrchr(name_or_path, '/');
+    snprintf(buf, size, "%s", base ? base + 1 : name_or_path);
+    if (base == NULL) {
+        return;
+    }
+    char *suffix = strstr(buf, ".so");
+    if (suffix != NULL) {
+        *suffix = '\0';
+    }
+    if (strncmp(buf, "mpb_", 4) == 0) {
+        memmove(buf, buf + 4, strlen(buf + 4) + 1);
+    }
 }

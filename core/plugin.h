@@ -32,4 +32,8 @@ int mpb__plugin_resolve(const char *name_or_path, char **path, char *err, size_t
 
 void mpb__plugin_unload(mpb__plugin **self_p);
 
+/* The name a plugin goes by when nothing names it: "mlp" for "mlp" and for
+ * "/opt/x/mpb_mlp.so". */
+void mpb__plugin_short_name(const char *name_or_path, char *buf, size_t size);
+
 #endif

@@ -34,8 +34,7 @@ check_member_names(const mpb_servlet *self, char *err, size_t err_len)
         const char *name = self->members[i]->name;
         if (name == NULL || *name == '\0' || strchr(name, '/') != NULL) {
             return mpb__set_error(err, err_len, MPB_EINVAL,
-                                  "servlet %s: member %zu needs a name without '/'", self->path,
-                                  i);
+                                  "servlet %s: member %zu needs a name without '/'", self->path, i);
         }
         for (size_t j = 0; j < i; j++) {
             if (strcmp(self->members[j]->name, name) == 0) {

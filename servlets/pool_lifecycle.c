@@ -14,6 +14,7 @@
 #include <zmq.h>
 
 #include "core/affinity.h"
+#include "core/plugin.h"
 #include "core/util.h"
 #include "core/worker_loop.h"
 #include "core/zmq_util.h"
@@ -382,7 +383,9 @@ mpb__pool_new(const mpb_pool_config *config, const mpb__pool_launcher *launcher)
     pool->base.ops = &pool_ops;
     pool->launcher = launcher;
     pool->plugin = mpb_strdup(config->plugin ? config->plugin : "");
-    pool->base.name = mpb_strdup(config->name && *config->name ? config->name : pool->plugin);
+    char short_name[256];
+    mpb__plugin_short_name(pool->plugin, short_name, sizeof short_name);
+    pool->base.name = mpb_strdup(config->name && *config->name ? config->name : short_name);
     pool->workers = config->workers; /* 0: only workers that join through `bind` */
     pool->cpus_spec = dup_or_null(config->cpus);
     pool->batch_size = config->batch_size;

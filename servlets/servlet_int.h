@@ -86,10 +86,10 @@ typedef struct mpb__servlet_ops {
 struct mpb_servlet {
     const mpb__servlet_ops *ops;
     char *name;
-    char *path;               /* "parent/name", set at start */
-    mpb_servlet **members;    /* a composite's children, in order; NULL for pools */
+    char *path;            /* "parent/name", set at start */
+    mpb_servlet **members; /* a composite's children, in order; NULL for pools */
     size_t n_members;
-    mpb__servlet_env env;     /* set at start */
+    mpb__servlet_env env; /* set at start */
 };
 
 /* Worker threads detached while stuck in their plugin (process-wide). */

@@ -183,10 +183,9 @@ load_router(switch_servlet *sw, char *err, size_t err_len)
     sw->router_handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     const mpb_router_def *def = sw->router_handle ? dlsym(sw->router_handle, "mpb_router") : NULL;
     if (def == NULL || def->abi_version != MPB_ROUTER_ABI_VERSION || def->route == NULL) {
-        rc = mpb__set_error(err, err_len, MPB_EPLUGIN,
-                            "router %s: %s", path,
+        rc = mpb__set_error(err, err_len, MPB_EPLUGIN, "router %s: %s", path,
                             sw->router_handle == NULL ? dlerror()
-                            : def == NULL ? "does not export mpb_router"
+                            : def == NULL             ? "does not export mpb_router"
                                           : "mpb_router has another ABI version or no route()");
         free(path);
         return rc;

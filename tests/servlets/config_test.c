@@ -85,7 +85,7 @@ bad_configs_point_at_the_problem(void **state)
                         "p.yaml:3:12: servlet.workers must be an integer >= 0");
     assert_config_error("servlet:\n  workers: 2\n", "p.yaml:2:3: servlet.plugin is required");
     assert_config_error("servlet:\n  plugin: mlp\n  kind: fiber\n",
-                        "p.yaml:3:9: servlet.kind must be process or thread");
+                        "p.yaml:3:9: servlet.kind must be process, thread, sequential, ensemble or switch (got 'fiber')");
     assert_config_error("server:\n  capacity: 8\n", "a servlet: section is required");
     assert_config_error("servlet:\n  plugin: [mlp\n", "p.yaml:3:1: YAML error");
     assert_config_error("servlet:\n  plugin: mlp\nio:\n  format: csv\n",

@@ -1,0 +1,84 @@
+/*
+ * Internals of the YAML config shared by config.c (file, sections,
+ * settings) and config_servlet.c (the servlet tree).
+ * Threading: one parse runs on one thread. Ownership: specs own their
+ * strings; nodes are borrowed from the document while it is parsed.
+ */
+#ifndef MPB_SERVLETS_CONFIG_INT_H
+#define MPB_SERVLETS_CONFIG_INT_H
+
+#include <stddef.h>
+
+#include <yaml.h>
+
+#include "mpbatch/config.h"
+
+/* Deepest servlet tree a config may describe. */
+#define MPB_CONFIG_MAX_DEPTH 16
+
+typedef enum servlet_kind {
+    SPEC_PROCESS = 0,
+    SPEC_THREAD,
+    SPEC_SEQUENTIAL,
+    SPEC_ENSEMBLE,
+    SPEC_SWITCH,
+} servlet_kind;
+
+typedef struct servlet_spec servlet_spec;
+struct servlet_spec {
+    servlet_kind kind;
+    char *name; /* NULL: the default (plugin name, or the kind) */
+    /* pools */
+    mpb_pool_config pool; /* strings owned */
+    char **options;       /* NULL-terminated "key=value" */
+    size_t n_options;
+    /* composites */
+    servlet_spec *members;
+    size_t n_members;
+    int errors_in_place; /* ensemble */
+    char *route_by;      /* switch */
+    mpb_route *routes;   /* values owned; members resolved from names */
+    size_t n_routes;
+    long default_member; /* -1: none */
+    char *router;
+    char **router_options; /* NULL-terminated */
+    size_t n_router_options;
+};
+
+typedef struct setting {
+    char *path;
+    char *value;
+} setting;
+
+struct mpb_config {
+    servlet_spec servlet;
+    mpb_server_options server;
+    setting *settings; /* every scalar, by dotted path */
+    size_t n_settings;
+};
+
+typedef struct parse_ctx {
+    const char *name;
+    yaml_document_t *doc;
+    mpb_config *config;
+    char *err;
+    size_t err_len;
+} parse_ctx;
+
+int mpb__config_fail_at(parse_ctx *ctx, const yaml_node_t *node, const char *fmt, ...)
+    MPB_PRINTF(3, 4);
+const char *mpb__config_scalar(const yaml_node_t *node);
+int mpb__config_unknown_field(parse_ctx *ctx, const yaml_node_t *node, const char *section,
+                              const char *key, const char *const *known);
+void mpb__config_remember(mpb_config *config, const char *path, const char *value);
+int mpb__config_integer(parse_ctx *ctx, const yaml_node_t *node, const char *field, long long min,
+                        long long max, long long *out);
+int mpb__config_check_unique(parse_ctx *ctx, const yaml_node_t *mapping,
+                             const yaml_node_pair_t *pair, const char *section);
+
+/* Parses the servlet: section (a tree) into ctx->config->servlet. */
+int mpb__config_parse_servlet(parse_ctx *ctx, const yaml_node_t *node);
+void mpb__config_spec_free(servlet_spec *spec);
+mpb_servlet *mpb__config_build(const servlet_spec *spec);
+
+#endif
