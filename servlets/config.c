@@ -329,3 +329,21 @@ mpb_config_get(const mpb_config *config, const char *path)
     }
     return NULL;
 }
+
+size_t
+mpb_config_count(const mpb_config *config)
+{
+    return config->n_settings;
+}
+
+const char *
+mpb_config_key(const mpb_config *config, size_t index)
+{
+    return index < config->n_settings ? config->settings[index].path : NULL;
+}
+
+const char *
+mpb_config_value(const mpb_config *config, size_t index)
+{
+    return index < config->n_settings ? config->settings[index].value : NULL;
+}

@@ -113,19 +113,8 @@ static int
 write_output(void *ctx, uint64_t index, const mpb_result *result)
 {
     run_io *io = ctx;
-    const mpb_item_error *e = mpb_result_error(result);
-    if (e != NULL) {
-        io->errors++;
-        mpb__json_write_error(io->out, e);
-    } else {
-        size_t len;
-        const void *value = mpb_result_value(result, &len);
-        if (io->f32 && len % sizeof(float) == 0) {
-            mpb__json_write_floats(io->out, value, len / sizeof(float));
-        } else {
-            mpb__json_write_string(io->out, value, len);
-        }
-    }
+    io->errors += mpb_result_is_error(result);
+    mpb__json_write_result(io->out, result, io->f32);
     fputc('\n', io->out);
     show_progress(io, index + 1);
     return ferror(io->out) ? MPB_EIO : 0;
@@ -151,14 +140,11 @@ start_tracking(const mpb_config *config)
         fprintf(stderr, "mpb run: tracking: %s\n", err);
         return NULL;
     }
-    const char *fields[] = {"kind",       "plugin",        "workers", "cpus",
-                            "batch_size", "batch_wait_us", "capacity"};
-    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
-        char path[64];
-        snprintf(path, sizeof path, "servlet.%s", fields[i]);
-        const char *value = mpb_config_get(config, path);
-        if (value != NULL) {
-            mpb_tracking_log_param(fields[i], value);
+    /* every servlet setting of the tree, by its path below servlet. */
+    for (size_t i = 0; i < mpb_config_count(config); i++) {
+        const char *path = mpb_config_key(config, i);
+        if (strncmp(path, "servlet.", 8) == 0) {
+            mpb_tracking_log_param(path + 8, mpb_config_value(config, i));
         }
     }
     mpb_server_tracker *tracker = mpb_server_tracker_new(mpb_tracking_store(NULL, 0), run_id);

@@ -157,3 +157,31 @@ mpb__json_write_error(FILE *out, const mpb_item_error *error)
     write_text(out, error->worker);
     fprintf(out, ", \"pid\": %lld}}", (long long)error->pid);
 }
+
+void
+mpb__json_write_result(FILE *out, const mpb_result *result, int f32)
+{
+    const mpb_item_error *e = mpb_result_error(result);
+    if (e != NULL) {
+        mpb__json_write_error(out, e);
+        return;
+    }
+    if (mpb_result_is_array(result)) {
+        fputc('[', out);
+        for (size_t i = 0; i < mpb_result_member_count(result); i++) {
+            if (i > 0) {
+                fputs(", ", out);
+            }
+            mpb__json_write_result(out, mpb_result_member(result, i), f32);
+        }
+        fputc(']', out);
+        return;
+    }
+    size_t len;
+    const void *value = mpb_result_value(result, &len);
+    if (f32 && len % sizeof(float) == 0) {
+        mpb__json_write_floats(out, value, len / sizeof(float));
+    } else {
+        mpb__json_write_string(out, value, len);
+    }
+}

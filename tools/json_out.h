@@ -20,4 +20,9 @@ void mpb__json_write_floats(FILE *out, const float *values, size_t count);
 /* {"error": {"type", "message", "servlet", "worker", "pid"}} */
 void mpb__json_write_error(FILE *out, const mpb_item_error *error);
 
+/* A whole result: an error as above, a value as a string (or, with f32
+ * set and a length that allows it, as an array of floats), an ensemble's
+ * array result as a JSON array of its members, recursively. */
+void mpb__json_write_result(FILE *out, const mpb_result *result, int f32);
+
 #endif

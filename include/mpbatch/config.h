@@ -33,8 +33,15 @@ MPB_EXPORT mpb_servlet *mpb_config_servlet(const mpb_config *config);
 /* Server options from the config's `server:` section (defaults elsewhere). */
 MPB_EXPORT void mpb_config_server_options(const mpb_config *config, mpb_server_options *out);
 
-/* A scalar setting by dotted path ("io.format", "tracking.uri"), or NULL. */
+/* A scalar setting by dotted path ("io.format", "tracking.uri",
+ * "servlet.members.1.batch_size"), or NULL. */
 MPB_EXPORT const char *mpb_config_get(const mpb_config *config, const char *path);
+
+/* Every scalar setting, in file order: how many, and the path and value
+ * of each (borrowed from the config). */
+MPB_EXPORT size_t mpb_config_count(const mpb_config *config);
+MPB_EXPORT const char *mpb_config_key(const mpb_config *config, size_t index);
+MPB_EXPORT const char *mpb_config_value(const mpb_config *config, size_t index);
 
 MPB_EXPORT void mpb_config_destroy(mpb_config **config_p);
 

@@ -145,6 +145,38 @@ f32_vectors_through_the_mlp(void **state)
     clean(&d);
 }
 
+/* An ensemble's result prints as a JSON array of its members, errors
+ * (with errors: in_place) in their members' places. */
+static void
+ensemble_results_print_as_arrays(void **state)
+{
+    run_dir d;
+    make_dir(&d, "servlet:\n  kind: ensemble\n  name: models\n  errors: in_place\n"
+                 "  members:\n"
+                 "    - {plugin: passthrough, name: same, kind: thread}\n"
+                 "    - {plugin: fail, name: picky, options: {fail_prefix: bad}}\n");
+    FILE *in = fopen(d.input, "w");
+    fprintf(in, "good\nbad one\n");
+    fclose(in);
+    assert_int_equal(run_mpb(&d), 0);
+    char *out = slurp(d.output);
+    char *save = NULL;
+    cJSON *first = cJSON_Parse(strtok_r(out, "\n", &save));
+    cJSON *second = cJSON_Parse(strtok_r(NULL, "\n", &save));
+    assert_true(cJSON_IsArray(first));
+    assert_int_equal(cJSON_GetArraySize(first), 2);
+    assert_string_equal(cJSON_GetArrayItem(first, 0)->valuestring, "good");
+    assert_string_equal(cJSON_GetArrayItem(first, 1)->valuestring, "good");
+    assert_string_equal(cJSON_GetArrayItem(second, 0)->valuestring, "bad one");
+    cJSON *error = cJSON_GetObjectItem(cJSON_GetArrayItem(second, 1), "error");
+    assert_non_null(error);
+    assert_string_equal(cJSON_GetObjectItem(error, "servlet")->valuestring, "models/picky");
+    cJSON_Delete(first);
+    cJSON_Delete(second);
+    free(out);
+    clean(&d);
+}
+
 static void
 bad_config_exits_2_naming_file_and_line(void **state)
 {
@@ -236,6 +268,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(text_lines_come_back_in_order_with_errors_in_place),
         cmocka_unit_test(f32_vectors_through_the_mlp),
+        cmocka_unit_test(ensemble_results_print_as_arrays),
         cmocka_unit_test(bad_config_exits_2_naming_file_and_line),
         cmocka_unit_test(tracking_section_records_the_run),
     };
