@@ -11,6 +11,7 @@
 #include <msgpack.h>
 
 #include "core/util.h"
+#include "core/result_int.h"
 #include "mpbatch/result.h"
 
 enum result_kind { KIND_VALUE, KIND_ERROR, KIND_ARRAY };
@@ -221,4 +222,80 @@ const mpb_result *
 mpb_result_member(const mpb_result *result, size_t index)
 {
     return index < result->n_members ? result->members[index] : NULL;
+}
+
+static void
+copy_text(const msgpack_object *o, char *buf, size_t size)
+{
+    if (o->type == MSGPACK_OBJECT_STR) {
+        size_t n = o->via.str.size < size - 1 ? o->via.str.size : size - 1;
+        memcpy(buf, o->via.str.ptr, n);
+        buf[n] = '\0';
+    } else {
+        buf[0] = '\0';
+    }
+}
+
+static mpb_result *
+error_from_map(const msgpack_object *map)
+{
+    char texts[4][1024];
+    const char *keys[4] = {"type", "message", "servlet", "worker"};
+    int64_t pid = 0;
+    memset(texts, 0, sizeof texts);
+    for (uint32_t i = 0; i < map->via.map.size; i++) {
+        const msgpack_object *k = &map->via.map.ptr[i].key;
+        const msgpack_object *v = &map->via.map.ptr[i].val;
+        if (k->type != MSGPACK_OBJECT_STR) {
+            continue;
+        }
+        for (int t = 0; t < 4; t++) {
+            if (k->via.str.size == strlen(keys[t]) &&
+                memcmp(k->via.str.ptr, keys[t], k->via.str.size) == 0) {
+                copy_text(v, texts[t], sizeof texts[t]);
+            }
+        }
+        if (k->via.str.size == 3 && memcmp(k->via.str.ptr, "pid", 3) == 0 &&
+            (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER ||
+             v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)) {
+            pid = v->via.i64;
+        }
+    }
+    return mpb_result_new_error(texts[0][0] ? texts[0] : "Error", texts[1], texts[2], texts[3],
+                                pid);
+}
+
+mpb_result *
+mpb__result_from_msgpack(const msgpack_object *o, int depth)
+{
+    if (o->type == MSGPACK_OBJECT_BIN) {
+        return mpb_result_new_value(o->via.bin.ptr, o->via.bin.size);
+    }
+    if (o->type == MSGPACK_OBJECT_STR) {
+        return mpb_result_new_value(o->via.str.ptr, o->via.str.size);
+    }
+    if (o->type == MSGPACK_OBJECT_MAP && o->via.map.size == 1 &&
+        o->via.map.ptr[0].key.type == MSGPACK_OBJECT_STR && o->via.map.ptr[0].key.via.str.size == 5 &&
+        memcmp(o->via.map.ptr[0].key.via.str.ptr, "error", 5) == 0 &&
+        o->via.map.ptr[0].val.type == MSGPACK_OBJECT_MAP) {
+        return error_from_map(&o->via.map.ptr[0].val);
+    }
+    if (o->type != MSGPACK_OBJECT_ARRAY || depth > 32) {
+        return NULL;
+    }
+    size_t n = o->via.array.size;
+    mpb_result **members = mpb_calloc(n ? n : 1, sizeof *members);
+    for (size_t i = 0; i < n; i++) {
+        members[i] = mpb__result_from_msgpack(&o->via.array.ptr[i], depth + 1);
+        if (members[i] == NULL) {
+            for (size_t j = 0; j < i; j++) {
+                mpb_result_destroy(&members[j]);
+            }
+            free(members);
+            return NULL;
+        }
+    }
+    mpb_result *r = mpb_result_new_array(members, n);
+    free(members);
+    return r;
 }

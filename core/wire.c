@@ -22,8 +22,8 @@
 #define MAX_ELEMENTS (1u << 20)
 #define TELEMETRY_FIELDS 7
 
-static int
-as_uint(const msgpack_object *obj, uint64_t *out)
+int
+mpb__wire_as_uint(const msgpack_object *obj, uint64_t *out)
 {
     if (obj->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
         return MPB_EPROTO;
@@ -32,8 +32,8 @@ as_uint(const msgpack_object *obj, uint64_t *out)
     return 0;
 }
 
-static int
-as_int(const msgpack_object *obj, int64_t *out)
+int
+mpb__wire_as_int(const msgpack_object *obj, int64_t *out)
 {
     if (obj->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
         if (obj->via.u64 > INT64_MAX) {
@@ -53,15 +53,15 @@ static int
 as_u32(const msgpack_object *obj, uint32_t *out)
 {
     uint64_t value;
-    if (as_uint(obj, &value) != 0 || value > UINT32_MAX) {
+    if (mpb__wire_as_uint(obj, &value) != 0 || value > UINT32_MAX) {
         return MPB_EPROTO;
     }
     *out = (uint32_t)value;
     return 0;
 }
 
-static int
-as_str(const msgpack_object *obj, mpb__wire_str *out)
+int
+mpb__wire_as_str(const msgpack_object *obj, mpb__wire_str *out)
 {
     if (obj->type != MSGPACK_OBJECT_STR) {
         return MPB_EPROTO;
@@ -71,8 +71,8 @@ as_str(const msgpack_object *obj, mpb__wire_str *out)
     return 0;
 }
 
-static int
-as_bytes(const msgpack_object *obj, const void **data, size_t *len)
+int
+mpb__wire_as_bytes(const msgpack_object *obj, const void **data, size_t *len)
 {
     if (obj->type == MSGPACK_OBJECT_BIN) {
         *data = obj->via.bin.ptr;
@@ -221,10 +221,10 @@ decode_ready(const msgpack_object_array *a, mpb__ready *r)
         return MPB_EPROTO;
     }
     const msgpack_object *f = a->ptr;
-    if (as_u32(&f[1], &r->version) || as_str(&f[2], &r->name) || as_int(&f[3], &r->pid) ||
-        as_str(&f[4], &r->cpus) || as_u32(&f[5], &r->capacity) || as_str(&f[6], &r->plugin) ||
-        as_u32(&f[7], &r->batch_size) || as_int(&f[8], &r->batch_wait_us) ||
-        as_str(&f[9], &r->host)) {
+    if (as_u32(&f[1], &r->version) || mpb__wire_as_str(&f[2], &r->name) || mpb__wire_as_int(&f[3], &r->pid) ||
+        mpb__wire_as_str(&f[4], &r->cpus) || as_u32(&f[5], &r->capacity) || mpb__wire_as_str(&f[6], &r->plugin) ||
+        as_u32(&f[7], &r->batch_size) || mpb__wire_as_int(&f[8], &r->batch_wait_us) ||
+        mpb__wire_as_str(&f[9], &r->host)) {
         return MPB_EPROTO;
     }
     return 0;
@@ -239,8 +239,8 @@ decode_telemetry(const msgpack_object_array *a, mpb_batch_telemetry *t)
     const msgpack_object *f = a->ptr;
     uint32_t closed_by;
     memset(t, 0, sizeof *t);
-    if (as_u32(&f[1], &t->size) || as_u32(&f[2], &t->errors) || as_int(&f[3], &t->first_wait_us) ||
-        as_int(&f[4], &t->compute_us) || as_u32(&f[5], &closed_by) ||
+    if (as_u32(&f[1], &t->size) || as_u32(&f[2], &t->errors) || mpb__wire_as_int(&f[3], &t->first_wait_us) ||
+        mpb__wire_as_int(&f[4], &t->compute_us) || as_u32(&f[5], &closed_by) ||
         as_u32(&f[6], &t->queued_after) || closed_by > MPB_BATCH_CLOSED_DRAINED) {
         return MPB_EPROTO;
     }
@@ -269,8 +269,8 @@ decode_body(const msgpack_object_array *a, uint64_t type, mpb__frame *out)
     case MPB_FRAME_BYE:
         return 0;
     case MPB_FRAME_ERROR:
-        if (a->size < 3 || as_int(&a->ptr[1], &out->u.error.code) ||
-            as_str(&a->ptr[2], &out->u.error.message)) {
+        if (a->size < 3 || mpb__wire_as_int(&a->ptr[1], &out->u.error.code) ||
+            mpb__wire_as_str(&a->ptr[2], &out->u.error.message)) {
             return MPB_EPROTO;
         }
         return 0;
@@ -280,31 +280,38 @@ decode_body(const msgpack_object_array *a, uint64_t type, mpb__frame *out)
 }
 
 int
+mpb__wire_unpack(msgpack_zone *zone, const void *data, size_t len, msgpack_object *root,
+                 uint64_t *type, char *err, size_t err_len)
+{
+    size_t offset = 0;
+    msgpack_zone_clear(zone);
+    if (len == 0) {
+        return mpb__set_error(err, err_len, MPB_EPROTO, "empty frame");
+    }
+    if (!bounds_ok(data, len) ||
+        msgpack_unpack(data, len, &offset, zone, root) != MSGPACK_UNPACK_SUCCESS) {
+        return mpb__set_error(err, err_len, MPB_EPROTO,
+                              "frame of %zu bytes is not one msgpack value", len);
+    }
+    if (root->type != MSGPACK_OBJECT_ARRAY || root->via.array.size < 1) {
+        return mpb__set_error(err, err_len, MPB_EPROTO, "frame is not a msgpack array [type, ...]");
+    }
+    if (mpb__wire_as_uint(&root->via.array.ptr[0], type) != 0) {
+        return mpb__set_error(err, err_len, MPB_EPROTO, "frame type is not an unsigned integer");
+    }
+    return 0;
+}
+
+int
 mpb__wire_decode(msgpack_zone *zone, const void *data, size_t len, mpb__frame *out, char *err,
                  size_t err_len)
 {
     msgpack_object root;
-    size_t offset = 0;
-    msgpack_zone_clear(zone);
-    memset(out, 0, sizeof *out);
-    if (len == 0) {
-        return mpb__set_error(err, err_len, MPB_EPROTO, "empty frame");
-    }
-    if (!bounds_ok(data, len)) {
-        return mpb__set_error(err, err_len, MPB_EPROTO,
-                              "frame of %zu bytes is not one msgpack value", len);
-    }
-    msgpack_unpack_return rc = msgpack_unpack(data, len, &offset, zone, &root);
-    if (rc != MSGPACK_UNPACK_SUCCESS) {
-        return mpb__set_error(err, err_len, MPB_EPROTO,
-                              "frame of %zu bytes is not one msgpack value", len);
-    }
-    if (root.type != MSGPACK_OBJECT_ARRAY || root.via.array.size < 1) {
-        return mpb__set_error(err, err_len, MPB_EPROTO, "frame is not a msgpack array [type, ...]");
-    }
     uint64_t type;
-    if (as_uint(&root.via.array.ptr[0], &type) != 0) {
-        return mpb__set_error(err, err_len, MPB_EPROTO, "frame type is not an unsigned integer");
+    memset(out, 0, sizeof *out);
+    int status = mpb__wire_unpack(zone, data, len, &root, &type, err, err_len);
+    if (status != 0) {
+        return status;
     }
     out->type = (mpb__frame_type)type;
     if (decode_body(&root.via.array, type, out) != 0) {
@@ -325,12 +332,12 @@ mpb__wire_item_at(const mpb__frame *frame, uint32_t index, mpb__wire_item *out, 
         return MPB_EPROTO;
     }
     const msgpack_object *f = entry->via.array.ptr;
-    if (as_uint(&f[0], &out->id) != 0) {
+    if (mpb__wire_as_uint(&f[0], &out->id) != 0) {
         return MPB_EPROTO;
     }
     *id_known = 1;
-    if (entry->via.array.size < 3 || as_uint(&f[1], &out->budget_us) ||
-        as_bytes(&f[2], &out->data, &out->len)) {
+    if (entry->via.array.size < 3 || mpb__wire_as_uint(&f[1], &out->budget_us) ||
+        mpb__wire_as_bytes(&f[2], &out->data, &out->len)) {
         return MPB_EPROTO;
     }
     return 0;
@@ -347,14 +354,14 @@ mpb__wire_result_at(const mpb__frame *frame, uint32_t index, mpb__wire_result *o
     }
     const msgpack_object *f = entry->via.array.ptr;
     uint64_t status;
-    if (as_uint(&f[0], &out->id) || as_uint(&f[1], &status) || status > 1) {
+    if (mpb__wire_as_uint(&f[0], &out->id) || mpb__wire_as_uint(&f[1], &status) || status > 1) {
         return MPB_EPROTO;
     }
     out->is_error = (int)status;
     if (!out->is_error) {
-        return as_bytes(&f[2], &out->data, &out->len);
+        return mpb__wire_as_bytes(&f[2], &out->data, &out->len);
     }
-    if (entry->via.array.size < 4 || as_str(&f[2], &out->type) || as_str(&f[3], &out->message)) {
+    if (entry->via.array.size < 4 || mpb__wire_as_str(&f[2], &out->type) || mpb__wire_as_str(&f[3], &out->message)) {
         return MPB_EPROTO;
     }
     return 0;

@@ -80,6 +80,19 @@ typedef struct mpb__frame {
     } u;
 } mpb__frame;
 
+/* Checks and unpacks one frame holding a msgpack array whose first element
+ * is an unsigned type. The zone is cleared first and holds the tree. For
+ * protocols other than the worker's (the client protocol). */
+int mpb__wire_unpack(msgpack_zone *zone, const void *data, size_t len, msgpack_object *root,
+                     uint64_t *type, char *err, size_t err_len);
+
+/* Typed reads of decoded values: 0, or MPB_EPROTO for another type.
+ * as_bytes takes bin or str. */
+int mpb__wire_as_uint(const msgpack_object *obj, uint64_t *out);
+int mpb__wire_as_int(const msgpack_object *obj, int64_t *out);
+int mpb__wire_as_str(const msgpack_object *obj, mpb__wire_str *out);
+int mpb__wire_as_bytes(const msgpack_object *obj, const void **data, size_t *len);
+
 /* Decodes one frame. The zone is cleared first and holds the decoded tree. */
 int mpb__wire_decode(msgpack_zone *zone, const void *data, size_t len, mpb__frame *out, char *err,
                      size_t err_len);

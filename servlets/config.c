@@ -172,6 +172,10 @@ parse_flat_section(parse_ctx *ctx, const char *section, const yaml_node_t *node,
                 return MPB_ECONFIG;
             }
             ctx->config->server.stop_timeout_ms = (int)n;
+        } else if ((strcmp(path, "serve.max_message_bytes") == 0 ||
+                    strcmp(path, "serve.client_max_in_flight") == 0) &&
+                   mpb__config_integer(ctx, value, path, 1, INT_MAX, &n) != 0) {
+            return MPB_ECONFIG;
         } else if (strcmp(path, "io.format") == 0 &&
                    strcmp(mpb__config_scalar(value), "text") != 0 &&
                    strcmp(mpb__config_scalar(value), "f32") != 0) {
@@ -182,7 +186,9 @@ parse_flat_section(parse_ctx *ctx, const char *section, const yaml_node_t *node,
     return 0;
 }
 
-static const char *const top_fields[] = {"servlet", "server", "io", "tracking", NULL};
+static const char *const top_fields[] = {"servlet", "server", "io", "tracking", "serve", NULL};
+static const char *const serve_fields[] = {"bind", "http", "max_message_bytes",
+                                           "client_max_in_flight", NULL};
 static const char *const server_fields[] = {"capacity", "stop_timeout_ms", NULL};
 static const char *const io_fields[] = {"format", NULL};
 static const char *const tracking_fields[] = {"uri", "experiment", "run_name", NULL};
@@ -212,6 +218,8 @@ parse_root(parse_ctx *ctx, const yaml_node_t *root)
             rc = parse_flat_section(ctx, "io", value, io_fields);
         } else if (strcmp(name, "tracking") == 0) {
             rc = parse_flat_section(ctx, "tracking", value, tracking_fields);
+        } else if (strcmp(name, "serve") == 0) {
+            rc = parse_flat_section(ctx, "serve", value, serve_fields);
         } else {
             rc = mpb__config_unknown_field(ctx, key, "(top level)", name, top_fields);
         }

@@ -81,6 +81,21 @@ set_state(mpb_server *self, mpb__server_state state)
     pthread_mutex_unlock(&self->lock);
 }
 
+static void
+run_calls(mpb_server *self, mpb__loop_call *calls)
+{
+    while (calls != NULL) {
+        mpb__loop_call *call = calls;
+        calls = call->next;
+        int rc = call->fn(self, call->arg);
+        pthread_mutex_lock(&self->lock);
+        call->rc = rc;
+        call->done = 1;
+        pthread_cond_broadcast(&self->state_changed);
+        pthread_mutex_unlock(&self->lock);
+    }
+}
+
 /* Dispatcher: takes every queued job and hands it to the root servlet. */
 static void
 on_wake(mpb__loop *loop, void *arg)
@@ -97,11 +112,14 @@ on_wake(mpb__loop *loop, void *arg)
     self->n_queue = 0;
     self->cap_queue = 0;
     self->wake_pending = 0;
+    mpb__loop_call *calls = self->calls;
+    self->calls = NULL;
     pthread_mutex_unlock(&self->lock);
     for (size_t i = 0; i < n; i++) {
         self->root->ops->submit(self->root, &jobs[i]->task);
     }
     free(jobs);
+    run_calls(self, calls);
 }
 
 void
@@ -130,10 +148,17 @@ stop_step(mpb_server *self, int *phase, int64_t *deadline)
     if (*phase == 0) {
         *phase = 1;
         *deadline = now + timeout_ns;
+        for (mpb__frontend *fe = self->frontends; fe != NULL; fe = fe->next) {
+            fe->ops->close(fe);
+        }
     }
     if (*phase == 1) {
         on_wake(self->loop, self); /* jobs accepted before stop still run */
-        if (atomic_load(&self->in_flight) > 0 && now < *deadline) {
+        int idle = 1;
+        for (mpb__frontend *fe = self->frontends; fe != NULL; fe = fe->next) {
+            idle &= fe->ops->idle(fe);
+        }
+        if ((atomic_load(&self->in_flight) > 0 || !idle) && now < *deadline) {
             return 0;
         }
         if (atomic_load(&self->in_flight) > 0) {
@@ -156,6 +181,20 @@ stop_step(mpb_server *self, int *phase, int64_t *deadline)
         return 1;
     }
     return 0;
+}
+
+/* Calls that can no longer run (the dispatcher ended) fail. */
+static void
+fail_calls(mpb_server *self)
+{
+    pthread_mutex_lock(&self->lock);
+    for (mpb__loop_call *call = self->calls; call != NULL; call = call->next) {
+        call->rc = MPB_ECLOSED;
+        call->done = 1;
+    }
+    self->calls = NULL;
+    pthread_cond_broadcast(&self->state_changed);
+    pthread_mutex_unlock(&self->lock);
 }
 
 static void *
@@ -194,8 +233,12 @@ dispatcher_main(void *arg)
         }
     }
     run_deferred_wakes(self);
+    for (mpb__frontend *fe = self->frontends; fe != NULL; fe = fe->next) {
+        fe->ops->stop(fe);
+    }
     mpb__loop_remove_fd(self->loop, self->wake_fd);
     set_state(self, MPB_SERVER_STOPPED);
+    fail_calls(self);
     return NULL;
 }
 
@@ -289,6 +332,11 @@ mpb_server_destroy(mpb_server **self_p)
     }
     mpb_server *self = *self_p;
     mpb_server_stop(self);
+    while (self->frontends != NULL) {
+        mpb__frontend *fe = self->frontends;
+        self->frontends = fe->next;
+        fe->ops->destroy(fe);
+    }
     mpb_servlet_destroy(&self->root);
     for (size_t i = 0; i < self->n_queue; i++) {
         free(self->queue[i]);
@@ -347,4 +395,56 @@ mpb_server_workers(mpb_server *self, mpb_worker_status *out, size_t max)
     }
     pthread_mutex_unlock(&self->info_lock);
     return count;
+}
+
+int
+mpb__server_run_on_loop(mpb_server *server, int (*fn)(mpb_server *server, void *arg), void *arg)
+{
+    mpb__loop_call call = {.fn = fn, .arg = arg};
+    pthread_mutex_lock(&server->lock);
+    if (server->state != MPB_SERVER_RUNNING) {
+        pthread_mutex_unlock(&server->lock);
+        return MPB_ECLOSED;
+    }
+    call.next = server->calls;
+    server->calls = &call;
+    uint64_t one = 1;
+    ssize_t put = write(server->wake_fd, &one, sizeof one);
+    (void)put;
+    while (!call.done) {
+        pthread_cond_wait(&server->state_changed, &server->lock);
+    }
+    pthread_mutex_unlock(&server->lock);
+    return call.rc;
+}
+
+mpb__loop *
+mpb__server_loop(mpb_server *server)
+{
+    return server->loop;
+}
+
+void *
+mpb__server_zmq_context(mpb_server *server)
+{
+    return server->zmq_context;
+}
+
+mpb_servlet *
+mpb__server_root(mpb_server *server)
+{
+    return server->root;
+}
+
+int
+mpb__server_ready(mpb_server *server)
+{
+    return !atomic_load(&server->stop_requested) && server->root->ops->ready(server->root);
+}
+
+void
+mpb__server_add_frontend(mpb_server *server, mpb__frontend *frontend)
+{
+    frontend->next = server->frontends;
+    server->frontends = frontend;
 }

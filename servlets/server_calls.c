@@ -144,6 +144,33 @@ mpb__server_enqueue(mpb_server *server, mpb__job **jobs, size_t n, int timeout_m
     return rc;
 }
 
+int
+mpb__server_submit_here(mpb_server *server, mpb_servlet *target, const void *input, size_t len,
+                        int64_t deadline_ns, mpb__job_finish_fn finish, void *ctx, uint64_t index)
+{
+    if (atomic_load(&server->stop_requested)) {
+        return MPB_ECLOSED;
+    }
+    if (len > MPB_SERVER_MAX_ITEM_BYTES) {
+        return MPB_ELIMIT;
+    }
+    if (atomic_load(&server->in_flight) >= server->options.capacity) {
+        return MPB_EAGAIN;
+    }
+    mpb__job *job = mpb__job_new(server, input, len, 0);
+    job->task.deadline_ns = deadline_ns;
+    job->finish = finish;
+    job->ctx = ctx;
+    job->index = index;
+    atomic_fetch_add(&server->in_flight, 1);
+    atomic_fetch_add(&server->submitted, 1);
+    if (target == NULL) {
+        target = server->root;
+    }
+    target->ops->submit(target, &job->task);
+    return 0;
+}
+
 /* ---- submit ---- */
 
 static void

@@ -36,6 +36,37 @@ struct mpb__waker {
 /* Hands a finished job's result to whoever waits for it; owns result. */
 typedef void (*mpb__job_finish_fn)(mpb__job *job, mpb_result *result);
 
+/* A front end (frontends/): sockets on the dispatcher's loop that turn
+ * requests into jobs. Every slot runs on the dispatcher thread but
+ * destroy, which runs on the thread that destroys the server. */
+typedef struct mpb__frontend mpb__frontend;
+typedef struct mpb__frontend_ops {
+    const char *kind;
+    /* The server began to stop: take no new requests (answer them as
+     * unavailable); replies to accepted ones still go out. */
+    void (*close)(mpb__frontend *self);
+    /* 1 when every accepted request has been answered. */
+    int (*idle)(mpb__frontend *self);
+    /* The dispatcher is about to end: close sockets, leave the loop. */
+    void (*stop)(mpb__frontend *self);
+    void (*destroy)(mpb__frontend *self);
+} mpb__frontend_ops;
+
+struct mpb__frontend {
+    const mpb__frontend_ops *ops;
+    mpb__frontend *next;
+};
+
+/* A function run on the dispatcher thread for another thread. */
+typedef struct mpb__loop_call mpb__loop_call;
+struct mpb__loop_call {
+    int (*fn)(mpb_server *server, void *arg);
+    void *arg;
+    int rc;
+    int done;
+    mpb__loop_call *next;
+};
+
 struct mpb__job {
     mpb__task task; /* first: the servlet's done() gets &job->task */
     mpb_server *server;
@@ -67,6 +98,8 @@ struct mpb_server {
     size_t cap_queue;
     int wake_pending;
     mpb__waker *wakers; /* deferred wake-ups of this round (dispatcher only) */
+    mpb__loop_call *calls;      /* waiting to run on the dispatcher (under lock) */
+    mpb__frontend *frontends;   /* dispatcher thread only */
     atomic_size_t in_flight;
     atomic_int space_waiters;
     atomic_int stop_requested;
@@ -78,6 +111,28 @@ struct mpb_server {
 
 /* Queues waker->wake for the end of the dispatcher's current round. */
 void mpb__server_defer_wake(mpb_server *server, mpb__waker *waker);
+
+/* Runs fn(server, arg) on the dispatcher thread and returns what it
+ * returns; MPB_ECLOSED unless the server is running. Any other thread. */
+int mpb__server_run_on_loop(mpb_server *server, int (*fn)(mpb_server *server, void *arg),
+                            void *arg);
+
+/* ---- for front ends, dispatcher thread only ---- */
+
+mpb__loop *mpb__server_loop(mpb_server *server);
+void *mpb__server_zmq_context(mpb_server *server);
+mpb_servlet *mpb__server_root(mpb_server *server);
+/* 1 while the server runs and every worker of the tree is ready. */
+int mpb__server_ready(mpb_server *server);
+/* Keeps a started front end: the server closes, stops and frees it. */
+void mpb__server_add_frontend(mpb_server *server, mpb__frontend *frontend);
+/* Submits a copy of input to target (the root when NULL) as a job that
+ * counts against the server's capacity; finish(job, result) runs later on
+ * this thread with job->ctx and job->index as given. MPB_EAGAIN at
+ * capacity, MPB_ECLOSED once stopping; nothing is submitted then. */
+int mpb__server_submit_here(mpb_server *server, mpb_servlet *target, const void *input, size_t len,
+                            int64_t deadline_ns, mpb__job_finish_fn finish, void *ctx,
+                            uint64_t index);
 
 /* A job carrying a copy of input; caller fills finish/ctx. */
 mpb__job *mpb__job_new(mpb_server *server, const void *input, size_t len, int timeout_ms);

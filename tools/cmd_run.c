@@ -22,78 +22,24 @@
 #include "mpbatch/tracking.h"
 #include "tools/commands.h"
 #include "tools/json_out.h"
+#include "tools/line_input.h"
+#include "tools/tool_tracking.h"
 
 typedef struct run_io {
-    FILE *in;
+    mpb__line_input input;
     FILE *out;
     int f32;
-    char *line;
-    size_t line_cap;
-    float *vector;
-    size_t vector_cap;
-    uint64_t read;
     uint64_t errors;
-    char bad_input[256];
     int64_t start_ns;
     int64_t last_progress_ns;
     int progress;
     mpb_server *server;
 } run_io;
 
-/* Parses a JSON array of numbers into io->vector; 0 or MPB_EINVAL. */
-static int
-parse_f32(run_io *io, const char *line, size_t *count)
-{
-    cJSON *json = cJSON_Parse(line);
-    if (json == NULL || !cJSON_IsArray(json)) {
-        cJSON_Delete(json);
-        return MPB_EINVAL;
-    }
-    size_t n = (size_t)cJSON_GetArraySize(json);
-    if (n > io->vector_cap) {
-        io->vector_cap = n * 2;
-        io->vector = mpb_realloc(io->vector, io->vector_cap * sizeof(float));
-    }
-    size_t i = 0;
-    for (cJSON *e = json->child; e != NULL; e = e->next) {
-        if (!cJSON_IsNumber(e)) {
-            cJSON_Delete(json);
-            return MPB_EINVAL;
-        }
-        io->vector[i++] = (float)e->valuedouble;
-    }
-    cJSON_Delete(json);
-    *count = n;
-    return 0;
-}
-
 static int
 next_line(void *ctx, const void **data, size_t *len)
 {
-    run_io *io = ctx;
-    ssize_t got = getline(&io->line, &io->line_cap, io->in);
-    if (got < 0) {
-        return 0;
-    }
-    while (got > 0 && (io->line[got - 1] == '\n' || io->line[got - 1] == '\r')) {
-        io->line[--got] = '\0';
-    }
-    io->read++;
-    if (!io->f32) {
-        *data = io->line;
-        *len = (size_t)got;
-        return 1;
-    }
-    size_t n = 0;
-    if (parse_f32(io, io->line, &n) != 0) {
-        snprintf(io->bad_input, sizeof io->bad_input,
-                 "input line %llu is not a JSON array of numbers (io.format: f32)",
-                 (unsigned long long)io->read);
-        return MPB_EINVAL;
-    }
-    *data = io->vector;
-    *len = n * sizeof(float);
-    return 1;
+    return mpb__line_input_next(&((run_io *)ctx)->input, data, len);
 }
 
 static void
@@ -120,65 +66,6 @@ write_output(void *ctx, uint64_t index, const mpb_result *result)
     return ferror(io->out) ? MPB_EIO : 0;
 }
 
-/* With a tracking: section, the run, its parameters and every batch's
- * telemetry go to the store it names. NULL when not asked for or failed. */
-static mpb_server_tracker *
-start_tracking(const mpb_config *config)
-{
-    const char *uri = mpb_config_get(config, "tracking.uri");
-    const char *experiment = mpb_config_get(config, "tracking.experiment");
-    if (uri == NULL && experiment == NULL) {
-        return NULL;
-    }
-    char err[512] = "";
-    char run_id[64];
-    const char *run_name = mpb_config_get(config, "tracking.run_name");
-    if ((uri != NULL && mpb_tracking_set_tracking_uri(uri, err, sizeof err) != 0) ||
-        (experiment != NULL && mpb_tracking_set_experiment(experiment, err, sizeof err) != 0) ||
-        mpb_tracking_start_run(run_name ? run_name : "mpb-run", run_id, sizeof run_id, err,
-                               sizeof err) != 0) {
-        fprintf(stderr, "mpb run: tracking: %s\n", err);
-        return NULL;
-    }
-    /* every servlet setting of the tree, by its path below servlet. */
-    for (size_t i = 0; i < mpb_config_count(config); i++) {
-        const char *path = mpb_config_key(config, i);
-        if (strncmp(path, "servlet.", 8) == 0) {
-            mpb_tracking_log_param(path + 8, mpb_config_value(config, i));
-        }
-    }
-    mpb_server_tracker *tracker = mpb_server_tracker_new(mpb_tracking_store(NULL, 0), run_id);
-    if (mpb_server_tracker_start(tracker, err, sizeof err) != 0) {
-        fprintf(stderr, "mpb run: tracking: %s\n", err);
-        mpb_server_tracker_destroy(&tracker);
-    }
-    return tracker;
-}
-
-static void
-finish_tracking(mpb_server_tracker *tracker, run_io *io, int status)
-{
-    mpb_server_tracker_destroy(&tracker);
-    mpb_server_stats stats;
-    mpb_server_stats_get(io->server, &stats);
-    double seconds = (double)(mpb_now_ns() - io->start_ns) / 1e9;
-    mpb_tracking_log_metric("items", (double)stats.completed, 0);
-    mpb_tracking_log_metric("errors", (double)stats.errors, 0);
-    mpb_tracking_log_metric("items_per_s", seconds > 0 ? (double)stats.completed / seconds : 0, 0);
-    mpb_tracking_log_metric(
-        "mean_batch_size",
-        stats.batches ? (double)stats.batched_items / (double)stats.batches : 0.0, 0);
-    char run_id[64] = "";
-    mpb_tracking_active_run_id(run_id, sizeof run_id);
-    char err[256];
-    if (mpb_tracking_end_run(status == 0 ? MPB_RUN_FINISHED : MPB_RUN_FAILED, err, sizeof err) !=
-        0) {
-        fprintf(stderr, "mpb run: tracking: %s\n", err);
-        return;
-    }
-    fprintf(stderr, "mpb run: tracked as run %s\n", run_id);
-}
-
 static void
 usage(FILE *out)
 {
@@ -202,8 +89,8 @@ print_summary(run_io *io, int rc)
             io->progress ? "\r" : "", (unsigned long long)stats.completed, seconds,
             seconds > 0 ? (double)stats.completed / seconds : 0.0, (unsigned long long)io->errors,
             (unsigned long long)stats.batches, mean);
-    if (io->bad_input[0] != '\0') {
-        fprintf(stderr, "mpb run: %s\n", io->bad_input);
+    if (io->input.bad_input[0] != '\0') {
+        fprintf(stderr, "mpb run: %s\n", io->input.bad_input);
         return 1;
     }
     if (rc == MPB_EITEM) {
@@ -254,17 +141,18 @@ mpb_cmd_run(int argc, char **argv)
         fprintf(stderr, "mpb run: %s\n", err);
         return 2;
     }
-    run_io io = {.in = stdin, .out = stdout};
+    run_io io = {.input = {.in = stdin}, .out = stdout};
     const char *format = mpb_config_get(config, "io.format");
     io.f32 = format != NULL && strcmp(format, "f32") == 0;
-    if (input_path != NULL && (io.in = fopen(input_path, "r")) == NULL) {
+    io.input.f32 = io.f32;
+    if (input_path != NULL && (io.input.in = fopen(input_path, "r")) == NULL) {
         fprintf(stderr, "mpb run: %s: %s\n", input_path, strerror(errno));
         mpb_config_destroy(&config);
         return 2;
     }
     mpb_server_options server_options;
     mpb_config_server_options(config, &server_options);
-    mpb_server_tracker *tracker = start_tracking(config);
+    mpb_server_tracker *tracker = mpb__tool_tracking_start(config, "mpb run");
     if (tracker != NULL) {
         server_options.on_batch = mpb_server_tracker_on_batch;
         server_options.on_batch_ctx = tracker;
@@ -285,7 +173,7 @@ mpb_cmd_run(int argc, char **argv)
     mpb_server_stop(io.server);
     status = print_summary(&io, rc);
     if (tracker != NULL) {
-        finish_tracking(tracker, &io, status);
+        mpb__tool_tracking_finish(tracker, io.server, io.start_ns, status, "mpb run");
         tracker = NULL;
     }
 out:
@@ -295,10 +183,9 @@ out:
     }
     mpb_server_destroy(&io.server);
     mpb_config_destroy(&config);
-    if (io.in != stdin) {
-        fclose(io.in);
+    if (io.input.in != stdin) {
+        fclose(io.input.in);
     }
-    free(io.line);
-    free(io.vector);
+    mpb__line_input_free(&io.input);
     return status;
 }

@@ -11,4 +11,10 @@ int mpb_cmd_run(int argc, char **argv);
 /* mpb runs experiments|list|show|metrics|compare ... */
 int mpb_cmd_runs(int argc, char **argv);
 
+/* mpb serve --config pipeline.yaml [--bind ENDPOINT] [--http ADDR] */
+int mpb_cmd_serve(int argc, char **argv);
+
+/* mpb call --connect ENDPOINT [--health] */
+int mpb_cmd_call(int argc, char **argv);
+
 #endif

@@ -15,6 +15,8 @@ struct command {
 
 static const struct command commands[] = {
     {"run", mpb_cmd_run, "stream input lines through a servlet built from a YAML config"},
+    {"serve", mpb_cmd_serve, "serve a YAML config's servlet tree to clients (ZeroMQ, HTTP)"},
+    {"call", mpb_cmd_call, "send input lines to a running mpb serve, print results in order"},
     {"runs", mpb_cmd_runs, "browse a tracking store: experiments, runs, metrics"},
 };
 

@@ -1,0 +1,255 @@
+/*
+ * DESIGN
+ * mpb serve --config pipeline.yaml [--bind ENDPOINT] [--http ADDR]: runs
+ * the config's servlet tree as a long-lived server with front ends on its
+ * dispatcher loop. The main thread only waits for signals (SIGINT and
+ * SIGTERM are blocked in every thread and taken with sigtimedwait): the
+ * first stops the server on a helper thread (front ends refuse new calls,
+ * everything accepted is answered, workers stop) and the tool exits 0; a
+ * second one exits at once with status 130 (workers notice their parent
+ * is gone and leave).
+ */
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/util.h"
+#include "mpbatch/config.h"
+#include "mpbatch/error.h"
+#include "mpbatch/frontend.h"
+#include "mpbatch/server.h"
+#include "mpbatch/tracking.h"
+#include "tools/commands.h"
+#include "tools/tool_tracking.h"
+
+#define DEFAULT_BIND "tcp://127.0.0.1:5555"
+
+typedef struct serve_args {
+    const char *config_path;
+    const char *bind;
+    const char *http;
+    size_t max_message_bytes;
+    unsigned client_max_in_flight;
+} serve_args;
+
+static void
+usage(FILE *out)
+{
+    fprintf(out,
+            "usage: mpb serve --config pipeline.yaml [--bind ENDPOINT] [--http HOST:PORT]\n"
+            "                 [--max-message-bytes N] [--client-max-in-flight N]\n"
+            "  Runs the config's servlet tree until SIGINT or SIGTERM, which stop it\n"
+            "  gracefully (every accepted call is answered); a second signal exits at once.\n"
+            "  --bind      ZeroMQ endpoint for the client protocol (docs/protocol.md);\n"
+            "              default: serve.bind of the config, else %s\n"
+            "  --http      address for the HTTP/JSON front end (docs/http.md), e.g.\n"
+            "              127.0.0.1:8000; default: serve.http of the config, else none\n"
+            "  --max-message-bytes     largest request (default 64 MiB)\n"
+            "  --client-max-in-flight  calls one client may have pending (default: the\n"
+            "                          server's capacity)\n",
+            DEFAULT_BIND);
+}
+
+static int
+parse_size(const char *text, const char *what, size_t *out)
+{
+    char *end = NULL;
+    unsigned long long v = strtoull(text, &end, 10);
+    if (text[0] == '\0' || text[0] == '-' || *end != '\0' || v == 0 || v > (1ull << 31)) {
+        fprintf(stderr, "mpb serve: %s must be a positive integer (got '%s')\n", what, text);
+        return -1;
+    }
+    *out = (size_t)v;
+    return 0;
+}
+
+static int
+parse_args(int argc, char **argv, serve_args *a)
+{
+    static const struct option options[] = {{"config", required_argument, NULL, 'c'},
+                                            {"bind", required_argument, NULL, 'b'},
+                                            {"http", required_argument, NULL, 'H'},
+                                            {"max-message-bytes", required_argument, NULL, 'm'},
+                                            {"client-max-in-flight", required_argument, NULL, 'f'},
+                                            {"help", no_argument, NULL, 'h'},
+                                            {NULL, 0, NULL, 0}};
+    int opt;
+    size_t n;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "c:b:h", options, NULL)) != -1) {
+        if (opt == 'c') {
+            a->config_path = optarg;
+        } else if (opt == 'b') {
+            a->bind = optarg;
+        } else if (opt == 'H') {
+            a->http = optarg;
+        } else if (opt == 'm') {
+            if (parse_size(optarg, "--max-message-bytes", &a->max_message_bytes) != 0) {
+                return 2;
+            }
+        } else if (opt == 'f') {
+            if (parse_size(optarg, "--client-max-in-flight", &n) != 0) {
+                return 2;
+            }
+            a->client_max_in_flight = (unsigned)n;
+        } else if (opt == 'h') {
+            usage(stdout);
+            return 0;
+        } else {
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (a->config_path == NULL || optind < argc) {
+        usage(stderr);
+        return 2;
+    }
+    return -1;
+}
+
+/* Settings of the config's serve: section the command line did not give. */
+static int
+apply_config(serve_args *a, const mpb_config *config)
+{
+    if (a->bind == NULL) {
+        a->bind = mpb_config_get(config, "serve.bind");
+    }
+    if (a->bind == NULL) {
+        a->bind = DEFAULT_BIND;
+    }
+    if (a->http == NULL) {
+        a->http = mpb_config_get(config, "serve.http");
+    }
+    const char *text = mpb_config_get(config, "serve.max_message_bytes");
+    if (a->max_message_bytes == 0 && text != NULL) {
+        a->max_message_bytes = (size_t)strtoull(text, NULL, 10);
+    }
+    text = mpb_config_get(config, "serve.client_max_in_flight");
+    if (a->client_max_in_flight == 0 && text != NULL) {
+        a->client_max_in_flight = (unsigned)strtoul(text, NULL, 10);
+    }
+    return 0;
+}
+
+typedef struct stopper {
+    mpb_server *server;
+    volatile sig_atomic_t done;
+} stopper;
+
+static void *
+stop_server(void *arg)
+{
+    stopper *s = arg;
+    mpb_server_stop(s->server);
+    s->done = 1;
+    return NULL;
+}
+
+/* Waits for SIGINT or SIGTERM, stops the server, and returns once it has
+ * stopped; a second signal ends the process at once. */
+static void
+wait_for_signals(mpb_server *server, const sigset_t *signals)
+{
+    int sig;
+    while ((sig = sigwaitinfo(signals, NULL)) < 0) {
+    }
+    mpb_server_stats stats;
+    mpb_server_stats_get(server, &stats);
+    fprintf(stderr,
+            "mpb serve: %s: stopping, answering %llu calls in flight (signal again to exit "
+            "now)\n",
+            strsignal(sig), (unsigned long long)stats.in_flight);
+    stopper s = {.server = server};
+    pthread_t thread;
+    pthread_create(&thread, NULL, stop_server, &s);
+    struct timespec tick = {0, 50 * 1000000};
+    while (!s.done) {
+        if (sigtimedwait(signals, NULL, &tick) > 0) {
+            fprintf(stderr, "mpb serve: second signal: exiting now\n");
+            _exit(130);
+        }
+    }
+    pthread_join(thread, NULL);
+}
+
+static int
+start_frontends(mpb_server *server, const serve_args *a)
+{
+    mpb_frontend_options options;
+    mpb_frontend_options_init(&options);
+    options.max_message_bytes = a->max_message_bytes;
+    options.client_max_in_flight = a->client_max_in_flight;
+    char bound[256];
+    char err[512];
+    if (mpb_server_serve_zmq(server, a->bind, &options, bound, sizeof bound, err, sizeof err) != 0) {
+        fprintf(stderr, "mpb serve: %s\n", err);
+        return 1;
+    }
+    fprintf(stderr, "mpb serve: client protocol on %s\n", bound);
+    if (a->http != NULL) {
+        fprintf(stderr, "mpb serve: --http is not available in this build\n");
+        return 1;
+    }
+    return 0;
+}
+
+int
+mpb_cmd_serve(int argc, char **argv)
+{
+    serve_args a = {0};
+    int rc = parse_args(argc, argv, &a);
+    if (rc >= 0) {
+        return rc;
+    }
+    char err[1024];
+    mpb_config *config = NULL;
+    if (mpb_config_load(a.config_path, &config, err, sizeof err) != 0) {
+        fprintf(stderr, "mpb serve: %s\n", err);
+        return 2;
+    }
+    apply_config(&a, config);
+    /* Blocked before any thread starts, so every thread inherits the mask
+     * and only sigwaitinfo below takes these signals. */
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &signals, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    mpb_server_options server_options;
+    mpb_config_server_options(config, &server_options);
+    mpb_server_tracker *tracker = mpb__tool_tracking_start(config, "mpb serve");
+    if (tracker != NULL) {
+        server_options.on_batch = mpb_server_tracker_on_batch;
+        server_options.on_batch_ctx = tracker;
+    }
+    mpb_servlet *servlet = mpb_config_servlet(config);
+    mpb_server *server = mpb_server_new(&servlet, &server_options);
+    int status = 1;
+    int64_t start_ns = mpb_now_ns();
+    if (mpb_server_start(server, err, sizeof err) != 0) {
+        fprintf(stderr, "mpb serve: %s\n", err);
+    } else if (start_frontends(server, &a) == 0) {
+        fprintf(stderr, "mpb serve: ready (%zu workers); SIGINT or SIGTERM stops\n",
+                mpb_server_workers(server, NULL, 0));
+        wait_for_signals(server, &signals);
+        status = 0;
+    }
+    mpb_server_stop(server);
+    mpb_server_stats stats;
+    mpb_server_stats_get(server, &stats);
+    fprintf(stderr, "mpb serve: stopped after %llu calls (%llu errors)\n",
+            (unsigned long long)stats.completed, (unsigned long long)stats.errors);
+    if (tracker != NULL) {
+        mpb__tool_tracking_finish(tracker, server, start_ns, status, "mpb serve");
+    }
+    mpb_server_destroy(&server);
+    mpb_config_destroy(&config);
+    return status;
+}

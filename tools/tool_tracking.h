@@ -1,0 +1,27 @@
+/*
+ * A config's tracking: section for the tools that run servers (mpb run,
+ * mpb serve): the run, its parameters, per-batch telemetry and a summary.
+ * Threading: the tool's main thread. Ownership: the tracker returned is
+ *   the caller's until passed to mpb__tool_tracking_finish.
+ */
+#ifndef MPB_TOOLS_TOOL_TRACKING_H
+#define MPB_TOOLS_TOOL_TRACKING_H
+
+#include <stdint.h>
+
+#include "mpbatch/config.h"
+#include "mpbatch/server.h"
+#include "mpbatch/server_tracker.h"
+
+/* With a tracking: section, starts the run (named run_name, else tool's
+ * default), logs every servlet setting as a parameter and returns the
+ * tracker that records each batch. NULL when not asked for, or failed
+ * (said on stderr, prefixed by tool). */
+mpb_server_tracker *mpb__tool_tracking_start(const mpb_config *config, const char *tool);
+
+/* Stops the tracker, logs summary metrics of the server and ends the run
+ * FINISHED (status 0) or FAILED. */
+void mpb__tool_tracking_finish(mpb_server_tracker *tracker, mpb_server *server, int64_t start_ns,
+                               int status, const char *tool);
+
+#endif
