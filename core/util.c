@@ -82,6 +82,58 @@ mpb__set_error(char *err, size_t err_len, int status, const char *fmt, ...)
     return status;
 }
 
+size_t
+mpb__utf8_sequence_len(const unsigned char *s, size_t len)
+{
+    static const uint32_t min_cp[4] = {0, 0x80, 0x800, 0x10000};
+    unsigned char lead = s[0];
+    size_t extra;
+    uint32_t cp;
+    if (lead < 0x80) {
+        return 1;
+    } else if ((lead & 0xE0) == 0xC0) {
+        extra = 1;
+        cp = lead & 0x1F;
+    } else if ((lead & 0xF0) == 0xE0) {
+        extra = 2;
+        cp = lead & 0x0F;
+    } else if ((lead & 0xF8) == 0xF0) {
+        extra = 3;
+        cp = lead & 0x07;
+    } else {
+        return 0;
+    }
+    for (size_t k = 1; k <= extra; k++) {
+        if (k >= len || (s[k] & 0xC0) != 0x80) {
+            return 0;
+        }
+        cp = (cp << 6) | (s[k] & 0x3F);
+    }
+    if (cp < min_cp[extra] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
+        return 0;
+    }
+    return extra + 1;
+}
+
+size_t
+mpb__utf8_valid_len(const void *bytes, size_t len)
+{
+    const unsigned char *s = bytes;
+    size_t i = 0;
+    while (i < len) {
+        if (s[i] < 0x80) {
+            i++;
+            continue;
+        }
+        size_t n = mpb__utf8_sequence_len(s + i, len - i);
+        if (n == 0) {
+            break;
+        }
+        i += n;
+    }
+    return i;
+}
+
 int64_t
 mpb_now_ns(void)
 {

@@ -31,6 +31,15 @@ char *mpb_strdup(const char *text);
 char *mpb_strndup(const char *text, size_t len);
 char *mpb_asprintf(const char *fmt, ...) MPB_PRINTF(1, 2);
 
+/* Length of the valid UTF-8 sequence that starts s (len > 0), or 0 when the
+ * bytes there are not one (overlongs, surrogates and values above U+10FFFF
+ * are invalid). */
+size_t mpb__utf8_sequence_len(const unsigned char *s, size_t len);
+
+/* Length of the longest prefix of bytes made of valid UTF-8 sequences: len
+ * when all of it is UTF-8, else the offset of the first bad byte. */
+size_t mpb__utf8_valid_len(const void *bytes, size_t len);
+
 /* Formats into an optional error buffer (err may be NULL); returns status. */
 int mpb__set_error(char *err, size_t err_len, int status, const char *fmt, ...) MPB_PRINTF(4, 5);
 

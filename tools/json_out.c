@@ -2,54 +2,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "core/util.h"
 #include "tools/json_out.h"
-
-/* Length of the valid UTF-8 sequence starting at s[i], or 0 if invalid. */
-static size_t
-utf8_sequence(const unsigned char *s, size_t len, size_t i)
-{
-    static const uint32_t min_cp[4] = {0, 0x80, 0x800, 0x10000};
-    unsigned char c = s[i];
-    size_t extra;
-    uint32_t cp;
-    if (c < 0x80) {
-        return 1;
-    } else if ((c & 0xE0) == 0xC0) {
-        extra = 1;
-        cp = c & 0x1F;
-    } else if ((c & 0xF0) == 0xE0) {
-        extra = 2;
-        cp = c & 0x0F;
-    } else if ((c & 0xF8) == 0xF0) {
-        extra = 3;
-        cp = c & 0x07;
-    } else {
-        return 0;
-    }
-    for (size_t k = 1; k <= extra; k++) {
-        if (i + k >= len || (s[i + k] & 0xC0) != 0x80) {
-            return 0;
-        }
-        cp = (cp << 6) | (s[i + k] & 0x3F);
-    }
-    if (cp < min_cp[extra] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
-        return 0;
-    }
-    return extra + 1;
-}
-
-static int
-valid_utf8(const unsigned char *s, size_t len)
-{
-    for (size_t i = 0; i < len;) {
-        size_t n = utf8_sequence(s, len, i);
-        if (n == 0) {
-            return 0;
-        }
-        i += n;
-    }
-    return 1;
-}
 
 /* A JSON string; bytes that are not UTF-8 become U+FFFD, so the line stays
  * valid JSON whatever a worker put in its error text. */
@@ -58,7 +12,7 @@ write_escaped(FILE *out, const unsigned char *s, size_t len)
 {
     fputc('"', out);
     for (size_t i = 0; i < len;) {
-        size_t n = utf8_sequence(s, len, i);
+        size_t n = mpb__utf8_sequence_len(s + i, len - i);
         unsigned char c = s[i];
         if (n == 0) {
             fputs("\\ufffd", out);
@@ -110,7 +64,7 @@ write_base64(FILE *out, const unsigned char *s, size_t len)
 void
 mpb__json_write_string(FILE *out, const void *bytes, size_t len)
 {
-    if (valid_utf8(bytes, len)) {
+    if (mpb__utf8_valid_len(bytes, len) == len) {
         write_escaped(out, bytes, len);
         return;
     }
