@@ -117,8 +117,27 @@ mpb__composite_workers(mpb_servlet *self, mpb_worker_status *out, size_t max, si
 }
 
 void
+mpb__composite_tensors_chain(mpb_servlet *self, const mpb_tensor_def **inputs,
+                             const mpb_tensor_def **outputs)
+{
+    const mpb_tensor_def *unused;
+    mpb_servlet *first = self->members[0];
+    mpb_servlet *last = self->members[self->n_members - 1];
+    first->ops->tensors(first, inputs, &unused);
+    last->ops->tensors(last, &unused, outputs);
+}
+
+void
+mpb__composite_tensors_first(mpb_servlet *self, const mpb_tensor_def **inputs,
+                             const mpb_tensor_def **outputs)
+{
+    self->members[0]->ops->tensors(self->members[0], inputs, outputs);
+}
+
+void
 mpb__composite_free(mpb_servlet *self)
 {
+    free(self->tensor_list);
     for (size_t i = 0; i < self->n_members; i++) {
         mpb_servlet_destroy(&self->members[i]);
     }

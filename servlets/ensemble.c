@@ -148,6 +148,29 @@ ens_cancel(mpb_servlet *self, mpb__task *task)
     release(item);
 }
 
+/* One output per member, named after it, typed as its first output. */
+static void
+ens_tensors(mpb_servlet *self, const mpb_tensor_def **inputs, const mpb_tensor_def **outputs)
+{
+    const mpb_tensor_def *unused;
+    self->members[0]->ops->tensors(self->members[0], inputs, &unused);
+    if (self->tensor_list == NULL) {
+        self->tensor_list = mpb_calloc(self->n_members + 1, sizeof(mpb_tensor_def));
+        for (size_t i = 0; i < self->n_members; i++) {
+            const mpb_tensor_def *member_out = NULL;
+            self->members[i]->ops->tensors(self->members[i], &unused, &member_out);
+            mpb_tensor_def *t = &self->tensor_list[i];
+            if (member_out != NULL && member_out[0].name != NULL) {
+                *t = member_out[0];
+            } else {
+                *t = (mpb_tensor_def){.ndim = 1, .shape = {-1}}; /* undeclared */
+            }
+            t->name = self->members[i]->name;
+        }
+    }
+    *outputs = self->tensor_list;
+}
+
 static void
 ens_destroy(mpb_servlet *self)
 {
@@ -161,6 +184,7 @@ static const mpb__servlet_ops ensemble_ops = {
     .submit = ens_submit,
     .cancel = ens_cancel,
     .ready = mpb__composite_ready,
+    .tensors = ens_tensors,
     .shutdown = mpb__composite_shutdown,
     .stopped = mpb__composite_stopped,
     .kill = mpb__composite_kill,

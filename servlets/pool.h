@@ -69,6 +69,7 @@ struct mpb__pool {
     /* config (owned copies) */
     char *plugin;
     char *plugin_path; /* resolved file, when the launcher resolved it */
+    const mpb_worker_def *declared; /* the plugin's table read here, or NULL */
     unsigned workers;
     char *cpus_spec;
     char **cpu_lists; /* one per worker, NULL entries: unpinned */

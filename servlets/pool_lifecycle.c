@@ -356,12 +356,23 @@ pool_ready(mpb_servlet *self)
     return 0;
 }
 
+/* The plugin's declarations, read in this process (without running the
+ * plugin) when the plugin file is here. */
+static void
+pool_tensors(mpb_servlet *self, const mpb_tensor_def **inputs, const mpb_tensor_def **outputs)
+{
+    mpb__pool *pool = (mpb__pool *)self;
+    *inputs = pool->declared ? pool->declared->inputs : NULL;
+    *outputs = pool->declared ? pool->declared->outputs : NULL;
+}
+
 static const mpb__servlet_ops pool_ops = {
     .kind = "pool",
     .start = pool_start,
     .submit = mpb__pool_submit,
     .cancel = mpb__pool_cancel,
     .ready = pool_ready,
+    .tensors = pool_tensors,
     .shutdown = pool_shutdown,
     .stopped = pool_stopped,
     .kill = pool_kill,

@@ -92,6 +92,7 @@ static const mpb__servlet_ops sequential_ops = {
     .submit = seq_submit,
     .cancel = seq_cancel,
     .ready = mpb__composite_ready,
+    .tensors = mpb__composite_tensors_chain,
     .shutdown = mpb__composite_shutdown,
     .stopped = mpb__composite_stopped,
     .kill = mpb__composite_kill,

@@ -20,6 +20,7 @@
 #include "mpbatch/result.h"
 #include "mpbatch/server.h"
 #include "mpbatch/servlet.h"
+#include "mpbatch/worker.h"
 
 typedef struct mpb__task mpb__task;
 
@@ -70,6 +71,11 @@ typedef struct mpb__servlet_ops {
     void (*cancel)(mpb_servlet *self, mpb__task *task);
     /* 1 when every worker of the subtree is connected and ready. */
     int (*ready)(mpb_servlet *self);
+    /* After start: the tensors an item and a value hold, as the plugins
+     * declare them (arrays ending with a zeroed entry, borrowed while the
+     * servlet lives); NULL when not declared. */
+    void (*tensors)(mpb_servlet *self, const mpb_tensor_def **inputs,
+                    const mpb_tensor_def **outputs);
     /* Nothing is in flight any more: ask workers to leave. Non-blocking. */
     void (*shutdown)(mpb_servlet *self);
     /* 1 once every worker has left. */
@@ -90,6 +96,7 @@ struct mpb_servlet {
     mpb_servlet **members; /* a composite's children, in order; NULL for pools */
     size_t n_members;
     mpb__servlet_env env; /* set at start */
+    mpb_tensor_def *tensor_list; /* a composite's own list of outputs (ensemble), or NULL */
 };
 
 /* Worker threads detached while stuck in their plugin (process-wide). */
@@ -114,6 +121,13 @@ int mpb__composite_stopped(mpb_servlet *self);
 void mpb__composite_kill(mpb_servlet *self);
 int mpb__composite_ready(mpb_servlet *self);
 void mpb__composite_workers(mpb_servlet *self, mpb_worker_status *out, size_t max, size_t *count);
+/* Inputs of the first member, outputs of the last (sequential). */
+void mpb__composite_tensors_chain(mpb_servlet *self, const mpb_tensor_def **inputs,
+                                  const mpb_tensor_def **outputs);
+/* Inputs and outputs of the first member (switch: every member takes the
+ * same input; the first stands for all). */
+void mpb__composite_tensors_first(mpb_servlet *self, const mpb_tensor_def **inputs,
+                                  const mpb_tensor_def **outputs);
 /* Frees members, name and path (not self). */
 void mpb__composite_free(mpb_servlet *self);
 

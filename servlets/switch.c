@@ -270,6 +270,7 @@ static const mpb__servlet_ops switch_ops = {
     .submit = switch_submit,
     .cancel = switch_cancel,
     .ready = mpb__composite_ready,
+    .tensors = mpb__composite_tensors_first,
     .shutdown = mpb__composite_shutdown,
     .stopped = mpb__composite_stopped,
     .kill = mpb__composite_kill,

@@ -192,8 +192,12 @@ start_frontends(mpb_server *server, const serve_args *a)
     }
     fprintf(stderr, "mpb serve: client protocol on %s\n", bound);
     if (a->http != NULL) {
-        fprintf(stderr, "mpb serve: --http is not available in this build\n");
-        return 1;
+        if (mpb_server_serve_http(server, a->http, &options, bound, sizeof bound, err,
+                                  sizeof err) != 0) {
+            fprintf(stderr, "mpb serve: %s\n", err);
+            return 1;
+        }
+        fprintf(stderr, "mpb serve: HTTP (Open Inference Protocol v2) on http://%s/v2\n", bound);
     }
     return 0;
 }

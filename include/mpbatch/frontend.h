@@ -39,4 +39,12 @@ MPB_EXPORT int mpb_server_serve_zmq(mpb_server *server, const char *endpoint,
                                     const mpb_frontend_options *options, char *bound,
                                     size_t bound_len, char *err, size_t err_len);
 
+/* Listens on address ("127.0.0.1:8000"; port 0 picks one) and serves the
+ * Open Inference Protocol v2 over HTTP/JSON (docs/http.md): health, model
+ * metadata and infer, for the root and every servlet path. bound
+ * (optional) receives "HOST:PORT" as bound. Returns 0 or a status with err. */
+MPB_EXPORT int mpb_server_serve_http(mpb_server *server, const char *address,
+                                     const mpb_frontend_options *options, char *bound,
+                                     size_t bound_len, char *err, size_t err_len);
+
 #endif

@@ -1,0 +1,354 @@
+/*
+ * DESIGN
+ * The HTTP front end: libmicrohttpd in external-epoll mode, so the daemon
+ * has no thread of its own: its epoll descriptor sits in the dispatcher's
+ * loop, and MHD_run runs there when it is readable (and on a slow timer
+ * for connection timeouts). Routes follow the Open Inference Protocol v2
+ * (docs/http.md): health, metadata, infer.
+ *
+ * An infer request is parsed by the codec (frontends/kserve.c), split into
+ * one job per item against the server's shared capacity, and its
+ * connection is suspended; the last item's result builds the response and
+ * resumes it. A client that goes away leaves its record behind until its
+ * jobs are answered. A request the server cannot take gets 503; a
+ * malformed one 400; one over the size limit 413; items that fail make the
+ * whole answer an error naming the first failed item (the protocol has no
+ * per-item errors).
+ */
+#include <arpa/inet.h>
+#include <stdarg.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <microhttpd.h>
+
+#include "core/util.h"
+#include "frontends/http_int.h"
+#include "frontends/kserve.h"
+#include "mpbatch/error.h"
+#include "mpbatch/frontend.h"
+#include "mpbatch/log.h"
+#include "servlets/server_int.h"
+
+#define DEFAULT_MAX_MESSAGE_BYTES ((size_t)64 << 20)
+#define CONNECTION_LIMIT 1024
+#define CONNECTION_TIMEOUT_S 60
+#define TIMEOUT_TICK_MS 250
+
+/* ---- requests ---- */
+
+void
+mpb__http_request_free(http_request *rq)
+{
+    http_frontend *fe = rq->fe;
+    if (rq->prev != NULL) {
+        rq->prev->next = rq->next;
+    } else {
+        fe->requests = rq->next;
+    }
+    if (rq->next != NULL) {
+        rq->next->prev = rq->prev;
+    }
+    for (size_t i = 0; rq->results != NULL && i < rq->n_items; i++) {
+        mpb_result_destroy(&rq->results[i]);
+    }
+    free(rq->results);
+    mpb__kserve_request_destroy(&rq->parsed);
+    free(rq->response);
+    free(rq->body);
+    free(rq->model);
+    free(rq);
+}
+
+static http_request *
+request_new(http_frontend *fe, struct MHD_Connection *conn)
+{
+    http_request *rq = mpb_calloc(1, sizeof *rq);
+    rq->fe = fe;
+    rq->conn = conn;
+    rq->next = fe->requests;
+    if (fe->requests != NULL) {
+        fe->requests->prev = rq;
+    }
+    fe->requests = rq;
+    return rq;
+}
+
+/* MHD is done with a request (answered, or its client went away). */
+static void
+on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+             enum MHD_RequestTerminationCode code)
+{
+    (void)cls;
+    (void)conn;
+    (void)code;
+    http_request *rq = *con_cls;
+    if (rq == NULL) {
+        return;
+    }
+    *con_cls = NULL;
+    rq->conn = NULL;
+    if (rq->pending > 0) {
+        rq->orphaned = 1; /* the last job frees it */
+        return;
+    }
+    mpb__http_request_free(rq);
+}
+
+static int
+append_body(http_request *rq, const char *data, size_t len)
+{
+    if (rq->too_large || rq->len + len > rq->fe->max_message_bytes) {
+        rq->too_large = 1;
+        return 0;
+    }
+    if (rq->len + len + 1 > rq->cap) {
+        rq->cap = (rq->len + len + 1) * 2;
+        rq->body = mpb_realloc(rq->body, rq->cap);
+    }
+    memcpy(rq->body + rq->len, data, len);
+    rq->len += len;
+    rq->body[rq->len] = '\0';
+    return 0;
+}
+
+static enum MHD_Result
+on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+           const char *version, const char *upload_data, size_t *upload_data_size,
+           void **con_cls)
+{
+    (void)version;
+    http_frontend *fe = cls;
+    http_request *rq = *con_cls;
+    if (rq == NULL) {
+        *con_cls = request_new(fe, conn);
+        return MHD_YES;
+    }
+    if (*upload_data_size > 0) {
+        append_body(rq, upload_data, *upload_data_size);
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (rq->response != NULL) { /* resumed: the items are answered */
+        char *body = rq->response;
+        rq->response = NULL;
+        return mpb__http_respond(conn, rq->status, body);
+    }
+    if (rq->too_large) {
+        return mpb__http_respond_error(conn, MHD_HTTP_CONTENT_TOO_LARGE,
+                             "the body is larger than max_message_bytes (%zu)",
+                             fe->max_message_bytes);
+    }
+    return mpb__http_route(fe, rq, url, method);
+}
+
+/* ---- the daemon in the loop ---- */
+
+static void
+on_epoll(mpb__loop *loop, void *arg)
+{
+    (void)loop;
+    http_frontend *fe = arg;
+    MHD_run(fe->daemon);
+}
+
+static void
+log_mhd(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char line[512];
+    vsnprintf(line, sizeof line, fmt, ap);
+    line[strcspn(line, "\n")] = '\0';
+    mpb_log_debug("http", "%s", line);
+}
+
+static void
+fe_close(mpb__frontend *self)
+{
+    ((http_frontend *)self)->closing = 1;
+}
+
+static int
+fe_idle(mpb__frontend *self)
+{
+    http_frontend *fe = (http_frontend *)self;
+    for (http_request *rq = fe->requests; rq != NULL; rq = rq->next) {
+        if (rq->pending > 0 || rq->response != NULL) {
+            if (rq->response != NULL) {
+                MHD_run(fe->daemon); /* let a resumed connection take its answer */
+            }
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static void
+fe_stop(mpb__frontend *self)
+{
+    http_frontend *fe = (http_frontend *)self;
+    if (fe->daemon == NULL) {
+        return;
+    }
+    MHD_run(fe->daemon);
+    mpb__loop *loop = mpb__server_loop(fe->server);
+    mpb__loop_remove_fd(loop, fe->epoll_fd);
+    mpb__loop_cancel_timer(loop, fe->tick);
+    MHD_stop_daemon(fe->daemon); /* frees its requests through on_completed */
+    fe->daemon = NULL;
+    while (fe->requests != NULL) { /* orphans whose jobs never ended */
+        mpb__http_request_free(fe->requests);
+    }
+}
+
+static void
+fe_destroy(mpb__frontend *self)
+{
+    http_frontend *fe = (http_frontend *)self;
+    free(fe->address);
+    free(fe);
+}
+
+static const mpb__frontend_ops http_frontend_ops = {
+    .kind = "http",
+    .close = fe_close,
+    .idle = fe_idle,
+    .stop = fe_stop,
+    .destroy = fe_destroy,
+};
+
+/* "HOST:PORT" (IPv4, a name that resolves to one, or [IPv6]). */
+static int
+parse_address(const char *address, struct sockaddr_storage *out, socklen_t *out_len, char *err,
+              size_t err_len)
+{
+    const char *colon = strrchr(address, ':');
+    if (colon == NULL || colon[1] == '\0') {
+        return mpb__set_error(err, err_len, MPB_EINVAL,
+                              "HTTP address '%s' must be HOST:PORT, e.g. 127.0.0.1:8000",
+                              address);
+    }
+    char host[256];
+    snprintf(host, sizeof host, "%.*s", (int)(colon - address), address);
+    if (host[0] == '[' && host[strlen(host) - 1] == ']') {
+        memmove(host, host + 1, strlen(host));
+        host[strlen(host) - 1] = '\0';
+    }
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_NUMERICSERV};
+    struct addrinfo *found = NULL;
+    int rc = getaddrinfo(host[0] ? host : NULL, colon + 1, &hints, &found);
+    if (rc != 0 || found == NULL) {
+        return mpb__set_error(err, err_len, MPB_EINVAL, "HTTP address '%s': %s", address,
+                              gai_strerror(rc));
+    }
+    memcpy(out, found->ai_addr, found->ai_addrlen);
+    *out_len = found->ai_addrlen;
+    freeaddrinfo(found);
+    return 0;
+}
+
+static int
+start_daemon(http_frontend *fe, const struct sockaddr_storage *addr, char *err, size_t err_len)
+{
+    unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME;
+    if (addr->ss_family == AF_INET6) {
+        flags |= MHD_USE_IPv6;
+    }
+    fe->daemon = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, fe, MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)addr,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, fe, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)CONNECTION_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONNECTION_TIMEOUT_S,
+        MHD_OPTION_EXTERNAL_LOGGER, log_mhd, fe, MHD_OPTION_END);
+    if (fe->daemon == NULL) {
+        return mpb__set_error(err, err_len, MPB_EADDRINUSE,
+                              "HTTP on %s: cannot listen (address in use, or not local?)",
+                              fe->address);
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(fe->daemon, MHD_DAEMON_INFO_EPOLL_FD);
+    fe->epoll_fd = info->epoll_fd;
+    info = MHD_get_daemon_info(fe->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    char host[128] = "";
+    if (addr->ss_family == AF_INET) {
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)addr)->sin_addr, host, sizeof host);
+    } else {
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)addr)->sin6_addr, host, sizeof host);
+    }
+    free(fe->address);
+    fe->address = mpb_asprintf(addr->ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u", host,
+                               (unsigned)info->port);
+    return 0;
+}
+
+static void
+on_tick(mpb__loop *loop, void *arg)
+{
+    (void)loop;
+    http_frontend *fe = arg;
+    MHD_run(fe->daemon);
+}
+
+typedef struct attach_args {
+    http_frontend *fe;
+    struct sockaddr_storage addr;
+    char *err;
+    size_t err_len;
+} attach_args;
+
+static int
+attach(mpb_server *server, void *arg)
+{
+    attach_args *a = arg;
+    if (atomic_load(&server->stop_requested)) {
+        return mpb__set_error(a->err, a->err_len, MPB_ECLOSED, "the server is stopping");
+    }
+    int rc = start_daemon(a->fe, &a->addr, a->err, a->err_len);
+    if (rc != 0) {
+        return rc;
+    }
+    mpb__loop *loop = mpb__server_loop(server);
+    mpb__loop_add_fd(loop, a->fe->epoll_fd, on_epoll, a->fe);
+    a->fe->tick = mpb__loop_add_timer(loop, TIMEOUT_TICK_MS, 1, on_tick, a->fe);
+    mpb__server_add_frontend(server, &a->fe->base);
+    return 0;
+}
+
+int
+mpb_server_serve_http(mpb_server *server, const char *address,
+                      const mpb_frontend_options *options, char *bound, size_t bound_len,
+                      char *err, size_t err_len)
+{
+    if (err != NULL && err_len > 0) {
+        *err = '\0';
+    }
+    if (address == NULL || *address == '\0') {
+        return mpb__set_error(err, err_len, MPB_EINVAL, "no HTTP address to listen on");
+    }
+    attach_args args = {.err = err, .err_len = err_len};
+    socklen_t addr_len = 0;
+    int rc = parse_address(address, &args.addr, &addr_len, err, err_len);
+    if (rc != 0) {
+        return rc;
+    }
+    http_frontend *fe = mpb_calloc(1, sizeof *fe);
+    fe->base.ops = &http_frontend_ops;
+    fe->server = server;
+    fe->address = mpb_strdup(address);
+    fe->max_message_bytes = options && options->max_message_bytes ? options->max_message_bytes
+                                                                   : DEFAULT_MAX_MESSAGE_BYTES;
+    args.fe = fe;
+    rc = mpb__server_run_on_loop(server, attach, &args);
+    if (rc != 0) {
+        if (rc == MPB_ECLOSED && err != NULL && err_len > 0 && *err == '\0') {
+            mpb__set_error(err, err_len, rc, "the server is not running");
+        }
+        fe_destroy(&fe->base);
+        return rc;
+    }
+    if (bound != NULL && bound_len > 0) {
+        snprintf(bound, bound_len, "%s", fe->address);
+    }
+    return 0;
+}

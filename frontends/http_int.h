@@ -1,0 +1,66 @@
+/*
+ * Internals of the HTTP front end shared by http_frontend.c (the daemon
+ * in the loop, requests' lives) and http_routes.c (what each endpoint
+ * answers). Threading: the dispatcher thread only. Ownership: the front
+ * end owns its requests; a request owns its body, parse and results.
+ */
+#ifndef MPB_FRONTENDS_HTTP_INT_H
+#define MPB_FRONTENDS_HTTP_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <microhttpd.h>
+
+#include "frontends/kserve.h"
+#include "servlets/server_int.h"
+
+typedef struct http_request http_request;
+
+typedef struct http_frontend {
+    mpb__frontend base;
+    mpb_server *server;
+    struct MHD_Daemon *daemon;
+    int epoll_fd;
+    uint64_t tick;
+    char *address;
+    size_t max_message_bytes;
+    int closing;
+    http_request *requests; /* every request MHD or a job still holds */
+} http_frontend;
+
+struct http_request {
+    http_frontend *fe;
+    struct MHD_Connection *conn; /* NULL once MHD is done with it */
+    http_request *prev;
+    http_request *next;
+    char *body;
+    size_t len;
+    size_t cap;
+    int too_large;
+    /* an infer in progress */
+    mpb__kserve_request *parsed;
+    mpb_servlet *target;
+    char *model;
+    size_t n_items;
+    size_t pending; /* items not yet answered */
+    mpb_result **results;
+    int submitting; /* items are still going in: results are only filed */
+    int orphaned;   /* the client went away: the last result frees the request */
+    unsigned status;
+    char *response; /* the answer, waiting for the connection to resume */
+};
+
+/* Frees a request and takes it off the front end's list. */
+void mpb__http_request_free(http_request *rq);
+
+/* Queues a JSON answer (json is consumed; NULL sends {}). */
+enum MHD_Result mpb__http_respond(struct MHD_Connection *conn, unsigned status, char *json);
+enum MHD_Result mpb__http_respond_error(struct MHD_Connection *conn, unsigned status,
+                                        const char *fmt, ...) MPB_PRINTF(3, 4);
+
+/* Answers a complete request (dispatcher thread, inside MHD's callback). */
+enum MHD_Result mpb__http_route(http_frontend *fe, http_request *rq, const char *url,
+                                const char *method);
+
+#endif

@@ -1,0 +1,286 @@
+/*
+ * What each endpoint of the HTTP front end answers (docs/http.md): health,
+ * server and model metadata, and infer, whose items run as jobs of the
+ * server and whose answer is built when the last one is back.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/util.h"
+#include "frontends/http_int.h"
+#include "mpbatch/error.h"
+
+#define PLATFORM "mpbatch"
+
+enum MHD_Result
+mpb__http_respond(struct MHD_Connection *conn, unsigned status, char *json)
+{
+    if (json == NULL) {
+        json = mpb_strdup("{}");
+    }
+    struct MHD_Response *response =
+        MHD_create_response_from_buffer(strlen(json), json, MHD_RESPMEM_MUST_FREE);
+    MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    enum MHD_Result rc = MHD_queue_response(conn, status, response);
+    MHD_destroy_response(response);
+    return rc;
+}
+
+enum MHD_Result
+mpb__http_respond_error(struct MHD_Connection *conn, unsigned status, const char *fmt, ...)
+{
+    char message[512];
+    va_list args;
+    va_start(args, fmt);
+    vsnprintf(message, sizeof message, fmt, args);
+    va_end(args);
+    return mpb__http_respond(conn, status, mpb__kserve_error_json(message));
+}
+
+/* ---- infer: the answer ---- */
+
+static unsigned
+status_for(const char *type)
+{
+    if (strcmp(type, "Overloaded") == 0 || strcmp(type, "Unavailable") == 0) {
+        return MHD_HTTP_SERVICE_UNAVAILABLE;
+    }
+    if (strcmp(type, MPB_ERROR_TIMEOUT) == 0) {
+        return MHD_HTTP_GATEWAY_TIMEOUT;
+    }
+    if (strcmp(type, "ItemTooLarge") == 0) {
+        return MHD_HTTP_CONTENT_TOO_LARGE;
+    }
+    return MHD_HTTP_INTERNAL_SERVER_ERROR;
+}
+
+/* The first failed item (or member of an item) makes the whole answer an
+ * error: the protocol has no place for one item's error. */
+static int
+error_answer(http_request *rq)
+{
+    for (size_t i = 0; i < rq->n_items; i++) {
+        const mpb_result *r = rq->results[i];
+        size_t members = mpb_result_member_count(r);
+        for (size_t m = 0; m <= members; m++) {
+            const mpb_result *part = m < members ? mpb_result_member(r, m) : r;
+            const mpb_item_error *e = mpb_result_error(part);
+            if (e == NULL) {
+                continue;
+            }
+            char message[768];
+            snprintf(message, sizeof message, "item %zu: %s: %s (servlet %s%s%s)", i, e->type,
+                     e->message, e->servlet[0] ? e->servlet : rq->model,
+                     e->worker[0] ? ", worker " : "", e->worker);
+            rq->status = status_for(e->type);
+            rq->response = mpb__kserve_error_json(message);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static const char *
+output_type(const mpb_tensor_def *declared, const http_request *rq)
+{
+    if (declared != NULL && declared->name != NULL && declared->datatype != NULL) {
+        return declared->datatype;
+    }
+    return rq->parsed->datatype; /* undeclared: the model answers in the input's type */
+}
+
+static void
+build_answer(http_request *rq)
+{
+    if (error_answer(rq)) {
+        return;
+    }
+    const mpb_tensor_def *inputs = NULL;
+    const mpb_tensor_def *outputs = NULL;
+    rq->target->ops->tensors(rq->target, &inputs, &outputs);
+    int arrays = rq->n_items > 0 && mpb_result_is_array(rq->results[0]);
+    size_t n_outputs = arrays ? mpb_result_member_count(rq->results[0]) : 1;
+    mpb__kserve_output *outs = mpb_calloc(n_outputs, sizeof *outs);
+    mpb__kserve_item *items = mpb_calloc(n_outputs * (rq->n_items ? rq->n_items : 1),
+                                         sizeof *items);
+    char err[512] = "";
+    char names[8][32];
+    for (size_t o = 0; o < n_outputs; o++) {
+        const mpb_tensor_def *decl = outputs && (o == 0 || arrays) ? &outputs[o] : NULL;
+        if (decl != NULL && decl->name == NULL) {
+            decl = NULL; /* fewer declared than there are */
+        }
+        snprintf(names[o % 8], sizeof names[0], "output_%zu", o);
+        outs[o] = (mpb__kserve_output){
+            .name = decl ? decl->name : n_outputs == 1 ? "output" : names[o % 8],
+            .datatype = output_type(decl, rq),
+            .n_items = rq->n_items,
+            .items = &items[o * rq->n_items],
+            .declared = decl,
+        };
+        for (size_t i = 0; i < rq->n_items; i++) {
+            const mpb_result *r = arrays ? mpb_result_member(rq->results[i], o) : rq->results[i];
+            if (r == NULL || mpb_result_is_array(r) ||
+                (arrays && mpb_result_member_count(rq->results[i]) != n_outputs)) {
+                snprintf(err, sizeof err, "item %zu: a nested result has no tensor form", i);
+                break;
+            }
+            items[o * rq->n_items + i].data = mpb_result_value(r, &items[o * rq->n_items + i].len);
+        }
+    }
+    char *json = err[0] ? NULL
+                        : mpb__kserve_infer_response(rq->model, "1", rq->parsed->id, outs,
+                                                     n_outputs, err, sizeof err);
+    rq->status = json ? MHD_HTTP_OK : MHD_HTTP_INTERNAL_SERVER_ERROR;
+    rq->response = json ? json : mpb__kserve_error_json(err);
+    free(items);
+    free(outs);
+}
+
+static void
+item_done(mpb__job *job, mpb_result *result)
+{
+    http_request *rq = job->ctx;
+    rq->results[job->index] = result;
+    if (--rq->pending > 0 || rq->submitting) {
+        return;
+    }
+    if (rq->orphaned) {
+        mpb__http_request_free(rq);
+        return;
+    }
+    build_answer(rq);
+    MHD_resume_connection(rq->conn);
+}
+
+/* ---- infer: the request ---- */
+
+static enum MHD_Result
+start_infer(http_frontend *fe, http_request *rq, mpb_servlet *target, const char *model)
+{
+    char err[512] = "";
+    if (fe->closing) {
+        return mpb__http_respond_error(rq->conn, MHD_HTTP_SERVICE_UNAVAILABLE,
+                                       "the server is stopping");
+    }
+    size_t capacity = fe->server->options.capacity;
+    int rc = mpb__kserve_parse_infer(rq->body ? rq->body : "", rq->len, capacity,
+                                     fe->max_message_bytes, &rq->parsed, err, sizeof err);
+    if (rc != 0) {
+        return mpb__http_respond_error(rq->conn,
+                                       rc == MPB_ELIMIT ? MHD_HTTP_CONTENT_TOO_LARGE
+                                                        : MHD_HTTP_BAD_REQUEST,
+                                       "%s", err);
+    }
+    size_t n = rq->parsed->n_items;
+    if (atomic_load(&fe->server->in_flight) + n > capacity) {
+        return mpb__http_respond_error(rq->conn, MHD_HTTP_SERVICE_UNAVAILABLE,
+                                       "the server is at capacity: %zu items do not fit now",
+                                       n);
+    }
+    rq->target = target;
+    rq->model = mpb_strdup(model);
+    rq->n_items = n;
+    rq->pending = n;
+    rq->results = mpb_calloc(n ? n : 1, sizeof *rq->results);
+    rq->submitting = 1;
+    for (size_t i = 0; i < n; i++) {
+        rc = mpb__server_submit_here(fe->server, target, rq->parsed->items[i].data,
+                                     rq->parsed->items[i].len, 0, item_done, rq, i);
+        if (rc != 0) {
+            rq->results[i] = mpb_result_new_error(rc == MPB_EAGAIN ? "Overloaded" : "Unavailable",
+                                                  "the server could not take the item", "", "",
+                                                  0);
+            rq->pending--;
+        }
+    }
+    rq->submitting = 0;
+    if (rq->pending == 0) { /* every item answered at once */
+        build_answer(rq);
+        char *body = rq->response;
+        rq->response = NULL;
+        return mpb__http_respond(rq->conn, rq->status, body);
+    }
+    MHD_suspend_connection(rq->conn);
+    return MHD_YES;
+}
+
+/* ---- routes ---- */
+
+static char *
+readiness(int ready, const char *key)
+{
+    return mpb_asprintf("{\"%s\": %s}", key, ready ? "true" : "false");
+}
+
+static enum MHD_Result
+model_route(http_frontend *fe, http_request *rq, const char *rest, const char *method)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s", rest);
+    const char *action = "";
+    size_t len = strlen(path);
+    if (len > 6 && strcmp(path + len - 6, "/infer") == 0) {
+        action = "infer";
+        path[len - 6] = '\0';
+    } else if (len > 6 && strcmp(path + len - 6, "/ready") == 0) {
+        action = "ready";
+        path[len - 6] = '\0';
+    }
+    mpb_servlet *target = path[0] ? mpb__servlet_find(mpb__server_root(fe->server), path) : NULL;
+    if (target == NULL) {
+        return mpb__http_respond_error(rq->conn, MHD_HTTP_NOT_FOUND,
+                                       "no model '%s' (models are servlet paths such as %s)",
+                                       path, mpb__server_root(fe->server)->name);
+    }
+    int post = strcmp(method, "POST") == 0;
+    if (strcmp(action, "infer") == 0) {
+        return post ? start_infer(fe, rq, target, path)
+                    : mpb__http_respond_error(rq->conn, MHD_HTTP_METHOD_NOT_ALLOWED,
+                                              "infer takes POST");
+    }
+    if (post) {
+        return mpb__http_respond_error(rq->conn, MHD_HTTP_METHOD_NOT_ALLOWED,
+                                       "POST goes to /v2/models/%s/infer", path);
+    }
+    if (strcmp(action, "ready") == 0) {
+        int ready = !fe->closing && target->ops->ready(target);
+        return mpb__http_respond(rq->conn, ready ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE,
+                                 readiness(ready, "ready"));
+    }
+    const mpb_tensor_def *inputs = NULL;
+    const mpb_tensor_def *outputs = NULL;
+    target->ops->tensors(target, &inputs, &outputs);
+    return mpb__http_respond(rq->conn, MHD_HTTP_OK,
+                             mpb__kserve_model_metadata(path, PLATFORM, inputs, outputs));
+}
+
+enum MHD_Result
+mpb__http_route(http_frontend *fe, http_request *rq, const char *url, const char *method)
+{
+    int get = strcmp(method, "GET") == 0;
+    if (strncmp(url, "/v2/models/", 11) == 0) {
+        return model_route(fe, rq, url + 11, method);
+    }
+    if (!get) {
+        return mpb__http_respond_error(rq->conn, MHD_HTTP_METHOD_NOT_ALLOWED,
+                                       "%s %s: only infer takes POST", method, url);
+    }
+    if (strcmp(url, "/v2") == 0 || strcmp(url, "/v2/") == 0) {
+        return mpb__http_respond(rq->conn, MHD_HTTP_OK, mpb__kserve_server_metadata());
+    }
+    if (strcmp(url, "/v2/health/live") == 0) {
+        return mpb__http_respond(rq->conn, MHD_HTTP_OK, readiness(1, "live"));
+    }
+    if (strcmp(url, "/v2/health/ready") == 0) {
+        int ready = !fe->closing && mpb__server_ready(fe->server);
+        return mpb__http_respond(rq->conn, ready ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE,
+                                 readiness(ready, "ready"));
+    }
+    return mpb__http_respond_error(rq->conn, MHD_HTTP_NOT_FOUND,
+                                   "no endpoint %s (see docs/http.md: /v2, /v2/health/live, "
+                                   "/v2/health/ready, /v2/models/{name}[/ready|/infer])",
+                                   url);
+}
