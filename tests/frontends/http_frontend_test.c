@@ -1,0 +1,255 @@
+/*
+ * The HTTP front end, spoken to over real TCP connections on 127.0.0.1:
+ * health, metadata, infer through a tree, and every malformed request
+ * answered with a JSON error while the server keeps serving.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sys/socket.h>
+
+#include <cjson/cJSON.h>
+
+#include "frontend_helpers.h"
+
+typedef struct http_reply {
+    int status;
+    char *body;
+} http_reply;
+
+static int
+connect_to(const char *address)
+{
+    const char *colon = strrchr(address, ':');
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(colon + 1))};
+    inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    assert_int_equal(connect(fd, (struct sockaddr *)&addr, sizeof addr), 0);
+    return fd;
+}
+
+/* One request on its own connection (Connection: close); reads to EOF. */
+static http_reply
+http(const char *address, const char *method, const char *path, const char *body)
+{
+    int fd = connect_to(address);
+    size_t body_len = body ? strlen(body) : 0;
+    char *request = mpb_asprintf("%s %s HTTP/1.1\r\nHost: test\r\nConnection: close\r\n"
+                                 "Content-Length: %zu\r\n\r\n%s",
+                                 method, path, body_len, body ? body : "");
+    size_t left = strlen(request);
+    const char *at = request;
+    while (left > 0) {
+        ssize_t put = send(fd, at, left, MSG_NOSIGNAL);
+        assert_true(put > 0);
+        at += put;
+        left -= (size_t)put;
+    }
+    free(request);
+    size_t cap = 1 << 16;
+    size_t len = 0;
+    char *text = mpb_malloc(cap);
+    ssize_t got;
+    while ((got = recv(fd, text + len, cap - len - 1, 0)) > 0) {
+        len += (size_t)got;
+        if (len + 1 == cap) {
+            cap *= 2;
+            text = mpb_realloc(text, cap);
+        }
+    }
+    text[len] = '\0';
+    close(fd);
+    http_reply reply = {0};
+    assert_int_equal(sscanf(text, "HTTP/1.1 %d", &reply.status), 1);
+    char *start = strstr(text, "\r\n\r\n");
+    reply.body = mpb_strdup(start ? start + 4 : "");
+    free(text);
+    return reply;
+}
+
+static void
+expect(const char *address, const char *method, const char *path, const char *body, int status,
+       const char *needle)
+{
+    http_reply r = http(address, method, path, body);
+    if (r.status != status || strstr(r.body, needle) == NULL) {
+        fail_msg("%s %s: got %d %s, expected %d with '%s'", method, path, r.status, r.body,
+                 status, needle);
+    }
+    free(r.body);
+}
+
+typedef struct served {
+    mpb_server *server;
+    char address[128];
+} served;
+
+/* pipeline = sequential(pre: passthrough, models = ensemble(a, b)) */
+static void
+serve_tree(served *s, size_t max_message_bytes)
+{
+    test_pool pre = {.kind = "thread", .plugin = "passthrough", .name = "pre"};
+    mpb_servlet *members[2] = {tag_pool("process", "a", 1, NULL), tag_pool("thread", "b", 1, NULL)};
+    mpb_servlet *models = mpb_ensemble_servlet_new(members, 2, NULL);
+    mpb_servlet_rename(models, "models");
+    mpb_servlet *stages[2] = {test_pool_servlet(&pre), models};
+    mpb_servlet *root = mpb_sequential_servlet_new(stages, 2);
+    mpb_servlet_rename(root, "pipeline");
+    s->server = test_server_over(&root, NULL);
+    mpb_frontend_options fo;
+    mpb_frontend_options_init(&fo);
+    fo.max_message_bytes = max_message_bytes;
+    char err[256];
+    if (mpb_server_serve_http(s->server, "127.0.0.1:0", &fo, s->address, sizeof s->address, err,
+                              sizeof err) != 0) {
+        fail_msg("serve_http: %s", err);
+    }
+}
+
+static void
+health_and_metadata(void **state)
+{
+    (void)state;
+    served s;
+    serve_tree(&s, 0);
+    expect(s.address, "GET", "/v2", NULL, 200, "\"name\":\"mpbatch\"");
+    expect(s.address, "GET", "/v2/health/live", NULL, 200, "true");
+    expect(s.address, "GET", "/v2/health/ready", NULL, 200, "true");
+    expect(s.address, "GET", "/v2/models/pipeline/ready", NULL, 200, "true");
+    expect(s.address, "GET", "/v2/models/pipeline", NULL, 200, "\"name\":\"pipeline\"");
+    /* the ensemble's outputs are its members */
+    expect(s.address, "GET", "/v2/models/pipeline/models", NULL, 200, "{\"name\":\"b\"");
+    expect(s.address, "GET", "/v2/models/other", NULL, 404, "no model 'other'");
+    expect(s.address, "GET", "/v3/anything", NULL, 404, "no endpoint");
+    expect(s.address, "GET", "/v2/models/pipeline/infer", NULL, 405, "POST");
+    expect(s.address, "DELETE", "/v2", NULL, 405, "only infer takes POST");
+    mpb_server_destroy(&s.server);
+}
+
+static void
+infer_through_the_tree(void **state)
+{
+    (void)state;
+    served s;
+    serve_tree(&s, 0);
+    /* one member: FP32 rows echo back re-assembled in order */
+    http_reply r = http(s.address, "POST", "/v2/models/pipeline/pre/infer",
+                        "{\"id\": \"r1\", \"inputs\": [{\"name\": \"x\", \"shape\": [3, 2], "
+                        "\"datatype\": \"FP32\", \"data\": [[1, 2], [3.5, 4], [5, -6]]}]}");
+    assert_int_equal(r.status, 200);
+    cJSON *json = cJSON_Parse(r.body);
+    assert_string_equal(cJSON_GetObjectItem(json, "id")->valuestring, "r1");
+    cJSON *out = cJSON_GetArrayItem(cJSON_GetObjectItem(json, "outputs"), 0);
+    assert_string_equal(cJSON_GetObjectItem(out, "datatype")->valuestring, "FP32");
+    cJSON *data = cJSON_GetObjectItem(out, "data");
+    assert_int_equal(cJSON_GetArraySize(data), 6);
+    assert_true(cJSON_GetArrayItem(data, 2)->valuedouble == 3.5);
+    assert_true(cJSON_GetArrayItem(data, 5)->valuedouble == -6);
+    cJSON_Delete(json);
+    free(r.body);
+    /* the whole tree: one output per ensemble member */
+    r = http(s.address, "POST", "/v2/models/pipeline/infer",
+             "{\"inputs\": [{\"name\": \"t\", \"shape\": [2], \"datatype\": \"BYTES\", "
+             "\"data\": [\"hi\", \"yo\"]}]}");
+    assert_int_equal(r.status, 200);
+    json = cJSON_Parse(r.body);
+    cJSON *outputs = cJSON_GetObjectItem(json, "outputs");
+    assert_int_equal(cJSON_GetArraySize(outputs), 2);
+    cJSON *b = cJSON_GetArrayItem(outputs, 1);
+    assert_string_equal(cJSON_GetObjectItem(b, "name")->valuestring, "b");
+    assert_string_equal(cJSON_GetArrayItem(cJSON_GetObjectItem(b, "data"), 1)->valuestring,
+                        "yo|b");
+    cJSON_Delete(json);
+    free(r.body);
+    mpb_server_destroy(&s.server);
+}
+
+static void
+bad_requests_get_json_errors(void **state)
+{
+    (void)state;
+    served s;
+    serve_tree(&s, 2048);
+    const char *infer = "/v2/models/pipeline/infer";
+    expect(s.address, "POST", infer, "{\"inputs\": [", 400, "not valid JSON");
+    expect(s.address, "POST", infer, "\x01\x02garbage", 400, "\"error\"");
+    expect(s.address, "POST", infer,
+           "{\"inputs\": [{\"name\": \"x\", \"shape\": [2, 2], \"datatype\": \"FP32\", "
+           "\"data\": [1, 2, 3]}]}",
+           400, "shape [2,2] needs 4");
+    expect(s.address, "POST", infer,
+           "{\"inputs\": [{\"name\": \"x\", \"shape\": [1], \"datatype\": \"FP16\", "
+           "\"data\": [1]}]}",
+           400, "FP16");
+    char *large = mpb_calloc(1, 4000);
+    memset(large, ' ', 3999);
+    expect(s.address, "POST", infer, large, 413, "max_message_bytes");
+    free(large);
+    /* an item that fails makes the answer a 500 naming the item */
+    expect(s.address, "POST", infer,
+           "{\"inputs\": [{\"name\": \"t\", \"shape\": [3], \"datatype\": \"BYTES\", "
+           "\"data\": [\"fine\", \"x!b\", \"ok\"]}]}",
+           500, "item 1: ValueError: failed at b (servlet pipeline/models/b");
+    /* values that are not UTF-8 cannot be BYTES in JSON: the tree still answers */
+    expect(s.address, "POST", infer,
+           "{\"inputs\": [{\"name\": \"t\", \"shape\": [1], \"datatype\": \"BYTES\", "
+           "\"data\": [\"after errors\"]}]}",
+           200, "after errors|a");
+    mpb_server_destroy(&s.server);
+}
+
+typedef struct parallel_call {
+    const char *address;
+    int index;
+    int ok;
+} parallel_call;
+
+static void *
+call_in_parallel(void *arg)
+{
+    parallel_call *c = arg;
+    char body[256];
+    snprintf(body, sizeof body,
+             "{\"inputs\": [{\"name\": \"t\", \"shape\": [1], \"datatype\": \"BYTES\", "
+             "\"data\": [\"c%d\"]}]}",
+             c->index);
+    http_reply r = http(c->address, "POST", "/v2/models/pipeline/models/a/infer", body);
+    char want[32];
+    snprintf(want, sizeof want, "\"c%d|a\"", c->index);
+    c->ok = r.status == 200 && strstr(r.body, want) != NULL;
+    free(r.body);
+    return NULL;
+}
+
+static void
+connections_wait_in_parallel(void **state)
+{
+    (void)state;
+    served s;
+    serve_tree(&s, 0);
+    enum { N = 16 };
+    pthread_t threads[N];
+    parallel_call calls[N];
+    for (int i = 0; i < N; i++) {
+        calls[i] = (parallel_call){s.address, i, 0};
+        pthread_create(&threads[i], NULL, call_in_parallel, &calls[i]);
+    }
+    for (int i = 0; i < N; i++) {
+        pthread_join(threads[i], NULL);
+        assert_true(calls[i].ok);
+    }
+    mpb_server_destroy(&s.server);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(health_and_metadata),
+        cmocka_unit_test(infer_through_the_tree),
+        cmocka_unit_test(bad_requests_get_json_errors),
+        cmocka_unit_test(connections_wait_in_parallel),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
