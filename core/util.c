@@ -132,15 +132,29 @@ edit_distance(const char *a, const char *b)
     return row[len_b];
 }
 
+/* Edits that still read as a typo of a name: 2, or a third of the shorter
+ * name for long ones ("batch_cost" for "batch_cost_us"), and never as many
+ * as the key has characters ("x" is no typo of "op"). */
+static size_t
+max_typo_edits(size_t key_len, size_t name_len)
+{
+    size_t shorter = key_len < name_len ? key_len : name_len;
+    size_t edits = shorter / 3 > 2 ? shorter / 3 : 2;
+    if (key_len == 0) {
+        return 0;
+    }
+    return edits < key_len ? edits : key_len - 1;
+}
+
 const char *
 mpb__nearest_name(const char *key, const char *const *known, size_t n_known)
 {
-    const size_t max_edits = 2;
     const char *nearest = NULL;
-    size_t best = max_edits + 1;
+    size_t best = SIZE_MAX;
+    size_t key_len = strlen(key);
     for (size_t i = 0; i < n_known; i++) {
         size_t distance = edit_distance(key, known[i]);
-        if (distance < best) {
+        if (distance < best && distance <= max_typo_edits(key_len, strlen(known[i]))) {
             best = distance;
             nearest = known[i];
         }
