@@ -101,7 +101,7 @@ type_expectation(mpb_option_type type)
     case MPB_OPTION_FLOAT:
         return "a number";
     case MPB_OPTION_BOOL:
-        return "true or false (also yes/no, 1/0)";
+        return "true, false, yes, no, 1 or 0";
     case MPB_OPTION_STRING:
         break;
     }
