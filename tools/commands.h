@@ -11,4 +11,7 @@ int mpb_cmd_run(int argc, char **argv);
 /* mpb runs experiments|list|show|metrics|compare ... */
 int mpb_cmd_runs(int argc, char **argv);
 
+/* mpb plugins [list] | show NAME|PATH [--json] */
+int mpb_cmd_plugins(int argc, char **argv);
+
 #endif

@@ -16,6 +16,7 @@ struct command {
 static const struct command commands[] = {
     {"run", mpb_cmd_run, "stream input lines through a servlet built from a YAML config"},
     {"runs", mpb_cmd_runs, "browse a tracking store: experiments, runs, metrics"},
+    {"plugins", mpb_cmd_plugins, "list the worker plugins found, or show what one declares"},
 };
 
 static void
@@ -23,7 +24,7 @@ print_usage(FILE *out)
 {
     fprintf(out, "usage: mpb <command> [options]\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
-        fprintf(out, "  %-6s %s\n", commands[i].name, commands[i].summary);
+        fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
     }
     fprintf(out, "\n'mpb <command> --help' describes a command.\n");
 }
