@@ -57,9 +57,13 @@ typedef struct member_error {
     int64_t pid;
 } member_error;
 
-/* One field of {"type", "message", "servlet", "worker", "pid"}. */
+/* Fields of an error that must be there (servlet, worker, pid may not). */
+enum { HAS_TYPE = 1, HAS_MESSAGE = 2 };
+
+/* One field of {"type", "message", "servlet", "worker", "pid"}; *seen
+ * collects HAS_TYPE and HAS_MESSAGE. */
 static int
-read_error_field(mpb__cursor *c, member_error *e)
+read_error_field(mpb__cursor *c, member_error *e, unsigned *seen)
 {
     mpb__text key;
     if (!mpb__cursor_read_str(c, &key)) {
@@ -69,6 +73,7 @@ read_error_field(mpb__cursor *c, member_error *e)
     const char *names[] = {"type", "message", "servlet", "worker"};
     for (size_t i = 0; i < 4; i++) {
         if (mpb__text_is(key, names[i])) {
+            *seen |= i == 0 ? HAS_TYPE : i == 1 ? HAS_MESSAGE : 0;
             return mpb__cursor_read_str(c, fields[i]);
         }
     }
@@ -78,12 +83,13 @@ read_error_field(mpb__cursor *c, member_error *e)
     return mpb__cursor_skip_scalar(c); /* a field of a newer peer */
 }
 
-/* {"error": {...}} with at least a type and a message. */
+/* {"error": {...}} with at least a type and a message (either may be ""). */
 static int
 read_member_error(mpb__cursor *c, member_error *e)
 {
     uint64_t n = 0;
     mpb__text key;
+    unsigned seen = 0;
     memset(e, 0, sizeof *e);
     e->type.ptr = e->message.ptr = e->servlet.ptr = e->worker.ptr = "";
     if (!mpb__cursor_read_map(c, &n) || n != 1 || !mpb__cursor_read_str(c, &key) ||
@@ -91,11 +97,11 @@ read_member_error(mpb__cursor *c, member_error *e)
         return 0;
     }
     for (uint64_t i = 0; i < n; i++) {
-        if (!read_error_field(c, e)) {
+        if (!read_error_field(c, e, &seen)) {
             return 0;
         }
     }
-    return e->type.len > 0 && e->message.len > 0;
+    return seen == (HAS_TYPE | HAS_MESSAGE);
 }
 
 /* ---- combining ---- */
@@ -183,17 +189,26 @@ item_error(mpb_batch *batch, size_t index, const char *type, const char *fmt, ..
     return 1;
 }
 
+/* Up to max characters of t, for "%.*s". */
+static int
+shown(mpb__text t, size_t max)
+{
+    return (int)(t.len < max ? t.len : max);
+}
+
 static int
 member_failed(mpb_batch *batch, size_t index, size_t member, const member_error *e,
               const char *lead)
 {
-    return item_error(batch, index, MEMBER_ERROR,
-                      "%smember %zu failed with %.*s: %.*s (servlet %.*s, worker %.*s, pid %lld)",
-                      lead, member, (int)(e->type.len < 64 ? e->type.len : 64), e->type.ptr,
-                      (int)(e->message.len < MAX_QUOTED ? e->message.len : MAX_QUOTED),
-                      e->message.ptr, (int)(e->servlet.len < 64 ? e->servlet.len : 64),
-                      e->servlet.ptr, (int)(e->worker.len < 64 ? e->worker.len : 64), e->worker.ptr,
-                      (long long)e->pid);
+    char where[256] = "";
+    if (e->servlet.len > 0 || e->worker.len > 0) {
+        snprintf(where, sizeof where, " (servlet %.*s, worker %.*s, pid %lld)",
+                 shown(e->servlet, 64), e->servlet.ptr, shown(e->worker, 64), e->worker.ptr,
+                 (long long)e->pid);
+    }
+    return item_error(batch, index, MEMBER_ERROR, "%smember %zu failed with %.*s: %.*s%s", lead,
+                      member, shown(e->type, 64), e->type.ptr, shown(e->message, MAX_QUOTED),
+                      e->message.ptr, where);
 }
 
 /* The progress of one item through its members. */

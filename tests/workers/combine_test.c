@@ -215,6 +215,30 @@ skip_leaves_member_errors_out(void **state)
     mpb_server_destroy(&server);
 }
 
+/* Errors from other peers: an empty message, no servlet/worker/pid, a
+ * field this version does not know. Still errors. */
+static void
+sparse_errors_are_still_member_errors(void **state)
+{
+    mpb_server *server = combine_server(NULL, NULL);
+    ensemble_value v;
+    value_begin(&v, 2);
+    value_add_vector(&v, member_a, 3);
+    msgpack_pack_map(&v.pk, 1);
+    pack_str(&v.pk, "error");
+    msgpack_pack_map(&v.pk, 3);
+    pack_str(&v.pk, "code");
+    msgpack_pack_int(&v.pk, -7);
+    pack_str(&v.pk, "message");
+    pack_str(&v.pk, "");
+    pack_str(&v.pk, "type");
+    pack_str(&v.pk, "Timeout");
+    mpb_result *r = call_value(server, &v);
+    assert_error(r, "MemberError", "member 1 failed with Timeout: ");
+    mpb_result_destroy(&r);
+    mpb_server_destroy(&server);
+}
+
 /* Packs one malformed shape of ensemble value. */
 typedef void (*pack_fn)(ensemble_value *v);
 
@@ -260,6 +284,17 @@ pack_other_map(ensemble_value *v)
 }
 
 static void
+pack_error_without_message(ensemble_value *v)
+{
+    value_begin(v, 1);
+    msgpack_pack_map(&v->pk, 1);
+    pack_str(&v->pk, "error");
+    msgpack_pack_map(&v->pk, 1);
+    pack_str(&v->pk, "type");
+    pack_str(&v->pk, "ValueError");
+}
+
+static void
 pack_empty(ensemble_value *v)
 {
     value_begin(v, 0);
@@ -293,6 +328,7 @@ malformed_values_are_value_errors(void **state)
         {pack_odd_bytes, "member 0 has 6 bytes, not a whole number of float32"},
         {pack_string_member, "member 1 is a string"},
         {pack_other_map, "member 0 is a map but not an error"},
+        {pack_error_without_message, "member 0 is a map but not an error"},
         {pack_empty, "no members"},
         {pack_not_array, "expected a msgpack array of ensemble members, got bin"},
         {pack_trailing, "1 stray byte(s) after the 1 member(s)"},
@@ -361,6 +397,7 @@ main(void)
         cmocka_unit_test(each_op_combines_member_vectors),
         cmocka_unit_test(a_member_error_fails_the_item_by_default),
         cmocka_unit_test(skip_leaves_member_errors_out),
+        cmocka_unit_test(sparse_errors_are_still_member_errors),
         cmocka_unit_test(malformed_values_are_value_errors),
         cmocka_unit_test(bad_op_fails_the_start),
     };
