@@ -77,9 +77,16 @@ median(double *values, int n)
     return n % 2 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
 }
 
+/* "input_dim=N", or NULL for a plugin that declares options without
+ * input_dim (it would refuse to start with it). */
 static const char *
 dim_option(const bench_args *a, char *buf, size_t len)
 {
+    const mpb__plugin *plugin = NULL;
+    if (mpb__plugin_find(a->plugin, &plugin, NULL, 0) == 0 &&
+        mpb__plugin_check_option(plugin->def, "input_dim", "1", NULL, 0) != 0) {
+        return NULL;
+    }
     snprintf(buf, len, "input_dim=%d", a->dim);
     return buf;
 }
@@ -96,7 +103,9 @@ bare_model(const bench_args *a, float *vector, size_t len)
     }
     mpb_options *options = mpb__options_new();
     char dim[64];
-    mpb__options_set_pair(options, dim_option(a, dim, sizeof dim));
+    if (dim_option(a, dim, sizeof dim) != NULL) {
+        mpb__options_set_pair(options, dim);
+    }
     mpb_worker_info info = {.name = "bare", .batch_size = (unsigned)a->batch_size, .cpus = ""};
     void *state = NULL;
     if (plugin->def->init && plugin->def->init(&info, options, &state, err, sizeof err) != 0) {

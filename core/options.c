@@ -2,6 +2,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/options.h"
 #include "core/util.h"
@@ -92,6 +93,50 @@ mpb_options_get(const mpb_options *options, const char *key)
 }
 
 int
+mpb__parse_int(const char *text, long long *out)
+{
+    char *end = NULL;
+    errno = 0;
+    long long value = strtoll(text, &end, 10);
+    if (errno != 0 || end == text || *end != '\0') {
+        return MPB_EINVAL;
+    }
+    *out = value;
+    return 0;
+}
+
+int
+mpb__parse_double(const char *text, double *out)
+{
+    char *end = NULL;
+    errno = 0;
+    double value = strtod(text, &end);
+    if (errno != 0 || end == text || *end != '\0' || !isfinite(value)) {
+        return MPB_EINVAL;
+    }
+    *out = value;
+    return 0;
+}
+
+int
+mpb__parse_bool(const char *text, int *out)
+{
+    static const char *const truths[] = {"true", "1", "yes"};
+    static const char *const falsehoods[] = {"false", "0", "no"};
+    for (size_t i = 0; i < MPB_ARRAY_LEN(truths); i++) {
+        if (strcasecmp(text, truths[i]) == 0) {
+            *out = 1;
+            return 0;
+        }
+        if (strcasecmp(text, falsehoods[i]) == 0) {
+            *out = 0;
+            return 0;
+        }
+    }
+    return MPB_EINVAL;
+}
+
+int
 mpb_options_get_int(const mpb_options *options, const char *key, long long def, long long *out)
 {
     const char *text = mpb_options_get(options, key);
@@ -99,14 +144,7 @@ mpb_options_get_int(const mpb_options *options, const char *key, long long def, 
         *out = def;
         return 0;
     }
-    char *end = NULL;
-    errno = 0;
-    long long value = strtoll(text, &end, 0);
-    if (errno != 0 || end == text || *end != '\0') {
-        return MPB_EINVAL;
-    }
-    *out = value;
-    return 0;
+    return mpb__parse_int(text, out);
 }
 
 int
@@ -117,14 +155,18 @@ mpb_options_get_double(const mpb_options *options, const char *key, double def, 
         *out = def;
         return 0;
     }
-    char *end = NULL;
-    errno = 0;
-    double value = strtod(text, &end);
-    if (errno != 0 || end == text || *end != '\0' || !isfinite(value)) {
-        return MPB_EINVAL;
+    return mpb__parse_double(text, out);
+}
+
+int
+mpb_options_get_bool(const mpb_options *options, const char *key, int def, int *out)
+{
+    const char *text = mpb_options_get(options, key);
+    if (text == NULL) {
+        *out = def;
+        return 0;
     }
-    *out = value;
-    return 0;
+    return mpb__parse_bool(text, out);
 }
 
 size_t

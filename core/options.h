@@ -19,4 +19,13 @@ void mpb__options_set(mpb_options *self, const char *key, const char *value);
 int mpb__options_set_pair(mpb_options *self, const char *pair);
 mpb_options *mpb__options_copy(const mpb_options *self);
 
+/* Parsers shared by the getters and the option checks (core/plugin_options.c),
+ * so a value that passes a check reads back the same. Each returns 0 and sets
+ * *out, or MPB_EINVAL (*out untouched). Integers: the whole text in base 10
+ * (strtoll); doubles: the whole text (strtod), finite; bools: true, false, 1,
+ * 0, yes, no in any case. */
+int mpb__parse_int(const char *text, long long *out);
+int mpb__parse_double(const char *text, double *out);
+int mpb__parse_bool(const char *text, int *out);
+
 #endif

@@ -1,4 +1,6 @@
 #include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,15 +16,88 @@
 #define MPB_INSTALL_PLUGIN_DIR "/usr/local/lib/mpbatch"
 #endif
 
-static char *
-try_dir(const char *dir, size_t dir_len, const char *name)
+/* A growing list of directories, canonical where they exist, no repeats. */
+typedef struct dir_list {
+    char **dirs;
+    size_t count;
+    size_t cap;
+} dir_list;
+
+static void
+add_dir(dir_list *list, const char *dir, size_t len)
 {
-    char *candidate = mpb_asprintf("%.*s/mpb_%s.so", (int)dir_len, dir, name);
-    if (access(candidate, R_OK) == 0) {
-        return candidate;
+    if (len == 0) {
+        return;
     }
-    free(candidate);
-    return NULL;
+    char *given = mpb_strndup(dir, len);
+    char *canonical = realpath(given, NULL);
+    char *entry = canonical != NULL ? canonical : given;
+    if (canonical != NULL) {
+        free(given);
+    }
+    for (size_t i = 0; i < list->count; i++) {
+        if (strcmp(list->dirs[i], entry) == 0) {
+            free(entry);
+            return;
+        }
+    }
+    if (list->count + 1 >= list->cap) {
+        list->cap = list->cap ? list->cap * 2 : 8;
+        list->dirs = mpb_realloc(list->dirs, list->cap * sizeof *list->dirs);
+    }
+    list->dirs[list->count++] = entry;
+    list->dirs[list->count] = NULL;
+}
+
+static void
+add_dir_text(dir_list *list, const char *dir)
+{
+    add_dir(list, dir, strlen(dir));
+}
+
+char **
+mpb__plugin_search_dirs(size_t *n_dirs)
+{
+    dir_list list = {0};
+    const char *env = getenv("MPB_PLUGIN_PATH");
+    while (env != NULL && *env != '\0') {
+        const char *end = strchr(env, ':');
+        add_dir(&list, env, end ? (size_t)(end - env) : strlen(env));
+        env = end ? end + 1 : NULL;
+    }
+    /* Next to the program (build tree: bin/ and lib/), then next to the
+     * library itself (an installed prefix: lib/ and lib/mpbatch/). */
+    char *dirs[2] = {mpb__executable_dir(), mpb__library_dir()};
+    const char *suffixes[2][2] = {{"/../lib", "/../lib/mpbatch"}, {"", "/mpbatch"}};
+    for (size_t d = 0; d < 2; d++) {
+        for (size_t i = 0; i < 2 && dirs[d] != NULL; i++) {
+            char *dir = mpb_asprintf("%s%s", dirs[d], suffixes[d][i]);
+            add_dir_text(&list, dir);
+            free(dir);
+        }
+        free(dirs[d]);
+    }
+    add_dir_text(&list, MPB_INSTALL_PLUGIN_DIR);
+    if (list.dirs == NULL) {
+        list.dirs = mpb_calloc(1, sizeof *list.dirs);
+    }
+    if (n_dirs != NULL) {
+        *n_dirs = list.count;
+    }
+    return list.dirs;
+}
+
+void
+mpb__plugin_search_dirs_free(char ***dirs_p)
+{
+    if (dirs_p == NULL || *dirs_p == NULL) {
+        return;
+    }
+    for (char **dir = *dirs_p; *dir != NULL; dir++) {
+        free(*dir);
+    }
+    free(*dirs_p);
+    *dirs_p = NULL;
 }
 
 int
@@ -40,31 +115,16 @@ mpb__plugin_resolve(const char *name_or_path, char **path, char *err, size_t err
         *path = mpb_strdup(name_or_path);
         return 0;
     }
-    const char *env = getenv("MPB_PLUGIN_PATH");
-    while (env != NULL && *env != '\0') {
-        const char *end = strchr(env, ':');
-        size_t len = end ? (size_t)(end - env) : strlen(env);
-        if (len > 0 && (*path = try_dir(env, len, name_or_path)) != NULL) {
-            return 0;
+    char **dirs = mpb__plugin_search_dirs(NULL);
+    for (size_t i = 0; dirs[i] != NULL && *path == NULL; i++) {
+        char *candidate = mpb_asprintf("%s/mpb_%s.so", dirs[i], name_or_path);
+        if (access(candidate, R_OK) == 0) {
+            *path = candidate;
+        } else {
+            free(candidate);
         }
-        env = end ? end + 1 : NULL;
     }
-    /* Next to the program (build tree: bin/ and lib/), then next to the
-     * library itself (an installed prefix: lib/ and lib/mpbatch/). */
-    char *dirs[2] = {mpb__executable_dir(), mpb__library_dir()};
-    const char *suffixes[2][2] = {{"/../lib", "/../lib/mpbatch"}, {"", "/mpbatch"}};
-    for (size_t d = 0; d < 2; d++) {
-        for (size_t i = 0; i < 2 && dirs[d] != NULL && *path == NULL; i++) {
-            char *dir = mpb_asprintf("%s%s", dirs[d], suffixes[d][i]);
-            *path = try_dir(dir, strlen(dir), name_or_path);
-            free(dir);
-        }
-        free(dirs[d]);
-    }
-    if (*path != NULL) {
-        return 0;
-    }
-    *path = try_dir(MPB_INSTALL_PLUGIN_DIR, strlen(MPB_INSTALL_PLUGIN_DIR), name_or_path);
+    mpb__plugin_search_dirs_free(&dirs);
     if (*path != NULL) {
         return 0;
     }
@@ -98,10 +158,10 @@ mpb__plugin_load(const char *name_or_path, mpb__plugin **out, char *err, size_t 
     }
     if (def->abi_version < MPB_WORKER_ABI_VERSION_MIN ||
         def->abi_version > MPB_WORKER_ABI_VERSION) {
-        rc = mpb__set_error(err, err_len, MPB_EPLUGIN,
-                            "plugin %s was built for worker ABI %u, this host speaks %u to %u",
-                            path, def->abi_version, MPB_WORKER_ABI_VERSION_MIN,
-                            MPB_WORKER_ABI_VERSION);
+        rc =
+            mpb__set_error(err, err_len, MPB_EPLUGIN,
+                           "plugin %s was built for worker ABI %u, this host speaks %u to %u", path,
+                           def->abi_version, MPB_WORKER_ABI_VERSION_MIN, MPB_WORKER_ABI_VERSION);
         goto out_close_handle;
     }
     if (def->name == NULL || *def->name == '\0' || def->call == NULL) {
@@ -156,4 +216,56 @@ mpb__plugin_short_name(const char *name_or_path, char *buf, size_t size)
     if (strncmp(buf, "mpb_", 4) == 0) {
         memmove(buf, buf + 4, strlen(buf + 4) + 1);
     }
+}
+
+/* Plugins found so far, by canonical path; never unloaded. */
+typedef struct found_plugin {
+    char *path;
+    mpb__plugin *plugin;
+    struct found_plugin *next;
+} found_plugin;
+
+static pthread_mutex_t found_lock = PTHREAD_MUTEX_INITIALIZER;
+static found_plugin *found_plugins;
+
+int
+mpb__plugin_find(const char *name_or_path, const mpb__plugin **out, char *err, size_t err_len)
+{
+    *out = NULL;
+    char *path = NULL;
+    int rc = mpb__plugin_resolve(name_or_path, &path, err, err_len);
+    if (rc != 0) {
+        return rc;
+    }
+    char *canonical = realpath(path, NULL);
+    if (canonical == NULL) {
+        int saved = errno;
+        rc = mpb__set_error(err, err_len, -saved, "plugin file %s: %s", path, strerror(saved));
+        free(path);
+        return rc;
+    }
+    free(path);
+    pthread_mutex_lock(&found_lock);
+    found_plugin *found = found_plugins;
+    while (found != NULL && strcmp(found->path, canonical) != 0) {
+        found = found->next;
+    }
+    if (found == NULL) {
+        mpb__plugin *plugin = NULL;
+        rc = mpb__plugin_load(canonical, &plugin, err, err_len);
+        if (rc == 0) {
+            found = mpb_calloc(1, sizeof *found);
+            found->path = canonical;
+            canonical = NULL;
+            found->plugin = plugin;
+            found->next = found_plugins;
+            found_plugins = found;
+        }
+    }
+    if (found != NULL) {
+        *out = found->plugin;
+    }
+    pthread_mutex_unlock(&found_lock);
+    free(canonical);
+    return rc;
 }

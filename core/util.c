@@ -1,3 +1,4 @@
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -148,4 +149,67 @@ mpb_wall_ms(void)
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+}
+
+/* Levenshtein distance; names longer than the row buffer count as far apart. */
+static size_t
+edit_distance(const char *a, const char *b)
+{
+    enum { MAX_NAME = 63 };
+    size_t len_a = strlen(a);
+    size_t len_b = strlen(b);
+    if (len_a > MAX_NAME || len_b > MAX_NAME) {
+        return SIZE_MAX;
+    }
+    size_t row[MAX_NAME + 1];
+    for (size_t j = 0; j <= len_b; j++) {
+        row[j] = j;
+    }
+    for (size_t i = 1; i <= len_a; i++) {
+        size_t diagonal = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= len_b; j++) {
+            size_t above = row[j];
+            size_t cost = diagonal + (a[i - 1] != b[j - 1]);
+            if (above + 1 < cost) {
+                cost = above + 1;
+            }
+            if (row[j - 1] + 1 < cost) {
+                cost = row[j - 1] + 1;
+            }
+            row[j] = cost;
+            diagonal = above;
+        }
+    }
+    return row[len_b];
+}
+
+/* Edits that still read as a typo of a name: 2, or a third of the shorter
+ * name for long ones ("batch_cost" for "batch_cost_us"), and never as many
+ * as the key has characters ("x" is no typo of "op"). */
+static size_t
+max_typo_edits(size_t key_len, size_t name_len)
+{
+    size_t shorter = key_len < name_len ? key_len : name_len;
+    size_t edits = shorter / 3 > 2 ? shorter / 3 : 2;
+    if (key_len == 0) {
+        return 0;
+    }
+    return edits < key_len ? edits : key_len - 1;
+}
+
+const char *
+mpb__nearest_name(const char *key, const char *const *known, size_t n_known)
+{
+    const char *nearest = NULL;
+    size_t best = SIZE_MAX;
+    size_t key_len = strlen(key);
+    for (size_t i = 0; i < n_known; i++) {
+        size_t distance = edit_distance(key, known[i]);
+        if (distance < best && distance <= max_typo_edits(key_len, strlen(known[i]))) {
+            best = distance;
+            nearest = known[i];
+        }
+    }
+    return nearest;
 }

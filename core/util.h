@@ -52,4 +52,11 @@ mpb_now_us(void)
 }
 int64_t mpb_wall_ms(void);
 
+/* The name in known[0..n_known) nearest to key by edit distance, when it is
+ * close enough to be a likely typo (at most 2 edits, or a third of the
+ * shorter name's length when that is more, and fewer edits than key has
+ * characters; the first of equally near names wins), else NULL. For "did
+ * you mean ...?" hints. Returns one of known (borrowed). */
+const char *mpb__nearest_name(const char *key, const char *const *known, size_t n_known);
+
 #endif

@@ -3,8 +3,10 @@
  * A worker's session around its serve loop (core/worker_loop.c): connect a
  * DEALER, pin to the configured CPUs and read the binding back, run the
  * plugin's init, say READY with the effective batching settings, serve,
- * then clean up. A worker that cannot start says why in an ERROR frame, so
- * the coordinator's start fails with the real reason.
+ * then clean up. Options are checked against the plugin's declarations
+ * before init. A worker that cannot start (an option refused, init failed)
+ * says why in an ERROR frame, so the coordinator's start fails with the
+ * real reason.
  */
 #include <poll.h>
 #include <stdlib.h>
@@ -16,6 +18,7 @@
 
 #include "core/batch.h"
 #include "core/item_queue.h"
+#include "core/plugin.h"
 #include "core/util.h"
 #include "core/wire.h"
 #include "core/worker_int.h"
@@ -74,6 +77,25 @@ open_socket(worker *w, char *err, size_t err_len)
     if (zmq_getsockopt(w->socket, ZMQ_FD, &w->socket_fd, &size) != 0) {
         return mpb__set_error(err, err_len, mpb__zmq_status(), "ZMQ_FD: %s",
                               zmq_strerror(zmq_errno()));
+    }
+    return 0;
+}
+
+/* Options against the plugin's declarations; a plugin that declares none
+ * (ABI 1, or no .options) gets them as they are, with one warning from
+ * the servlet's first worker. */
+static int
+check_options(const mpb__worker_config *cfg, char *err, size_t err_len)
+{
+    size_t count = mpb_options_count(cfg->options);
+    if (cfg->def->options != NULL) {
+        return mpb__plugin_check_options(cfg->def, cfg->options, err, err_len);
+    }
+    if (count > 0 && cfg->index == 0) {
+        mpb_log_warn("worker",
+                     "plugin %s declares no options, so its %zu option(s) are passed unchecked "
+                     "(declare .options in its mpb_worker_def to have them checked)",
+                     cfg->def->name, count);
     }
     return 0;
 }
@@ -192,7 +214,10 @@ mpb__worker_run(const mpb__worker_config *cfg, char *err, size_t err_len)
     if (rc != 0) {
         goto out_free;
     }
-    rc = pin_and_init(&w, err, err_len);
+    rc = check_options(cfg, err, err_len);
+    if (rc == 0) {
+        rc = pin_and_init(&w, err, err_len);
+    }
     if (rc != 0) {
         /* Tell the coordinator why, so its start fails with this message. */
         mpb__worker_send_error(&w, rc, err);

@@ -40,6 +40,22 @@ scale_call(void *state, mpb_batch *batch)
     return 0;
 }
 
+/* What `mpb plugins show scale` prints; options not listed are refused. */
+static const mpb_option_def scale_options[] = {
+    {"factor", MPB_OPTION_FLOAT, "2", "every value is multiplied by this"},
+    {0},
+};
+
+static const mpb_tensor_def scale_inputs[] = {
+    {.name = "input", .datatype = "FP32", .ndim = 1, .shape = {-1}}, /* any length */
+    {0},
+};
+
+static const mpb_tensor_def scale_outputs[] = {
+    {.name = "output", .datatype = "FP32", .ndim = 1, .shape = {-1}},
+    {0},
+};
+
 MPB_PLUGIN_EXPORT const mpb_worker_def mpb_worker = {
     .abi_version = MPB_WORKER_ABI_VERSION,
     .name = "scale",
@@ -48,4 +64,8 @@ MPB_PLUGIN_EXPORT const mpb_worker_def mpb_worker = {
     .cleanup = free,
     .batch_size = 32,
     .batch_wait_us = 1000,
+    .options = scale_options,
+    .inputs = scale_inputs,
+    .outputs = scale_outputs,
+    .doc = "multiplies float32 vectors by factor, a batch at a time",
 };

@@ -16,5 +16,7 @@ int mpb_cmd_serve(int argc, char **argv);
 
 /* mpb call --connect ENDPOINT [--health] */
 int mpb_cmd_call(int argc, char **argv);
+/* mpb plugins [list] | show NAME|PATH [--json] */
+int mpb_cmd_plugins(int argc, char **argv);
 
 #endif

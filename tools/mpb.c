@@ -18,6 +18,7 @@ static const struct command commands[] = {
     {"serve", mpb_cmd_serve, "serve a YAML config's servlet tree to clients (ZeroMQ, HTTP)"},
     {"call", mpb_cmd_call, "send input lines to a running mpb serve, print results in order"},
     {"runs", mpb_cmd_runs, "browse a tracking store: experiments, runs, metrics"},
+    {"plugins", mpb_cmd_plugins, "list the worker plugins found, or show what one declares"},
 };
 
 static void
@@ -25,7 +26,7 @@ print_usage(FILE *out)
 {
     fprintf(out, "usage: mpb <command> [options]\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
-        fprintf(out, "  %-6s %s\n", commands[i].name, commands[i].summary);
+        fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
     }
     fprintf(out, "\n'mpb <command> --help' describes a command.\n");
 }

@@ -3,15 +3,8 @@
  * item's leading bytes, so which items fail does not depend on batching.
  * For tests of error routing, timeouts and crash recovery.
  *
- * Options (all optional; PREFIX is compared with the start of the item):
- *   fail_prefix=PREFIX        the item gets a ValueError
- *   unset_prefix=PREFIX       call() leaves the item unset (host answers NoResult)
- *   batch_prefix=PREFIX       the whole batch containing the item fails (BatchError)
- *   preprocess_prefix=PREFIX  preprocess() fails the item (PreprocessError)
- *   crash_prefix=PREFIX       the worker process aborts (a crash)
- *   exit_prefix=PREFIX        the worker process exits with status 3
- *   hang_prefix=PREFIX        call() sleeps hang_ms (default 60000) first
- *   init_fail=1               init() fails with a message
+ * Options: see fail_options below; all are optional, and each *_prefix is
+ * compared with the start of every item.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -43,8 +36,8 @@ fail_init(const mpb_worker_info *info, const mpb_options *options, void **state,
           size_t err_len)
 {
     (void)info;
-    long long init_fail = 0;
-    mpb_options_get_int(options, "init_fail", 0, &init_fail);
+    int init_fail = 0;
+    mpb_options_get_bool(options, "init_fail", 0, &init_fail);
     if (init_fail) {
         strncpy(err, "init_fail=1 asked init to fail", err_len - 1);
         err[err_len - 1] = '\0';
@@ -122,6 +115,32 @@ fail_cleanup(void *state)
     free(state);
 }
 
+static const mpb_option_def fail_options[] = {
+    {"fail_prefix", MPB_OPTION_STRING, NULL, "items starting with this get a ValueError"},
+    {"unset_prefix", MPB_OPTION_STRING, NULL,
+     "call() leaves these items unset (the host answers NoResult)"},
+    {"batch_prefix", MPB_OPTION_STRING, NULL,
+     "the whole batch holding such an item fails (BatchError)"},
+    {"preprocess_prefix", MPB_OPTION_STRING, NULL,
+     "preprocess() fails these items (PreprocessError)"},
+    {"crash_prefix", MPB_OPTION_STRING, NULL, "the worker aborts on these items (a crash)"},
+    {"exit_prefix", MPB_OPTION_STRING, NULL, "the worker process exits with status 3"},
+    {"hang_prefix", MPB_OPTION_STRING, NULL, "call() sleeps hang_ms before answering"},
+    {"hang_ms", MPB_OPTION_INT, "60000", "how long hang_prefix items hang, in milliseconds"},
+    {"init_fail", MPB_OPTION_BOOL, "false", "init() fails with a message"},
+    {0},
+};
+
+static const mpb_tensor_def fail_inputs[] = {
+    {.name = "input", .datatype = "BYTES", .ndim = 1, .shape = {1}},
+    {0},
+};
+
+static const mpb_tensor_def fail_outputs[] = {
+    {.name = "output", .datatype = "BYTES", .ndim = 1, .shape = {1}},
+    {0},
+};
+
 MPB_PLUGIN_EXPORT const mpb_worker_def mpb_worker = {
     .abi_version = MPB_WORKER_ABI_VERSION,
     .name = "fail",
@@ -130,4 +149,8 @@ MPB_PLUGIN_EXPORT const mpb_worker_def mpb_worker = {
     .preprocess = fail_preprocess,
     .cleanup = fail_cleanup,
     .batch_size = 16,
+    .options = fail_options,
+    .inputs = fail_inputs,
+    .outputs = fail_outputs,
+    .doc = "echoes items but fails, hangs or crashes on the ones its options pick, for tests",
 };

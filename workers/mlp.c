@@ -5,9 +5,8 @@
  * the worker is pinned to its core). Items are input_dim little-endian
  * float32 values; values are output_dim float32 values.
  *
- * Options: input_dim (256), hidden_dim (256), output_dim (16),
- * seed (weights drawn uniform in +-1/sqrt(fan_in) from this seed; default 1),
- * weights=PATH (raw float32 W1, b1, W2, b2 row-major; overrides seed).
+ * Options: see mlp_options below. Random weights are drawn uniform in
+ * +-1/sqrt(fan_in) from the seed.
  */
 #include <math.h>
 #include <stdint.h>
@@ -208,6 +207,27 @@ mlp_cleanup(void *state)
     mlp_free(state);
 }
 
+static const mpb_option_def mlp_options[] = {
+    {"input_dim", MPB_OPTION_INT, "256", "float32 values per item (1..65536)"},
+    {"hidden_dim", MPB_OPTION_INT, "256", "units of the hidden layer (1..65536)"},
+    {"output_dim", MPB_OPTION_INT, "16", "float32 values per result (1..65536)"},
+    {"seed", MPB_OPTION_INT, "1", "seed of the random weights"},
+    {"weights", MPB_OPTION_STRING, NULL,
+     "raw float32 file of W1, b1, W2, b2, row-major; overrides seed"},
+    {0},
+};
+
+/* Lengths come from input_dim and output_dim. */
+static const mpb_tensor_def mlp_inputs[] = {
+    {.name = "input", .datatype = "FP32", .ndim = 1, .shape = {-1}},
+    {0},
+};
+
+static const mpb_tensor_def mlp_outputs[] = {
+    {.name = "output", .datatype = "FP32", .ndim = 1, .shape = {-1}},
+    {0},
+};
+
 MPB_PLUGIN_EXPORT const mpb_worker_def mpb_worker = {
     .abi_version = MPB_WORKER_ABI_VERSION,
     .name = "mlp",
@@ -215,4 +235,8 @@ MPB_PLUGIN_EXPORT const mpb_worker_def mpb_worker = {
     .call = mlp_call,
     .cleanup = mlp_cleanup,
     .batch_size = 64,
+    .options = mlp_options,
+    .inputs = mlp_inputs,
+    .outputs = mlp_outputs,
+    .doc = "two-layer perceptron over float32 vectors, one OpenBLAS sgemm per layer per batch",
 };

@@ -4,8 +4,7 @@
  * jitter_us); values echo the items. busy=1 spins instead of sleeping, to
  * model CPU-bound work.
  *
- * Options: batch_cost_us (default 1000), item_cost_us (default 10),
- * jitter_us (default 0), busy (0/1), seed (jitter's seed; default: worker index).
+ * Options: see sleep_options below.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -18,7 +17,7 @@ typedef struct sleep_state {
     long long batch_cost_us;
     long long item_cost_us;
     long long jitter_us;
-    long long busy;
+    int busy;
     uint64_t rng;
 } sleep_state;
 
@@ -68,12 +67,12 @@ sleep_init(const mpb_worker_info *info, const mpb_options *options, void **state
     if (st == NULL || mpb_options_get_int(options, "batch_cost_us", 1000, &st->batch_cost_us) ||
         mpb_options_get_int(options, "item_cost_us", 10, &st->item_cost_us) ||
         mpb_options_get_int(options, "jitter_us", 0, &st->jitter_us) ||
-        mpb_options_get_int(options, "busy", 0, &st->busy) ||
+        mpb_options_get_bool(options, "busy", 0, &st->busy) ||
         mpb_options_get_int(options, "seed", (long long)info->index, &seed)) {
         free(st);
         snprintf(err, err_len,
-                 "batch_cost_us, item_cost_us, jitter_us, busy and seed must be "
-                 "integers");
+                 "batch_cost_us, item_cost_us, jitter_us and seed must be integers, "
+                 "busy true or false");
         return -1;
     }
     st->rng = (uint64_t)seed * 0x9E3779B97F4A7C15ull + 1;
@@ -105,6 +104,25 @@ sleep_cleanup(void *state)
     free(state);
 }
 
+static const mpb_option_def sleep_options[] = {
+    {"batch_cost_us", MPB_OPTION_INT, "1000", "cost of each call, in microseconds"},
+    {"item_cost_us", MPB_OPTION_INT, "10", "cost added per item of the batch, in microseconds"},
+    {"jitter_us", MPB_OPTION_INT, "0", "adds a uniform random extra below this to each call"},
+    {"busy", MPB_OPTION_BOOL, "false", "spin instead of sleeping, to model CPU-bound work"},
+    {"seed", MPB_OPTION_INT, NULL, "seed of the jitter (default: the worker's index)"},
+    {0},
+};
+
+static const mpb_tensor_def sleep_inputs[] = {
+    {.name = "input", .datatype = "BYTES", .ndim = 1, .shape = {1}},
+    {0},
+};
+
+static const mpb_tensor_def sleep_outputs[] = {
+    {.name = "output", .datatype = "BYTES", .ndim = 1, .shape = {1}},
+    {0},
+};
+
 MPB_PLUGIN_EXPORT const mpb_worker_def mpb_worker = {
     .abi_version = MPB_WORKER_ABI_VERSION,
     .name = "sleep",
@@ -112,4 +130,8 @@ MPB_PLUGIN_EXPORT const mpb_worker_def mpb_worker = {
     .call = sleep_call,
     .cleanup = sleep_cleanup,
     .batch_size = 32,
+    .options = sleep_options,
+    .inputs = sleep_inputs,
+    .outputs = sleep_outputs,
+    .doc = "echoes items after a known cost per call and per item, for batching studies",
 };

@@ -176,12 +176,17 @@ MPB_EXPORT void mpb_batch_fail(mpb_batch *batch, const char *type, const char *f
 /* Option value by key (borrowed for the worker's life), or NULL. */
 MPB_EXPORT const char *mpb_options_get(const mpb_options *options, const char *key);
 
-/* Option parsed as an integer / a double; def when absent. Returns 0, or
- * MPB_EINVAL when present but not a number (*out untouched). */
+/* Option parsed as a base-10 integer / a finite double; def when absent.
+ * Returns 0, or MPB_EINVAL when present but not a number (*out untouched).
+ * These read values exactly as MPB_OPTION_INT / MPB_OPTION_FLOAT check them. */
 MPB_EXPORT int mpb_options_get_int(const mpb_options *options, const char *key, long long def,
                                    long long *out);
 MPB_EXPORT int mpb_options_get_double(const mpb_options *options, const char *key, double def,
                                       double *out);
+
+/* Option parsed as MPB_OPTION_BOOL does (true|false|1|0|yes|no, any case):
+ * *out gets 1 or 0; def when absent. Returns 0, or MPB_EINVAL. */
+MPB_EXPORT int mpb_options_get_bool(const mpb_options *options, const char *key, int def, int *out);
 
 /* Number of options, and the key and value at a position (borrowed). */
 MPB_EXPORT size_t mpb_options_count(const mpb_options *options);

@@ -193,6 +193,33 @@ stream_without_return_exceptions_stops_at_first_error(void **state)
     (void)stop_counter_output;
 }
 
+/* Starts a one-worker servlet of the kind that must fail with expect in
+ * the start error; the server refuses calls afterwards. */
+static void
+assert_start_fails(const char *kind, const char *plugin, const char *cpus, const char *option,
+                   const char *expect)
+{
+    mpb_pool_config cfg;
+    mpb_pool_config_init(&cfg);
+    cfg.plugin = plugin;
+    cfg.cpus = cpus;
+    const char *options[] = {option, NULL};
+    cfg.options = options;
+    mpb_servlet *servlet =
+        strcmp(kind, "process") == 0 ? mpb_process_servlet_new(&cfg) : mpb_thread_servlet_new(&cfg);
+    mpb_server *server = mpb_server_new(&servlet, NULL);
+    char err[512] = "";
+    assert_int_not_equal(mpb_server_start(server, err, sizeof err), 0);
+    print_message("%s: %s\n", kind, err);
+    if (strstr(err, expect) == NULL) {
+        fail_msg("'%s' does not contain '%s'", err, expect);
+    }
+    mpb_result *r = NULL;
+    assert_int_equal(mpb_server_call(server, "x", 1, 100, &r), MPB_ECLOSED);
+    assert_null(r);
+    mpb_server_destroy(&server);
+}
+
 static void
 start_failures_explain_themselves(void **state)
 {
@@ -210,23 +237,38 @@ start_failures_explain_themselves(void **state)
     const char *kinds[] = {"process", "thread"};
     for (size_t k = 0; k < 2; k++) {
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-            mpb_pool_config cfg;
-            mpb_pool_config_init(&cfg);
-            cfg.plugin = cases[i].plugin;
-            cfg.cpus = cases[i].cpus;
-            const char *options[] = {cases[i].option, NULL};
-            cfg.options = options;
-            mpb_servlet *servlet =
-                k == 0 ? mpb_process_servlet_new(&cfg) : mpb_thread_servlet_new(&cfg);
-            mpb_server *server = mpb_server_new(&servlet, NULL);
-            char err[512] = "";
-            assert_int_not_equal(mpb_server_start(server, err, sizeof err), 0);
-            print_message("%s: %s\n", kinds[k], err);
-            assert_non_null(strstr(err, cases[i].expect));
-            mpb_result *r = NULL;
-            assert_int_equal(mpb_server_call(server, "x", 1, 100, &r), MPB_ECLOSED);
-            assert_null(r);
-            mpb_server_destroy(&server);
+            assert_start_fails(kinds[k], cases[i].plugin, cases[i].cpus, cases[i].option,
+                               cases[i].expect);
+        }
+    }
+}
+
+/* Options are checked against the plugin's declarations before init, in
+ * worker processes and on worker threads alike. */
+static void
+refused_options_fail_the_start(void **state)
+{
+    struct {
+        const char *plugin;
+        const char *option;
+        const char *expect;
+    } cases[] = {
+        {"sleep", "per_batch_us=5",
+         "unknown option per_batch_us of plugin sleep (known: batch_cost_us, item_cost_us, "
+         "jitter_us, busy, seed)"},
+        {"sleep", "batch_cost=5",
+         "unknown option batch_cost of plugin sleep (did you mean "
+         "batch_cost_us?)"},
+        {"sleep", "item_cost_us=abc",
+         "option item_cost_us of plugin sleep must be an integer (got 'abc')"},
+        {"sleep", "busy=maybe",
+         "option busy of plugin sleep must be true, false, yes, no, 1 or 0 (got 'maybe')"},
+        {"passthrough", "alpha=1", "unknown option alpha: plugin passthrough takes no options"},
+    };
+    const char *kinds[] = {"process", "thread"};
+    for (size_t k = 0; k < 2; k++) {
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+            assert_start_fails(kinds[k], cases[i].plugin, NULL, cases[i].option, cases[i].expect);
         }
     }
 }
@@ -241,6 +283,7 @@ main(void)
         cmocka_unit_test(whole_batch_failure_fails_exactly_its_batch),
         cmocka_unit_test(stream_without_return_exceptions_stops_at_first_error),
         cmocka_unit_test(start_failures_explain_themselves),
+        cmocka_unit_test(refused_options_fail_the_start),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
