@@ -41,46 +41,15 @@ mpb__config_scalar(const yaml_node_t *node)
     return node->type == YAML_SCALAR_NODE ? (const char *)node->data.scalar.value : NULL;
 }
 
-static size_t
-edit_distance(const char *a, const char *b)
-{
-    size_t la = strlen(a);
-    size_t lb = strlen(b);
-    if (la > 63 || lb > 63) {
-        return 64;
-    }
-    size_t row[64];
-    for (size_t j = 0; j <= lb; j++) {
-        row[j] = j;
-    }
-    for (size_t i = 1; i <= la; i++) {
-        size_t diag = row[0];
-        row[0] = i;
-        for (size_t j = 1; j <= lb; j++) {
-            size_t up = row[j];
-            size_t best = diag + (a[i - 1] != b[j - 1]);
-            best = up + 1 < best ? up + 1 : best;
-            best = row[j - 1] + 1 < best ? row[j - 1] + 1 : best;
-            row[j] = best;
-            diag = up;
-        }
-    }
-    return row[lb];
-}
-
 int
 mpb__config_unknown_field(parse_ctx *ctx, const yaml_node_t *node, const char *section,
                           const char *key, const char *const *known)
 {
-    const char *nearest = NULL;
-    size_t best = 3;
-    for (size_t i = 0; known[i] != NULL; i++) {
-        size_t d = edit_distance(key, known[i]);
-        if (d < best) {
-            best = d;
-            nearest = known[i];
-        }
+    size_t n_known = 0;
+    while (known[n_known] != NULL) {
+        n_known++;
     }
+    const char *nearest = mpb__nearest_name(key, known, n_known);
     if (nearest != NULL) {
         return mpb__config_fail_at(ctx, node, "unknown field %s.%s (did you mean %s?)", section,
                                    key, nearest);

@@ -385,6 +385,34 @@ resolve_routes(parse_ctx *ctx, const yaml_node_t *node, const char *path, servle
     return 0;
 }
 
+/* A pool's options against what its plugin declares, when the plugin is
+ * here to read (a plugin only remote workers have is checked by them). */
+static int
+check_plugin_options(parse_ctx *ctx, const yaml_node_t *node, const char *path,
+                     const servlet_spec *spec)
+{
+    const yaml_node_t *options = field_node(ctx, node, "options", NULL);
+    const mpb__plugin *plugin = NULL;
+    if (options == NULL || mpb__plugin_find(spec->pool.plugin, &plugin, NULL, 0) != 0 ||
+        plugin->def->options == NULL) {
+        return 0;
+    }
+    for (yaml_node_pair_t *p = options->data.mapping.pairs.start;
+         p < options->data.mapping.pairs.top; p++) {
+        const yaml_node_t *key = yaml_document_get_node(ctx->doc, p->key);
+        const yaml_node_t *value = yaml_document_get_node(ctx->doc, p->value);
+        const char *name = mpb__config_scalar(key);
+        char reason[400];
+        if (mpb__plugin_check_option(plugin->def, name, mpb__config_scalar(value), reason,
+                                     sizeof reason) != 0) {
+            int known = mpb__plugin_option(plugin->def, name) != NULL;
+            return mpb__config_fail_at(ctx, known ? value : key, "%s.options.%s: %s", path, name,
+                                       reason);
+        }
+    }
+    return 0;
+}
+
 /* After every field: what each kind needs, and names that must differ. */
 static int
 check_spec(parse_ctx *ctx, const yaml_node_t *node, const char *path, servlet_spec *spec)
@@ -396,7 +424,7 @@ check_spec(parse_ctx *ctx, const yaml_node_t *node, const char *path, servlet_sp
                                        "path to a .so)",
                                        path);
         }
-        return 0;
+        return check_plugin_options(ctx, node, path, spec);
     }
     if (spec->n_members == 0) {
         return mpb__config_fail_at(ctx, node, "%s.members is required: a list of servlets", path);

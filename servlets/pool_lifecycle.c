@@ -177,6 +177,11 @@ pool_start(mpb_servlet *self, const mpb__servlet_env *env, const char *parent_pa
     if (rc == 0) {
         rc = pool->launcher->prepare(pool, reason, sizeof reason);
     }
+    const mpb__plugin *described = NULL;
+    if (rc == 0 && mpb__plugin_find(pool->plugin_path ? pool->plugin_path : pool->plugin,
+                                    &described, NULL, 0) == 0) {
+        pool->declared = described->def; /* what the metadata endpoints report */
+    }
     for (unsigned i = 0; rc == 0 && i < pool->workers; i++) {
         rc = pool->launcher->launch(pool, i, reason, sizeof reason);
     }

@@ -131,16 +131,8 @@ static const mpb_option_def fail_options[] = {
     {0},
 };
 
-static const mpb_tensor_def fail_inputs[] = {
-    {.name = "input", .datatype = "BYTES", .ndim = 1, .shape = {1}},
-    {0},
-};
-
-static const mpb_tensor_def fail_outputs[] = {
-    {.name = "output", .datatype = "BYTES", .ndim = 1, .shape = {1}},
-    {0},
-};
-
+/* No tensors declared: values are the items, so whatever type comes in goes
+ * out (the HTTP front end answers in the request's datatype). */
 MPB_PLUGIN_EXPORT const mpb_worker_def mpb_worker = {
     .abi_version = MPB_WORKER_ABI_VERSION,
     .name = "fail",
@@ -150,7 +142,5 @@ MPB_PLUGIN_EXPORT const mpb_worker_def mpb_worker = {
     .cleanup = fail_cleanup,
     .batch_size = 16,
     .options = fail_options,
-    .inputs = fail_inputs,
-    .outputs = fail_outputs,
     .doc = "echoes items but fails, hangs or crashes on the ones its options pick, for tests",
 };

@@ -19,23 +19,13 @@ passthrough_call(void *state, mpb_batch *batch)
 /* No options: any option given is refused. */
 static const mpb_option_def passthrough_options[] = {{0}};
 
-static const mpb_tensor_def passthrough_inputs[] = {
-    {.name = "input", .datatype = "BYTES", .ndim = 1, .shape = {1}},
-    {0},
-};
-
-static const mpb_tensor_def passthrough_outputs[] = {
-    {.name = "output", .datatype = "BYTES", .ndim = 1, .shape = {1}},
-    {0},
-};
-
+/* No tensors declared: values are the items, so whatever type comes in goes
+ * out (the HTTP front end answers in the request's datatype). */
 MPB_PLUGIN_EXPORT const mpb_worker_def mpb_worker = {
     .abi_version = MPB_WORKER_ABI_VERSION,
     .name = "passthrough",
     .call = passthrough_call,
     .batch_size = 64,
     .options = passthrough_options,
-    .inputs = passthrough_inputs,
-    .outputs = passthrough_outputs,
     .doc = "returns every item as it is; measures the framework's own cost",
 };

@@ -113,16 +113,8 @@ static const mpb_option_def sleep_options[] = {
     {0},
 };
 
-static const mpb_tensor_def sleep_inputs[] = {
-    {.name = "input", .datatype = "BYTES", .ndim = 1, .shape = {1}},
-    {0},
-};
-
-static const mpb_tensor_def sleep_outputs[] = {
-    {.name = "output", .datatype = "BYTES", .ndim = 1, .shape = {1}},
-    {0},
-};
-
+/* No tensors declared: values are the items, so whatever type comes in goes
+ * out (the HTTP front end answers in the request's datatype). */
 MPB_PLUGIN_EXPORT const mpb_worker_def mpb_worker = {
     .abi_version = MPB_WORKER_ABI_VERSION,
     .name = "sleep",
@@ -131,7 +123,5 @@ MPB_PLUGIN_EXPORT const mpb_worker_def mpb_worker = {
     .cleanup = sleep_cleanup,
     .batch_size = 32,
     .options = sleep_options,
-    .inputs = sleep_inputs,
-    .outputs = sleep_outputs,
     .doc = "echoes items after a known cost per call and per item, for batching studies",
 };

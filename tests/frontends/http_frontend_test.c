@@ -121,9 +121,22 @@ health_and_metadata(void **state)
     /* the ensemble's outputs are its members */
     expect(s.address, "GET", "/v2/models/pipeline/models", NULL, 200, "{\"name\":\"b\"");
     expect(s.address, "GET", "/v2/models/other", NULL, 404, "no model 'other'");
+
     expect(s.address, "GET", "/v3/anything", NULL, 404, "no endpoint");
     expect(s.address, "GET", "/v2/models/pipeline/infer", NULL, 405, "POST");
     expect(s.address, "DELETE", "/v2", NULL, 405, "only infer takes POST");
+    mpb_server_destroy(&s.server);
+
+    /* a plugin's declared tensors are the model's metadata */
+    test_pool mlp = {.kind = "thread", .plugin = "mlp", .options = {"input_dim=4"}};
+    mpb_servlet *root = test_pool_servlet(&mlp);
+    s.server = test_server_over(&root, NULL);
+    char err[256];
+    assert_int_equal(mpb_server_serve_http(s.server, "127.0.0.1:0", NULL, s.address,
+                                           sizeof s.address, err, sizeof err),
+                     0);
+    expect(s.address, "GET", "/v2/models/mlp", NULL, 200,
+           "\"inputs\":[{\"name\":\"input\",\"datatype\":\"FP32\",\"shape\":[-1,-1]}]");
     mpb_server_destroy(&s.server);
 }
 

@@ -210,6 +210,16 @@ bad_trees_point_at_the_node(void **state)
                         "servlet.members.0.name must be a non-empty name without '/'");
     assert_config_error("servlet:\n  kind: sequential\n  members: [just-a-name]\n",
                         "t.yaml:3:13: servlet.members.0 must be a mapping");
+    /* plugin options are checked against what the plugin declares */
+    assert_config_error("servlet:\n  plugin: sleep\n  options:\n    per_batch_us: 100\n",
+                        "t.yaml:4:5: servlet.options.per_batch_us: unknown option per_batch_us "
+                        "of plugin sleep (known: batch_cost_us");
+    assert_config_error("servlet:\n  kind: sequential\n  members:\n    - plugin: sleep\n"
+                        "      options: {batch_cost: 1}\n",
+                        "t.yaml:5:17: servlet.members.0.options.batch_cost: unknown option "
+                        "batch_cost of plugin sleep (did you mean batch_cost_us?)");
+    assert_config_error("servlet:\n  plugin: sleep\n  options: {busy: maybe}\n",
+                        "t.yaml:3:19: servlet.options.busy: option busy of plugin sleep must be");
     /* a tree deeper than the limit */
     char deep[4096] = "servlet: ";
     for (int i = 0; i < 20; i++) {
