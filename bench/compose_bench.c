@@ -1,0 +1,260 @@
+/*
+ * mpb-bench-compose: what composition and the front end cost, each figure
+ * a ratio to a reference measured in the same run, rounds interleaved so
+ * drift hits both sides alike (medians over --rounds):
+ *
+ *   ensemble latency   one call at a time through an ensemble of two process
+ *                      pools vs one process pool alone (batch_wait_us 0):
+ *                      p50 and p99, ratio of p50s
+ *   sequential stream  items/s streamed through a sequential of two
+ *                      passthrough process pools vs one pool
+ *   front end          items/s from one pipelining client through the
+ *                      ZeroMQ front end (what `mpb serve` runs) vs the same
+ *                      servlet streamed in-process
+ *
+ *   mpb-bench-compose [--rounds 7] [--calls 2000] [--items 200000]
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/util.h"
+#include "mpbatch/client.h"
+#include "mpbatch/error.h"
+#include "mpbatch/frontend.h"
+#include "mpbatch/server.h"
+
+typedef struct bench_args {
+    int rounds;
+    int calls;
+    long long items;
+} bench_args;
+
+static int
+compare_double(const void *a, const void *b)
+{
+    double x = *(const double *)a;
+    double y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double
+percentile(double *values, int n, double p)
+{
+    qsort(values, (size_t)n, sizeof *values, compare_double);
+    int i = (int)(p * (n - 1) + 0.5);
+    return values[i];
+}
+
+static mpb_servlet *
+pool(const char *name, long long batch_size, long long wait_us)
+{
+    mpb_pool_config cfg;
+    mpb_pool_config_init(&cfg);
+    cfg.plugin = "passthrough";
+    cfg.name = name;
+    cfg.workers = 1;
+    cfg.batch_size = batch_size;
+    cfg.batch_wait_us = wait_us;
+    return mpb_process_servlet_new(&cfg);
+}
+
+static mpb_server *
+start(mpb_servlet *root)
+{
+    mpb_server *server = mpb_server_new(&root, NULL);
+    char err[512];
+    if (mpb_server_start(server, err, sizeof err) != 0) {
+        fprintf(stderr, "mpb-bench-compose: %s\n", err);
+        exit(1);
+    }
+    return server;
+}
+
+/* p50 and p99 in microseconds of n calls, one at a time. */
+static void
+call_latency(mpb_server *server, int n, double *p50, double *p99)
+{
+    double *us = mpb_malloc((size_t)n * sizeof *us);
+    char item[16] = "0123456789abcde";
+    for (int i = 0; i < n; i++) {
+        int64_t start_ns = mpb_now_ns();
+        mpb_result *r = NULL;
+        if (mpb_server_call(server, item, sizeof item, 5000, &r) != 0) {
+            fprintf(stderr, "mpb-bench-compose: a call failed\n");
+            exit(1);
+        }
+        us[i] = (double)(mpb_now_ns() - start_ns) / 1e3;
+        mpb_result_destroy(&r);
+    }
+    *p50 = percentile(us, n, 0.5);
+    *p99 = percentile(us, n, 0.99);
+    free(us);
+}
+
+typedef struct feed {
+    long long n;
+    long long made;
+    char item[16];
+} feed;
+
+static int
+feed_next(void *ctx, const void **data, size_t *len)
+{
+    feed *f = ctx;
+    if (f->made == f->n) {
+        return 0;
+    }
+    memcpy(f->item, &f->made, sizeof f->made);
+    f->made++;
+    *data = f->item;
+    *len = sizeof f->item;
+    return 1;
+}
+
+static int
+feed_output(void *ctx, uint64_t index, const mpb_result *result)
+{
+    (void)ctx;
+    (void)index;
+    return mpb_result_is_error(result) ? MPB_EITEM : 0;
+}
+
+static double
+stream_rate(mpb_server *server, long long items)
+{
+    feed f = {.n = items};
+    int64_t start_ns = mpb_now_ns();
+    if (mpb_server_stream(server, feed_next, feed_output, &f, NULL) != 0) {
+        fprintf(stderr, "mpb-bench-compose: a stream failed\n");
+        exit(1);
+    }
+    return (double)items / ((double)(mpb_now_ns() - start_ns) / 1e9);
+}
+
+static double
+client_rate(mpb_client *client, long long items)
+{
+    feed f = {.n = items};
+    mpb_client_stream_options opts = {.window = 1024};
+    int64_t start_ns = mpb_now_ns();
+    if (mpb_client_stream(client, feed_next, feed_output, &f, &opts) != 0) {
+        fprintf(stderr, "mpb-bench-compose: a client stream failed\n");
+        exit(1);
+    }
+    return (double)items / ((double)(mpb_now_ns() - start_ns) / 1e9);
+}
+
+static double
+median_of(double *values, int n)
+{
+    return percentile(values, n, 0.5);
+}
+
+static void
+bench_ensemble(const bench_args *a)
+{
+    mpb_server *single = start(pool("single", 1, 0));
+    mpb_servlet *members[2] = {pool("a", 1, 0), pool("b", 1, 0)};
+    mpb_server *ensemble = start(mpb_ensemble_servlet_new(members, 2, NULL));
+    double s50[64], s99[64], e50[64], e99[64], ratio[64];
+    double warm50, warm99;
+    call_latency(single, a->calls / 4, &warm50, &warm99);
+    call_latency(ensemble, a->calls / 4, &warm50, &warm99);
+    for (int r = 0; r < a->rounds; r++) {
+        call_latency(single, a->calls, &s50[r], &s99[r]);
+        call_latency(ensemble, a->calls, &e50[r], &e99[r]);
+        ratio[r] = e50[r] / s50[r];
+    }
+    printf("ensemble latency   single pool p50 %.1f us p99 %.1f us | ensemble of two p50 %.1f us "
+           "p99 %.1f us | p50 ratio %.2f x (target <= 1.5)\n",
+           median_of(s50, a->rounds), median_of(s99, a->rounds), median_of(e50, a->rounds),
+           median_of(e99, a->rounds), median_of(ratio, a->rounds));
+    mpb_server_destroy(&single);
+    mpb_server_destroy(&ensemble);
+}
+
+static void
+bench_sequential(const bench_args *a)
+{
+    mpb_server *single = start(pool("single", 64, 200));
+    mpb_servlet *stages[2] = {pool("first", 64, 200), pool("second", 64, 200)};
+    mpb_server *seq = start(mpb_sequential_servlet_new(stages, 2));
+    double one[64], two[64], ratio[64];
+    stream_rate(single, a->items / 4);
+    stream_rate(seq, a->items / 4);
+    for (int r = 0; r < a->rounds; r++) {
+        one[r] = stream_rate(single, a->items);
+        two[r] = stream_rate(seq, a->items);
+        ratio[r] = two[r] / one[r];
+    }
+    printf("sequential stream  one pool %.0f items/s | sequential of two %.0f items/s | ratio "
+           "%.2f x (target >= 0.5)\n",
+           median_of(one, a->rounds), median_of(two, a->rounds), median_of(ratio, a->rounds));
+    mpb_server_destroy(&single);
+    mpb_server_destroy(&seq);
+}
+
+static void
+bench_frontend(const bench_args *a)
+{
+    mpb_server *server = start(pool("served", 64, 200));
+    char endpoint[128];
+    snprintf(endpoint, sizeof endpoint, "ipc:///tmp/mpb-bench-compose-%d.ipc", (int)getpid());
+    char err[256];
+    if (mpb_server_serve_zmq(server, endpoint, NULL, NULL, 0, err, sizeof err) != 0) {
+        fprintf(stderr, "mpb-bench-compose: %s\n", err);
+        exit(1);
+    }
+    mpb_client *client = mpb_client_new();
+    mpb_client_connect(client, endpoint, err, sizeof err);
+    double local[64], remote[64], ratio[64];
+    stream_rate(server, a->items / 4);
+    client_rate(client, a->items / 4);
+    for (int r = 0; r < a->rounds; r++) {
+        local[r] = stream_rate(server, a->items);
+        remote[r] = client_rate(client, a->items);
+        ratio[r] = remote[r] / local[r];
+    }
+    printf("front end          in-process stream %.0f items/s | one pipelining client over the "
+           "ZeroMQ front end %.0f items/s | ratio %.2f x (target >= 0.5)\n",
+           median_of(local, a->rounds), median_of(remote, a->rounds),
+           median_of(ratio, a->rounds));
+    mpb_client_destroy(&client);
+    mpb_server_destroy(&server);
+}
+
+int
+main(int argc, char **argv)
+{
+    bench_args a = {.rounds = 7, .calls = 2000, .items = 200000};
+    static const struct option options[] = {{"rounds", required_argument, NULL, 'r'},
+                                            {"calls", required_argument, NULL, 'c'},
+                                            {"items", required_argument, NULL, 'n'},
+                                            {NULL, 0, NULL, 0}};
+    int opt;
+    while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
+        if (opt == 'r') {
+            a.rounds = atoi(optarg);
+        } else if (opt == 'c') {
+            a.calls = atoi(optarg);
+        } else if (opt == 'n') {
+            a.items = atoll(optarg);
+        } else {
+            fprintf(stderr, "usage: mpb-bench-compose [--rounds N] [--calls N] [--items N]\n");
+            return 2;
+        }
+    }
+    if (a.rounds < 1 || a.rounds > 64 || a.calls < 4 || a.items < 4) {
+        fprintf(stderr, "mpb-bench-compose: rounds 1..64, calls and items >= 4\n");
+        return 2;
+    }
+    printf("mpb-bench-compose: %d rounds, medians; 16-byte items, passthrough workers\n",
+           a.rounds);
+    bench_ensemble(&a);
+    bench_sequential(&a);
+    bench_frontend(&a);
+    return 0;
+}
