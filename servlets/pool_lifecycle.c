@@ -148,6 +148,10 @@ wait_until_ready(mpb__pool *pool, char *err, size_t err_len)
                                   "%u of %u workers ready after %d ms (start_timeout_ms)",
                                   ready_launched(pool), pool->workers, timeout_ms);
         }
+        /* Pools of the tree that started before this one keep their
+         * heartbeats and sockets going meanwhile: their workers would
+         * leave after 10 s of silence. */
+        mpb__loop_run_once(pool->env.loop, 0);
         zmq_pollitem_t item = {.socket = pool->router, .events = ZMQ_POLLIN};
         zmq_poll(&item, 1, 50);
         mpb__pool_receive_all(pool);
