@@ -108,6 +108,16 @@ mpb__composite_ready(mpb_servlet *self)
     return 1;
 }
 
+unsigned
+mpb__composite_auto_workers(const mpb_servlet *self)
+{
+    unsigned total = 0;
+    for (size_t i = 0; i < self->n_members; i++) {
+        total += self->members[i]->ops->auto_workers(self->members[i]);
+    }
+    return total;
+}
+
 void
 mpb__composite_workers(mpb_servlet *self, mpb_worker_status *out, size_t max, size_t *count)
 {

@@ -183,6 +183,7 @@ static const mpb__servlet_ops ensemble_ops = {
     .start = mpb__composite_start,
     .submit = ens_submit,
     .cancel = ens_cancel,
+    .auto_workers = mpb__composite_auto_workers,
     .ready = mpb__composite_ready,
     .tensors = ens_tensors,
     .shutdown = mpb__composite_shutdown,

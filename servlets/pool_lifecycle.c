@@ -33,8 +33,16 @@ resolve_cpus(mpb__pool *pool, char *err, size_t err_len)
         return 0;
     }
     if (strcmp(spec, "auto") == 0) {
+        /* this pool's place in the tree's spread (alone: the whole spread) */
+        unsigned base = 0;
+        unsigned total = pool->workers;
+        if (pool->env.auto_next != NULL && pool->env.auto_total >= pool->workers) {
+            base = *pool->env.auto_next;
+            total = pool->env.auto_total;
+            *pool->env.auto_next += pool->workers;
+        }
         for (unsigned i = 0; i < pool->workers; i++) {
-            pool->cpu_lists[i] = mpb__affinity_auto(i, pool->workers);
+            pool->cpu_lists[i] = mpb__affinity_auto(base + i, total);
         }
         return 0;
     }
@@ -375,11 +383,20 @@ pool_tensors(mpb_servlet *self, const mpb_tensor_def **inputs, const mpb_tensor_
     *outputs = pool->declared ? pool->declared->outputs : NULL;
 }
 
+static unsigned
+pool_auto_workers(const mpb_servlet *self)
+{
+    const mpb__pool *pool = (const mpb__pool *)self;
+    const char *spec = pool->cpus_spec ? pool->cpus_spec : pool->launcher->default_cpus;
+    return strcmp(spec, "auto") == 0 ? pool->workers : 0;
+}
+
 static const mpb__servlet_ops pool_ops = {
     .kind = "pool",
     .start = pool_start,
     .submit = mpb__pool_submit,
     .cancel = mpb__pool_cancel,
+    .auto_workers = pool_auto_workers,
     .ready = pool_ready,
     .tensors = pool_tensors,
     .shutdown = pool_shutdown,

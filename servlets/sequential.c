@@ -91,6 +91,7 @@ static const mpb__servlet_ops sequential_ops = {
     .start = mpb__composite_start,
     .submit = seq_submit,
     .cancel = seq_cancel,
+    .auto_workers = mpb__composite_auto_workers,
     .ready = mpb__composite_ready,
     .tensors = mpb__composite_tensors_chain,
     .shutdown = mpb__composite_shutdown,

@@ -202,6 +202,7 @@ dispatcher_main(void *arg)
 {
     mpb_server *self = arg;
     mpb_log_set_role("coordinator");
+    unsigned auto_next = 0;
     mpb__servlet_env env = {
         .loop = self->loop,
         .info_lock = &self->info_lock,
@@ -209,6 +210,8 @@ dispatcher_main(void *arg)
         .stats = &self->stats,
         .on_batch = self->options.on_batch,
         .on_batch_ctx = self->options.on_batch_ctx,
+        .auto_total = self->root->ops->auto_workers(self->root),
+        .auto_next = &auto_next,
     };
     char err[512] = "";
     int rc = self->root->ops->start(self->root, &env, "", err, sizeof err);

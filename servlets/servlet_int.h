@@ -54,6 +54,10 @@ typedef struct mpb__servlet_env {
     mpb__stats *stats;
     mpb_telemetry_fn on_batch;
     void *on_batch_ctx;
+    /* cpus: auto spreads the workers of the whole tree over the cores:
+     * pools take consecutive places in a spread of auto_total workers. */
+    unsigned auto_total;
+    unsigned *auto_next;
 } mpb__servlet_env;
 
 typedef struct mpb__servlet_ops {
@@ -69,6 +73,8 @@ typedef struct mpb__servlet_ops {
      * Cancelled error) or later (with whatever the task came to). Work a
      * worker already holds runs to its end. May recurse into done. */
     void (*cancel)(mpb_servlet *self, mpb__task *task);
+    /* Workers of the subtree that cpus: auto will pin (before start). */
+    unsigned (*auto_workers)(const mpb_servlet *self);
     /* 1 when every worker of the subtree is connected and ready. */
     int (*ready)(mpb_servlet *self);
     /* After start: the tensors an item and a value hold, as the plugins
@@ -120,6 +126,7 @@ void mpb__composite_shutdown(mpb_servlet *self);
 int mpb__composite_stopped(mpb_servlet *self);
 void mpb__composite_kill(mpb_servlet *self);
 int mpb__composite_ready(mpb_servlet *self);
+unsigned mpb__composite_auto_workers(const mpb_servlet *self);
 void mpb__composite_workers(mpb_servlet *self, mpb_worker_status *out, size_t max, size_t *count);
 /* Inputs of the first member, outputs of the last (sequential). */
 void mpb__composite_tensors_chain(mpb_servlet *self, const mpb_tensor_def **inputs,

@@ -269,6 +269,7 @@ static const mpb__servlet_ops switch_ops = {
     .start = switch_start,
     .submit = switch_submit,
     .cancel = switch_cancel,
+    .auto_workers = mpb__composite_auto_workers,
     .ready = mpb__composite_ready,
     .tensors = mpb__composite_tensors_first,
     .shutdown = mpb__composite_shutdown,

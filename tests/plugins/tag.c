@@ -71,6 +71,12 @@ tag_call(void *state, mpb_batch *batch)
     return 0;
 }
 
+static const mpb_option_def tag_options[] = {
+    {"tag", MPB_OPTION_STRING, "tag", "appended to every value after '|'"},
+    {"delay_us", MPB_OPTION_INT, "0", "sleep this long in every call"},
+    {0},
+};
+
 MPB_PLUGIN_EXPORT const mpb_worker_def mpb_worker = {
     .abi_version = MPB_WORKER_ABI_VERSION,
     .name = "tag",
@@ -79,4 +85,5 @@ MPB_PLUGIN_EXPORT const mpb_worker_def mpb_worker = {
     .cleanup = free,
     .batch_size = 16,
     .batch_wait_us = MPB_BATCH_WAIT_NONE,
+    .options = tag_options,
 };

@@ -3,6 +3,8 @@
  * through every level, results keep input order, and an error names the
  * exact stage that failed while its neighbours pass untouched.
  */
+#include <unistd.h>
+
 #include <msgpack.h>
 
 #include "tree_helpers.h"
@@ -95,11 +97,31 @@ test_three_deep_mixed_kinds(void **state)
     mpb_server_destroy(&server);
 }
 
+/* cpus: auto spreads the workers of the whole tree, not each pool alone:
+ * two one-worker pools get different cores. */
+static void
+auto_pinning_spreads_the_tree(void **state)
+{
+    (void)state;
+    if (sysconf(_SC_NPROCESSORS_ONLN) < 2) {
+        skip();
+    }
+    mpb_servlet *members[2] = {tag_pool("process", "a", 1, NULL), tag_pool("process", "b", 1, NULL)};
+    mpb_servlet *root = mpb_ensemble_servlet_new(members, 2, NULL);
+    mpb_server *server = test_server_over(&root, NULL);
+    mpb_worker_status workers[2];
+    assert_int_equal(mpb_server_workers(server, workers, 2), 2);
+    assert_true(workers[0].cpus[0] != '\0' && workers[1].cpus[0] != '\0');
+    assert_string_not_equal(workers[0].cpus, workers[1].cpus);
+    mpb_server_destroy(&server);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_three_deep_mixed_kinds),
+        cmocka_unit_test(auto_pinning_spreads_the_tree),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
