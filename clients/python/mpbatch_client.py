@@ -74,6 +74,8 @@ ERROR = 8
 DEFAULT_WINDOW = 256
 DEFAULT_BATCH = 64
 
+_MAX_POLL_MS = 1 << 30  # zmq_poll takes a C long; longer waits poll again
+
 _PENDING = object()  # a reply that is wanted and has not come yet
 
 
@@ -204,18 +206,27 @@ def _payload(item):
 def _check_timeout(name, value):
     if value is None:
         return
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
-        raise ValueError(f"{name} must be a number of seconds > 0 (got {value!r})")
+    if (
+        not isinstance(value, (int, float))
+        or isinstance(value, bool)
+        or not 0 < value < math.inf
+    ):
+        raise ValueError(f"{name} must be a finite number of seconds > 0 (got {value!r})")
 
 
 def _deadline_ms(timeout):
-    return max(1, math.ceil(timeout * 1000)) if timeout is not None else 0
+    if timeout is None:
+        return 0
+    # the server takes 2^40 ms and more as no deadline
+    return min(max(1, math.ceil(timeout * 1000)), 1 << 40)
 
 
 def _grace(timeout):
     """How long to wait past a deadline sent with a call for the server's
-    own Timeout answer, which names the servlet and worker."""
-    return min(1.0, 0.1 + 0.1 * timeout)
+    own Timeout answer, which names the servlet and worker. A server that
+    is up answers at the deadline; the grace only delays giving up on one
+    that is not."""
+    return min(1.0, 0.25 + 0.1 * timeout)
 
 
 class Client:
@@ -236,9 +247,12 @@ class Client:
     def __init__(self, endpoint, *, timeout=60.0, context=None):
         _check_timeout("timeout", timeout)
         if timeout is None:
-            raise ValueError("timeout must be a number of seconds > 0 (got None)")
+            raise ValueError("timeout must be a finite number of seconds > 0 (got None)")
         self.endpoint = endpoint
         self.timeout = float(timeout)
+        self._ids = itertools.count(1)
+        self._wanted = {}  # request id -> reply, or _PENDING
+        self._stray = None  # an ERROR frame without an id, for the next wait
         self._own_context = context is None
         self._context = zmq.Context() if context is None else context
         self._socket = self._context.socket(zmq.DEALER)
@@ -250,9 +264,6 @@ class Client:
         except zmq.ZMQError as e:
             self.close()
             raise ValueError(f"connect {endpoint}: {e}") from None
-        self._ids = itertools.count(1)
-        self._wanted = {}  # request id -> reply, or _PENDING
-        self._stray = None  # an ERROR frame without an id, for the next wait
 
     # ---- lifecycle ----
 
@@ -414,8 +425,11 @@ class Client:
         """Waits up to ``wait`` seconds for a message, then files every
         message already queued. Returns False when none came."""
         self._check_open()
-        if not self._socket.poll(max(0, math.ceil(wait * 1000))):
-            return False
+        deadline = time.monotonic() + wait
+        while not self._socket.poll(min(max(0, math.ceil(wait * 1000)), _MAX_POLL_MS)):
+            wait = deadline - time.monotonic()
+            if wait <= 0:
+                return False
         while True:
             try:
                 parts = self._socket.recv_multipart(zmq.NOBLOCK)
@@ -452,7 +466,11 @@ class Client:
         elif kind == INFO_REPLY and len(message) >= 3 and isinstance(message[2], list):
             self._offer(
                 message[1],
-                [(_text(p[0]), _text(p[1])) for p in message[2] if isinstance(p, list) and len(p) >= 2],
+                [
+                    (_text(pair[0]), _text(pair[1]))
+                    for pair in message[2]
+                    if isinstance(pair, list) and len(pair) >= 2
+                ],
             )
         elif kind == ERROR:
             request_id = message[1] if len(message) >= 2 else None
