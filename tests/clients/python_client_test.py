@@ -1,6 +1,6 @@
 """The Python client (clients/python/mpbatch_client.py) against live `mpb serve`s.
 
-Starts three servers on ipc:// endpoints in a temporary directory, each with
+Starts four servers on ipc:// endpoints in a temporary directory, each with
 a config written here, and waits for each to say ready:
 
 - echo: a passthrough pool (2 workers) with max_message_bytes 1 MiB;
@@ -13,12 +13,14 @@ a config written here, and waits for each to say ready:
   flight.
 
 Every server is stopped at the end with SIGTERM; each must exit 0 and its
-log (the workers' too) must hold no sanitizer report.
+log (the workers' too) must hold no sanitizer report. Should this process
+be killed (a ctest timeout), the servers get SIGTERM from the kernel.
 
 Run by ctest as mpb.clients.python (MPB_BUILD_DIR, MPB_SOURCE_DIR set), or
 by hand: MPB_BUILD_DIR=build /usr/bin/python3 tests/clients/python_client_test.py
 """
 
+import ctypes
 import itertools
 import os
 import shutil
@@ -47,8 +49,9 @@ except ImportError as e:
     )
 
 MPB = BUILD_DIR / "bin" / "mpb"
-START_TIMEOUT_S = 60.0  # a sanitizer build starts its workers slowly
-STOP_TIMEOUT_S = 30.0
+START_TIMEOUT_S = 30.0  # a sanitizer build starts its workers slowly
+STOP_TIMEOUT_S = 15.0
+PR_SET_PDEATHSIG = 1
 SANITIZER_MARKS = (
     "ERROR: AddressSanitizer",
     "ERROR: LeakSanitizer",
@@ -92,6 +95,11 @@ serve:
 """
 
 
+def die_with_this_process():
+    """In the child, before exec: SIGTERM when the test process dies."""
+    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 class Server:
     """One `mpb serve` subprocess with its config and log in a directory."""
 
@@ -111,6 +119,7 @@ class Server:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                preexec_fn=die_with_this_process,
             )
 
     def log(self):
@@ -210,7 +219,7 @@ class ServerTestCase(unittest.TestCase):
 
     def setUp(self):
         self.server = SERVERS[self.server_name]
-        self.client = Client(self.server.endpoint, timeout=20.0)
+        self.client = Client(self.server.endpoint, timeout=10.0)
         self.addCleanup(self.client.close)
 
 
