@@ -328,10 +328,17 @@ handle_frame(zmq_frontend *fe, mpb__client *client, const void *data, size_t len
     int has_id = root.via.array.size >= 2 && mpb__wire_as_uint(&root.via.array.ptr[1], &id) == 0;
     if (type == MPB_CLIENT_CALL) {
         take_calls(fe, client, &root);
-    } else if (type == MPB_CLIENT_HEALTH && has_id) {
+    } else if ((type == MPB_CLIENT_HEALTH || type == MPB_CLIENT_INFO) && !has_id) {
+        snprintf(err, sizeof err, "a %s request is [%llu, id] with an unsigned id",
+                 type == MPB_CLIENT_HEALTH ? "HEALTH" : "INFO", (unsigned long long)type);
+        reply_error_frame(fe, client, 0, 0, MPB_EPROTO, err);
+    } else if (type == MPB_CLIENT_HEALTH) {
         reply_health(fe, client, id);
-    } else if (type == MPB_CLIENT_INFO && has_id) {
+    } else if (type == MPB_CLIENT_INFO) {
         reply_info(fe, client, id);
+    } else if (type == MPB_CLIENT_ERROR) {
+        /* never answered: two peers answering ERROR with ERROR would loop */
+        mpb_log_debug("frontend", "%s: a client sent an ERROR frame", fe->endpoint);
     } else {
         snprintf(err, sizeof err,
                  "unknown request type %llu (1 CALL, 3 HEALTH [3, id], 5 INFO [5, id])",

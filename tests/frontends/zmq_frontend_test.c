@@ -220,6 +220,7 @@ bad_requests_get_errors_and_serving_goes_on(void **state)
     /* a call without a readable id: ERROR */
     expect_reply(s.endpoint, client, "\x92\x01\x91\x92\xa1x\x05", 7, 0, 8, "unsigned id");
     expect_reply(s.endpoint, client, "\x92\x03\x01", 3, 1, 8, "one message part");
+    expect_reply(s.endpoint, client, "\x91\x03", 2, 0, 8, "a HEALTH request is [3, id]");
     /* over max_message_bytes (4096) but under twice that: an error reply */
     char big[6000];
     memset(big, 'x', sizeof big);
