@@ -220,8 +220,7 @@ bench_frontend(const bench_args *a)
     }
     printf("front end          in-process stream %.0f items/s | one pipelining client over the "
            "ZeroMQ front end %.0f items/s | ratio %.2f x (target >= 0.5)\n",
-           median_of(local, a->rounds), median_of(remote, a->rounds),
-           median_of(ratio, a->rounds));
+           median_of(local, a->rounds), median_of(remote, a->rounds), median_of(ratio, a->rounds));
     mpb_client_destroy(&client);
     mpb_server_destroy(&server);
 }
@@ -251,8 +250,7 @@ main(int argc, char **argv)
         fprintf(stderr, "mpb-bench-compose: rounds 1..64, calls and items >= 4\n");
         return 2;
     }
-    printf("mpb-bench-compose: %d rounds, medians; 16-byte items, passthrough workers\n",
-           a.rounds);
+    printf("mpb-bench-compose: %d rounds, medians; 16-byte items, passthrough workers\n", a.rounds);
     bench_ensemble(&a);
     bench_sequential(&a);
     bench_frontend(&a);

@@ -275,7 +275,8 @@ mpb__result_from_msgpack(const msgpack_object *o, int depth)
         return mpb_result_new_value(o->via.str.ptr, o->via.str.size);
     }
     if (o->type == MSGPACK_OBJECT_MAP && o->via.map.size == 1 &&
-        o->via.map.ptr[0].key.type == MSGPACK_OBJECT_STR && o->via.map.ptr[0].key.via.str.size == 5 &&
+        o->via.map.ptr[0].key.type == MSGPACK_OBJECT_STR &&
+        o->via.map.ptr[0].key.via.str.size == 5 &&
         memcmp(o->via.map.ptr[0].key.via.str.ptr, "error", 5) == 0 &&
         o->via.map.ptr[0].val.type == MSGPACK_OBJECT_MAP) {
         return error_from_map(&o->via.map.ptr[0].val);

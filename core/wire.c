@@ -221,8 +221,9 @@ decode_ready(const msgpack_object_array *a, mpb__ready *r)
         return MPB_EPROTO;
     }
     const msgpack_object *f = a->ptr;
-    if (as_u32(&f[1], &r->version) || mpb__wire_as_str(&f[2], &r->name) || mpb__wire_as_int(&f[3], &r->pid) ||
-        mpb__wire_as_str(&f[4], &r->cpus) || as_u32(&f[5], &r->capacity) || mpb__wire_as_str(&f[6], &r->plugin) ||
+    if (as_u32(&f[1], &r->version) || mpb__wire_as_str(&f[2], &r->name) ||
+        mpb__wire_as_int(&f[3], &r->pid) || mpb__wire_as_str(&f[4], &r->cpus) ||
+        as_u32(&f[5], &r->capacity) || mpb__wire_as_str(&f[6], &r->plugin) ||
         as_u32(&f[7], &r->batch_size) || mpb__wire_as_int(&f[8], &r->batch_wait_us) ||
         mpb__wire_as_str(&f[9], &r->host)) {
         return MPB_EPROTO;
@@ -239,9 +240,10 @@ decode_telemetry(const msgpack_object_array *a, mpb_batch_telemetry *t)
     const msgpack_object *f = a->ptr;
     uint32_t closed_by;
     memset(t, 0, sizeof *t);
-    if (as_u32(&f[1], &t->size) || as_u32(&f[2], &t->errors) || mpb__wire_as_int(&f[3], &t->first_wait_us) ||
-        mpb__wire_as_int(&f[4], &t->compute_us) || as_u32(&f[5], &closed_by) ||
-        as_u32(&f[6], &t->queued_after) || closed_by > MPB_BATCH_CLOSED_DRAINED) {
+    if (as_u32(&f[1], &t->size) || as_u32(&f[2], &t->errors) ||
+        mpb__wire_as_int(&f[3], &t->first_wait_us) || mpb__wire_as_int(&f[4], &t->compute_us) ||
+        as_u32(&f[5], &closed_by) || as_u32(&f[6], &t->queued_after) ||
+        closed_by > MPB_BATCH_CLOSED_DRAINED) {
         return MPB_EPROTO;
     }
     t->closed_by = (mpb_batch_close)closed_by;
@@ -361,7 +363,8 @@ mpb__wire_result_at(const mpb__frame *frame, uint32_t index, mpb__wire_result *o
     if (!out->is_error) {
         return mpb__wire_as_bytes(&f[2], &out->data, &out->len);
     }
-    if (entry->via.array.size < 4 || mpb__wire_as_str(&f[2], &out->type) || mpb__wire_as_str(&f[3], &out->message)) {
+    if (entry->via.array.size < 4 || mpb__wire_as_str(&f[2], &out->type) ||
+        mpb__wire_as_str(&f[3], &out->message)) {
         return MPB_EPROTO;
     }
     return 0;

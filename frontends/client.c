@@ -199,8 +199,8 @@ status_of(const mpb_result *r)
 }
 
 int
-mpb_client_call(mpb_client *self, const char *target, const void *input, size_t len,
-                int timeout_ms, mpb_result **out)
+mpb_client_call(mpb_client *self, const char *target, const void *input, size_t len, int timeout_ms,
+                mpb_result **out)
 {
     *out = NULL;
     if (self->socket == NULL || (input == NULL && len > 0)) {
@@ -223,8 +223,8 @@ mpb_client_call(mpb_client *self, const char *target, const void *input, size_t 
         int64_t left_ms = (deadline - mpb_now_ns()) / 1000000;
         rc = left_ms > 0 ? receive(self, &sink, (int)left_ms) : MPB_ETIMEDOUT;
         if (rc == MPB_ETIMEDOUT) {
-            *out = mpb_result_new_error(MPB_ERROR_TIMEOUT, "no answer from the server in time",
-                                        "", "", 0);
+            *out = mpb_result_new_error(MPB_ERROR_TIMEOUT, "no answer from the server in time", "",
+                                        "", 0);
             return MPB_ETIMEDOUT;
         }
         if (rc != 0) {
@@ -296,10 +296,10 @@ issue(client_stream *st, mpb_next_fn next, void *ctx, size_t limit)
             st->status = rc;
             break;
         }
-        mpb__client_pack_call(&c->out, st->base + st->issued + n, data, len,
-                              (uint64_t)(st->opts.item_timeout_ms > 0 ? st->opts.item_timeout_ms
-                                                                      : 0),
-                              st->opts.target);
+        mpb__client_pack_call(
+            &c->out, st->base + st->issued + n, data, len,
+            (uint64_t)(st->opts.item_timeout_ms > 0 ? st->opts.item_timeout_ms : 0),
+            st->opts.target);
         n++;
     }
     if (n == 0) {

@@ -18,8 +18,8 @@ typedef struct mpb__client mpb__client;
 struct mpb__client {
     unsigned char rid[MPB_CLIENT_RID_MAX];
     size_t rid_len;
-    int req_envelope;     /* the client sent an empty delimiter (REQ): echo it */
-    uint32_t in_flight;   /* calls submitted, not yet answered */
+    int req_envelope;      /* the client sent an empty delimiter (REQ): echo it */
+    uint32_t in_flight;    /* calls submitted, not yet answered */
     mpb__wire_buf replies; /* result entries waiting for this round's flush */
     uint32_t n_replies;
     mpb__client *next_flush; /* in the front end's flush list when n_replies > 0 */

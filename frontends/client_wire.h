@@ -20,15 +20,15 @@
 #define MPB_CLIENT_PROTOCOL_VERSION 1
 
 typedef enum mpb__client_frame {
-    MPB_CLIENT_CALL = 1,    /* client: [1, [[id, payload, deadline_ms?, target?], ...]] */
-    MPB_CLIENT_RESULTS = 2, /* server: [2, [[id, 0, value] | [id, 1, type, msg, servlet,
-                               worker, pid], ...]] */
-    MPB_CLIENT_HEALTH = 3,  /* client: [3, id] */
+    MPB_CLIENT_CALL = 1,         /* client: [1, [[id, payload, deadline_ms?, target?], ...]] */
+    MPB_CLIENT_RESULTS = 2,      /* server: [2, [[id, 0, value] | [id, 1, type, msg, servlet,
+                                    worker, pid], ...]] */
+    MPB_CLIENT_HEALTH = 3,       /* client: [3, id] */
     MPB_CLIENT_HEALTH_REPLY = 4, /* server: [4, id, live, ready, workers, in_flight, capacity,
                                     version] */
-    MPB_CLIENT_INFO = 5,       /* client: [5, id] */
-    MPB_CLIENT_INFO_REPLY = 6, /* server: [6, id, [[path, kind], ...]] */
-    MPB_CLIENT_ERROR = 8,      /* server: [8, id or nil, code, message] */
+    MPB_CLIENT_INFO = 5,         /* client: [5, id] */
+    MPB_CLIENT_INFO_REPLY = 6,   /* server: [6, id, [[path, kind], ...]] */
+    MPB_CLIENT_ERROR = 8,        /* server: [8, id or nil, code, message] */
 } mpb__client_frame;
 
 /* One call of a CALL frame. */

@@ -116,8 +116,7 @@ append_body(http_request *rq, const char *data, size_t len)
 
 static enum MHD_Result
 on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
-           const char *version, const char *upload_data, size_t *upload_data_size,
-           void **con_cls)
+           const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls)
 {
     (void)version;
     http_frontend *fe = cls;
@@ -138,8 +137,8 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
     }
     if (rq->too_large) {
         return mpb__http_respond_error(conn, MHD_HTTP_CONTENT_TOO_LARGE,
-                             "the body is larger than max_message_bytes (%zu)",
-                             fe->max_message_bytes);
+                                       "the body is larger than max_message_bytes (%zu)",
+                                       fe->max_message_bytes);
     }
     return mpb__http_route(fe, rq, url, method);
 }
@@ -227,8 +226,7 @@ parse_address(const char *address, struct sockaddr_storage *out, socklen_t *out_
     const char *colon = strrchr(address, ':');
     if (colon == NULL || colon[1] == '\0') {
         return mpb__set_error(err, err_len, MPB_EINVAL,
-                              "HTTP address '%s' must be HOST:PORT, e.g. 127.0.0.1:8000",
-                              address);
+                              "HTTP address '%s' must be HOST:PORT, e.g. 127.0.0.1:8000", address);
     }
     char host[256];
     snprintf(host, sizeof host, "%.*s", (int)(colon - address), address);
@@ -236,8 +234,8 @@ parse_address(const char *address, struct sockaddr_storage *out, socklen_t *out_
         memmove(host, host + 1, strlen(host));
         host[strlen(host) - 1] = '\0';
     }
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_NUMERICSERV};
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
     struct addrinfo *found = NULL;
     int rc = getaddrinfo(host[0] ? host : NULL, colon + 1, &hints, &found);
     if (rc != 0 || found == NULL) {
@@ -277,8 +275,8 @@ start_daemon(http_frontend *fe, const struct sockaddr_storage *addr, char *err, 
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)addr)->sin6_addr, host, sizeof host);
     }
     free(fe->address);
-    fe->address = mpb_asprintf(addr->ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u", host,
-                               (unsigned)info->port);
+    fe->address =
+        mpb_asprintf(addr->ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u", host, (unsigned)info->port);
     return 0;
 }
 
@@ -290,20 +288,18 @@ on_tick(mpb__loop *loop, void *arg)
     MHD_run(fe->daemon);
 }
 
-typedef struct attach_args {
+typedef struct bind_args {
     http_frontend *fe;
     struct sockaddr_storage addr;
     char *err;
     size_t err_len;
-} attach_args;
+} bind_args;
 
+/* Dispatcher thread: listens and joins the loop. */
 static int
-attach(mpb_server *server, void *arg)
+bind_here(mpb_server *server, void *arg)
 {
-    attach_args *a = arg;
-    if (atomic_load(&server->stop_requested)) {
-        return mpb__set_error(a->err, a->err_len, MPB_ECLOSED, "the server is stopping");
-    }
+    bind_args *a = arg;
     int rc = start_daemon(a->fe, &a->addr, a->err, a->err_len);
     if (rc != 0) {
         return rc;
@@ -311,22 +307,17 @@ attach(mpb_server *server, void *arg)
     mpb__loop *loop = mpb__server_loop(server);
     mpb__loop_add_fd(loop, a->fe->epoll_fd, on_epoll, a->fe);
     a->fe->tick = mpb__loop_add_timer(loop, TIMEOUT_TICK_MS, 1, on_tick, a->fe);
-    mpb__server_add_frontend(server, &a->fe->base);
     return 0;
 }
 
 int
-mpb_server_serve_http(mpb_server *server, const char *address,
-                      const mpb_frontend_options *options, char *bound, size_t bound_len,
-                      char *err, size_t err_len)
+mpb_server_serve_http(mpb_server *server, const char *address, const mpb_frontend_options *options,
+                      char *bound, size_t bound_len, char *err, size_t err_len)
 {
-    if (err != NULL && err_len > 0) {
-        *err = '\0';
-    }
     if (address == NULL || *address == '\0') {
         return mpb__set_error(err, err_len, MPB_EINVAL, "no HTTP address to listen on");
     }
-    attach_args args = {.err = err, .err_len = err_len};
+    bind_args args = {.err = err, .err_len = err_len};
     socklen_t addr_len = 0;
     int rc = parse_address(address, &args.addr, &addr_len, err, err_len);
     if (rc != 0) {
@@ -337,14 +328,10 @@ mpb_server_serve_http(mpb_server *server, const char *address,
     fe->server = server;
     fe->address = mpb_strdup(address);
     fe->max_message_bytes = options && options->max_message_bytes ? options->max_message_bytes
-                                                                   : DEFAULT_MAX_MESSAGE_BYTES;
+                                                                  : DEFAULT_MAX_MESSAGE_BYTES;
     args.fe = fe;
-    rc = mpb__server_run_on_loop(server, attach, &args);
+    rc = mpb__server_attach_frontend(server, &fe->base, bind_here, &args, err, err_len);
     if (rc != 0) {
-        if (rc == MPB_ECLOSED && err != NULL && err_len > 0 && *err == '\0') {
-            mpb__set_error(err, err_len, rc, "the server is not running");
-        }
-        fe_destroy(&fe->base);
         return rc;
     }
     if (bound != NULL && bound_len > 0) {

@@ -103,8 +103,8 @@ build_answer(http_request *rq)
     int arrays = rq->n_items > 0 && mpb_result_is_array(rq->results[0]);
     size_t n_outputs = arrays ? mpb_result_member_count(rq->results[0]) : 1;
     mpb__kserve_output *outs = mpb_calloc(n_outputs, sizeof *outs);
-    mpb__kserve_item *items = mpb_calloc(n_outputs * (rq->n_items ? rq->n_items : 1),
-                                         sizeof *items);
+    mpb__kserve_item *items =
+        mpb_calloc(n_outputs * (rq->n_items ? rq->n_items : 1), sizeof *items);
     char err[512] = "";
     char names[8][32];
     for (size_t o = 0; o < n_outputs; o++) {
@@ -114,7 +114,9 @@ build_answer(http_request *rq)
         }
         snprintf(names[o % 8], sizeof names[0], "output_%zu", o);
         outs[o] = (mpb__kserve_output){
-            .name = decl ? decl->name : n_outputs == 1 ? "output" : names[o % 8],
+            .name = decl             ? decl->name
+                    : n_outputs == 1 ? "output"
+                                     : names[o % 8],
             .datatype = output_type(decl, rq),
             .n_items = rq->n_items,
             .items = &items[o * rq->n_items],
@@ -169,16 +171,14 @@ start_infer(http_frontend *fe, http_request *rq, mpb_servlet *target, const char
     int rc = mpb__kserve_parse_infer(rq->body ? rq->body : "", rq->len, capacity,
                                      fe->max_message_bytes, &rq->parsed, err, sizeof err);
     if (rc != 0) {
-        return mpb__http_respond_error(rq->conn,
-                                       rc == MPB_ELIMIT ? MHD_HTTP_CONTENT_TOO_LARGE
-                                                        : MHD_HTTP_BAD_REQUEST,
-                                       "%s", err);
+        return mpb__http_respond_error(
+            rq->conn, rc == MPB_ELIMIT ? MHD_HTTP_CONTENT_TOO_LARGE : MHD_HTTP_BAD_REQUEST, "%s",
+            err);
     }
     size_t n = rq->parsed->n_items;
     if (atomic_load(&fe->server->in_flight) + n > capacity) {
         return mpb__http_respond_error(rq->conn, MHD_HTTP_SERVICE_UNAVAILABLE,
-                                       "the server is at capacity: %zu items do not fit now",
-                                       n);
+                                       "the server is at capacity: %zu items do not fit now", n);
     }
     rq->target = target;
     rq->model = mpb_strdup(model);
@@ -191,8 +191,7 @@ start_infer(http_frontend *fe, http_request *rq, mpb_servlet *target, const char
                                      rq->parsed->items[i].len, 0, item_done, rq, i);
         if (rc != 0) {
             rq->results[i] = mpb_result_new_error(rc == MPB_EAGAIN ? "Overloaded" : "Unavailable",
-                                                  "the server could not take the item", "", "",
-                                                  0);
+                                                  "the server could not take the item", "", "", 0);
             rq->pending--;
         }
     }
@@ -232,8 +231,8 @@ model_route(http_frontend *fe, http_request *rq, const char *rest, const char *m
     mpb_servlet *target = path[0] ? mpb__servlet_find(mpb__server_root(fe->server), path) : NULL;
     if (target == NULL) {
         return mpb__http_respond_error(rq->conn, MHD_HTTP_NOT_FOUND,
-                                       "no model '%s' (models are servlet paths such as %s)",
-                                       path, mpb__server_root(fe->server)->name);
+                                       "no model '%s' (models are servlet paths such as %s)", path,
+                                       mpb__server_root(fe->server)->name);
     }
     int post = strcmp(method, "POST") == 0;
     if (strcmp(action, "infer") == 0) {

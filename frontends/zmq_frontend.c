@@ -223,8 +223,7 @@ take_calls(zmq_frontend *fe, mpb__client *client, const msgpack_object *root)
         if (mpb__client_call_at(root, i, &call, &id_known) != 0) {
             if (id_known) {
                 reply_error_entry(fe, client, call.id, MPB_ERROR_PROTOCOL,
-                                  "a call is [id, payload (bin or str), deadline_ms, target]",
-                                  "");
+                                  "a call is [id, payload (bin or str), deadline_ms, target]", "");
             } else {
                 reply_error_frame(fe, client, 0, 0, MPB_EPROTO,
                                   "a call is [id, payload, ...] with an unsigned id");
@@ -456,12 +455,12 @@ static const mpb__frontend_ops zmq_frontend_ops = {
     .destroy = fe_destroy,
 };
 
-typedef struct attach_args {
+typedef struct bind_args {
     zmq_frontend *fe;
     const char *endpoint;
     char *err;
     size_t err_len;
-} attach_args;
+} bind_args;
 
 static int
 open_socket(zmq_frontend *fe, const char *endpoint, char *err, size_t err_len)
@@ -494,22 +493,16 @@ open_socket(zmq_frontend *fe, const char *endpoint, char *err, size_t err_len)
     return 0;
 }
 
-/* Dispatcher thread: binds, joins the loop, hands the front end to the
- * server. */
+/* Dispatcher thread: binds and joins the loop. */
 static int
-attach(mpb_server *server, void *arg)
+bind_here(mpb_server *server, void *arg)
 {
-    attach_args *a = arg;
-    if (atomic_load(&server->stop_requested)) {
-        return mpb__set_error(a->err, a->err_len, MPB_ECLOSED, "the server is stopping");
-    }
+    bind_args *a = arg;
     int rc = open_socket(a->fe, a->endpoint, a->err, a->err_len);
-    if (rc != 0) {
-        return rc;
+    if (rc == 0) {
+        mpb__loop_add_socket(mpb__server_loop(server), a->fe->socket, on_readable, a->fe);
     }
-    mpb__loop_add_socket(mpb__server_loop(server), a->fe->socket, on_readable, a->fe);
-    mpb__server_add_frontend(server, &a->fe->base);
-    return 0;
+    return rc;
 }
 
 int
@@ -524,23 +517,16 @@ mpb_server_serve_zmq(mpb_server *server, const char *endpoint, const mpb_fronten
     fe->waker.wake = flush_replies;
     fe->server = server;
     fe->max_message_bytes = options && options->max_message_bytes ? options->max_message_bytes
-                                                                   : DEFAULT_MAX_MESSAGE_BYTES;
+                                                                  : DEFAULT_MAX_MESSAGE_BYTES;
     fe->client_max_in_flight = options && options->client_max_in_flight
                                    ? options->client_max_in_flight
                                    : (unsigned)server->options.capacity;
     mpb__client_table_init(&fe->clients);
     msgpack_zone_init(&fe->zone, 8192);
     mpb__wire_buf_init(&fe->out);
-    attach_args args = {fe, endpoint, err, err_len};
-    if (err != NULL && err_len > 0) {
-        *err = '\0';
-    }
-    int rc = mpb__server_run_on_loop(server, attach, &args);
+    bind_args args = {fe, endpoint, err, err_len};
+    int rc = mpb__server_attach_frontend(server, &fe->base, bind_here, &args, err, err_len);
     if (rc != 0) {
-        if (rc == MPB_ECLOSED && err != NULL && err_len > 0 && *err == '\0') {
-            mpb__set_error(err, err_len, rc, "the server is not running");
-        }
-        fe_destroy(&fe->base);
         return rc;
     }
     if (bound != NULL && bound_len > 0) {

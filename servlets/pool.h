@@ -68,7 +68,7 @@ struct mpb__pool {
     void *launcher_state;
     /* config (owned copies) */
     char *plugin;
-    char *plugin_path; /* resolved file, when the launcher resolved it */
+    char *plugin_path;              /* resolved file, when the launcher resolved it */
     const mpb_worker_def *declared; /* the plugin's table read here, or NULL */
     unsigned workers;
     char *cpus_spec;

@@ -445,9 +445,44 @@ mpb__server_ready(mpb_server *server)
     return !atomic_load(&server->stop_requested) && server->root->ops->ready(server->root);
 }
 
-void
-mpb__server_add_frontend(mpb_server *server, mpb__frontend *frontend)
+typedef struct attach_call {
+    mpb__frontend *frontend;
+    int (*bind)(mpb_server *server, void *arg);
+    void *arg;
+    char *err;
+    size_t err_len;
+} attach_call;
+
+static int
+attach_here(mpb_server *server, void *arg)
 {
-    frontend->next = server->frontends;
-    server->frontends = frontend;
+    attach_call *a = arg;
+    if (atomic_load(&server->stop_requested)) {
+        return mpb__set_error(a->err, a->err_len, MPB_ECLOSED, "the server is stopping");
+    }
+    int rc = a->bind(server, a->arg);
+    if (rc == 0) {
+        a->frontend->next = server->frontends;
+        server->frontends = a->frontend;
+    }
+    return rc;
+}
+
+int
+mpb__server_attach_frontend(mpb_server *server, mpb__frontend *frontend,
+                            int (*bind)(mpb_server *server, void *arg), void *arg, char *err,
+                            size_t err_len)
+{
+    if (err != NULL && err_len > 0) {
+        *err = '\0';
+    }
+    attach_call call = {frontend, bind, arg, err, err_len};
+    int rc = mpb__server_run_on_loop(server, attach_here, &call);
+    if (rc != 0) {
+        if (rc == MPB_ECLOSED && err != NULL && err_len > 0 && *err == '\0') {
+            mpb__set_error(err, err_len, rc, "the server is not running");
+        }
+        frontend->ops->destroy(frontend);
+    }
+    return rc;
 }

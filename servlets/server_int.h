@@ -97,9 +97,9 @@ struct mpb_server {
     size_t n_queue;
     size_t cap_queue;
     int wake_pending;
-    mpb__waker *wakers; /* deferred wake-ups of this round (dispatcher only) */
-    mpb__loop_call *calls;      /* waiting to run on the dispatcher (under lock) */
-    mpb__frontend *frontends;   /* dispatcher thread only */
+    mpb__waker *wakers;       /* deferred wake-ups of this round (dispatcher only) */
+    mpb__loop_call *calls;    /* waiting to run on the dispatcher (under lock) */
+    mpb__frontend *frontends; /* dispatcher thread only */
     atomic_size_t in_flight;
     atomic_int space_waiters;
     atomic_int stop_requested;
@@ -124,8 +124,13 @@ void *mpb__server_zmq_context(mpb_server *server);
 mpb_servlet *mpb__server_root(mpb_server *server);
 /* 1 while the server runs and every worker of the tree is ready. */
 int mpb__server_ready(mpb_server *server);
-/* Keeps a started front end: the server closes, stops and frees it. */
-void mpb__server_add_frontend(mpb_server *server, mpb__frontend *frontend);
+/* Any thread: runs bind(server, arg) on the dispatcher thread (it opens
+ * the front end's sockets and joins the loop) and, when it succeeds, gives
+ * the front end to the server, which closes, stops and frees it. On
+ * failure the front end is destroyed and err says why. */
+int mpb__server_attach_frontend(mpb_server *server, mpb__frontend *frontend,
+                                int (*bind)(mpb_server *server, void *arg), void *arg, char *err,
+                                size_t err_len);
 /* Submits a copy of input to target (the root when NULL) as a job that
  * counts against the server's capacity; finish(job, result) runs later on
  * this thread with job->ctx and job->index as given. MPB_EAGAIN at

@@ -101,7 +101,7 @@ struct mpb_servlet {
     char *path;            /* "parent/name", set at start */
     mpb_servlet **members; /* a composite's children, in order; NULL for pools */
     size_t n_members;
-    mpb__servlet_env env; /* set at start */
+    mpb__servlet_env env;        /* set at start */
     mpb_tensor_def *tensor_list; /* a composite's own list of outputs (ensemble), or NULL */
 };
 

@@ -26,7 +26,7 @@
 typedef struct test_pool {
     const char *kind; /* "process" | "thread" */
     const char *plugin;
-    const char *name; /* NULL: the plugin's */
+    const char *name;        /* NULL: the plugin's */
     unsigned workers;        /* 0: one */
     int joined_only;         /* no local workers: only those that join through bind */
     long long batch_size;    /* 0: plugin default; TP_ZERO: call per item */

@@ -26,18 +26,17 @@ typedef struct call_io {
 static void
 usage(FILE *out)
 {
-    fprintf(out,
-            "usage: mpb call --connect ENDPOINT [--format text|f32] [--target PATH]\n"
-            "                [--timeout-ms N] [--window N] [--stop-on-error] [--input FILE]\n"
-            "       mpb call --connect ENDPOINT --health [--timeout-ms N]\n"
-            "  Sends each line of FILE (default: standard input) as one item to a running\n"
-            "  `mpb serve` and prints one JSON line per item, in input order.\n"
-            "  --format text    each line's bytes are an item (default); f32: a JSON array\n"
-            "                   of numbers sent as float32\n"
-            "  --target PATH    call one servlet of the tree (pipeline/models/a)\n"
-            "  --timeout-ms N   per-item deadline; also how long to wait for the server\n"
-            "  --window N       items in flight (default 256)\n"
-            "  --health         print the server's health as JSON; exit 0 when ready\n");
+    fprintf(out, "usage: mpb call --connect ENDPOINT [--format text|f32] [--target PATH]\n"
+                 "                [--timeout-ms N] [--window N] [--stop-on-error] [--input FILE]\n"
+                 "       mpb call --connect ENDPOINT --health [--timeout-ms N]\n"
+                 "  Sends each line of FILE (default: standard input) as one item to a running\n"
+                 "  `mpb serve` and prints one JSON line per item, in input order.\n"
+                 "  --format text    each line's bytes are an item (default); f32: a JSON array\n"
+                 "                   of numbers sent as float32\n"
+                 "  --target PATH    call one servlet of the tree (pipeline/models/a)\n"
+                 "  --timeout-ms N   per-item deadline; also how long to wait for the server\n"
+                 "  --window N       items in flight (default 256)\n"
+                 "  --health         print the server's health as JSON; exit 0 when ready\n");
 }
 
 static int
@@ -78,16 +77,12 @@ print_health(mpb_client *client, int timeout_ms)
 int
 mpb_cmd_call(int argc, char **argv)
 {
-    static const struct option options[] = {{"connect", required_argument, NULL, 'c'},
-                                            {"format", required_argument, NULL, 'F'},
-                                            {"target", required_argument, NULL, 't'},
-                                            {"timeout-ms", required_argument, NULL, 'T'},
-                                            {"window", required_argument, NULL, 'w'},
-                                            {"stop-on-error", no_argument, NULL, 's'},
-                                            {"input", required_argument, NULL, 'i'},
-                                            {"health", no_argument, NULL, 'H'},
-                                            {"help", no_argument, NULL, 'h'},
-                                            {NULL, 0, NULL, 0}};
+    static const struct option options[] = {
+        {"connect", required_argument, NULL, 'c'}, {"format", required_argument, NULL, 'F'},
+        {"target", required_argument, NULL, 't'},  {"timeout-ms", required_argument, NULL, 'T'},
+        {"window", required_argument, NULL, 'w'},  {"stop-on-error", no_argument, NULL, 's'},
+        {"input", required_argument, NULL, 'i'},   {"health", no_argument, NULL, 'H'},
+        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
     const char *endpoint = NULL;
     const char *input_path = NULL;
     mpb_client_stream_options opts = {.return_exceptions = 1};

@@ -150,15 +150,8 @@ mpb_cmd_run(int argc, char **argv)
         mpb_config_destroy(&config);
         return 2;
     }
-    mpb_server_options server_options;
-    mpb_config_server_options(config, &server_options);
-    mpb_server_tracker *tracker = mpb__tool_tracking_start(config, "mpb run");
-    if (tracker != NULL) {
-        server_options.on_batch = mpb_server_tracker_on_batch;
-        server_options.on_batch_ctx = tracker;
-    }
-    mpb_servlet *servlet = mpb_config_servlet(config);
-    io.server = mpb_server_new(&servlet, &server_options);
+    mpb_server_tracker *tracker = NULL;
+    io.server = mpb__tool_server_new(config, "mpb run", &tracker);
     int status = 1;
     if (mpb_server_start(io.server, err, sizeof err) != 0) {
         fprintf(stderr, "mpb run: %s\n", err);

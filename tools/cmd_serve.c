@@ -186,7 +186,8 @@ start_frontends(mpb_server *server, const serve_args *a)
     options.client_max_in_flight = a->client_max_in_flight;
     char bound[256];
     char err[512];
-    if (mpb_server_serve_zmq(server, a->bind, &options, bound, sizeof bound, err, sizeof err) != 0) {
+    if (mpb_server_serve_zmq(server, a->bind, &options, bound, sizeof bound, err, sizeof err) !=
+        0) {
         fprintf(stderr, "mpb serve: %s\n", err);
         return 1;
     }
@@ -226,15 +227,8 @@ mpb_cmd_serve(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &signals, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    mpb_server_options server_options;
-    mpb_config_server_options(config, &server_options);
-    mpb_server_tracker *tracker = mpb__tool_tracking_start(config, "mpb serve");
-    if (tracker != NULL) {
-        server_options.on_batch = mpb_server_tracker_on_batch;
-        server_options.on_batch_ctx = tracker;
-    }
-    mpb_servlet *servlet = mpb_config_servlet(config);
-    mpb_server *server = mpb_server_new(&servlet, &server_options);
+    mpb_server_tracker *tracker = NULL;
+    mpb_server *server = mpb__tool_server_new(config, "mpb serve", &tracker);
     int status = 1;
     int64_t start_ns = mpb_now_ns();
     if (mpb_server_start(server, err, sizeof err) != 0) {

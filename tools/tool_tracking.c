@@ -67,3 +67,17 @@ mpb__tool_tracking_finish(mpb_server_tracker *tracker, mpb_server *server, int64
     }
     fprintf(stderr, "%s: tracked as run %s\n", tool, run_id);
 }
+
+mpb_server *
+mpb__tool_server_new(const mpb_config *config, const char *tool, mpb_server_tracker **tracker)
+{
+    mpb_server_options options;
+    mpb_config_server_options(config, &options);
+    *tracker = mpb__tool_tracking_start(config, tool);
+    if (*tracker != NULL) {
+        options.on_batch = mpb_server_tracker_on_batch;
+        options.on_batch_ctx = *tracker;
+    }
+    mpb_servlet *servlet = mpb_config_servlet(config);
+    return mpb_server_new(&servlet, &options);
+}

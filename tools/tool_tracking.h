@@ -19,6 +19,11 @@
  * (said on stderr, prefixed by tool). */
 mpb_server_tracker *mpb__tool_tracking_start(const mpb_config *config, const char *tool);
 
+/* The config's server, with its tracking: section's tracker (when there
+ * is one, *tracker gets it and it records every batch). Allocates only. */
+mpb_server *mpb__tool_server_new(const mpb_config *config, const char *tool,
+                                 mpb_server_tracker **tracker);
+
 /* Stops the tracker, logs summary metrics of the server and ends the run
  * FINISHED (status 0) or FAILED. */
 void mpb__tool_tracking_finish(mpb_server_tracker *tracker, mpb_server *server, int64_t start_ns,

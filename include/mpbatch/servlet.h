@@ -102,11 +102,11 @@ typedef struct mpb_switch_config {
     /* One way to route, in this order of precedence: */
     mpb_route_fn route; /* a function of the caller's, with its state */
     void *route_state;
-    const char *router;                 /* a router plugin (router.h) by name or path, */
-    const char *const *router_options;  /* with "key=value" options, NULL-terminated */
-    const char *route_by;               /* or a field of msgpack map items: */
-    const mpb_route *routes;            /* its value (a string, integer or boolean, */
-    size_t n_routes;                    /* compared as text) picks the member */
+    const char *router;                /* a router plugin (router.h) by name or path, */
+    const char *const *router_options; /* with "key=value" options, NULL-terminated */
+    const char *route_by;              /* or a field of msgpack map items: */
+    const mpb_route *routes;           /* its value (a string, integer or boolean, */
+    size_t n_routes;                   /* compared as text) picks the member */
     /* Member for items no route matches; -1: they fail with RouteError. */
     long default_member;
 } mpb_switch_config;

@@ -74,8 +74,8 @@ expect(const char *address, const char *method, const char *path, const char *bo
 {
     http_reply r = http(address, method, path, body);
     if (r.status != status || strstr(r.body, needle) == NULL) {
-        fail_msg("%s %s: got %d %s, expected %d with '%s'", method, path, r.status, r.body,
-                 status, needle);
+        fail_msg("%s %s: got %d %s, expected %d with '%s'", method, path, r.status, r.body, status,
+                 needle);
     }
     free(r.body);
 }
@@ -171,8 +171,7 @@ infer_through_the_tree(void **state)
     assert_int_equal(cJSON_GetArraySize(outputs), 2);
     cJSON *b = cJSON_GetArrayItem(outputs, 1);
     assert_string_equal(cJSON_GetObjectItem(b, "name")->valuestring, "b");
-    assert_string_equal(cJSON_GetArrayItem(cJSON_GetObjectItem(b, "data"), 1)->valuestring,
-                        "yo|b");
+    assert_string_equal(cJSON_GetArrayItem(cJSON_GetObjectItem(b, "data"), 1)->valuestring, "yo|b");
     cJSON_Delete(json);
     free(r.body);
     mpb_server_destroy(&s.server);

@@ -83,7 +83,7 @@ a_pipelined_stream_keeps_order(void **state)
     string_stream st = {0};
     enum { N = 20000 };
     const char **inputs = mpb_calloc(N, sizeof(char *));
-    char (*texts)[24] = mpb_calloc(N, 24);
+    char(*texts)[24] = mpb_calloc(N, 24);
     for (size_t i = 0; i < N; i++) {
         snprintf(texts[i], 24, "%zu%s", i, i % 97 == 5 ? "!pre" : "");
         inputs[i] = texts[i];
@@ -175,8 +175,8 @@ limits_answer_overloaded(void **state)
 /* Sends one raw message and expects a reply of type want (ERROR 8 or
  * RESULTS 2 holding one Protocol error), then a normal call to work. */
 static void
-expect_reply(const char *endpoint, mpb_client *client, const void *data, size_t len,
-             int multipart, uint64_t want, const char *needle)
+expect_reply(const char *endpoint, mpb_client *client, const void *data, size_t len, int multipart,
+             uint64_t want, const char *needle)
 {
     raw_peer peer;
     raw_open(&peer, endpoint);
@@ -211,8 +211,10 @@ bad_requests_get_errors_and_serving_goes_on(void **state)
     mpb_client *client = test_client(s.endpoint);
     expect_reply(s.endpoint, client, "garbage!", 8, 0, 8, "not one msgpack value");
     /* [1, [[7, "ab truncated */
-    expect_reply(s.endpoint, client, "\x92\x01\x91\x92\x07\xa5" "ab", 8, 0, 8,
-                 "not one msgpack value");
+    expect_reply(s.endpoint, client,
+                 "\x92\x01\x91\x92\x07\xa5"
+                 "ab",
+                 8, 0, 8, "not one msgpack value");
     expect_reply(s.endpoint, client, "\x92\x63\x01", 3, 0, 8, "unknown request type 99");
     expect_reply(s.endpoint, client, "\x92\x01\x05", 3, 0, 8, "a CALL frame is");
     /* a call whose id reads but whose payload is an integer: a Protocol result */

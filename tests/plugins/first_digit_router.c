@@ -13,8 +13,7 @@ typedef struct router_state {
 } router_state;
 
 static int
-router_init(const mpb_options *options, size_t n_members, void **state, char *err,
-            size_t err_len)
+router_init(const mpb_options *options, size_t n_members, void **state, char *err, size_t err_len)
 {
     (void)err;
     (void)err_len;

@@ -2,33 +2,8 @@
  * The servlet: section as a tree: each kind from YAML, a three-deep tree
  * that runs, and bad trees reported at the node that is wrong.
  */
+#include "config_helpers.h"
 #include "tree_helpers.h"
-
-#include "mpbatch/config.h"
-
-static mpb_config *
-parse_ok(const char *text)
-{
-    mpb_config *config = NULL;
-    char err[512] = "";
-    if (mpb_config_parse(text, strlen(text), "t.yaml", &config, err, sizeof err) != 0) {
-        fail_msg("unexpected config error: %s", err);
-    }
-    return config;
-}
-
-static void
-assert_config_error(const char *text, const char *expect)
-{
-    mpb_config *config = NULL;
-    char err[512] = "";
-    assert_int_equal(mpb_config_parse(text, strlen(text), "t.yaml", &config, err, sizeof err),
-                     MPB_ECONFIG);
-    assert_null(config);
-    if (strstr(err, expect) == NULL) {
-        fail_msg("error '%s' does not contain '%s'", err, expect);
-    }
-}
 
 /* YAML text with every {TAG} replaced by the tag plugin's path. */
 static char *
@@ -185,8 +160,7 @@ bad_trees_point_at_the_node(void **state)
                         "batch_size?)");
     assert_config_error("servlet:\n  kind: ensemble\n  members: []\n",
                         "t.yaml:3:12: servlet.members must be a non-empty list");
-    assert_config_error("servlet:\n  kind: ensemble\n",
-                        "t.yaml:2:3: servlet.members is required");
+    assert_config_error("servlet:\n  kind: ensemble\n", "t.yaml:2:3: servlet.members is required");
     assert_config_error("servlet:\n  kind: ensemble\n  errors: loud\n  members: [{plugin: a}]\n",
                         "t.yaml:3:11: servlet.errors must be fail_fast or in_place");
     assert_config_error("servlet:\n  kind: ensemble\n  members:\n    - plugin: mlp\n"

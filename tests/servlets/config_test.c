@@ -2,34 +2,7 @@
  * Pipeline configs: what a good file turns into, and how a bad one is
  * reported (file, line, column, field).
  */
-#include "support.h"
-
-#include "mpbatch/config.h"
-
-static mpb_config *
-parse_ok(const char *text)
-{
-    mpb_config *config = NULL;
-    char err[512] = "";
-    int rc = mpb_config_parse(text, strlen(text), "p.yaml", &config, err, sizeof err);
-    if (rc != 0) {
-        fail_msg("unexpected config error: %s", err);
-    }
-    return config;
-}
-
-static void
-assert_config_error(const char *text, const char *expect)
-{
-    mpb_config *config = NULL;
-    char err[512] = "";
-    assert_int_equal(mpb_config_parse(text, strlen(text), "p.yaml", &config, err, sizeof err),
-                     MPB_ECONFIG);
-    assert_null(config);
-    if (strstr(err, expect) == NULL) {
-        fail_msg("error '%s' does not contain '%s'", err, expect);
-    }
-}
+#include "config_helpers.h"
 
 static void
 a_full_config_is_read(void **state)
@@ -78,25 +51,26 @@ static void
 bad_configs_point_at_the_problem(void **state)
 {
     assert_config_error("servlet:\n  plugin: mlp\n  batchsize: 4\n",
-                        "p.yaml:3:3: unknown field servlet.batchsize (did you mean batch_size?)");
+                        "t.yaml:3:3: unknown field servlet.batchsize (did you mean batch_size?)");
     assert_config_error("servlet:\n  plugin: mlp\n  batch_size: -1\n",
-                        "p.yaml:3:15: servlet.batch_size must be an integer >= 0 (got '-1')");
+                        "t.yaml:3:15: servlet.batch_size must be an integer >= 0 (got '-1')");
     assert_config_error("servlet:\n  plugin: mlp\n  workers: two\n",
-                        "p.yaml:3:12: servlet.workers must be an integer >= 0");
-    assert_config_error("servlet:\n  workers: 2\n", "p.yaml:2:3: servlet.plugin is required");
+                        "t.yaml:3:12: servlet.workers must be an integer >= 0");
+    assert_config_error("servlet:\n  workers: 2\n", "t.yaml:2:3: servlet.plugin is required");
     assert_config_error("servlet:\n  plugin: mlp\n  kind: fiber\n",
-                        "p.yaml:3:9: servlet.kind must be process, thread, sequential, ensemble or switch (got 'fiber')");
+                        "t.yaml:3:9: servlet.kind must be process, thread, sequential, ensemble or "
+                        "switch (got 'fiber')");
     assert_config_error("server:\n  capacity: 8\n", "a servlet: section is required");
-    assert_config_error("servlet:\n  plugin: [mlp\n", "p.yaml:3:1: YAML error");
+    assert_config_error("servlet:\n  plugin: [mlp\n", "t.yaml:3:1: YAML error");
     assert_config_error("servlet:\n  plugin: mlp\nio:\n  format: csv\n",
-                        "p.yaml:4:11: io.format must be text or f32");
+                        "t.yaml:4:11: io.format must be text or f32");
     assert_config_error("servlet:\n  plugin: mlp\nsever:\n  capacity: 1\n",
                         "unknown field (top level).sever (did you mean server?)");
     assert_config_error("servlet:\n  plugin: mlp\n  options: [1, 2]\n",
                         "servlet.options must be a mapping");
     assert_config_error("- just\n- a list\n", "must be a mapping");
     assert_config_error("servlet:\n  plugin: mlp\n  workers: 2\n  workers: 3\n",
-                        "p.yaml:4:3: servlet.workers is given twice");
+                        "t.yaml:4:3: servlet.workers is given twice");
     assert_config_error("servlet:\n  plugin: mlp\n  batch_size: 4294967296\n",
                         "servlet.batch_size must be at most 1048576");
     assert_config_error("servlet:\n  plugin: mlp\nserver:\n  stop_timeout_ms: 99999999999\n",
@@ -108,8 +82,8 @@ missing_file_is_named(void **state)
 {
     mpb_config *config = NULL;
     char err[256] = "";
-    assert_int_equal(mpb_config_load("/nonexistent/p.yaml", &config, err, sizeof err), MPB_ENOENT);
-    assert_non_null(strstr(err, "/nonexistent/p.yaml"));
+    assert_int_equal(mpb_config_load("/nonexistent/t.yaml", &config, err, sizeof err), MPB_ENOENT);
+    assert_non_null(strstr(err, "/nonexistent/t.yaml"));
 }
 
 int

@@ -66,7 +66,7 @@ test_members_answer_in_member_order(void **state)
 
     enum { N = 1000 };
     const char **inputs = mpb_calloc(N, sizeof(char *));
-    char (*texts)[32] = mpb_calloc(N, 32);
+    char(*texts)[32] = mpb_calloc(N, 32);
     for (size_t i = 0; i < N; i++) {
         snprintf(texts[i], 32, "i%zu", i);
         inputs[i] = texts[i];
@@ -151,7 +151,7 @@ test_fail_fast_withdraws_waiting_work(void **state)
     mpb_server *server = start_ensemble(members, 2, 0, &counts);
     enum { N = 400 };
     const char **inputs = mpb_calloc(N, sizeof(char *));
-    char (*texts)[32] = mpb_calloc(N, 32);
+    char(*texts)[32] = mpb_calloc(N, 32);
     for (size_t i = 0; i < N; i++) {
         snprintf(texts[i], 32, "i%zu!a", i);
         inputs[i] = texts[i];

@@ -33,7 +33,7 @@ test_stages_run_in_order(void **state)
 
     enum { N = 2000 };
     const char **inputs = mpb_calloc(N, sizeof(char *));
-    char (*texts)[32] = mpb_calloc(N, 32);
+    char(*texts)[32] = mpb_calloc(N, 32);
     for (size_t i = 0; i < N; i++) {
         snprintf(texts[i], 32, "item-%zu", i);
         inputs[i] = texts[i];
@@ -60,7 +60,7 @@ test_error_at_a_stage_skips_the_rest(void **state)
     mpb_server *server = start_seq(stages, 3, &counts);
     enum { N = 300 };
     const char **inputs = mpb_calloc(N, sizeof(char *));
-    char (*texts)[32] = mpb_calloc(N, 32);
+    char(*texts)[32] = mpb_calloc(N, 32);
     size_t failing = 0;
     for (size_t i = 0; i < N; i++) {
         /* every 7th item fails at b, every 11th at a */
@@ -98,10 +98,16 @@ static void
 test_two_process_pools_100k(void **state)
 {
     (void)state;
-    test_pool first = {.kind = "process", .plugin = "passthrough", .name = "first",
-                       .batch_size = 64, .batch_wait_us = 200};
-    test_pool second = {.kind = "process", .plugin = "passthrough", .name = "second",
-                        .batch_size = 64, .batch_wait_us = 200};
+    test_pool first = {.kind = "process",
+                       .plugin = "passthrough",
+                       .name = "first",
+                       .batch_size = 64,
+                       .batch_wait_us = 200};
+    test_pool second = {.kind = "process",
+                        .plugin = "passthrough",
+                        .name = "second",
+                        .batch_size = 64,
+                        .batch_wait_us = 200};
     mpb_servlet *stages[2] = {test_pool_servlet(&first), test_pool_servlet(&second)};
     mpb_server *server = start_seq(stages, 2, NULL);
     index_stream s = {.n = 100000, .binary = 1};

@@ -37,7 +37,7 @@ test_route_function_keeps_order(void **state)
     mpb_server *server = start_switch(members, 2, &cfg);
     enum { N = 600 };
     const char **inputs = mpb_calloc(N, sizeof(char *));
-    char (*texts)[32] = mpb_calloc(N, 32);
+    char(*texts)[32] = mpb_calloc(N, 32);
     for (size_t i = 0; i < N; i++) {
         snprintf(texts[i], 32, "%s%zu", i % 5 == 0 ? "s" : "f", i);
         inputs[i] = texts[i];
@@ -146,7 +146,7 @@ test_router_plugin(void **state)
     mpb_result **results = stream_strings(server, inputs, 4);
     assert_value(results[0], "0a|one"); /* digit 0 + offset 1 */
     assert_value(results[1], "1b|two");
-    assert_value(results[2], "x|zero"); /* no route: the default */
+    assert_value(results[2], "x|zero");  /* no route: the default */
     assert_value(results[3], "2c|zero"); /* 2 + 1 is past the last member */
     free_results(results, 4);
     mpb_server_destroy(&server);

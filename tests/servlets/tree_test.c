@@ -21,8 +21,7 @@ three_deep(void)
     mpb_servlet *models = mpb_ensemble_servlet_new(models_members, 2, NULL);
     mpb_servlet_rename(models, "models");
     test_pool post = {.kind = "process", .plugin = "passthrough", .name = "post"};
-    mpb_servlet *stages[3] = {tag_pool("thread", "pre", 1, NULL), models,
-                              test_pool_servlet(&post)};
+    mpb_servlet *stages[3] = {tag_pool("thread", "pre", 1, NULL), models, test_pool_servlet(&post)};
     mpb_servlet *pipeline = mpb_sequential_servlet_new(stages, 3);
     mpb_servlet_rename(pipeline, "pipeline");
     return pipeline;
@@ -71,7 +70,7 @@ test_three_deep_mixed_kinds(void **state)
 
     enum { N = 3000 };
     const char **inputs = mpb_calloc(N, sizeof(char *));
-    char (*texts)[32] = mpb_calloc(N, 32);
+    char(*texts)[32] = mpb_calloc(N, 32);
     for (size_t i = 0; i < N; i++) {
         const char *mark = i % 13 == 4 ? "!b2" : i % 17 == 9 ? "!pre" : "";
         snprintf(texts[i], 32, "i%zu%s", i, mark);
@@ -106,7 +105,8 @@ auto_pinning_spreads_the_tree(void **state)
     if (sysconf(_SC_NPROCESSORS_ONLN) < 2) {
         skip();
     }
-    mpb_servlet *members[2] = {tag_pool("process", "a", 1, NULL), tag_pool("process", "b", 1, NULL)};
+    mpb_servlet *members[2] = {tag_pool("process", "a", 1, NULL),
+                               tag_pool("process", "b", 1, NULL)};
     mpb_servlet *root = mpb_ensemble_servlet_new(members, 2, NULL);
     mpb_server *server = test_server_over(&root, NULL);
     mpb_worker_status workers[2];
