@@ -39,43 +39,6 @@
 
 /* ---- requests ---- */
 
-void
-mpb__http_request_free(http_request *rq)
-{
-    http_frontend *fe = rq->fe;
-    if (rq->prev != NULL) {
-        rq->prev->next = rq->next;
-    } else {
-        fe->requests = rq->next;
-    }
-    if (rq->next != NULL) {
-        rq->next->prev = rq->prev;
-    }
-    for (size_t i = 0; rq->results != NULL && i < rq->n_items; i++) {
-        mpb_result_destroy(&rq->results[i]);
-    }
-    free(rq->results);
-    mpb__kserve_request_destroy(&rq->parsed);
-    free(rq->response);
-    free(rq->body);
-    free(rq->model);
-    free(rq);
-}
-
-static http_request *
-request_new(http_frontend *fe, struct MHD_Connection *conn)
-{
-    http_request *rq = mpb_calloc(1, sizeof *rq);
-    rq->fe = fe;
-    rq->conn = conn;
-    rq->next = fe->requests;
-    if (fe->requests != NULL) {
-        fe->requests->prev = rq;
-    }
-    fe->requests = rq;
-    return rq;
-}
-
 /* MHD is done with a request (answered, or its client went away). */
 static void
 on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -97,23 +60,6 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     mpb__http_request_free(rq);
 }
 
-static int
-append_body(http_request *rq, const char *data, size_t len)
-{
-    if (rq->too_large || rq->len + len > rq->fe->max_message_bytes) {
-        rq->too_large = 1;
-        return 0;
-    }
-    if (rq->len + len + 1 > rq->cap) {
-        rq->cap = (rq->len + len + 1) * 2;
-        rq->body = mpb_realloc(rq->body, rq->cap);
-    }
-    memcpy(rq->body + rq->len, data, len);
-    rq->len += len;
-    rq->body[rq->len] = '\0';
-    return 0;
-}
-
 static enum MHD_Result
 on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
            const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls)
@@ -122,11 +68,11 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
     http_frontend *fe = cls;
     http_request *rq = *con_cls;
     if (rq == NULL) {
-        *con_cls = request_new(fe, conn);
+        *con_cls = mpb__http_request_new(fe, conn);
         return MHD_YES;
     }
     if (*upload_data_size > 0) {
-        append_body(rq, upload_data, *upload_data_size);
+        mpb__http_request_append(rq, upload_data, *upload_data_size);
         *upload_data_size = 0;
         return MHD_YES;
     }

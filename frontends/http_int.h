@@ -1,7 +1,7 @@
 /*
- * Internals of the HTTP front end shared by http_frontend.c (the daemon
- * in the loop, requests' lives) and http_routes.c (what each endpoint
- * answers). Threading: the dispatcher thread only. Ownership: the front
+ * Internals of the HTTP front end: http_frontend.c (the daemon in the
+ * loop) uses http_routes.c (what each endpoint answers); both use
+ * http_request.c (a request's life and JSON answers). Threading: the dispatcher thread only. Ownership: the front
  * end owns its requests; a request owns its body, parse and results.
  */
 #ifndef MPB_FRONTENDS_HTTP_INT_H
@@ -51,6 +51,10 @@ struct http_request {
     char *response; /* the answer, waiting for the connection to resume */
 };
 
+/* A request for conn, on the front end's list (http_request.c). */
+http_request *mpb__http_request_new(http_frontend *fe, struct MHD_Connection *conn);
+/* Adds body bytes; past max_message_bytes the request is marked too large. */
+void mpb__http_request_append(http_request *rq, const char *data, size_t len);
 /* Frees a request and takes it off the front end's list. */
 void mpb__http_request_free(http_request *rq);
 

@@ -14,31 +14,6 @@
 
 #define PLATFORM "mpbatch"
 
-enum MHD_Result
-mpb__http_respond(struct MHD_Connection *conn, unsigned status, char *json)
-{
-    if (json == NULL) {
-        json = mpb_strdup("{}");
-    }
-    struct MHD_Response *response =
-        MHD_create_response_from_buffer(strlen(json), json, MHD_RESPMEM_MUST_FREE);
-    MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-    enum MHD_Result rc = MHD_queue_response(conn, status, response);
-    MHD_destroy_response(response);
-    return rc;
-}
-
-enum MHD_Result
-mpb__http_respond_error(struct MHD_Connection *conn, unsigned status, const char *fmt, ...)
-{
-    char message[512];
-    va_list args;
-    va_start(args, fmt);
-    vsnprintf(message, sizeof message, fmt, args);
-    va_end(args);
-    return mpb__http_respond(conn, status, mpb__kserve_error_json(message));
-}
-
 /* ---- infer: the answer ---- */
 
 static unsigned

@@ -1,6 +1,7 @@
 /*
- * Internals of the YAML config shared by config.c (file, sections,
- * settings) and config_servlet.c (the servlet tree).
+ * Internals of the YAML config: config.c (file, sections, settings) uses
+ * config_servlet.c (the servlet tree); both use config_yaml.c (errors at
+ * a node, typed scalars, remembered settings).
  * Threading: one parse runs on one thread. Ownership: specs own their
  * strings; nodes are borrowed from the document while it is parsed.
  */
