@@ -12,6 +12,7 @@
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -138,7 +139,7 @@ apply_config(serve_args *a, const mpb_config *config)
 
 typedef struct stopper {
     mpb_server *server;
-    volatile sig_atomic_t done;
+    atomic_int done;
 } stopper;
 
 static void *
@@ -146,7 +147,7 @@ stop_server(void *arg)
 {
     stopper *s = arg;
     mpb_server_stop(s->server);
-    s->done = 1;
+    atomic_store(&s->done, 1);
     return NULL;
 }
 
@@ -168,7 +169,7 @@ wait_for_signals(mpb_server *server, const sigset_t *signals)
     pthread_t thread;
     pthread_create(&thread, NULL, stop_server, &s);
     struct timespec tick = {0, 50 * 1000000};
-    while (!s.done) {
+    while (!atomic_load(&s.done)) {
         if (sigtimedwait(signals, NULL, &tick) > 0) {
             fprintf(stderr, "mpb serve: second signal: exiting now\n");
             _exit(130);
