@@ -161,6 +161,13 @@ infer_through_the_tree(void **state)
     assert_true(cJSON_GetArrayItem(data, 5)->valuedouble == -6);
     cJSON_Delete(json);
     free(r.body);
+    /* INT64 rows, beyond 32 bits */
+    expect(s.address, "POST", "/v2/models/pipeline/pre/infer",
+           "{\"inputs\": [{\"name\": \"n\", \"shape\": [2, 2], \"datatype\": \"INT64\", "
+           "\"data\": [[1, -2], [4294967296, 9007199254740991]]}]}",
+           200,
+           "\"datatype\":\"INT64\",\"shape\":[2,2],\"data\":[1,-2,4294967296,"
+           "9007199254740991]");
     /* the whole tree: one output per ensemble member */
     r = http(s.address, "POST", "/v2/models/pipeline/infer",
              "{\"inputs\": [{\"name\": \"t\", \"shape\": [2], \"datatype\": \"BYTES\", "

@@ -4,6 +4,9 @@
  * gets an error while the server goes on serving, and stop drains.
  */
 #include <pthread.h>
+#include <sys/wait.h>
+
+#include "core/os/process.h"
 
 #include "frontend_helpers.h"
 
@@ -276,6 +279,57 @@ stop_answers_what_it_took(void **state)
     mpb_server_destroy(&s.server);
 }
 
+/* Ready means every worker is there: a pool that only serves workers
+ * joining from elsewhere is not ready until one has joined. */
+static void
+ready_once_workers_are_there(void **state)
+{
+    (void)state;
+    char join[128];
+    snprintf(join, sizeof join, "ipc:///tmp/mpb-fe-join-%d.ipc", (int)getpid());
+    test_pool tp = {.kind = "process", .plugin = "passthrough", .joined_only = 1, .bind = join};
+    mpb_servlet *root = test_pool_servlet(&tp);
+    mpb_server *server = test_server_over(&root, NULL);
+    char endpoint[128];
+    char err[256];
+    assert_int_equal(mpb_server_serve_zmq(server, test_endpoint(), NULL, endpoint, sizeof endpoint,
+                                          err, sizeof err),
+                     0);
+    mpb_client *client = test_client(endpoint);
+    mpb_health health;
+    assert_int_equal(mpb_client_health(client, 5000, &health), 0);
+    assert_true(health.live);
+    assert_false(health.ready);
+    assert_int_equal(health.workers, 0);
+
+    char *dir = mpb__executable_dir();
+    char *exe = mpb_asprintf("%s/../bin/mpb-worker", dir);
+    char *connect = mpb_asprintf("--connect=%s", join);
+    char *plugin = mpb_asprintf("--plugin=%s/../lib/mpb_passthrough.so", dir);
+    char *parent = mpb_asprintf("--parent-pid=%d", (int)getpid());
+    char *argv[] = {exe, connect, "--name=joined", plugin, parent, NULL};
+    pid_t pid;
+    int pidfd;
+    assert_int_equal(mpb__spawn(exe, argv, &pid, &pidfd, err, sizeof err), 0);
+    for (int i = 0; i < 500 && !health.ready; i++) {
+        usleep(10000);
+        assert_int_equal(mpb_client_health(client, 5000, &health), 0);
+    }
+    assert_true(health.ready);
+    assert_int_equal(health.workers, 1);
+    mpb_client_destroy(&client);
+    mpb_server_destroy(&server); /* the joined worker leaves on SHUTDOWN */
+    waitpid(pid, NULL, 0);
+    if (pidfd >= 0) {
+        close(pidfd);
+    }
+    free(parent);
+    free(plugin);
+    free(connect);
+    free(exe);
+    free(dir);
+}
+
 int
 main(void)
 {
@@ -285,6 +339,7 @@ main(void)
         cmocka_unit_test(limits_answer_overloaded),
         cmocka_unit_test(bad_requests_get_errors_and_serving_goes_on),
         cmocka_unit_test(stop_answers_what_it_took),
+        cmocka_unit_test(ready_once_workers_are_there),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
