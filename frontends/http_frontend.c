@@ -17,6 +17,7 @@
  */
 #include <arpa/inet.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,12 +92,47 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 
 /* ---- the daemon in the loop ---- */
 
+/* Lets MHD work until it has nothing ready: with edge-triggered epoll it
+ * keeps connections whose data it has not finished reading to itself,
+ * and says so with a timeout of 0. */
+void
+mpb__http_run(http_frontend *fe)
+{
+    MHD_UNSIGNED_LONG_LONG timeout = 1;
+    for (int round = 0; round < 64; round++) {
+        MHD_run(fe->daemon);
+        if (MHD_get_timeout(fe->daemon, &timeout) != MHD_YES || timeout != 0) {
+            break;
+        }
+    }
+}
+
 static void
 on_epoll(mpb__loop *loop, void *arg)
 {
     (void)loop;
-    http_frontend *fe = arg;
-    MHD_run(fe->daemon);
+    mpb__http_run(arg);
+}
+
+/* End of the dispatcher round in which answers were made: resumed
+ * connections take them now, not at the next tick. */
+static void
+on_round_end(mpb__waker *waker)
+{
+    http_frontend *fe = (http_frontend *)((char *)waker - offsetof(http_frontend, waker));
+    fe->run_armed = 0;
+    if (fe->daemon != NULL) {
+        mpb__http_run(fe);
+    }
+}
+
+void
+mpb__http_run_soon(http_frontend *fe)
+{
+    if (!fe->run_armed) {
+        fe->run_armed = 1;
+        mpb__server_defer_wake(fe->server, &fe->waker);
+    }
 }
 
 static void
@@ -122,7 +158,7 @@ fe_idle(mpb__frontend *self)
     for (http_request *rq = fe->requests; rq != NULL; rq = rq->next) {
         if (rq->pending > 0 || rq->response != NULL) {
             if (rq->response != NULL) {
-                MHD_run(fe->daemon); /* let a resumed connection take its answer */
+                mpb__http_run(fe); /* let a resumed connection take its answer */
             }
             return 0;
         }
@@ -137,7 +173,7 @@ fe_stop(mpb__frontend *self)
     if (fe->daemon == NULL) {
         return;
     }
-    MHD_run(fe->daemon);
+    mpb__http_run(fe);
     mpb__loop *loop = mpb__server_loop(fe->server);
     mpb__loop_remove_fd(loop, fe->epoll_fd);
     mpb__loop_cancel_timer(loop, fe->tick);
@@ -230,8 +266,7 @@ static void
 on_tick(mpb__loop *loop, void *arg)
 {
     (void)loop;
-    http_frontend *fe = arg;
-    MHD_run(fe->daemon);
+    mpb__http_run(arg);
 }
 
 typedef struct bind_args {
@@ -271,6 +306,7 @@ mpb_server_serve_http(mpb_server *server, const char *address, const mpb_fronten
     }
     http_frontend *fe = mpb_calloc(1, sizeof *fe);
     fe->base.ops = &http_frontend_ops;
+    fe->waker.wake = on_round_end;
     fe->server = server;
     fe->address = mpb_strdup(address);
     fe->max_message_bytes = options && options->max_message_bytes ? options->max_message_bytes

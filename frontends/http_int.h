@@ -19,6 +19,8 @@ typedef struct http_request http_request;
 
 typedef struct http_frontend {
     mpb__frontend base;
+    mpb__waker waker; /* runs MHD at the end of a round that made answers */
+    int run_armed;
     mpb_server *server;
     struct MHD_Daemon *daemon;
     int epoll_fd;
@@ -62,6 +64,11 @@ void mpb__http_request_free(http_request *rq);
 enum MHD_Result mpb__http_respond(struct MHD_Connection *conn, unsigned status, char *json);
 enum MHD_Result mpb__http_respond_error(struct MHD_Connection *conn, unsigned status,
                                         const char *fmt, ...) MPB_PRINTF(3, 4);
+
+/* Runs MHD until it has nothing ready now. */
+void mpb__http_run(http_frontend *fe);
+/* Runs MHD at the end of this dispatcher round (once however often asked). */
+void mpb__http_run_soon(http_frontend *fe);
 
 /* Answers a complete request (dispatcher thread, inside MHD's callback). */
 enum MHD_Result mpb__http_route(http_frontend *fe, http_request *rq, const char *url,

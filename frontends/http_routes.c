@@ -19,7 +19,8 @@
 static unsigned
 status_for(const char *type)
 {
-    if (strcmp(type, "Overloaded") == 0 || strcmp(type, "Unavailable") == 0) {
+    if (strcmp(type, "Overloaded") == 0 || strcmp(type, "Unavailable") == 0 ||
+        strcmp(type, MPB_ERROR_CANCELLED) == 0) {
         return MHD_HTTP_SERVICE_UNAVAILABLE;
     }
     if (strcmp(type, MPB_ERROR_TIMEOUT) == 0) {
@@ -66,6 +67,67 @@ output_type(const mpb_tensor_def *declared, const http_request *rq)
     return rq->parsed->datatype; /* undeclared: the model answers in the input's type */
 }
 
+static size_t
+count_declared(const mpb_tensor_def *list)
+{
+    size_t n = 0;
+    while (list != NULL && list[n].name != NULL) {
+        n++;
+    }
+    return n;
+}
+
+/* Index of name among the output names, or SIZE_MAX. */
+static size_t
+output_index(char *const *names, size_t n, const char *name)
+{
+    for (size_t o = 0; o < n; o++) {
+        if (strcmp(names[o], name) == 0) {
+            return o;
+        }
+    }
+    return SIZE_MAX;
+}
+
+/* Which outputs the request asked for (all when it named none); 0, or an
+ * error answer for a name no output has. */
+static int
+pick_outputs(http_request *rq, char *const *names, size_t n, unsigned char *keep)
+{
+    memset(keep, rq->parsed->n_outputs == 0, n);
+    for (size_t k = 0; k < rq->parsed->n_outputs; k++) {
+        size_t o = output_index(names, n, rq->parsed->output_names[k]);
+        if (o == SIZE_MAX) {
+            char message[512];
+            snprintf(message, sizeof message, "outputs[%zu]: %s has no output '%s' (it has %s%s)",
+                     k, rq->model, rq->parsed->output_names[k], names[0], n > 1 ? ", ..." : "");
+            rq->status = MHD_HTTP_BAD_REQUEST;
+            rq->response = mpb__kserve_error_json(message);
+            return -1;
+        }
+        keep[o] = 1;
+    }
+    return 0;
+}
+
+/* The values of output o (member o of array results) for every item. */
+static int
+gather(http_request *rq, int arrays, size_t n_outputs, size_t o, mpb__kserve_item *items, char *err,
+       size_t err_len)
+{
+    for (size_t i = 0; i < rq->n_items; i++) {
+        const mpb_result *r = arrays ? mpb_result_member(rq->results[i], o) : rq->results[i];
+        if (r == NULL || mpb_result_is_array(r) ||
+            (arrays && mpb_result_member_count(rq->results[i]) != n_outputs) ||
+            (!arrays && mpb_result_is_array(rq->results[i]))) {
+            snprintf(err, err_len, "item %zu: its result has no tensor form like item 0's", i);
+            return -1;
+        }
+        items[i].data = mpb_result_value(r, &items[i].len);
+    }
+    return 0;
+}
+
 static void
 build_answer(http_request *rq)
 {
@@ -73,45 +135,51 @@ build_answer(http_request *rq)
         return;
     }
     const mpb_tensor_def *inputs = NULL;
-    const mpb_tensor_def *outputs = NULL;
-    rq->target->ops->tensors(rq->target, &inputs, &outputs);
+    const mpb_tensor_def *declared = NULL;
+    rq->target->ops->tensors(rq->target, &inputs, &declared);
     int arrays = rq->n_items > 0 && mpb_result_is_array(rq->results[0]);
     size_t n_outputs = arrays ? mpb_result_member_count(rq->results[0]) : 1;
-    mpb__kserve_output *outs = mpb_calloc(n_outputs, sizeof *outs);
+    /* declarations describe these outputs only when they count as many */
+    if (count_declared(declared) != n_outputs) {
+        declared = NULL;
+    }
+    char **names = mpb_calloc(n_outputs ? n_outputs : 1, sizeof *names);
+    for (size_t o = 0; o < n_outputs; o++) {
+        names[o] = declared         ? mpb_strdup(declared[o].name)
+                   : n_outputs == 1 ? mpb_strdup("output")
+                                    : mpb_asprintf("output_%zu", o);
+    }
+    unsigned char *keep = mpb_calloc(n_outputs ? n_outputs : 1, 1);
+    mpb__kserve_output *outs = mpb_calloc(n_outputs ? n_outputs : 1, sizeof *outs);
     mpb__kserve_item *items =
         mpb_calloc(n_outputs * (rq->n_items ? rq->n_items : 1), sizeof *items);
     char err[512] = "";
-    char names[8][32];
-    for (size_t o = 0; o < n_outputs; o++) {
-        const mpb_tensor_def *decl = outputs && (o == 0 || arrays) ? &outputs[o] : NULL;
-        if (decl != NULL && decl->name == NULL) {
-            decl = NULL; /* fewer declared than there are */
-        }
-        snprintf(names[o % 8], sizeof names[0], "output_%zu", o);
-        outs[o] = (mpb__kserve_output){
-            .name = decl             ? decl->name
-                    : n_outputs == 1 ? "output"
-                                     : names[o % 8],
-            .datatype = output_type(decl, rq),
-            .n_items = rq->n_items,
-            .items = &items[o * rq->n_items],
-            .declared = decl,
-        };
-        for (size_t i = 0; i < rq->n_items; i++) {
-            const mpb_result *r = arrays ? mpb_result_member(rq->results[i], o) : rq->results[i];
-            if (r == NULL || mpb_result_is_array(r) ||
-                (arrays && mpb_result_member_count(rq->results[i]) != n_outputs)) {
-                snprintf(err, sizeof err, "item %zu: a nested result has no tensor form", i);
-                break;
+    size_t n_kept = 0;
+    if (pick_outputs(rq, names, n_outputs, keep) == 0) {
+        for (size_t o = 0; o < n_outputs && err[0] == '\0'; o++) {
+            if (!keep[o]) {
+                continue;
             }
-            items[o * rq->n_items + i].data = mpb_result_value(r, &items[o * rq->n_items + i].len);
+            const mpb_tensor_def *decl = declared ? &declared[o] : NULL;
+            mpb__kserve_item *values = &items[o * rq->n_items];
+            outs[n_kept++] = (mpb__kserve_output){.name = names[o],
+                                                  .datatype = output_type(decl, rq),
+                                                  .n_items = rq->n_items,
+                                                  .items = values,
+                                                  .declared = decl};
+            gather(rq, arrays, n_outputs, o, values, err, sizeof err);
         }
+        char *json = err[0] ? NULL
+                            : mpb__kserve_infer_response(rq->model, "1", rq->parsed->id, outs,
+                                                         n_kept, err, sizeof err);
+        rq->status = json ? MHD_HTTP_OK : MHD_HTTP_INTERNAL_SERVER_ERROR;
+        rq->response = json ? json : mpb__kserve_error_json(err);
     }
-    char *json = err[0] ? NULL
-                        : mpb__kserve_infer_response(rq->model, "1", rq->parsed->id, outs,
-                                                     n_outputs, err, sizeof err);
-    rq->status = json ? MHD_HTTP_OK : MHD_HTTP_INTERNAL_SERVER_ERROR;
-    rq->response = json ? json : mpb__kserve_error_json(err);
+    for (size_t o = 0; o < n_outputs; o++) {
+        free(names[o]);
+    }
+    free(names);
+    free(keep);
     free(items);
     free(outs);
 }
@@ -130,6 +198,7 @@ item_done(mpb__job *job, mpb_result *result)
     }
     build_answer(rq);
     MHD_resume_connection(rq->conn);
+    mpb__http_run_soon(rq->fe);
 }
 
 /* ---- infer: the request ---- */
@@ -161,9 +230,10 @@ start_infer(http_frontend *fe, http_request *rq, mpb_servlet *target, const char
     rq->pending = n;
     rq->results = mpb_calloc(n ? n : 1, sizeof *rq->results);
     rq->submitting = 1;
+    int64_t deadline = rq->parsed->timeout_us ? mpb_now_ns() + rq->parsed->timeout_us * 1000 : 0;
     for (size_t i = 0; i < n; i++) {
         rc = mpb__server_submit_here(fe->server, target, rq->parsed->items[i].data,
-                                     rq->parsed->items[i].len, 0, item_done, rq, i);
+                                     rq->parsed->items[i].len, deadline, item_done, rq, i);
         if (rc != 0) {
             rq->results[i] = mpb_result_new_error(rc == MPB_EAGAIN ? "Overloaded" : "Unavailable",
                                                   "the server could not take the item", "", "", 0);

@@ -318,6 +318,26 @@ read_outputs(const cJSON *outputs, mpb__kserve_request *req, char *err, size_t e
     return 0;
 }
 
+/* parameters.timeout: microseconds, as Triton takes it (a whole number
+ * from 1 to 2^40); absent: no deadline. */
+static int
+read_timeout(const cJSON *parameters, mpb__kserve_request *req, char *err, size_t err_len)
+{
+    const cJSON *timeout =
+        parameters ? cJSON_GetObjectItemCaseSensitive(parameters, "timeout") : NULL;
+    if (timeout == NULL) {
+        return 0;
+    }
+    double us = cJSON_IsNumber(timeout) ? timeout->valuedouble : -1;
+    if (us < 1 || us > 1099511627776.0 || us != (double)(int64_t)us) {
+        return mpb__set_error(err, err_len, MPB_EINVAL,
+                              "parameters.timeout must be a whole number of microseconds from 1 "
+                              "to 2^40");
+    }
+    req->timeout_us = (int64_t)us;
+    return 0;
+}
+
 enum { REQ_ID, REQ_PARAMETERS, REQ_INPUTS, REQ_OUTPUTS, REQ_KEYS };
 static const char *const request_keys[REQ_KEYS] = {"id", "parameters", "inputs", "outputs"};
 
@@ -342,6 +362,10 @@ read_request(const cJSON *root, mpb__kserve_request *req, size_t max_items, size
     }
     if (field[REQ_PARAMETERS] != NULL && !cJSON_IsObject(field[REQ_PARAMETERS])) {
         return mpb__set_error(err, err_len, MPB_EINVAL, "parameters must be an object");
+    }
+    rc = read_timeout(field[REQ_PARAMETERS], req, err, err_len);
+    if (rc != 0) {
+        return rc;
     }
     const cJSON *inputs = field[REQ_INPUTS];
     if (inputs == NULL || !cJSON_IsArray(inputs)) {

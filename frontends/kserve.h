@@ -44,6 +44,7 @@ typedef struct mpb__kserve_request {
     mpb__kserve_item *items; /* n_items entries pointing into the request */
     size_t n_outputs;        /* requested outputs; 0 when the body names none */
     char **output_names;     /* n_outputs names */
+    int64_t timeout_us;      /* parameters.timeout (Triton's, microseconds); 0: none */
     void *storage;           /* private: the items' bytes, back to back */
 } mpb__kserve_request;
 

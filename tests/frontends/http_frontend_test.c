@@ -218,6 +218,67 @@ bad_requests_get_json_errors(void **state)
     mpb_server_destroy(&s.server);
 }
 
+static void
+outputs_deadlines_and_routed_shapes(void **state)
+{
+    (void)state;
+    served s;
+    serve_tree(&s, 0);
+    const char *infer = "/v2/models/pipeline/infer";
+    /* only the outputs asked for; a name no output has is a 400 */
+    http_reply r = http(s.address, "POST", infer,
+                        "{\"inputs\": [{\"name\": \"t\", \"shape\": [1], \"datatype\": "
+                        "\"BYTES\", \"data\": [\"q\"]}], \"outputs\": [{\"name\": \"b\"}]}");
+    assert_int_equal(r.status, 200);
+    assert_null(strstr(r.body, "\"name\":\"a\""));
+    assert_non_null(strstr(r.body, "\"name\":\"b\""));
+    free(r.body);
+    expect(s.address, "POST", infer,
+           "{\"inputs\": [{\"name\": \"t\", \"shape\": [1], \"datatype\": \"BYTES\", "
+           "\"data\": [\"q\"]}], \"outputs\": [{\"name\": \"nosuch\"}]}",
+           400, "has no output 'nosuch'");
+    mpb_server_destroy(&s.server);
+
+    /* parameters.timeout (microseconds) is the items' deadline: 504 */
+    mpb_servlet *slow = tag_pool("thread", "slow", 1, "delay_us=400000");
+    s.server = test_server_over(&slow, NULL);
+    char err[256];
+    assert_int_equal(mpb_server_serve_http(s.server, "127.0.0.1:0", NULL, s.address,
+                                           sizeof s.address, err, sizeof err),
+                     0);
+    expect(s.address, "POST", "/v2/models/slow/infer",
+           "{\"parameters\": {\"timeout\": 50000}, \"inputs\": [{\"name\": \"t\", "
+           "\"shape\": [1], \"datatype\": \"BYTES\", \"data\": [\"z\"]}]}",
+           504, "Timeout");
+    expect(s.address, "POST", "/v2/models/slow/infer",
+           "{\"parameters\": {\"timeout\": -3}, \"inputs\": [{\"name\": \"t\", "
+           "\"shape\": [1], \"datatype\": \"BYTES\", \"data\": [\"z\"]}]}",
+           400, "parameters.timeout");
+    mpb_server_destroy(&s.server);
+
+    /* a switch whose members answer with different numbers of outputs */
+    mpb_servlet *one[1] = {tag_pool("thread", "a", 1, NULL)};
+    mpb_servlet *four[4] = {tag_pool("thread", "b", 1, NULL), tag_pool("thread", "c", 1, NULL),
+                            tag_pool("thread", "d", 1, NULL), tag_pool("thread", "e", 1, NULL)};
+    mpb_servlet *members[2] = {mpb_ensemble_servlet_new(one, 1, NULL),
+                               mpb_ensemble_servlet_new(four, 4, NULL)};
+    mpb_servlet_rename(members[0], "one");
+    mpb_servlet_rename(members[1], "four");
+    mpb_switch_config cfg;
+    mpb_switch_config_init(&cfg);
+    cfg.router = test_plugin_path("first_digit_router");
+    mpb_servlet *sw = mpb_switch_servlet_new(members, 2, &cfg);
+    s.server = test_server_over(&sw, NULL);
+    assert_int_equal(mpb_server_serve_http(s.server, "127.0.0.1:0", NULL, s.address,
+                                           sizeof s.address, err, sizeof err),
+                     0);
+    expect(s.address, "POST", "/v2/models/switch/infer",
+           "{\"inputs\": [{\"name\": \"t\", \"shape\": [1], \"datatype\": \"BYTES\", "
+           "\"data\": [\"1x\"]}]}",
+           200, "\"name\":\"output_3\",\"datatype\":\"BYTES\",\"shape\":[1],\"data\":[\"1x|e\"]");
+    mpb_server_destroy(&s.server);
+}
+
 typedef struct parallel_call {
     const char *address;
     int index;
@@ -268,6 +329,7 @@ main(void)
         cmocka_unit_test(health_and_metadata),
         cmocka_unit_test(infer_through_the_tree),
         cmocka_unit_test(bad_requests_get_json_errors),
+        cmocka_unit_test(outputs_deadlines_and_routed_shapes),
         cmocka_unit_test(connections_wait_in_parallel),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
