@@ -60,6 +60,7 @@ serve_start(serve_proc *p, const char *config_text)
     char *mpb = tool("mpb");
     p->pid = fork();
     if (p->pid == 0) {
+        setpgid(0, 0); /* a process group, as a shell gives a foreground job */
         prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the test */
         freopen(p->log, "w", stderr);
         execl(mpb, mpb, "serve", "--config", p->config, "--bind", p->endpoint, (char *)NULL);
@@ -166,10 +167,12 @@ typedef struct counter {
     uint64_t errors;
 } counter;
 
+/* signal to the server (or with group, to its process group, as a
+ * terminal's Ctrl-C does) while 40 calls are in flight: every call is
+ * answered with its value, and the server exits 0. */
 static void
-sigterm_answers_everything_in_flight(void **state)
+drain_on(int sig, int group)
 {
-    (void)state;
     serve_proc p;
     serve_start(&p, "servlet:\n"
                     "  plugin: sleep\n"
@@ -180,11 +183,11 @@ sigterm_answers_everything_in_flight(void **state)
     /* 40 items at 50 ms per batch of 4: half a second of work in flight */
     index_stream calls = {.n = 40};
     mpb_client_stream_options opts = {.return_exceptions = 1, .window = 40};
-    pid_t pid = p.pid;
-    /* the stream submits everything at once; SIGTERM comes while it runs */
+    pid_t pid = group ? -p.pid : p.pid;
+    /* the stream submits everything at once; the signal comes while it runs */
     if (fork() == 0) {
         usleep(150 * 1000);
-        kill(pid, SIGTERM);
+        kill(pid, sig);
         _exit(0);
     }
     assert_int_equal(mpb_client_stream(client, index_next, index_output, &calls, &opts), 0);
@@ -195,6 +198,20 @@ sigterm_answers_everything_in_flight(void **state)
     assert_int_equal(serve_wait(&p, 10000), 0);
     wait(NULL);
     serve_clean(&p);
+}
+
+static void
+sigterm_answers_everything_in_flight(void **state)
+{
+    (void)state;
+    drain_on(SIGTERM, 0);
+}
+
+static void
+ctrl_c_on_the_group_answers_everything_in_flight(void **state)
+{
+    (void)state;
+    drain_on(SIGINT, 1);
 }
 
 static void
@@ -246,6 +263,8 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(lines_in_results_out_in_order, kill_live_server),
         cmocka_unit_test_teardown(sigterm_answers_everything_in_flight, kill_live_server),
+        cmocka_unit_test_teardown(ctrl_c_on_the_group_answers_everything_in_flight,
+                                  kill_live_server),
         cmocka_unit_test_teardown(a_second_sigint_exits_at_once, kill_live_server),
         cmocka_unit_test_teardown(bad_config_exits_2, kill_live_server),
     };
