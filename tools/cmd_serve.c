@@ -178,6 +178,51 @@ wait_for_signals(mpb_server *server, const sigset_t *signals)
     pthread_join(thread, NULL);
 }
 
+static int start_frontends(mpb_server *server, const serve_args *a);
+
+typedef struct starter {
+    mpb_server *server;
+    const serve_args *args;
+    atomic_int done;
+    int rc;
+} starter;
+
+static void *
+start_all(void *arg)
+{
+    starter *s = arg;
+    char err[1024];
+    s->rc = mpb_server_start(s->server, err, sizeof err);
+    if (s->rc != 0) {
+        fprintf(stderr, "mpb serve: %s\n", err);
+    } else {
+        s->rc = start_frontends(s->server, s->args);
+    }
+    atomic_store(&s->done, 1);
+    return NULL;
+}
+
+/* Starts the tree and the front ends on a helper thread (a pool may take
+ * start_timeout_ms) while this one keeps taking signals: nothing has been
+ * accepted yet, so a signal now ends the process at once. */
+static int
+start_watching_signals(mpb_server *server, const serve_args *a, const sigset_t *signals)
+{
+    starter s = {.server = server, .args = a};
+    pthread_t thread;
+    pthread_create(&thread, NULL, start_all, &s);
+    struct timespec tick = {0, 50 * 1000000};
+    while (!atomic_load(&s.done)) {
+        int sig = sigtimedwait(signals, NULL, &tick);
+        if (sig > 0) {
+            fprintf(stderr, "mpb serve: %s while starting: exiting\n", strsignal(sig));
+            _exit(128 + sig);
+        }
+    }
+    pthread_join(thread, NULL);
+    return s.rc;
+}
+
 static int
 start_frontends(mpb_server *server, const serve_args *a)
 {
@@ -232,9 +277,7 @@ mpb_cmd_serve(int argc, char **argv)
     mpb_server *server = mpb__tool_server_new(config, "mpb serve", &tracker);
     int status = 1;
     int64_t start_ns = mpb_now_ns();
-    if (mpb_server_start(server, err, sizeof err) != 0) {
-        fprintf(stderr, "mpb serve: %s\n", err);
-    } else if (start_frontends(server, &a) == 0) {
+    if (start_watching_signals(server, &a, &signals) == 0) {
         fprintf(stderr, "mpb serve: ready (%zu workers); SIGINT or SIGTERM stops\n",
                 mpb_server_workers(server, NULL, 0));
         wait_for_signals(server, &signals);

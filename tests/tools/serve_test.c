@@ -5,6 +5,7 @@
  */
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -241,6 +242,46 @@ a_second_sigint_exits_at_once(void **state)
     serve_clean(&p);
 }
 
+/* While a slow worker starts, nothing is accepted yet: a signal ends
+ * mpb serve at once (128 + the signal). */
+static void
+a_signal_while_starting_exits_at_once(void **state)
+{
+    (void)state;
+    serve_proc p;
+    snprintf(p.dir, sizeof p.dir, "/tmp/mpb-serve-test-XXXXXX");
+    assert_non_null(mkdtemp(p.dir));
+    char script[128];
+    snprintf(script, sizeof script, "%s/slow-worker.sh", p.dir);
+    char *worker = tool("mpb-worker");
+    FILE *f = fopen(script, "w");
+    fprintf(f, "#!/bin/sh\nsleep 5\nexec %s \"$@\"\n", worker);
+    fclose(f);
+    chmod(script, 0755);
+    free(worker);
+    snprintf(p.config, sizeof p.config, "%s/p.yaml", p.dir);
+    f = fopen(p.config, "w");
+    fprintf(f, "servlet:\n  plugin: passthrough\n  worker_exe: %s\n", script);
+    fclose(f);
+    snprintf(p.endpoint, sizeof p.endpoint, "ipc://%s/serve.ipc", p.dir);
+    char *mpb = tool("mpb");
+    p.pid = fork();
+    if (p.pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        freopen("/dev/null", "w", stderr);
+        execl(mpb, mpb, "serve", "--config", p.config, "--bind", p.endpoint, (char *)NULL);
+        _exit(127);
+    }
+    free(mpb);
+    live_server = p.pid;
+    usleep(500 * 1000);
+    int64_t start = mpb_now_ns();
+    kill(p.pid, SIGTERM);
+    assert_int_equal(serve_wait(&p, 3000), 128 + SIGTERM);
+    assert_true(mpb_now_ns() - start < 1000 * 1000000LL);
+    serve_clean(&p);
+}
+
 static void
 bad_config_exits_2(void **state)
 {
@@ -266,6 +307,7 @@ main(void)
         cmocka_unit_test_teardown(ctrl_c_on_the_group_answers_everything_in_flight,
                                   kill_live_server),
         cmocka_unit_test_teardown(a_second_sigint_exits_at_once, kill_live_server),
+        cmocka_unit_test_teardown(a_signal_while_starting_exits_at_once, kill_live_server),
         cmocka_unit_test_teardown(bad_config_exits_2, kill_live_server),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
