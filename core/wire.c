@@ -102,7 +102,8 @@ read_be(const unsigned char *p, size_t n)
  * frame holds exactly one value of at most MAX_ELEMENTS values in all.
  * msgpack_unpack sizes its allocations from
  * declared counts, so an array header claiming 2^32 elements in a 5-byte
- * frame must be refused before it gets there. */
+ * frame must be refused before it gets there. Returns 1 when it fits, 0
+ * when it does not, -1 when it holds more than MAX_ELEMENTS values. */
 static int
 bounds_ok(const unsigned char *p, size_t len)
 {
@@ -208,7 +209,7 @@ bounds_ok(const unsigned char *p, size_t len)
         pending += items;
         elements += items;
         if (elements > MAX_ELEMENTS) {
-            return 0;
+            return -1;
         }
     }
     return pos == len;
@@ -290,7 +291,14 @@ mpb__wire_unpack(msgpack_zone *zone, const void *data, size_t len, msgpack_objec
     if (len == 0) {
         return mpb__set_error(err, err_len, MPB_EPROTO, "empty frame");
     }
-    if (!bounds_ok(data, len) ||
+    int bounds = bounds_ok(data, len);
+    if (bounds < 0) {
+        return mpb__set_error(err, err_len, MPB_ELIMIT,
+                              "frame of %zu bytes holds more than %u msgpack values; send it in "
+                              "smaller frames",
+                              len, MAX_ELEMENTS);
+    }
+    if (bounds == 0 ||
         msgpack_unpack(data, len, &offset, zone, root) != MSGPACK_UNPACK_SUCCESS) {
         return mpb__set_error(err, err_len, MPB_EPROTO,
                               "frame of %zu bytes is not one msgpack value", len);

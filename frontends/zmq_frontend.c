@@ -34,7 +34,7 @@
 
 #define DEFAULT_MAX_MESSAGE_BYTES ((size_t)64 << 20)
 #define MESSAGES_PER_ROUND 4096
-#define REPLY_HWM 100000
+#define REPLY_HWM 1000
 #define LINGER_MS 2000
 
 typedef struct zmq_frontend {
@@ -319,8 +319,9 @@ handle_frame(zmq_frontend *fe, mpb__client *client, const void *data, size_t len
     }
     msgpack_object root;
     uint64_t type;
-    if (mpb__wire_unpack(&fe->zone, data, len, &root, &type, err, sizeof err) != 0) {
-        reply_error_frame(fe, client, 0, 0, MPB_EPROTO, err);
+    int rc = mpb__wire_unpack(&fe->zone, data, len, &root, &type, err, sizeof err);
+    if (rc != 0) {
+        reply_error_frame(fe, client, 0, 0, rc, err);
         return;
     }
     uint64_t id = 0;
