@@ -125,6 +125,7 @@ mpb_cmd_call(int argc, char **argv)
         fprintf(stderr, "mpb call: %s: %s\n", input_path, strerror(errno));
         return 2;
     }
+    mpb__line_output_setup(stdout);
     char err[512];
     mpb_client *client = mpb_client_new();
     int status = 1;

@@ -157,6 +157,7 @@ mpb_cmd_run(int argc, char **argv)
         fprintf(stderr, "mpb run: %s\n", err);
         goto out;
     }
+    mpb__line_output_setup(stdout);
     io.progress = isatty(STDERR_FILENO);
     io.start_ns = mpb_now_ns();
     io.last_progress_ns = io.start_ns;

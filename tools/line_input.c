@@ -1,6 +1,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
@@ -71,4 +72,12 @@ mpb__line_input_free(mpb__line_input *input)
     free(input->vector);
     input->line = NULL;
     input->vector = NULL;
+}
+
+void
+mpb__line_output_setup(FILE *out)
+{
+    if (isatty(fileno(out))) {
+        setvbuf(out, NULL, _IOLBF, 0);
+    }
 }

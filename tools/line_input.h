@@ -28,4 +28,9 @@ int mpb__line_input_next(void *ctx, const void **data, size_t *len);
 
 void mpb__line_input_free(mpb__line_input *input);
 
+/* Line-buffered output on a terminal, so a person sees each result as it
+ * is printed; pipes and files keep full buffering (one write per line
+ * would cost more than the results). */
+void mpb__line_output_setup(FILE *out);
+
 #endif
