@@ -31,6 +31,7 @@
 #define DEFAULT_BIND "tcp://127.0.0.1:5555"
 
 typedef struct serve_args {
+    int insecure;
     const char *config_path;
     const char *bind;
     const char *http;
@@ -52,7 +53,9 @@ usage(FILE *out)
             "              127.0.0.1:8000; default: serve.http of the config, else none\n"
             "  --max-message-bytes     largest request (default 64 MiB)\n"
             "  --client-max-in-flight  calls one client may have pending (default: the\n"
-            "                          server's capacity)\n",
+            "                          server's capacity)\n"
+            "  --insecure  allow front ends on addresses other hosts can reach (they have\n"
+            "              no authentication yet)\n",
             DEFAULT_BIND);
 }
 
@@ -77,6 +80,7 @@ parse_args(int argc, char **argv, serve_args *a)
                                             {"http", required_argument, NULL, 'H'},
                                             {"max-message-bytes", required_argument, NULL, 'm'},
                                             {"client-max-in-flight", required_argument, NULL, 'f'},
+                                            {"insecure", no_argument, NULL, 'I'},
                                             {"help", no_argument, NULL, 'h'},
                                             {NULL, 0, NULL, 0}};
     int opt;
@@ -98,6 +102,8 @@ parse_args(int argc, char **argv, serve_args *a)
                 return 2;
             }
             a->client_max_in_flight = (unsigned)n;
+        } else if (opt == 'I') {
+            a->insecure = 1;
         } else if (opt == 'h') {
             usage(stdout);
             return 0;
@@ -111,6 +117,37 @@ parse_args(int argc, char **argv, serve_args *a)
         return 2;
     }
     return -1;
+}
+
+/* 1 for an address only this host can reach: ipc://, inproc://, or a
+ * loopback host (127.x, localhost, ::1). */
+static int
+local_only(const char *address)
+{
+    if (strncmp(address, "ipc://", 6) == 0 || strncmp(address, "inproc://", 9) == 0) {
+        return 1;
+    }
+    const char *host = strncmp(address, "tcp://", 6) == 0 ? address + 6 : address;
+    return strncmp(host, "127.", 4) == 0 || strncmp(host, "localhost:", 10) == 0 ||
+           strncmp(host, "[::1]:", 6) == 0;
+}
+
+/* Front ends answer anyone who reaches them: other hosts only when asked. */
+static int
+check_exposure(const serve_args *a)
+{
+    const char *addresses[2] = {a->bind, a->http};
+    for (int i = 0; i < 2 && !a->insecure; i++) {
+        if (addresses[i] != NULL && !local_only(addresses[i])) {
+            fprintf(stderr,
+                    "mpb serve: %s can be reached from other hosts, and the front ends have "
+                    "no authentication yet: use 127.0.0.1 (or ipc://), or pass --insecure "
+                    "to serve it anyway\n",
+                    addresses[i]);
+            return -1;
+        }
+    }
+    return 0;
 }
 
 /* Settings of the config's serve: section the command line did not give. */
@@ -264,6 +301,10 @@ mpb_cmd_serve(int argc, char **argv)
         return 2;
     }
     apply_config(&a, config);
+    if (check_exposure(&a) != 0) {
+        mpb_config_destroy(&config);
+        return 2;
+    }
     /* Blocked before any thread starts, so every thread inherits the mask
      * and only sigwaitinfo below takes these signals. */
     sigset_t signals;
