@@ -11,10 +11,16 @@
  *   front end          items/s from one pipelining client through the
  *                      ZeroMQ front end (what `mpb serve` runs) vs the same
  *                      servlet streamed in-process
+ *   call latency       one call at a time: in-process, through the ZeroMQ
+ *                      front end (mpb_client_call), and one-item infer
+ *                      requests over a kept-alive HTTP connection
  *
  *   mpb-bench-compose [--rounds 7] [--calls 2000] [--items 200000]
  */
+#include <arpa/inet.h>
 #include <getopt.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -225,6 +231,123 @@ bench_frontend(const bench_args *a)
     mpb_server_destroy(&server);
 }
 
+/* One kept-alive HTTP connection to 127.0.0.1:port. */
+static int
+http_connect(int port)
+{
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0) {
+        fprintf(stderr, "mpb-bench-compose: cannot connect to the HTTP front end\n");
+        exit(1);
+    }
+    return fd;
+}
+
+/* Sends one request and reads its whole answer (Content-Length). */
+static void
+http_infer(int fd, const char *request, size_t len)
+{
+    if (send(fd, request, len, MSG_NOSIGNAL) != (ssize_t)len) {
+        fprintf(stderr, "mpb-bench-compose: HTTP send failed\n");
+        exit(1);
+    }
+    char buf[4096];
+    size_t got = 0;
+    size_t want = SIZE_MAX;
+    while (got < want) {
+        ssize_t n = recv(fd, buf + got, sizeof buf - got - 1, 0);
+        if (n <= 0) {
+            fprintf(stderr, "mpb-bench-compose: HTTP answer cut short\n");
+            exit(1);
+        }
+        got += (size_t)n;
+        buf[got] = '\0';
+        char *end = strstr(buf, "\r\n\r\n");
+        char *length = strcasestr(buf, "content-length:");
+        if (end != NULL && length != NULL) {
+            want = (size_t)(end + 4 - buf) + strtoul(length + 15, NULL, 10);
+        }
+    }
+}
+
+static void
+http_latency(int fd, int n, double *p50)
+{
+    const char *body = "{\"inputs\": [{\"name\": \"x\", \"shape\": [1], \"datatype\": "
+                       "\"BYTES\", \"data\": [\"0123456789abcdef\"]}]}";
+    char *request = mpb_asprintf("POST /v2/models/served/infer HTTP/1.1\r\nHost: bench\r\n"
+                                 "Content-Length: %zu\r\n\r\n%s",
+                                 strlen(body), body);
+    double *us = mpb_malloc((size_t)n * sizeof *us);
+    for (int i = 0; i < n; i++) {
+        int64_t start_ns = mpb_now_ns();
+        http_infer(fd, request, strlen(request));
+        us[i] = (double)(mpb_now_ns() - start_ns) / 1e3;
+    }
+    *p50 = percentile(us, n, 0.5);
+    free(us);
+    free(request);
+}
+
+static void
+client_latency(mpb_client *client, int n, double *p50)
+{
+    double *us = mpb_malloc((size_t)n * sizeof *us);
+    char item[16] = "0123456789abcde";
+    for (int i = 0; i < n; i++) {
+        int64_t start_ns = mpb_now_ns();
+        mpb_result *r = NULL;
+        if (mpb_client_call(client, NULL, item, sizeof item, 5000, &r) != 0) {
+            fprintf(stderr, "mpb-bench-compose: a client call failed\n");
+            exit(1);
+        }
+        us[i] = (double)(mpb_now_ns() - start_ns) / 1e3;
+        mpb_result_destroy(&r);
+    }
+    *p50 = percentile(us, n, 0.5);
+    free(us);
+}
+
+static void
+bench_call_latency(const bench_args *a)
+{
+    mpb_server *server = start(pool("served", 1, 0));
+    char endpoint[128];
+    snprintf(endpoint, sizeof endpoint, "ipc:///tmp/mpb-bench-compose-lat-%d.ipc", (int)getpid());
+    char err[256];
+    char bound[64];
+    if (mpb_server_serve_zmq(server, endpoint, NULL, NULL, 0, err, sizeof err) != 0 ||
+        mpb_server_serve_http(server, "127.0.0.1:0", NULL, bound, sizeof bound, err, sizeof err) !=
+            0) {
+        fprintf(stderr, "mpb-bench-compose: %s\n", err);
+        exit(1);
+    }
+    mpb_client *client = mpb_client_new();
+    mpb_client_connect(client, endpoint, err, sizeof err);
+    int fd = http_connect(atoi(strrchr(bound, ':') + 1));
+    double local[64], zmq[64], http[64], unused;
+    call_latency(server, a->calls / 4, &unused, &unused);
+    client_latency(client, a->calls / 4, &unused);
+    http_latency(fd, a->calls / 4, &unused);
+    for (int r = 0; r < a->rounds; r++) {
+        double p99;
+        call_latency(server, a->calls, &local[r], &p99);
+        client_latency(client, a->calls, &zmq[r]);
+        http_latency(fd, a->calls, &http[r]);
+    }
+    double l = median_of(local, a->rounds);
+    double z = median_of(zmq, a->rounds);
+    double h = median_of(http, a->rounds);
+    printf("call latency       p50 in-process %.1f us | ZeroMQ front end %.1f us (%.2f x) | HTTP "
+           "infer of one item %.1f us (%.2f x)\n",
+           l, z, z / l, h, h / l);
+    close(fd);
+    mpb_client_destroy(&client);
+    mpb_server_destroy(&server);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -254,5 +377,6 @@ main(int argc, char **argv)
     bench_ensemble(&a);
     bench_sequential(&a);
     bench_frontend(&a);
+    bench_call_latency(&a);
     return 0;
 }
