@@ -107,6 +107,18 @@ serve_tree(served *s, size_t max_message_bytes)
     }
 }
 
+/* A server over root (consumed) with the HTTP front end on a free port. */
+static void
+serve_root(served *s, mpb_servlet *root)
+{
+    s->server = test_server_over(&root, NULL);
+    char err[256];
+    if (mpb_server_serve_http(s->server, "127.0.0.1:0", NULL, s->address, sizeof s->address, err,
+                              sizeof err) != 0) {
+        fail_msg("serve_http: %s", err);
+    }
+}
+
 static void
 health_and_metadata(void **state)
 {
@@ -130,11 +142,7 @@ health_and_metadata(void **state)
     /* a plugin's declared tensors are the model's metadata */
     test_pool mlp = {.kind = "thread", .plugin = "mlp", .options = {"input_dim=4"}};
     mpb_servlet *root = test_pool_servlet(&mlp);
-    s.server = test_server_over(&root, NULL);
-    char err[256];
-    assert_int_equal(mpb_server_serve_http(s.server, "127.0.0.1:0", NULL, s.address,
-                                           sizeof s.address, err, sizeof err),
-                     0);
+    serve_root(&s, root);
     expect(s.address, "GET", "/v2/models/mlp", NULL, 200,
            "\"inputs\":[{\"name\":\"input\",\"datatype\":\"FP32\",\"shape\":[-1,-1]}]");
     mpb_server_destroy(&s.server);
@@ -241,11 +249,7 @@ outputs_deadlines_and_routed_shapes(void **state)
 
     /* parameters.timeout (microseconds) is the items' deadline: 504 */
     mpb_servlet *slow = tag_pool("thread", "slow", 1, "delay_us=400000");
-    s.server = test_server_over(&slow, NULL);
-    char err[256];
-    assert_int_equal(mpb_server_serve_http(s.server, "127.0.0.1:0", NULL, s.address,
-                                           sizeof s.address, err, sizeof err),
-                     0);
+    serve_root(&s, slow);
     expect(s.address, "POST", "/v2/models/slow/infer",
            "{\"parameters\": {\"timeout\": 50000}, \"inputs\": [{\"name\": \"t\", "
            "\"shape\": [1], \"datatype\": \"BYTES\", \"data\": [\"z\"]}]}",
@@ -268,10 +272,7 @@ outputs_deadlines_and_routed_shapes(void **state)
     mpb_switch_config_init(&cfg);
     cfg.router = test_plugin_path("first_digit_router");
     mpb_servlet *sw = mpb_switch_servlet_new(members, 2, &cfg);
-    s.server = test_server_over(&sw, NULL);
-    assert_int_equal(mpb_server_serve_http(s.server, "127.0.0.1:0", NULL, s.address,
-                                           sizeof s.address, err, sizeof err),
-                     0);
+    serve_root(&s, sw);
     expect(s.address, "POST", "/v2/models/switch/infer",
            "{\"inputs\": [{\"name\": \"t\", \"shape\": [1], \"datatype\": \"BYTES\", "
            "\"data\": [\"1x\"]}]}",
