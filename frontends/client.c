@@ -150,15 +150,19 @@ take_error(reply_sink *sink, const msgpack_object *root)
 /* Waits up to timeout_ms for one message and files what it says. Returns
  * 0, MPB_ETIMEDOUT, or a ZeroMQ status. */
 static int
-receive(mpb_client *self, reply_sink *sink, int timeout_ms)
+receive_or_input(mpb_client *self, reply_sink *sink, int timeout_ms, int input_fd)
 {
-    zmq_pollitem_t item = {.socket = self->socket, .events = ZMQ_POLLIN};
-    int n = zmq_poll(&item, 1, timeout_ms);
+    zmq_pollitem_t items[2] = {{.socket = self->socket, .events = ZMQ_POLLIN},
+                               {.socket = NULL, .fd = input_fd, .events = ZMQ_POLLIN}};
+    int n = zmq_poll(items, input_fd >= 0 ? 2 : 1, timeout_ms);
     if (n < 0) {
         return mpb__zmq_status();
     }
     if (n == 0) {
         return MPB_ETIMEDOUT;
+    }
+    if (!(items[0].revents & ZMQ_POLLIN)) {
+        return 0; /* only the input is readable */
     }
     zmq_msg_t msg;
     zmq_msg_init(&msg);
@@ -180,6 +184,12 @@ receive(mpb_client *self, reply_sink *sink, int timeout_ms)
     }
     zmq_msg_close(&msg);
     return 0;
+}
+
+static int
+receive(mpb_client *self, reply_sink *sink, int timeout_ms)
+{
+    return receive_or_input(self, sink, timeout_ms, -1);
 }
 
 static int
@@ -272,6 +282,8 @@ typedef struct client_stream {
     uint64_t delivered;
     int ended;
     int status;
+    int blocked; /* input_ready said next() would block ... */
+    int wait_fd; /* ... until this descriptor is readable */
 } client_stream;
 
 /* Reads up to limit inputs into one CALL frame and sends it. */
@@ -287,7 +299,16 @@ issue(client_stream *st, mpb_next_fn next, void *ctx, size_t limit)
     const unsigned char array32[5] = {0xdd, 0, 0, 0, 0};
     msgpack_sbuffer_write(&c->out.sbuf, (const char *)array32, sizeof array32);
     uint32_t n = 0;
+    st->blocked = 0;
     while (n < limit) {
+        if (st->opts.input_ready != NULL) {
+            int fd = -1;
+            if (!st->opts.input_ready(ctx, &fd)) {
+                st->blocked = 1;
+                st->wait_fd = fd;
+                break;
+            }
+        }
         const void *data = NULL;
         size_t len = 0;
         int rc = next(ctx, &data, &len);
@@ -342,13 +363,14 @@ deliver(client_stream *st, mpb_output_fn on_output, void *ctx)
     return 0;
 }
 
-/* Waits up to timeout_ms for a message; 1 when the stream must stop. */
+/* Waits up to timeout_ms for a message (or input, input_fd >= 0); 1 when
+ * the stream must stop. */
 static int
-await_results(client_stream *st, int timeout_ms)
+await_results(client_stream *st, int timeout_ms, int input_fd)
 {
     st->sink.lo = st->base + st->delivered;
     st->sink.hi = st->base + st->issued;
-    int rc = receive(st->client, &st->sink, timeout_ms);
+    int rc = receive_or_input(st->client, &st->sink, timeout_ms, input_fd);
     if (st->sink.protocol_error) {
         st->status = MPB_EPROTO;
         return 1;
@@ -380,19 +402,27 @@ mpb_client_stream(mpb_client *self, mpb_next_fn next, mpb_output_fn on_output, v
     while (!stop && (!st.ended || st.delivered < st.issued)) {
         uint64_t in_flight = st.issued - st.delivered;
         if (!st.ended && in_flight < window) {
-            /* nothing in flight: send at once; busy: chunks grow with it */
-            size_t limit = in_flight < 1 ? 1 : (size_t)in_flight;
+            /* a source that says when it would block: all it has; else at
+             * once while nothing is in flight, chunks growing with it after */
+            size_t limit = st.opts.input_ready ? CALLS_PER_FRAME
+                           : in_flight < 1     ? 1
+                                               : (size_t)in_flight;
             limit = limit < CALLS_PER_FRAME ? limit : CALLS_PER_FRAME;
             limit = limit < window - in_flight ? limit : (size_t)(window - in_flight);
             issue(&st, next, ctx, limit);
         }
-        if (st.delivered == st.issued) {
+        int can_send = !st.ended && st.issued - st.delivered < window;
+        int blocked = can_send && st.blocked;
+        if (st.delivered == st.issued && !blocked) {
             continue;
         }
-        int can_send = !st.ended && st.issued - st.delivered < window;
-        stop = await_results(&st, can_send ? 0 : idle_ms);
+        /* a blocked source waits with the replies; only replies time out */
+        int timeout = can_send && !blocked                   ? 0
+                      : blocked && st.delivered == st.issued ? -1
+                                                             : idle_ms;
+        stop = await_results(&st, timeout, blocked ? st.wait_fd : -1);
         if (stop && st.status == MPB_ETIMEDOUT && can_send) {
-            stop = 0; /* only a poll: more input may go in */
+            stop = 0; /* a poll, or input came: more may go in */
             st.status = 0;
         }
         stop = stop || deliver(&st, on_output, ctx);

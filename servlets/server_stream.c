@@ -3,15 +3,26 @@
  * mpb_server_stream: the caller's thread pulls inputs, submits them in
  * bulk, and delivers outputs in input order. A ring of `capacity` result
  * slots is indexed by input position; the dispatcher drops each result in
- * its slot and signals only when the caller waits for exactly that slot.
+ * its slot, and when the caller waits for exactly that slot it writes the
+ * stream's eventfd once, at the end of its round.
+ *
+ * The caller waits with poll() on that eventfd and, when the source has
+ * said it would block (input_ready), on the source's descriptor too: so
+ * it passes finished outputs on while no input comes, and reads input the
+ * moment it comes. A source without input_ready is read as before: next()
+ * may block, and outputs wait meanwhile.
+ *
  * Once the stream decides to stop (end of input, an error without
  * return_exceptions, a callback's request, a closed server) it submits no
  * more, and still waits for every item in flight, so no result is left
  * behind in a freed ring.
  */
+#include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include "core/util.h"
 #include "mpbatch/error.h"
@@ -24,12 +35,23 @@ typedef struct stream {
     mpb__waker waker; /* first: the waker's address is the stream's */
     mpb_server *server;
     pthread_mutex_t lock;
-    pthread_cond_t ready;
+    int wake_fd; /* written by the dispatcher when the awaited slot fills */
     mpb_result **ring;
     size_t cap;
     uint64_t waiting_for;
     int wake_queued; /* a deferred wake is pending: the stream must not end */
 } stream;
+
+/* What the caller's loop knows about its source and its outputs. */
+typedef struct source {
+    mpb_next_fn next;
+    void *ctx;
+    const mpb_stream_options *opts;
+    int ended;   /* no more input goes in */
+    int status;  /* why it ended, when not at the end of input */
+    int blocked; /* input_ready said next() would block */
+    int wait_fd; /* ... and this descriptor tells when it may not */
+} source;
 
 static void
 wake_stream(mpb__waker *waker)
@@ -37,7 +59,9 @@ wake_stream(mpb__waker *waker)
     stream *st = (stream *)waker;
     pthread_mutex_lock(&st->lock);
     st->wake_queued = 0;
-    pthread_cond_broadcast(&st->ready);
+    uint64_t one = 1;
+    ssize_t put = write(st->wake_fd, &one, sizeof one);
+    (void)put;
     pthread_mutex_unlock(&st->lock);
 }
 
@@ -57,27 +81,34 @@ finish_stream(mpb__job *job, mpb_result *result)
     pthread_mutex_unlock(&st->lock);
 }
 
-/* Submits up to `limit` inputs; returns how many went in. Sets *ended at
- * the end of input, and *status when input or submission failed. */
+/* Submits up to `limit` inputs; returns how many went in. */
 static size_t
-fill(mpb_server *server, stream *st, uint64_t issued, size_t limit, mpb_next_fn next, void *ctx,
-     const mpb_stream_options *opts, int *ended, int *status)
+fill(mpb_server *server, stream *st, uint64_t issued, size_t limit, source *src)
 {
     mpb__job *jobs[FILL_MAX];
     size_t n = 0;
+    src->blocked = 0;
     while (n < limit) {
+        if (src->opts->input_ready != NULL) {
+            int fd = -1;
+            if (!src->opts->input_ready(src->ctx, &fd)) {
+                src->blocked = 1;
+                src->wait_fd = fd;
+                break;
+            }
+        }
         const void *data = NULL;
         size_t len = 0;
-        int rc = next(ctx, &data, &len);
+        int rc = src->next(src->ctx, &data, &len);
         if (rc > 0 && len > MPB_SERVER_MAX_ITEM_BYTES) {
             rc = MPB_ELIMIT;
         }
         if (rc <= 0) {
-            *ended = 1;
-            *status = rc;
+            src->ended = 1;
+            src->status = rc;
             break;
         }
-        mpb__job *job = mpb__job_new(server, data, len, opts->item_timeout_ms);
+        mpb__job *job = mpb__job_new(server, data, len, src->opts->item_timeout_ms);
         job->finish = finish_stream;
         job->ctx = st;
         job->index = issued + n;
@@ -92,26 +123,81 @@ fill(mpb_server *server, stream *st, uint64_t issued, size_t limit, mpb_next_fn 
         for (size_t i = queued; i < n; i++) {
             free(jobs[i]);
         }
-        *ended = 1;
-        *status = rc;
+        src->ended = 1;
+        src->status = rc;
     }
     return queued;
 }
 
 static mpb_result *
-take_next(stream *st, uint64_t index, int block)
+take(stream *st, uint64_t index)
 {
     pthread_mutex_lock(&st->lock);
     mpb_result **slot = &st->ring[index % st->cap];
-    while (*slot == NULL && block) {
-        st->waiting_for = index;
-        pthread_cond_wait(&st->ready, &st->lock);
-    }
-    st->waiting_for = NOT_WAITING;
     mpb_result *result = *slot;
     *slot = NULL;
     pthread_mutex_unlock(&st->lock);
     return result;
+}
+
+/* Sleeps until the result at index may be there (results_pending), the
+ * source's descriptor may be readable (input_fd >= 0), or, for a blocked
+ * source that gave no descriptor (retry_soon), 10 ms passed. */
+static void
+await(stream *st, uint64_t index, int results_pending, int input_fd, int retry_soon)
+{
+    if (results_pending) {
+        pthread_mutex_lock(&st->lock);
+        int there = st->ring[index % st->cap] != NULL;
+        if (!there) {
+            st->waiting_for = index;
+        }
+        pthread_mutex_unlock(&st->lock);
+        if (there) {
+            return;
+        }
+    }
+    struct pollfd fds[2] = {{.fd = results_pending ? st->wake_fd : -1, .events = POLLIN},
+                            {.fd = input_fd, .events = POLLIN}};
+    poll(fds, 2, retry_soon ? 10 : -1);
+    uint64_t count;
+    ssize_t got = read(st->wake_fd, &count, sizeof count); /* non-blocking: clears it */
+    (void)got;
+    pthread_mutex_lock(&st->lock);
+    st->waiting_for = NOT_WAITING;
+    pthread_mutex_unlock(&st->lock);
+}
+
+/* The dispatcher may still hold &st for a deferred wake: wait it out. */
+static void
+stream_close(stream *st)
+{
+    for (;;) {
+        pthread_mutex_lock(&st->lock);
+        int queued = st->wake_queued;
+        pthread_mutex_unlock(&st->lock);
+        if (!queued) {
+            break;
+        }
+        struct pollfd fd = {.fd = st->wake_fd, .events = POLLIN};
+        poll(&fd, 1, 10);
+    }
+    close(st->wake_fd);
+    pthread_mutex_destroy(&st->lock);
+    free(st->ring);
+}
+
+/* How many inputs to read now. A source that says when it would block is
+ * read for all it has; one that may block is read at once while nothing
+ * is in flight (a slow source is never held back), and in chunks that
+ * grow with the items in flight while it is busy. */
+static size_t
+fill_limit(const stream *st, const source *src, uint64_t in_flight)
+{
+    size_t room = (size_t)(st->cap - in_flight);
+    size_t limit = src->opts->input_ready ? FILL_MAX : in_flight < 1 ? 1 : (size_t)in_flight;
+    limit = limit < FILL_MAX ? limit : FILL_MAX;
+    return limit < room ? limit : room;
 }
 
 int
@@ -126,56 +212,47 @@ mpb_server_stream(mpb_server *self, mpb_next_fn next, mpb_output_fn on_output, v
         opts = *options;
     }
     stream st = {.waker = {.wake = wake_stream}, .server = self, .waiting_for = NOT_WAITING};
+    st.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (st.wake_fd < 0) {
+        return mpb_status_from_errno(errno);
+    }
     st.cap = opts.capacity ? opts.capacity : self->options.capacity;
     st.ring = mpb_calloc(st.cap, sizeof(mpb_result *));
     pthread_mutex_init(&st.lock, NULL);
-    pthread_cond_init(&st.ready, NULL);
 
+    source src = {.next = next, .ctx = ctx, .opts = &opts, .wait_fd = -1};
     uint64_t issued = 0;
     uint64_t delivered = 0;
-    int ended = 0;      /* no more input goes in */
     int delivering = 1; /* outputs still go to on_output */
-    int status = 0;
-    while (!ended || delivered < issued) {
-        uint64_t in_flight = issued - delivered;
-        if (!ended && in_flight < st.cap) {
-            /* Chunks grow with the items in flight: with nothing in flight an
-             * input goes in at once, so a slow source is never held back by
-             * batching, while a fast one submits up to FILL_MAX per lock. */
-            size_t limit = in_flight < 1 ? 1 : in_flight;
-            limit = limit < FILL_MAX ? limit : FILL_MAX;
-            limit = limit < st.cap - in_flight ? limit : (size_t)(st.cap - in_flight);
-            issued += fill(self, &st, issued, limit, next, ctx, &opts, &ended, &status);
+    while (!src.ended || delivered < issued) {
+        if (!src.ended && issued - delivered < st.cap) {
+            issued += fill(self, &st, issued, fill_limit(&st, &src, issued - delivered), &src);
         }
-        /* Wait for the oldest result only when no more input can go in;
-         * then take every result already there, in order. */
-        int must_wait = ended || issued - delivered >= st.cap;
-        while (delivered < issued) {
-            mpb_result *result = take_next(&st, delivered, must_wait);
-            if (result == NULL) {
-                break;
-            }
-            must_wait = 0;
+        /* every result already there, in order */
+        int progressed = 0;
+        mpb_result *result;
+        while (delivered < issued && (result = take(&st, delivered)) != NULL) {
+            progressed = 1;
             if (delivering) {
                 int is_error = mpb_result_is_error(result);
                 int rc = on_output(ctx, delivered, result);
                 if (rc != 0 || (is_error && !opts.return_exceptions)) {
-                    status = rc != 0 ? rc : MPB_EITEM;
+                    src.status = rc != 0 ? rc : MPB_EITEM;
                     delivering = 0; /* drop the rest, but wait for it */
-                    ended = 1;
+                    src.ended = 1;
                 }
             }
             mpb_result_destroy(&result);
             delivered++;
         }
+        int can_read = !src.ended && issued - delivered < st.cap;
+        if (progressed || (can_read && !src.blocked)) {
+            continue; /* more may be ready at once */
+        }
+        int blocked = can_read && src.blocked;
+        await(&st, delivered, delivered < issued, blocked ? src.wait_fd : -1,
+              blocked && src.wait_fd < 0);
     }
-    pthread_mutex_lock(&st.lock);
-    while (st.wake_queued) {
-        pthread_cond_wait(&st.ready, &st.lock); /* the dispatcher still holds &st */
-    }
-    pthread_mutex_unlock(&st.lock);
-    pthread_cond_destroy(&st.ready);
-    pthread_mutex_destroy(&st.lock);
-    free(st.ring);
-    return status;
+    stream_close(&st);
+    return src.status;
 }

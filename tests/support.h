@@ -12,6 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/types.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -83,6 +86,49 @@ test_plugin_path(const char *name)
     const char *build = getenv("MPB_BUILD_DIR");
     snprintf(path, sizeof paths[0], "%s/tests/plugins/mpb_%s.so", build ? build : ".", name);
     return path;
+}
+
+/* Runs argv[0] with its standard input and output on pipes (*to_child,
+ * *from_child) and its standard error discarded; returns its pid. */
+static inline pid_t
+spawn_with_pipes(char *const argv[], int *to_child, int *from_child)
+{
+    int in[2];
+    int out[2];
+    if (pipe(in) != 0 || pipe(out) != 0) {
+        fail_msg("pipe failed");
+    }
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(in[0], 0);
+        dup2(out[1], 1);
+        close(in[1]);
+        close(out[0]);
+        if (freopen("/dev/null", "w", stderr) == NULL) {
+            _exit(126);
+        }
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    close(in[0]);
+    close(out[1]);
+    *to_child = in[1];
+    *from_child = out[0];
+    return pid;
+}
+
+/* Reads what fd has within timeout_ms into buf (NUL-terminated); the
+ * length, or -1 when nothing came in time. */
+static inline ssize_t
+read_within(int fd, char *buf, size_t size, int timeout_ms)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    if (poll(&p, 1, timeout_ms) != 1) {
+        return -1;
+    }
+    ssize_t got = read(fd, buf, size - 1);
+    buf[got > 0 ? got : 0] = '\0';
+    return got;
 }
 
 /* Starts a server over one pool; fails the test if it does not start. */

@@ -4,7 +4,9 @@
  * line per item in input order, exactly as `mpb run` does; --health asks
  * the server how it is instead.
  */
+#include <fcntl.h>
 #include <getopt.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +45,17 @@ static int
 next_line(void *ctx, const void **data, size_t *len)
 {
     return mpb__line_input_next(&((call_io *)ctx)->input, data, len);
+}
+
+/* Before waiting for input, what was printed goes out. */
+static int
+input_ready(void *ctx, int *wait_fd)
+{
+    if (mpb__line_input_ready(&((call_io *)ctx)->input, wait_fd)) {
+        return 1;
+    }
+    fflush(stdout);
+    return 0;
 }
 
 static int
@@ -86,7 +99,7 @@ mpb_cmd_call(int argc, char **argv)
     const char *endpoint = NULL;
     const char *input_path = NULL;
     mpb_client_stream_options opts = {.return_exceptions = 1};
-    call_io io = {.input = {.in = stdin}};
+    call_io io = {0};
     int health = 0;
     int opt;
     optind = 1;
@@ -120,11 +133,13 @@ mpb_cmd_call(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    io.input.f32 = io.f32;
-    if (input_path != NULL && (io.input.in = fopen(input_path, "r")) == NULL) {
+    int fd = input_path ? open(input_path, O_RDONLY | O_CLOEXEC) : STDIN_FILENO;
+    if (fd < 0) {
         fprintf(stderr, "mpb call: %s: %s\n", input_path, strerror(errno));
         return 2;
     }
+    mpb__line_input_init(&io.input, fd, io.f32);
+    opts.input_ready = input_ready;
     mpb__line_output_setup(stdout);
     char err[512];
     mpb_client *client = mpb_client_new();
@@ -148,8 +163,8 @@ mpb_cmd_call(int argc, char **argv)
                 (unsigned long long)io.errors);
     }
     mpb_client_destroy(&client);
-    if (io.input.in != stdin) {
-        fclose(io.input.in);
+    if (fd != STDIN_FILENO) {
+        close(fd);
     }
     mpb__line_input_free(&io.input);
     return status;

@@ -5,6 +5,7 @@
  * io.format in the config says how lines become items: text (the line's
  * bytes) or f32 (a JSON array of numbers, sent as float32).
  */
+#include <fcntl.h>
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>
@@ -40,6 +41,19 @@ static int
 next_line(void *ctx, const void **data, size_t *len)
 {
     return mpb__line_input_next(&((run_io *)ctx)->input, data, len);
+}
+
+/* Before the stream waits for input, what was printed goes out: a reader
+ * downstream sees each result while no new line comes. */
+static int
+input_ready(void *ctx, int *wait_fd)
+{
+    run_io *io = ctx;
+    if (mpb__line_input_ready(&io->input, wait_fd)) {
+        return 1;
+    }
+    fflush(io->out);
+    return 0;
 }
 
 static void
@@ -141,15 +155,16 @@ mpb_cmd_run(int argc, char **argv)
         fprintf(stderr, "mpb run: %s\n", err);
         return 2;
     }
-    run_io io = {.input = {.in = stdin}, .out = stdout};
+    run_io io = {.out = stdout};
     const char *format = mpb_config_get(config, "io.format");
     io.f32 = format != NULL && strcmp(format, "f32") == 0;
-    io.input.f32 = io.f32;
-    if (input_path != NULL && (io.input.in = fopen(input_path, "r")) == NULL) {
+    int fd = input_path ? open(input_path, O_RDONLY | O_CLOEXEC) : STDIN_FILENO;
+    if (fd < 0) {
         fprintf(stderr, "mpb run: %s: %s\n", input_path, strerror(errno));
         mpb_config_destroy(&config);
         return 2;
     }
+    mpb__line_input_init(&io.input, fd, io.f32);
     mpb_server_tracker *tracker = NULL;
     io.server = mpb__tool_server_new(config, "mpb run", &tracker);
     int status = 1;
@@ -161,7 +176,7 @@ mpb_cmd_run(int argc, char **argv)
     io.progress = isatty(STDERR_FILENO);
     io.start_ns = mpb_now_ns();
     io.last_progress_ns = io.start_ns;
-    mpb_stream_options stream = {.return_exceptions = !stop_on_error};
+    mpb_stream_options stream = {.return_exceptions = !stop_on_error, .input_ready = input_ready};
     int rc = mpb_server_stream(io.server, next_line, write_output, &io, &stream);
     fflush(io.out);
     mpb_server_stop(io.server);
@@ -177,8 +192,8 @@ out:
     }
     mpb_server_destroy(&io.server);
     mpb_config_destroy(&config);
-    if (io.input.in != stdin) {
-        fclose(io.input.in);
+    if (fd != STDIN_FILENO) {
+        close(fd);
     }
     mpb__line_input_free(&io.input);
     return status;

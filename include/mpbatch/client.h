@@ -43,6 +43,9 @@ typedef struct mpb_client_stream_options {
     /* How long to wait for a reply before giving up on the server with
      * MPB_ETIMEDOUT; 0: 60000. */
     int idle_timeout_ms;
+    /* As mpb_stream_options.input_ready: with it, next() is only called
+     * when it would not block, and results are passed on meanwhile. */
+    int (*input_ready)(void *ctx, int *wait_fd);
 } mpb_client_stream_options;
 
 /* Allocates only. */

@@ -84,6 +84,15 @@ typedef struct mpb_stream_options {
     int return_exceptions;
     /* Per-item deadline in ms (a Timeout error past it); 0: none. */
     int item_timeout_ms;
+    /* Optional, for a source that can block (a pipe, a socket, a terminal):
+     * 1 when next() would return at once (an item is buffered, or the
+     * input ended), 0 when it would block, with *wait_fd set to a
+     * descriptor that becomes readable when there may be more. With it, the
+     * stream calls next() only when it would not block, and passes outputs
+     * on while it waits for input, so no finished output waits for the
+     * next input. Without it, next() may block, and outputs wait while it
+     * does. Runs on the stream's thread, like next. */
+    int (*input_ready)(void *ctx, int *wait_fd);
 } mpb_stream_options;
 
 /* Called with each submitted item's result on the dispatcher thread; the
@@ -117,10 +126,12 @@ MPB_EXPORT int mpb_server_submit(mpb_server *self, const void *input, size_t len
                                  mpb_done_fn done, void *ctx);
 
 /* Pulls inputs from next, keeps at most capacity in flight, and passes
- * results to on_output strictly in input order, on the calling thread.
- * Inputs go in as soon as they are read while the pipeline is idle, and in
- * chunks up to the number already in flight while it is busy; while next
- * blocks, finished outputs wait. Results of inputs read before a failure
+ * results to on_output strictly in input order, on the calling thread:
+ * each result as soon as it and every result before it are done. Inputs
+ * go in as soon as they are read while the pipeline is idle, and in
+ * chunks up to the number already in flight while it is busy (with
+ * input_ready: only as many as are there). Without input_ready, finished
+ * outputs wait while next blocks. Results of inputs read before a failure
  * of next (or of the server) are still delivered. Returns 0 when every
  * input was answered, or why it stopped. */
 MPB_EXPORT int mpb_server_stream(mpb_server *self, mpb_next_fn next, mpb_output_fn on_output,

@@ -2,6 +2,7 @@
  * `mpb run` end to end: the real executable, real worker processes, a
  * config file and an input file; JSON lines come back in input order.
  */
+#include <poll.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -177,6 +178,36 @@ ensemble_results_print_as_arrays(void **state)
     clean(&d);
 }
 
+/* mpb run as a streaming filter: one line in, its result out, before the
+ * next line comes. */
+static void
+each_result_comes_before_the_next_line(void **state)
+{
+    run_dir d;
+    make_dir(&d, "servlet:\n  plugin: passthrough\n  batch_size: 8\n");
+    char *dir = mpb__executable_dir();
+    char *mpb = mpb_asprintf("%s/../bin/mpb", dir);
+    char *argv[] = {mpb, "run", "--config", d.config, NULL};
+    int in;
+    int out;
+    pid_t pid = spawn_with_pipes(argv, &in, &out);
+    assert_int_equal(write(in, "first\n", 6), 6);
+    char buf[256];
+    assert_true(read_within(out, buf, sizeof buf, 10000) > 0); /* out while input waits */
+    assert_string_equal(buf, "\"first\"\n");
+    assert_int_equal(write(in, "second\n", 7), 7);
+    close(in);
+    assert_true(read_within(out, buf, sizeof buf, 10000) > 0);
+    assert_string_equal(buf, "\"second\"\n");
+    int status;
+    waitpid(pid, &status, 0);
+    assert_int_equal(WEXITSTATUS(status), 0);
+    close(out);
+    free(mpb);
+    free(dir);
+    clean(&d);
+}
+
 static void
 bad_config_exits_2_naming_file_and_line(void **state)
 {
@@ -269,6 +300,7 @@ main(void)
         cmocka_unit_test(text_lines_come_back_in_order_with_errors_in_place),
         cmocka_unit_test(f32_vectors_through_the_mlp),
         cmocka_unit_test(ensemble_results_print_as_arrays),
+        cmocka_unit_test(each_result_comes_before_the_next_line),
         cmocka_unit_test(bad_config_exits_2_naming_file_and_line),
         cmocka_unit_test(tracking_section_records_the_run),
     };

@@ -61,7 +61,7 @@ serve_start(serve_proc *p, const char *config_text)
     char *mpb = tool("mpb");
     p->pid = fork();
     if (p->pid == 0) {
-        setpgid(0, 0); /* a process group, as a shell gives a foreground job */
+        setpgid(0, 0);                    /* a process group, as a shell gives a foreground job */
         prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the test */
         freopen(p->log, "w", stderr);
         execl(mpb, mpb, "serve", "--config", p->config, "--bind", p->endpoint, (char *)NULL);
@@ -151,6 +151,24 @@ lines_in_results_out_in_order(void **state)
     assert_non_null(strstr(lines[1], "\"servlet\": \"models/picky\", \"worker\": \"picky-0\""));
     assert_string_equal(lines[2], "[\"three\", \"three\"]");
     free(out);
+    /* mpb call as a streaming filter: each result before the next line */
+    char *mpb = tool("mpb");
+    char *argv[] = {mpb, "call", "--connect", p.endpoint, "--target", "models/same", NULL};
+    int in;
+    int from;
+    pid_t call = spawn_with_pipes(argv, &in, &from);
+    char buf[256];
+    assert_int_equal(write(in, "first\n", 6), 6);
+    assert_true(read_within(from, buf, sizeof buf, 10000) > 0);
+    assert_string_equal(buf, "\"first\"\n");
+    assert_int_equal(write(in, "second\n", 7), 7);
+    close(in);
+    assert_true(read_within(from, buf, sizeof buf, 10000) > 0);
+    assert_string_equal(buf, "\"second\"\n");
+    waitpid(call, &status, 0);
+    assert_int_equal(WEXITSTATUS(status), 0);
+    close(from);
+    free(mpb);
     out = run_call(&p, "x\\n", "--target models/same", &status);
     assert_string_equal(out, "\"x\"\n");
     free(out);
