@@ -18,6 +18,7 @@
  * is answered with a WorkerCrashed error (nothing is resent: the item may be
  * what killed it), and the worker is relaunched unless the pool is stopping.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -362,6 +363,14 @@ mpb__pool_pump(mpb__pool *pool)
     pool->pumping = 0;
 }
 
+static void
+pump_at_round_end(mpb__waker *waker)
+{
+    mpb__pool *pool = (mpb__pool *)((char *)waker - offsetof(mpb__pool, pump_waker));
+    pool->pump_armed = 0;
+    mpb__pool_pump(pool);
+}
+
 void
 mpb__pool_submit(mpb_servlet *self, mpb__task *task)
 {
@@ -381,7 +390,13 @@ mpb__pool_submit(mpb_servlet *self, mpb__task *task)
     }
     task->token = slot_id(pool, slot);
     waiting_push(pool, slot);
-    mpb__pool_pump(pool);
+    /* Sent at the end of the round, with every other item submitted in it:
+     * a round that submits 200 items sends frames of many, not 200 of one. */
+    if (!pool->pump_armed) {
+        pool->pump_armed = 1;
+        pool->pump_waker.wake = pump_at_round_end;
+        pool->env.defer(pool->env.defer_ctx, &pool->pump_waker);
+    }
 }
 
 /* A task still waiting for credit is answered Cancelled at once; its slot

@@ -105,6 +105,8 @@ struct mpb__pool {
     int started;
     int stopping;
     int pumping;
+    mpb__waker pump_waker; /* sends the round's submissions at its end */
+    int pump_armed;
     int sweep_armed; /* a timer will expire in-flight items past their deadline */
     int64_t sweep_due;
     uint64_t sweep_timer;

@@ -130,6 +130,12 @@ mpb__server_defer_wake(mpb_server *server, mpb__waker *waker)
 }
 
 static void
+defer_for_servlets(void *ctx, mpb__waker *waker)
+{
+    mpb__server_defer_wake(ctx, waker);
+}
+
+static void
 run_deferred_wakes(mpb_server *self)
 {
     while (self->wakers != NULL) {
@@ -212,6 +218,8 @@ dispatcher_main(void *arg)
         .on_batch_ctx = self->options.on_batch_ctx,
         .auto_total = self->root->ops->auto_workers(self->root),
         .auto_next = &auto_next,
+        .defer = defer_for_servlets,
+        .defer_ctx = self,
     };
     char err[512] = "";
     int rc = self->root->ops->start(self->root, &env, "", err, sizeof err);

@@ -25,14 +25,6 @@ typedef enum mpb__server_state {
 
 typedef struct mpb__job mpb__job;
 
-/* A sleeper to wake once the dispatcher finishes its current round, so a
- * frame of 64 results costs one wake-up, not 64. Dispatcher thread only. */
-typedef struct mpb__waker mpb__waker;
-struct mpb__waker {
-    void (*wake)(mpb__waker *waker);
-    mpb__waker *next;
-};
-
 /* Hands a finished job's result to whoever waits for it; owns result. */
 typedef void (*mpb__job_finish_fn)(mpb__job *job, mpb_result *result);
 

@@ -24,6 +24,15 @@
 
 typedef struct mpb__task mpb__task;
 
+/* Work to do once the dispatcher finishes its current round: a sleeper to
+ * wake (a frame of 64 results costs one wake-up, not 64), a pool's items
+ * to send (all the round's submissions in one frame). Dispatcher only. */
+typedef struct mpb__waker mpb__waker;
+struct mpb__waker {
+    void (*wake)(mpb__waker *waker);
+    mpb__waker *next;
+};
+
 /* Receives the task's result; the callee owns result. */
 typedef void (*mpb__task_done_fn)(mpb__task *task, mpb_result *result);
 
@@ -58,6 +67,9 @@ typedef struct mpb__servlet_env {
      * pools take consecutive places in a spread of auto_total workers. */
     unsigned auto_total;
     unsigned *auto_next;
+    /* Queues waker for the end of the dispatcher's current round. */
+    void (*defer)(void *ctx, mpb__waker *waker);
+    void *defer_ctx;
 } mpb__servlet_env;
 
 typedef struct mpb__servlet_ops {

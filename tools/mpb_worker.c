@@ -30,7 +30,7 @@ usage(FILE *out)
         "  --cpus LIST               pin to these CPUs, e.g. 0 or 0-3,8 (default: no pinning)\n"
         "  --batch-size N            items per call; 0 calls per item (default: plugin's)\n"
         "  --batch-wait-us N         wait for more items after the first (default: plugin's)\n"
-        "  --capacity N              items in flight (default: 2 x batch size, >= 16)\n"
+        "  --capacity N              items in flight (default: 3 x batch size, >= 16)\n"
         "  --option KEY=VALUE        plugin option (repeatable)\n"
         "  --max-item-bytes N        largest item or value accepted (default 64 MiB)\n"
         "  --coordinator-timeout-ms N  leave after this much silence (default 10000, -1 never)\n"

@@ -37,7 +37,7 @@ typedef struct mpb_pool_config {
     long long batch_size;
     /* Wait after the first item: -1 the plugin's default, 0 never wait. */
     long long batch_wait_us;
-    /* Items in flight per worker (credit); 0: 2 x batch_size, at least 16. */
+    /* Items in flight per worker (credit); 0: 3 x batch_size, at least 16. */
     unsigned capacity;
     /* Plugin options as "key=value" strings; NULL-terminated, may be NULL. */
     const char *const *options;
