@@ -32,6 +32,14 @@ typedef struct worker {
     msgpack_zone zone;
     mpb__wire_buf results;
     mpb__wire_buf telemetry;
+    /* results of batches computed but not sent yet (entries only), and
+     * their batches' telemetry: sent together when nothing more is queued */
+    mpb__wire_buf pending;
+    uint32_t n_pending;
+    int64_t pending_since_ns;
+    mpb_batch_telemetry *pending_tel;
+    size_t n_tel;
+    size_t cap_tel;
     mpb__item_queue queue;
     early_error *errors;
     size_t n_errors;

@@ -5,7 +5,8 @@
  *   worker                         coordinator
  *   READY(name, pid, cpus, capacity) ->
  *                                <- ITEMS (up to the credit: capacity - in flight)
- *   RESULTS + TELEMETRY          ->      (one message per batch; frees credit)
+ *   RESULTS + TELEMETRY...       ->      (frees credit; one message per batch,
+ *                                        or per several while more are queued)
  *   HEARTBEAT                   <->      (when nothing else was sent for a while)
  *                                <- SHUTDOWN
  *   BYE                          ->
@@ -241,23 +242,59 @@ batch_decision(const worker *w, int64_t now, mpb_batch_close *reason, int64_t *w
     return 0;
 }
 
+/* Sends every pending result in one RESULTS frame, followed in the same
+ * message by one TELEMETRY frame per batch. */
 static void
-send_batch_results(worker *w, size_t n, const mpb_batch_telemetry *t)
+flush_results(worker *w)
 {
+    if (w->n_tel == 0) {
+        return;
+    }
     mpb__wire_buf_reset(&w->results);
-    mpb__wire_pack_results_begin(&w->results, (uint32_t)n);
+    mpb__wire_pack_results_begin(&w->results, w->n_pending);
+    msgpack_sbuffer_write(&w->results.sbuf, w->pending.sbuf.data, w->pending.sbuf.size);
+    int rc = mpb__worker_send_frame(w, &w->results, ZMQ_SNDMORE);
+    for (size_t i = 0; rc == 0 && i < w->n_tel; i++) {
+        mpb__wire_buf_reset(&w->telemetry);
+        mpb__wire_pack_telemetry(&w->telemetry, &w->pending_tel[i]);
+        rc = mpb__worker_send_frame(w, &w->telemetry, i + 1 < w->n_tel ? ZMQ_SNDMORE : 0);
+    }
+    mpb__wire_buf_reset(&w->pending);
+    w->n_pending = 0;
+    w->n_tel = 0;
+}
+
+/* A batch's results wait to travel with the next batches' while more items
+ * are queued (one message instead of many), but never longer than
+ * RESULTS_HOLD_NS, and never past RESULTS_HOLD_MAX items or bytes. */
+#define RESULTS_HOLD_NS (500 * 1000)
+#define RESULTS_HOLD_MAX 1024
+#define RESULTS_HOLD_BYTES ((size_t)1 << 20)
+
+static void
+queue_batch_results(worker *w, size_t n, const mpb_batch_telemetry *t, int64_t now)
+{
+    if (w->n_tel == 0) {
+        w->pending_since_ns = now;
+    }
     for (size_t i = 0; i < n; i++) {
         const mpb__batch_result *r = &w->batch.results[i];
         if (r->outcome == MPB_OUTCOME_VALUE) {
-            mpb__wire_pack_result_value(&w->results, w->ids[i], r->data, r->len);
+            mpb__wire_pack_result_value(&w->pending, w->ids[i], r->data, r->len);
         } else {
-            mpb__wire_pack_result_error(&w->results, w->ids[i], r->type, r->message);
+            mpb__wire_pack_result_error(&w->pending, w->ids[i], r->type, r->message);
         }
     }
-    mpb__wire_buf_reset(&w->telemetry);
-    mpb__wire_pack_telemetry(&w->telemetry, t);
-    if (mpb__worker_send_frame(w, &w->results, ZMQ_SNDMORE) == 0) {
-        mpb__worker_send_frame(w, &w->telemetry, 0);
+    w->n_pending += (uint32_t)n;
+    if (w->n_tel == w->cap_tel) {
+        w->cap_tel = w->cap_tel ? w->cap_tel * 2 : 16;
+        w->pending_tel = mpb_realloc(w->pending_tel, w->cap_tel * sizeof *w->pending_tel);
+    }
+    w->pending_tel[w->n_tel++] = *t;
+    if (w->queue.count == 0 || w->n_pending >= RESULTS_HOLD_MAX ||
+        w->pending.sbuf.size >= RESULTS_HOLD_BYTES ||
+        now - w->pending_since_ns >= RESULTS_HOLD_NS) {
+        flush_results(w);
     }
 }
 
@@ -296,7 +333,7 @@ run_batch(worker *w, size_t take, mpb_batch_close reason)
         .closed_by = reason,
         .queued_after = (uint32_t)w->queue.count,
     };
-    send_batch_results(w, n, &t);
+    queue_batch_results(w, n, &t, end);
 }
 
 static void
@@ -306,12 +343,14 @@ drain_queue(worker *w)
         receive_available(w);
         flush_early_errors(w);
         if (w->queue.count == 0) {
+            flush_results(w); /* nothing more to compute now: send */
             return;
         }
         mpb_batch_close reason;
         int64_t wake_at = 0;
         size_t take = batch_decision(w, mpb_now_ns(), &reason, &wake_at);
         if (take == 0) {
+            flush_results(w); /* waiting for a batch to fill: send meanwhile */
             wait_readable(w, wake_at);
             continue;
         }

@@ -174,6 +174,7 @@ worker_init(worker *w, const mpb__worker_config *cfg)
     w->max_item_bytes = cfg->max_item_bytes ? cfg->max_item_bytes : MPB_DEFAULT_MAX_ITEM_BYTES;
     msgpack_zone_init(&w->zone, 4096);
     mpb__wire_buf_init(&w->results);
+    mpb__wire_buf_init(&w->pending);
     mpb__wire_buf_init(&w->telemetry);
     mpb__item_queue_init(&w->queue);
     mpb__batch_init(&w->batch, w->max_item_bytes);
@@ -195,6 +196,8 @@ worker_free(worker *w)
     mpb__batch_free(&w->prep);
     mpb__item_queue_free(&w->queue);
     mpb__wire_buf_free(&w->results);
+    mpb__wire_buf_free(&w->pending);
+    free(w->pending_tel);
     mpb__wire_buf_free(&w->telemetry);
     msgpack_zone_destroy(&w->zone);
     if (w->socket != NULL) {
