@@ -237,6 +237,7 @@ served(const bench_args *a, float *vector, size_t len, mpb_server_stats *stats)
     cfg.workers = a->workers;
     cfg.batch_size = a->batch_size;
     cfg.batch_wait_us = a->wait_us;
+    cfg.cpus = getenv("MPB_BENCH_CPUS");
     cfg.options = options;
     mpb_servlet *servlet = strcmp(a->kind, "thread") == 0 ? mpb_thread_servlet_new(&cfg)
                                                            : mpb_process_servlet_new(&cfg);

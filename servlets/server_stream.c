@@ -18,7 +18,7 @@
  * behind in a freed ring.
  */
 #include <poll.h>
-#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -34,12 +34,15 @@
 typedef struct stream {
     mpb__waker waker; /* first: the waker's address is the stream's */
     mpb_server *server;
-    pthread_mutex_t lock;
     int wake_fd; /* written by the dispatcher when the awaited slot fills */
-    mpb_result **ring;
+    _Atomic(mpb_result *) *ring;
     size_t cap;
-    uint64_t waiting_for;
-    int wake_queued; /* a deferred wake is pending: the stream must not end */
+    /* The caller publishes the slot it sleeps on, then looks at the slot
+     * once more; the dispatcher fills a slot, then looks at waiting_for.
+     * Both sequentially consistent: one of the two sees the other, so a
+     * result never lands unseen while the caller sleeps. */
+    atomic_uint_fast64_t waiting_for;
+    atomic_int wake_queued; /* a deferred wake is pending: the stream must not end */
 } stream;
 
 /* What the caller's loop knows about its source and its outputs. */
@@ -57,12 +60,10 @@ static void
 wake_stream(mpb__waker *waker)
 {
     stream *st = (stream *)waker;
-    pthread_mutex_lock(&st->lock);
-    st->wake_queued = 0;
     uint64_t one = 1;
     ssize_t put = write(st->wake_fd, &one, sizeof one);
     (void)put;
-    pthread_mutex_unlock(&st->lock);
+    atomic_store(&st->wake_queued, 0); /* last touch of st by the dispatcher */
 }
 
 /* Dispatcher thread: drops the result in its slot; the caller is woken
@@ -71,14 +72,13 @@ static void
 finish_stream(mpb__job *job, mpb_result *result)
 {
     stream *st = job->ctx;
-    pthread_mutex_lock(&st->lock);
-    st->ring[job->index % st->cap] = result;
-    if (st->waiting_for != NOT_WAITING && st->ring[st->waiting_for % st->cap] != NULL &&
-        !st->wake_queued) {
-        st->wake_queued = 1;
+    atomic_store(&st->ring[job->index % st->cap], result);
+    uint64_t waiting = atomic_load(&st->waiting_for);
+    if (waiting != NOT_WAITING && atomic_load(&st->ring[waiting % st->cap]) != NULL &&
+        !atomic_load_explicit(&st->wake_queued, memory_order_relaxed)) {
+        atomic_store(&st->wake_queued, 1);
         mpb__server_defer_wake(st->server, &st->waker);
     }
-    pthread_mutex_unlock(&st->lock);
 }
 
 /* Submits up to `limit` inputs; returns how many went in. */
@@ -132,11 +132,11 @@ fill(mpb_server *server, stream *st, uint64_t issued, size_t limit, source *src)
 static mpb_result *
 take(stream *st, uint64_t index)
 {
-    pthread_mutex_lock(&st->lock);
-    mpb_result **slot = &st->ring[index % st->cap];
-    mpb_result *result = *slot;
-    *slot = NULL;
-    pthread_mutex_unlock(&st->lock);
+    _Atomic(mpb_result *) *slot = &st->ring[index % st->cap];
+    mpb_result *result = atomic_load_explicit(slot, memory_order_acquire);
+    if (result != NULL) {
+        atomic_store_explicit(slot, NULL, memory_order_relaxed); /* only refilled by index + cap */
+    }
     return result;
 }
 
@@ -147,13 +147,9 @@ static void
 await(stream *st, uint64_t index, int results_pending, int input_fd, int retry_soon)
 {
     if (results_pending) {
-        pthread_mutex_lock(&st->lock);
-        int there = st->ring[index % st->cap] != NULL;
-        if (!there) {
-            st->waiting_for = index;
-        }
-        pthread_mutex_unlock(&st->lock);
-        if (there) {
+        atomic_store(&st->waiting_for, index);
+        if (atomic_load(&st->ring[index % st->cap]) != NULL) {
+            atomic_store(&st->waiting_for, NOT_WAITING);
             return;
         }
     }
@@ -163,28 +159,19 @@ await(stream *st, uint64_t index, int results_pending, int input_fd, int retry_s
     uint64_t count;
     ssize_t got = read(st->wake_fd, &count, sizeof count); /* non-blocking: clears it */
     (void)got;
-    pthread_mutex_lock(&st->lock);
-    st->waiting_for = NOT_WAITING;
-    pthread_mutex_unlock(&st->lock);
+    atomic_store(&st->waiting_for, NOT_WAITING);
 }
 
 /* The dispatcher may still hold &st for a deferred wake: wait it out. */
 static void
 stream_close(stream *st)
 {
-    for (;;) {
-        pthread_mutex_lock(&st->lock);
-        int queued = st->wake_queued;
-        pthread_mutex_unlock(&st->lock);
-        if (!queued) {
-            break;
-        }
+    while (atomic_load(&st->wake_queued)) {
         struct pollfd fd = {.fd = st->wake_fd, .events = POLLIN};
         poll(&fd, 1, 10);
     }
     close(st->wake_fd);
-    pthread_mutex_destroy(&st->lock);
-    free(st->ring);
+    free((void *)st->ring);
 }
 
 /* How many inputs to read now. A source that says when it would block is
@@ -211,14 +198,14 @@ mpb_server_stream(mpb_server *self, mpb_next_fn next, mpb_output_fn on_output, v
     if (options != NULL) {
         opts = *options;
     }
-    stream st = {.waker = {.wake = wake_stream}, .server = self, .waiting_for = NOT_WAITING};
+    stream st = {.waker = {.wake = wake_stream}, .server = self};
     st.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (st.wake_fd < 0) {
         return mpb_status_from_errno(errno);
     }
     st.cap = opts.capacity ? opts.capacity : self->options.capacity;
-    st.ring = mpb_calloc(st.cap, sizeof(mpb_result *));
-    pthread_mutex_init(&st.lock, NULL);
+    st.ring = mpb_calloc(st.cap, sizeof *st.ring);
+    atomic_init(&st.waiting_for, NOT_WAITING);
 
     source src = {.next = next, .ctx = ctx, .opts = &opts, .wait_fd = -1};
     uint64_t issued = 0;
