@@ -264,6 +264,9 @@ decode_body(const msgpack_object_array *a, uint64_t type, mpb__frame *out)
         }
         out->u.list.entries = a->ptr[1].via.array.ptr;
         out->u.list.count = a->ptr[1].via.array.size;
+        if (type == MPB_FRAME_ITEMS && a->size >= 3) {
+            mpb__wire_as_uint(&a->ptr[2], &out->u.list.backlog); /* optional hint */
+        }
         return 0;
     case MPB_FRAME_TELEMETRY:
         return decode_telemetry(a, &out->u.telemetry);
@@ -298,8 +301,7 @@ mpb__wire_unpack(msgpack_zone *zone, const void *data, size_t len, msgpack_objec
                               "smaller frames",
                               len, MAX_ELEMENTS);
     }
-    if (bounds == 0 ||
-        msgpack_unpack(data, len, &offset, zone, root) != MSGPACK_UNPACK_SUCCESS) {
+    if (bounds == 0 || msgpack_unpack(data, len, &offset, zone, root) != MSGPACK_UNPACK_SUCCESS) {
         return mpb__set_error(err, err_len, MPB_EPROTO,
                               "frame of %zu bytes is not one msgpack value", len);
     }
@@ -435,6 +437,20 @@ pack_list_begin(mpb__wire_buf *buf, mpb__frame_type type, uint32_t count)
     msgpack_pack_array(&buf->pk, 2);
     msgpack_pack_uint8(&buf->pk, (uint8_t)type);
     msgpack_pack_array(&buf->pk, count);
+}
+
+void
+mpb__wire_pack_items_begin_backlog(mpb__wire_buf *buf, uint32_t count)
+{
+    msgpack_pack_array(&buf->pk, 3);
+    msgpack_pack_uint8(&buf->pk, MPB_FRAME_ITEMS);
+    msgpack_pack_array(&buf->pk, count);
+}
+
+void
+mpb__wire_pack_items_end_backlog(mpb__wire_buf *buf, uint64_t backlog)
+{
+    msgpack_pack_uint64(&buf->pk, backlog);
 }
 
 void

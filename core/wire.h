@@ -71,6 +71,7 @@ typedef struct mpb__frame {
         struct {
             const msgpack_object *entries; /* ITEMS / RESULTS entries, decoded lazily */
             uint32_t count;
+            uint64_t backlog; /* ITEMS: items waiting in the coordinator (0 if unsaid) */
         } list;
         mpb_batch_telemetry telemetry;
         struct {
@@ -116,6 +117,10 @@ void mpb__wire_buf_free(mpb__wire_buf *buf);
 
 void mpb__wire_pack_ready(mpb__wire_buf *buf, const mpb__ready *ready);
 void mpb__wire_pack_items_begin(mpb__wire_buf *buf, uint32_t count);
+/* An ITEMS frame that ends with the coordinator's backlog: begin with
+ * _begin_backlog, pack count items, end with _end_backlog. */
+void mpb__wire_pack_items_begin_backlog(mpb__wire_buf *buf, uint32_t count);
+void mpb__wire_pack_items_end_backlog(mpb__wire_buf *buf, uint64_t backlog);
 void mpb__wire_pack_item(mpb__wire_buf *buf, uint64_t id, uint64_t budget_us, const void *data,
                          size_t len);
 void mpb__wire_pack_results_begin(mpb__wire_buf *buf, uint32_t count);

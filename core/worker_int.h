@@ -22,7 +22,15 @@ typedef struct early_error {
 typedef struct worker {
     const mpb__worker_config *cfg;
     unsigned batch_size;
-    int64_t wait_ns;
+    int64_t wait_ns; /* the wait, or with auto_wait its upper bound */
+    /* batch_wait_us: auto. What the worker has seen lately: the time
+     * between items (per item of a frame) and a batch's compute time, as
+     * moving averages; and the coordinator's backlog in its last ITEMS. */
+    int auto_wait;
+    int64_t gap_ns;
+    int64_t compute_ns;
+    int64_t last_items_ns;
+    uint64_t backlog;
     unsigned capacity;
     size_t max_item_bytes;
     void *ctx;

@@ -126,10 +126,24 @@ enqueue_item(worker *w, const mpb__wire_item *item, int64_t now)
     }
 }
 
+/* A moving average that forgets in about eight samples. */
+static int64_t
+smooth(int64_t average, int64_t sample)
+{
+    return average == 0 ? sample : (average * 7 + sample) / 8;
+}
+
 static void
 handle_items(worker *w, const mpb__frame *frame)
 {
     int64_t now = mpb_now_ns();
+    if (frame->u.list.count > 0) {
+        if (w->last_items_ns != 0) {
+            w->gap_ns = smooth(w->gap_ns, (now - w->last_items_ns) / frame->u.list.count);
+        }
+        w->last_items_ns = now;
+    }
+    w->backlog = frame->u.list.backlog;
     for (uint32_t i = 0; i < frame->u.list.count; i++) {
         mpb__wire_item item;
         int id_known;
@@ -238,6 +252,20 @@ batch_decision(const worker *w, int64_t now, mpb_batch_close *reason, int64_t *w
         *reason = MPB_BATCH_CLOSED_TIMER;
         return queued;
     }
+    if (w->auto_wait && w->backlog == 0) {
+        /* Wait only when the next item is due before this batch could be
+         * computed anyway; then only until it is due (twice the gap). */
+        if (w->gap_ns == 0 || w->gap_ns > w->compute_ns) {
+            *reason = MPB_BATCH_CLOSED_DRAINED;
+            return queued;
+        }
+        int64_t expected = w->last_items_ns + 2 * w->gap_ns;
+        if (now >= expected) {
+            *reason = MPB_BATCH_CLOSED_TIMER; /* what was coming did not */
+            return queued;
+        }
+        due = expected < due ? expected : due;
+    }
     *wake_at = due;
     return 0;
 }
@@ -325,6 +353,7 @@ run_batch(worker *w, size_t take, mpb_batch_close reason)
     }
     int rc = w->cfg->def->call(w->state, &w->batch);
     int64_t end = mpb_now_ns();
+    w->compute_ns = smooth(w->compute_ns, end - start);
     mpb_batch_telemetry t = {
         .size = (uint32_t)n,
         .errors = (uint32_t)mpb__batch_settle(&w->batch, rc),

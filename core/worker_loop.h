@@ -41,9 +41,11 @@ typedef struct mpb__worker_config {
     const atomic_int *cancel;       /* leave soon after it turns nonzero; may be NULL */
 } mpb__worker_config;
 
-/* Effective batch size and wait from config and plugin defaults. */
+/* Effective batch size and wait from config and plugin defaults
+ * (batch_wait_us -1: the plugin's; MPB_BATCH_WAIT_AUTO: auto). With
+ * *auto_out set, *wait_out is the longest an auto wait lasts. */
 void mpb__worker_batching(const mpb_worker_def *def, long long batch_size, long long batch_wait_us,
-                          unsigned *size_out, int64_t *wait_out);
+                          unsigned *size_out, int64_t *wait_out, int *auto_out);
 
 /* Tells the coordinator at endpoint why this worker cannot start (an
  * ERROR frame with code), for failures before mpb__worker_run (plugin not

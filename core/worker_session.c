@@ -30,11 +30,15 @@
 
 void
 mpb__worker_batching(const mpb_worker_def *def, long long batch_size, long long batch_wait_us,
-                     unsigned *size_out, int64_t *wait_out)
+                     unsigned *size_out, int64_t *wait_out, int *auto_out)
 {
     unsigned size = batch_size >= 0 ? (unsigned)batch_size : def->batch_size;
     int64_t wait;
-    if (batch_wait_us >= 0) {
+    *auto_out = batch_wait_us == MPB_BATCH_WAIT_AUTO ||
+                (batch_wait_us < 0 && def->batch_wait_us == MPB_BATCH_WAIT_AUTO);
+    if (*auto_out) {
+        wait = size > 1 ? MPB_BATCH_WAIT_DEFAULT_US : 0; /* the bound of an auto wait */
+    } else if (batch_wait_us >= 0) {
         wait = batch_wait_us;
     } else if (def->batch_wait_us == MPB_BATCH_WAIT_NONE) {
         wait = 0;
@@ -124,7 +128,7 @@ pin_and_init(worker *w, char *err, size_t err_len)
         .name = cfg->name,
         .index = cfg->index,
         .batch_size = w->batch_size,
-        .batch_wait_us = w->wait_ns / 1000,
+        .batch_wait_us = w->auto_wait ? MPB_BATCH_WAIT_AUTO : w->wait_ns / 1000,
         .cpus = w->cpus,
     };
     char reason[512] = "";
@@ -151,7 +155,7 @@ send_ready(worker *w)
         .capacity = w->capacity,
         .plugin = {plugin, strlen(plugin)},
         .batch_size = w->batch_size,
-        .batch_wait_us = w->wait_ns / 1000,
+        .batch_wait_us = w->auto_wait ? MPB_BATCH_WAIT_AUTO : w->wait_ns / 1000,
         .host = {host, strlen(host)},
     };
     mpb__wire_buf_reset(&w->telemetry);
@@ -165,7 +169,8 @@ worker_init(worker *w, const mpb__worker_config *cfg)
     memset(w, 0, sizeof *w);
     w->cfg = cfg;
     int64_t wait_us;
-    mpb__worker_batching(cfg->def, cfg->batch_size, cfg->batch_wait_us, &w->batch_size, &wait_us);
+    mpb__worker_batching(cfg->def, cfg->batch_size, cfg->batch_wait_us, &w->batch_size, &wait_us,
+                         &w->auto_wait);
     w->wait_ns = wait_us * 1000;
     w->capacity = cfg->capacity;
     if (w->capacity == 0) {

@@ -234,6 +234,14 @@ parse_pool_field(parse_ctx *ctx, const char *key, const yaml_node_t *value, cons
         rc = parse_cpus(ctx, value, field, spec);
     } else if (strcmp(key, "options") == 0) {
         rc = parse_pairs(ctx, value, field, &spec->options, &spec->n_options);
+    } else if (strcmp(key, "batch_wait_us") == 0 && mpb__config_scalar(value) != NULL &&
+               strcmp(mpb__config_scalar(value), "auto") == 0) {
+        pool->batch_wait_us = MPB_BATCH_WAIT_AUTO;
+    } else if (strcmp(key, "batch_wait_us") == 0 && mpb__config_scalar(value) != NULL &&
+               strspn(mpb__config_scalar(value), "0123456789") !=
+                   strlen(mpb__config_scalar(value))) {
+        rc = mpb__config_fail_at(ctx, value, "%s must be an integer >= 0 or auto (got '%s')", field,
+                                 mpb__config_scalar(value));
     } else {
         rc = parse_pool_integer(ctx, key, value, field, pool);
     }

@@ -296,7 +296,7 @@ send_items(mpb__pool *pool, mpb__conn *conn, uint32_t n)
     }
     if (count > 0) {
         mpb__wire_buf_reset(&pool->out);
-        mpb__wire_pack_items_begin(&pool->out, count);
+        mpb__wire_pack_items_begin_backlog(&pool->out, count);
         for (uint32_t i = 0; i < count; i++) {
             mpb__task *task = pool->slots[batch[i]].task;
             uint64_t budget_us = 0;
@@ -311,6 +311,9 @@ send_items(mpb__pool *pool, mpb__conn *conn, uint32_t n)
             }
             pool->slots[batch[i]].conn = conn_index;
         }
+        /* what still waits here for credit: a worker that waits for its
+         * batch to fill (batch_wait_us: auto) knows more is coming */
+        mpb__wire_pack_items_end_backlog(&pool->out, pool->wait_count);
         conn->in_flight += count;
         int rc = send_to(pool, conn);
         if (rc != 0) {

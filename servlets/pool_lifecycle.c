@@ -468,7 +468,9 @@ mpb__pool_worker_argv(const mpb__pool *pool, const char *exe, unsigned index)
     if (pool->batch_size >= 0) {
         argv[n++] = mpb_asprintf("--batch-size=%lld", pool->batch_size);
     }
-    if (pool->batch_wait_us >= 0) {
+    if (pool->batch_wait_us == MPB_BATCH_WAIT_AUTO) {
+        argv[n++] = mpb_strdup("--batch-wait-us=auto");
+    } else if (pool->batch_wait_us >= 0) {
         argv[n++] = mpb_asprintf("--batch-wait-us=%lld", pool->batch_wait_us);
     }
     if (pool->capacity > 0) {

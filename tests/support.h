@@ -21,10 +21,13 @@
 #include "core/util.h"
 #include "mpbatch/error.h"
 #include "mpbatch/server.h"
+#include "mpbatch/worker.h"
 
 /* In a test_pool, 0 leaves batch_size / batch_wait_us to the plugin's
- * defaults; TP_ZERO asks for an explicit 0. */
+ * defaults; TP_ZERO asks for an explicit 0; TP_AUTO for batch_wait_us:
+ * auto. */
 #define TP_ZERO (-2)
+#define TP_AUTO (-3)
 
 typedef struct test_pool {
     const char *kind; /* "process" | "thread" */
@@ -54,6 +57,7 @@ test_pool_servlet(const test_pool *tp)
     cfg.batch_size = tp->batch_size == 0 ? -1 : tp->batch_size == TP_ZERO ? 0 : tp->batch_size;
     cfg.batch_wait_us = tp->batch_wait_us == 0         ? -1
                         : tp->batch_wait_us == TP_ZERO ? 0
+                        : tp->batch_wait_us == TP_AUTO ? MPB_BATCH_WAIT_AUTO
                                                        : tp->batch_wait_us;
     cfg.cpus = tp->cpus;
     cfg.bind = tp->bind;

@@ -298,7 +298,8 @@ print_show_json(const char *name, const mpb__plugin *plugin)
     const mpb_worker_def *def = plugin->def;
     unsigned batch_size;
     int64_t wait_us;
-    mpb__worker_batching(def, -1, -1, &batch_size, &wait_us);
+    int auto_wait;
+    mpb__worker_batching(def, -1, -1, &batch_size, &wait_us, &auto_wait);
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "name", name);
     cJSON_AddStringToObject(root, "worker_name", def->name);
@@ -366,7 +367,8 @@ print_show_text(const char *name, const mpb__plugin *plugin)
     const mpb_worker_def *def = plugin->def;
     unsigned batch_size;
     int64_t wait_us;
-    mpb__worker_batching(def, -1, -1, &batch_size, &wait_us);
+    int auto_wait;
+    mpb__worker_batching(def, -1, -1, &batch_size, &wait_us, &auto_wait);
     printf("%s: %s\n", name, def->doc ? def->doc : "(no doc line)");
     printf("worker name:    %s\n", def->name);
     printf("path:           %s\n", plugin->path);
@@ -374,7 +376,9 @@ print_show_text(const char *name, const mpb__plugin *plugin)
     printf("batch_size:     %u%s\n", def->batch_size,
            def->batch_size == 0 ? " (calls per item)" : "");
     printf("batch_wait_us:  %lld", (long long)wait_us);
-    if (def->batch_wait_us == MPB_BATCH_WAIT_NONE) {
+    if (auto_wait) {
+        printf(" (auto: waits, up to this, only while more items are coming)");
+    } else if (def->batch_wait_us == MPB_BATCH_WAIT_NONE) {
         printf(" (never waits for more items)");
     } else if (def->batch_wait_us == 0 && wait_us > 0) {
         printf(" (the default when batch_size > 1)");

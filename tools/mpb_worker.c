@@ -29,7 +29,8 @@ usage(FILE *out)
         "  --index N                 worker index within its servlet (default 0)\n"
         "  --cpus LIST               pin to these CPUs, e.g. 0 or 0-3,8 (default: no pinning)\n"
         "  --batch-size N            items per call; 0 calls per item (default: plugin's)\n"
-        "  --batch-wait-us N         wait for more items after the first (default: plugin's)\n"
+        "  --batch-wait-us N|auto    wait for more items after the first (default: plugin's;\n"
+        "                            auto: only while more are coming soon)\n"
         "  --capacity N              items in flight (default: 3 x batch size, >= 16)\n"
         "  --option KEY=VALUE        plugin option (repeatable)\n"
         "  --max-item-bytes N        largest item or value accepted (default 64 MiB)\n"
@@ -111,7 +112,11 @@ apply_option(int opt, const char *arg, mpb__worker_config *cfg, mpb_options *opt
         rc = parse_number("--batch-size", arg, 0, &cfg->batch_size);
         break;
     case OPT_WAIT:
-        rc = parse_number("--batch-wait-us", arg, 0, &cfg->batch_wait_us);
+        if (strcmp(arg, "auto") == 0) {
+            cfg->batch_wait_us = MPB_BATCH_WAIT_AUTO;
+        } else {
+            rc = parse_number("--batch-wait-us", arg, 0, &cfg->batch_wait_us);
+        }
         break;
     case OPT_CAPACITY:
         rc = parse_number("--capacity", arg, 1, &n);

@@ -64,7 +64,7 @@ typedef struct mpb_worker_status {
     int64_t pid;
     uint32_t capacity;      /* items it accepts in flight */
     uint32_t batch_size;    /* effective batch size (0: one call per item) */
-    int64_t batch_wait_us;  /* effective wait after a batch's first item */
+    int64_t batch_wait_us;  /* effective wait after a batch's first item; -2: auto */
 } mpb_worker_status;
 
 /* Stream input: returns 1 with *data and *len holding an item (borrowed until

@@ -35,7 +35,8 @@ typedef struct mpb_pool_config {
     const char *cpus;
     /* Items per call: -1 the plugin's default, 0 call per item. */
     long long batch_size;
-    /* Wait after the first item: -1 the plugin's default, 0 never wait. */
+    /* Wait after the first item: -1 the plugin's default, 0 never wait,
+     * MPB_BATCH_WAIT_AUTO (worker.h) wait only while more items are coming. */
     long long batch_wait_us;
     /* Items in flight per worker (credit); 0: 3 x batch_size, at least 16. */
     unsigned capacity;

@@ -44,6 +44,10 @@
 
 /* batch_wait_us value meaning "never wait for more items". */
 #define MPB_BATCH_WAIT_NONE (-1)
+/* batch_wait_us value meaning "wait only while more items are coming
+ * soon": an item that arrives alone is computed at once, and under load
+ * batches fill (up to MPB_BATCH_WAIT_DEFAULT_US). Config: `auto`. */
+#define MPB_BATCH_WAIT_AUTO (-2)
 /* Wait used when batch_size > 1 and neither plugin nor config sets one. */
 #define MPB_BATCH_WAIT_DEFAULT_US 10000
 

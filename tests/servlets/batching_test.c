@@ -134,6 +134,44 @@ lone_item_answered_after_the_wait(void **state)
     mpb_server_destroy(&server);
 }
 
+/* batch_wait_us: auto. Calls one at a time are computed at once (their
+ * batches close drained, never on the 10 ms timer); a stream that keeps
+ * the worker busy still fills its batches. */
+static void
+auto_wait_serves_lone_items_at_once_and_fills_under_load(void **state)
+{
+    batch_log log = {0};
+    test_pool tp = {.kind = "process",
+                    .plugin = "sleep",
+                    .workers = 1,
+                    .batch_size = 16,
+                    .batch_wait_us = TP_AUTO,
+                    .options = {"batch_cost_us=2000", "item_cost_us=0"},
+                    .on_batch = record_batch,
+                    .on_batch_ctx = &log};
+    mpb_server *server = test_server_start(&tp);
+    mpb_worker_status w;
+    assert_int_equal(mpb_server_workers(server, &w, 1), 1);
+    assert_int_equal(w.batch_wait_us, MPB_BATCH_WAIT_AUTO);
+    for (int i = 0; i < 5; i++) {
+        mpb_result *r = NULL;
+        assert_int_equal(mpb_server_call(server, "one", 3, 10000, &r), 0);
+        mpb_result_destroy(&r);
+    }
+    assert_int_equal(log.batches, 5);
+    assert_int_equal(log.closed[MPB_BATCH_CLOSED_DRAINED], 5);
+    assert_int_equal(log.max_size, 1);
+    index_stream s = {.n = 640};
+    assert_int_equal(mpb_server_stream(server, index_next, index_output, &s, NULL), 0);
+    mpb_server_stop(server);
+    assert_int_equal(s.out_of_order, 0);
+    assert_int_equal(log.items, 5 + 640);
+    uint64_t stream_batches = log.batches - 5;
+    print_message("640 items in %llu batches\n", (unsigned long long)stream_batches);
+    assert_true(stream_batches <= 640 / 8); /* batches of 8 or more on average */
+    mpb_server_destroy(&server);
+}
+
 static void
 random_latency_keeps_order(void **state)
 {
@@ -248,6 +286,7 @@ main(void)
         cmocka_unit_test(fast_producer_fills_batches),
         cmocka_unit_test(wait_zero_never_waits),
         cmocka_unit_test(lone_item_answered_after_the_wait),
+        cmocka_unit_test(auto_wait_serves_lone_items_at_once_and_fills_under_load),
         cmocka_unit_test(random_latency_keeps_order),
         cmocka_unit_test(workers_run_on_their_configured_cpus),
         cmocka_unit_test(auto_cpus_give_each_worker_one_core),

@@ -140,6 +140,18 @@ settings_have_dotted_paths(void **state)
     assert_string_equal(mpb_config_get(config, "servlet.kind"), "ensemble");
     assert_string_equal(mpb_config_get(config, "servlet.members.0.batch_size"), "8");
     assert_string_equal(mpb_config_get(config, "servlet.members.1.options.batch_cost_us"), "5");
+    mpb_config_destroy(&config);
+    /* batch_wait_us: auto */
+    config = parse_ok("servlet: {plugin: passthrough, batch_wait_us: auto}\n");
+    assert_string_equal(mpb_config_get(config, "servlet.batch_wait_us"), "auto");
+    mpb_config_destroy(&config);
+    assert_config_error("servlet: {plugin: passthrough, batch_wait_us: soon}\n",
+                        "servlet.batch_wait_us must be an integer >= 0 or auto (got 'soon')");
+    config = parse_ok("servlet:\n"
+                      "  kind: ensemble\n"
+                      "  members:\n"
+                      "    - {plugin: mlp, batch_size: 8}\n"
+                      "    - {plugin: sleep, options: {batch_cost_us: 5}}\n");
     mpb_servlet *root = mpb_config_servlet(config);
     assert_string_equal(mpb_servlet_name(root), "ensemble");
     mpb_servlet_destroy(&root);
