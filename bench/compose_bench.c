@@ -21,10 +21,13 @@
 #include <getopt.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <zmq.h>
 
 #include "core/util.h"
 #include "mpbatch/client.h"
@@ -310,6 +313,55 @@ client_latency(mpb_client *client, int n, double *p50)
     free(us);
 }
 
+/* The raw reference: one 16-byte message at a time echoed by a process
+ * over ipc:// (ROUTER here, DEALER there), no framework at all. */
+static void
+raw_rtt(int n, double *p50, double *p99)
+{
+    char endpoint[128];
+    snprintf(endpoint, sizeof endpoint, "ipc:///tmp/mpb-bench-rtt-%d.ipc", (int)getpid());
+    pid_t child = fork();
+    if (child == 0) {
+        void *ctx = zmq_ctx_new();
+        void *s = zmq_socket(ctx, ZMQ_DEALER);
+        zmq_connect(s, endpoint);
+        zmq_send(s, "R", 1, 0);
+        char buf[64];
+        int len;
+        while ((len = zmq_recv(s, buf, sizeof buf, 0)) > 0) {
+            zmq_send(s, buf, (size_t)len, 0);
+        }
+        zmq_close(s);
+        zmq_ctx_term(ctx);
+        _exit(0);
+    }
+    void *ctx = zmq_ctx_new();
+    void *router = zmq_socket(ctx, ZMQ_ROUTER);
+    zmq_bind(router, endpoint);
+    unsigned char id[16];
+    char buf[64];
+    int id_len = zmq_recv(router, id, sizeof id, 0);
+    zmq_recv(router, buf, sizeof buf, 0);
+    double *us = mpb_malloc((size_t)n * sizeof *us);
+    for (int i = 0; i < n; i++) {
+        int64_t t0 = mpb_now_ns();
+        zmq_send(router, id, (size_t)id_len, ZMQ_SNDMORE);
+        zmq_send(router, "0123456789abcdef", 16, 0);
+        zmq_recv(router, id, sizeof id, 0);
+        zmq_recv(router, buf, sizeof buf, 0);
+        us[i] = (double)(mpb_now_ns() - t0) / 1e3;
+    }
+    zmq_send(router, id, (size_t)id_len, ZMQ_SNDMORE);
+    zmq_send(router, "", 0, 0);
+    waitpid(child, NULL, 0);
+    zmq_close(router);
+    zmq_ctx_term(ctx);
+    unlink(endpoint + 6);
+    *p50 = percentile(us, n, 0.5);
+    *p99 = percentile(us, n, 0.99);
+    free(us);
+}
+
 static void
 bench_call_latency(const bench_args *a)
 {
@@ -327,22 +379,29 @@ bench_call_latency(const bench_args *a)
     mpb_client *client = mpb_client_new();
     mpb_client_connect(client, endpoint, err, sizeof err);
     int fd = http_connect(atoi(strrchr(bound, ':') + 1));
-    double local[64], zmq[64], http[64], unused;
+    double local[64], local99[64], raw[64], raw99[64], zmq[64], http[64], unused;
     call_latency(server, a->calls / 4, &unused, &unused);
     client_latency(client, a->calls / 4, &unused);
     http_latency(fd, a->calls / 4, &unused);
     for (int r = 0; r < a->rounds; r++) {
-        double p99;
-        call_latency(server, a->calls, &local[r], &p99);
+        raw_rtt(a->calls, &raw[r], &raw99[r]);
+        call_latency(server, a->calls, &local[r], &local99[r]);
         client_latency(client, a->calls, &zmq[r]);
         http_latency(fd, a->calls, &http[r]);
     }
     double l = median_of(local, a->rounds);
+    double l99 = median_of(local99, a->rounds);
+    double rr = median_of(raw, a->rounds);
+    double rr99 = median_of(raw99, a->rounds);
     double z = median_of(zmq, a->rounds);
     double h = median_of(http, a->rounds);
-    printf("call latency       p50 in-process %.1f us | ZeroMQ front end %.1f us (%.2f x) | HTTP "
+    printf("call latency       raw ZeroMQ ipc round trip p50 %.1f us p99 %.1f us | in-process "
+           "call (wait 0) p50 %.1f us (%.2f x raw, target <= 2) p99 %.1f us (%.2f x raw, target "
+           "<= 5)\n",
+           rr, rr99, l, l / rr, l99, l99 / rr99);
+    printf("                   ZeroMQ front end %.1f us (%.2f x the in-process call) | HTTP "
            "infer of one item %.1f us (%.2f x)\n",
-           l, z, z / l, h, h / l);
+           z, z / l, h, h / l);
     close(fd);
     mpb_client_destroy(&client);
     mpb_server_destroy(&server);
