@@ -295,3 +295,69 @@ mpb_server_call(mpb_server *self, const void *input, size_t len, int timeout_ms,
     call_wait_free(w);
     return status_of(*out);
 }
+
+/* ---- call_many ---- */
+
+typedef struct many_wait {
+    pthread_mutex_t lock;
+    pthread_cond_t done;
+    size_t remaining;
+    mpb_result **out;
+} many_wait;
+
+static void
+finish_many(mpb__job *job, mpb_result *result)
+{
+    many_wait *w = job->ctx;
+    pthread_mutex_lock(&w->lock);
+    w->out[job->index] = result;
+    if (--w->remaining == 0) {
+        pthread_cond_signal(&w->done);
+    }
+    pthread_mutex_unlock(&w->lock);
+}
+
+int
+mpb_server_call_many(mpb_server *self, const void *const *inputs, const size_t *lens, size_t n,
+                     int timeout_ms, mpb_result **out)
+{
+    if (n > 0 && (inputs == NULL || lens == NULL || out == NULL)) {
+        return MPB_EINVAL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (inputs[i] == NULL && lens[i] > 0) {
+            return MPB_EINVAL;
+        }
+        if (lens[i] > MPB_SERVER_MAX_ITEM_BYTES) {
+            return MPB_ELIMIT;
+        }
+    }
+    many_wait w = {.remaining = n, .out = out};
+    pthread_mutex_init(&w.lock, NULL);
+    pthread_cond_init(&w.done, NULL);
+    mpb__job **jobs = mpb_malloc((n ? n : 1) * sizeof *jobs);
+    for (size_t i = 0; i < n; i++) {
+        out[i] = NULL;
+        jobs[i] = mpb__job_new(self, inputs[i], lens[i], timeout_ms);
+        jobs[i]->finish = finish_many;
+        jobs[i]->ctx = &w;
+        jobs[i]->index = i;
+    }
+    size_t queued = 0;
+    int rc = n > 0 ? mpb__server_enqueue(self, jobs, n, -1, &queued) : 0;
+    pthread_mutex_lock(&w.lock);
+    for (size_t i = queued; i < n; i++) { /* the server stopped: those never went in */
+        out[i] = mpb_result_new_error("Unavailable", "the server stopped before the item went in",
+                                      "", "", 0);
+        free(jobs[i]);
+        w.remaining--;
+    }
+    while (w.remaining > 0) {
+        pthread_cond_wait(&w.done, &w.lock);
+    }
+    pthread_mutex_unlock(&w.lock);
+    free(jobs);
+    pthread_cond_destroy(&w.done);
+    pthread_mutex_destroy(&w.lock);
+    return rc;
+}

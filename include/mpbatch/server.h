@@ -62,9 +62,9 @@ typedef struct mpb_worker_status {
     char host[128];
     char cpus[128]; /* CPUs it is bound to (hwloc list syntax), "" if unpinned */
     int64_t pid;
-    uint32_t capacity;      /* items it accepts in flight */
-    uint32_t batch_size;    /* effective batch size (0: one call per item) */
-    int64_t batch_wait_us;  /* effective wait after a batch's first item; -2: auto */
+    uint32_t capacity;     /* items it accepts in flight */
+    uint32_t batch_size;   /* effective batch size (0: one call per item) */
+    int64_t batch_wait_us; /* effective wait after a batch's first item; -2: auto */
 } mpb_worker_status;
 
 /* Stream input: returns 1 with *data and *len holding an item (borrowed until
@@ -118,6 +118,16 @@ MPB_EXPORT int mpb_server_start(mpb_server *self, char *err, size_t err_len);
  * when the item could not be submitted. The caller owns *out. */
 MPB_EXPORT int mpb_server_call(mpb_server *self, const void *input, size_t len, int timeout_ms,
                                mpb_result **out);
+
+/* Runs n items at once, for a program that has a batch already: they go
+ * in with one lock and one wake-up, and the call returns when every one
+ * is answered, out[i] holding item i's result (value or error, in place;
+ * the caller destroys each). timeout_ms (<= 0: none) is each item's
+ * deadline: past it the item's result is a Timeout error. Returns 0, or
+ * MPB_ECLOSED when the server stopped before some items went in (those
+ * get an Unavailable error), MPB_EINVAL / MPB_ELIMIT with out untouched. */
+MPB_EXPORT int mpb_server_call_many(mpb_server *self, const void *const *inputs, const size_t *lens,
+                                    size_t n, int timeout_ms, mpb_result **out);
 
 /* Submits one item; done(ctx, result) runs later on the dispatcher thread.
  * Blocks while the server is at capacity, up to timeout_ms (0: fail fast

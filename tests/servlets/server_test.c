@@ -191,6 +191,64 @@ slow_source_is_not_held_back(void **state)
     mpb_server_destroy(&t.server);
 }
 
+/* A batch in, a batch out: results in the items' order, errors in place,
+ * more items than the server's capacity, deadlines, a stopped server. */
+static void
+call_many_answers_every_item_in_place(void **state)
+{
+    test_pool tp = {.kind = "process",
+                    .plugin = "fail",
+                    .workers = 2,
+                    .batch_size = 16,
+                    .capacity = 64,
+                    .options = {"fail_prefix=bad"}};
+    mpb_server *server = test_server_start(&tp);
+    enum { N = 1000 };
+    char(*texts)[16] = mpb_calloc(N, 16);
+    const void **inputs = mpb_calloc(N, sizeof(void *));
+    size_t *lens = mpb_calloc(N, sizeof(size_t));
+    mpb_result **out = mpb_calloc(N, sizeof(mpb_result *));
+    for (size_t i = 0; i < N; i++) {
+        lens[i] = (size_t)snprintf(texts[i], 16, "%s%zu", i % 9 == 4 ? "bad" : "ok", i);
+        inputs[i] = texts[i];
+    }
+    assert_int_equal(mpb_server_call_many(server, inputs, lens, N, 0, out), 0);
+    for (size_t i = 0; i < N; i++) {
+        if (i % 9 == 4) {
+            assert_string_equal(mpb_result_error(out[i])->type, "ValueError");
+        } else {
+            size_t len;
+            const char *value = mpb_result_value(out[i], &len);
+            assert_int_equal(len, lens[i]);
+            assert_memory_equal(value, texts[i], len);
+        }
+        mpb_result_destroy(&out[i]);
+    }
+    assert_int_equal(mpb_server_call_many(server, NULL, NULL, 0, 0, NULL), 0);
+    mpb_server_stop(server);
+    assert_int_equal(mpb_server_call_many(server, inputs, lens, 3, 0, out), MPB_ECLOSED);
+    for (size_t i = 0; i < 3; i++) {
+        assert_string_equal(mpb_result_error(out[i])->type, "Unavailable");
+        mpb_result_destroy(&out[i]);
+    }
+    mpb_server_destroy(&server);
+
+    /* a deadline for each item */
+    test_pool slow = {
+        .kind = "thread", .plugin = "sleep", .batch_size = 1, .options = {"batch_cost_us=300000"}};
+    server = test_server_start(&slow);
+    assert_int_equal(mpb_server_call_many(server, inputs, lens, 2, 50, out), 0);
+    assert_string_equal(mpb_result_error(out[0])->type, MPB_ERROR_TIMEOUT);
+    assert_string_equal(mpb_result_error(out[1])->type, MPB_ERROR_TIMEOUT);
+    mpb_result_destroy(&out[0]);
+    mpb_result_destroy(&out[1]);
+    mpb_server_destroy(&server);
+    free(out);
+    free(lens);
+    free(inputs);
+    free(texts);
+}
+
 int
 main(void)
 {
@@ -200,6 +258,7 @@ main(void)
         cmocka_unit_test(done_callback_may_submit_again_at_capacity),
         cmocka_unit_test(input_failure_still_delivers_what_was_computed),
         cmocka_unit_test(slow_source_is_not_held_back),
+        cmocka_unit_test(call_many_answers_every_item_in_place),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
