@@ -61,6 +61,9 @@ read_more(mpb__line_input *input)
 static char *
 line_end(const mpb__line_input *input)
 {
+    if (input->start == input->len) {
+        return NULL; /* nothing buffered (and buf may still be NULL) */
+    }
     return memchr(input->buf + input->start, '\n', input->len - input->start);
 }
 
@@ -118,11 +121,11 @@ take_line(mpb__line_input *input, size_t *len, int *status)
             return NULL;
         }
     }
+    if (end == NULL && input->start == input->len) {
+        return NULL; /* the end */
+    }
     char *line = input->buf + input->start;
     if (end == NULL) {
-        if (input->start == input->len) {
-            return NULL; /* the end */
-        }
         end = input->buf + input->len; /* there is room for the NUL: read leaves one byte */
     }
     *len = (size_t)(end - line);
