@@ -232,6 +232,9 @@ mpb_server_stream(mpb_server *self, mpb_next_fn next, mpb_output_fn on_output, v
             mpb_result_destroy(&result);
             delivered++;
         }
+        if (src.ended && delivered == issued) {
+            break; /* nothing more to read or to wait for */
+        }
         int can_read = !src.ended && issued - delivered < st.cap;
         if (progressed || (can_read && !src.blocked)) {
             continue; /* more may be ready at once */

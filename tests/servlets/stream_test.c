@@ -113,11 +113,34 @@ an_output_does_not_wait_for_the_next_input(void **state)
     mpb_server_destroy(&server);
 }
 
+/* A source that ends before it gives anything: the stream returns. */
+static void
+an_empty_source_ends_the_stream(void **state)
+{
+    (void)state;
+    test_pool tp = {.kind = "thread", .plugin = "passthrough"};
+    mpb_server *server = test_server_start(&tp);
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    close(fds[1]);
+    pipe_source source = {.fd = fds[0]};
+    pthread_mutex_init(&source.lock, NULL);
+    pthread_cond_init(&source.changed, NULL);
+    mpb_stream_options opts = {.input_ready = pipe_ready};
+    assert_int_equal(mpb_server_stream(server, pipe_next, pipe_output, &source, &opts), 0);
+    assert_int_equal(source.outputs, 0);
+    close(fds[0]);
+    pthread_cond_destroy(&source.changed);
+    pthread_mutex_destroy(&source.lock);
+    mpb_server_destroy(&server);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(an_output_does_not_wait_for_the_next_input),
+        cmocka_unit_test(an_empty_source_ends_the_stream),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

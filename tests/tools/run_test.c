@@ -192,7 +192,7 @@ each_result_comes_before_the_next_line(void **state)
     int out;
     pid_t pid = spawn_with_pipes(argv, &in, &out);
     assert_int_equal(write(in, "first\n", 6), 6);
-    char buf[256];
+    char buf[256] = "";
     assert_true(read_within(out, buf, sizeof buf, 10000) > 0); /* out while input waits */
     assert_string_equal(buf, "\"first\"\n");
     assert_int_equal(write(in, "second\n", 7), 7);
@@ -205,6 +205,20 @@ each_result_comes_before_the_next_line(void **state)
     close(out);
     free(mpb);
     free(dir);
+    clean(&d);
+}
+
+static void
+empty_input_ends_at_once(void **state)
+{
+    run_dir d;
+    make_dir(&d, "servlet:\n  plugin: passthrough\n");
+    FILE *in = fopen(d.input, "w");
+    fclose(in);
+    assert_int_equal(run_mpb(&d), 0);
+    char *out = slurp(d.output);
+    assert_string_equal(out, "");
+    free(out);
     clean(&d);
 }
 
@@ -301,6 +315,7 @@ main(void)
         cmocka_unit_test(f32_vectors_through_the_mlp),
         cmocka_unit_test(ensemble_results_print_as_arrays),
         cmocka_unit_test(each_result_comes_before_the_next_line),
+        cmocka_unit_test(empty_input_ends_at_once),
         cmocka_unit_test(bad_config_exits_2_naming_file_and_line),
         cmocka_unit_test(tracking_section_records_the_run),
     };
