@@ -70,8 +70,21 @@ mpb__item_queue_push(mpb__item_queue *q, uint64_t id, int64_t arrived_ns, int64_
         memcpy(q->bytes + q->bytes_tail, data, len);
     }
     q->ring[(q->head + q->count) % q->ring_cap] =
-        (mpb__queued_item){id, arrived_ns, deadline_ns, q->bytes_tail, len};
+        (mpb__queued_item){id, arrived_ns, deadline_ns, q->bytes_tail, len, NULL};
     q->bytes_tail += len;
+    q->count++;
+}
+
+void
+mpb__item_queue_push_borrowed(mpb__item_queue *q, uint64_t id, int64_t arrived_ns,
+                              int64_t deadline_ns, const void *data, size_t len)
+{
+    if (q->count == q->ring_cap) {
+        grow_ring(q);
+    }
+    /* offset: where its bytes would be, so the byte ring's bounds stay in order */
+    q->ring[(q->head + q->count) % q->ring_cap] =
+        (mpb__queued_item){id, arrived_ns, deadline_ns, q->bytes_tail, len, data};
     q->count++;
 }
 
@@ -89,7 +102,7 @@ mpb__item_queue_pop(mpb__item_queue *q, const void **data)
     mpb__queued_item item = q->ring[q->head];
     q->head = (q->head + 1) % q->ring_cap;
     q->count--;
-    *data = q->bytes + item.offset;
+    *data = item.borrowed ? item.borrowed : q->bytes + item.offset;
     if (q->count == 0) {
         q->bytes_head = 0;
         q->bytes_tail = 0;

@@ -348,11 +348,21 @@ mpb__wire_item_at(const mpb__frame *frame, uint32_t index, mpb__wire_item *out, 
         return MPB_EPROTO;
     }
     *id_known = 1;
-    if (entry->via.array.size < 3 || mpb__wire_as_uint(&f[1], &out->budget_us) ||
-        mpb__wire_as_bytes(&f[2], &out->data, &out->len)) {
+    if (entry->via.array.size < 3 || mpb__wire_as_uint(&f[1], &out->budget_us)) {
         return MPB_EPROTO;
     }
-    return 0;
+    if (f[2].type == MSGPACK_OBJECT_ARRAY) { /* [offset, len] in shared memory */
+        uint64_t len;
+        if (f[2].via.array.size < 2 ||
+            mpb__wire_as_uint(&f[2].via.array.ptr[0], &out->shm_offset) ||
+            mpb__wire_as_uint(&f[2].via.array.ptr[1], &len) || len > SIZE_MAX) {
+            return MPB_EPROTO;
+        }
+        out->in_shm = 1;
+        out->len = (size_t)len;
+        return 0;
+    }
+    return mpb__wire_as_bytes(&f[2], &out->data, &out->len);
 }
 
 int
@@ -457,6 +467,18 @@ void
 mpb__wire_pack_items_begin(mpb__wire_buf *buf, uint32_t count)
 {
     pack_list_begin(buf, MPB_FRAME_ITEMS, count);
+}
+
+void
+mpb__wire_pack_item_shm(mpb__wire_buf *buf, uint64_t id, uint64_t budget_us, uint64_t offset,
+                        uint64_t len)
+{
+    msgpack_pack_array(&buf->pk, 3);
+    msgpack_pack_uint64(&buf->pk, id);
+    msgpack_pack_uint64(&buf->pk, budget_us);
+    msgpack_pack_array(&buf->pk, 2);
+    msgpack_pack_uint64(&buf->pk, offset);
+    msgpack_pack_uint64(&buf->pk, len);
 }
 
 void

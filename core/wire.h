@@ -51,8 +51,10 @@ typedef struct mpb__ready {
 typedef struct mpb__wire_item {
     uint64_t id;
     uint64_t budget_us; /* time left when sent; 0 = no deadline */
-    const void *data;
+    const void *data;   /* inline payload (NULL for a shared-memory item) */
     size_t len;
+    int in_shm;         /* the payload is len bytes at shm_offset of the worker's ring */
+    uint64_t shm_offset;
 } mpb__wire_item;
 
 typedef struct mpb__wire_result {
@@ -123,6 +125,10 @@ void mpb__wire_pack_items_begin_backlog(mpb__wire_buf *buf, uint32_t count);
 void mpb__wire_pack_items_end_backlog(mpb__wire_buf *buf, uint64_t backlog);
 void mpb__wire_pack_item(mpb__wire_buf *buf, uint64_t id, uint64_t budget_us, const void *data,
                          size_t len);
+/* An item whose payload the coordinator wrote into the worker's shared
+ * ring: [id, budget_us, [offset, len]]. */
+void mpb__wire_pack_item_shm(mpb__wire_buf *buf, uint64_t id, uint64_t budget_us, uint64_t offset,
+                             uint64_t len);
 void mpb__wire_pack_results_begin(mpb__wire_buf *buf, uint32_t count);
 void mpb__wire_pack_result_value(mpb__wire_buf *buf, uint64_t id, const void *data, size_t len);
 void mpb__wire_pack_result_error(mpb__wire_buf *buf, uint64_t id, const char *type,

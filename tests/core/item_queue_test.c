@@ -30,6 +30,35 @@ items_come_out_in_order_and_contiguous(void **state)
     mpb__item_queue_free(&q);
 }
 
+/* Borrowed items (shared memory) come out where they are, in order with
+ * copied ones, and do not disturb the copied ones' bytes. */
+static void
+borrowed_items_are_not_copied(void **state)
+{
+    mpb__item_queue q;
+    mpb__item_queue_init(&q);
+    static const char outside[] = "shared bytes";
+    for (uint64_t i = 0; i < 6; i++) {
+        if (i % 2) {
+            mpb__item_queue_push_borrowed(&q, i, 0, 0, outside, sizeof outside);
+        } else {
+            mpb__item_queue_push(&q, i, 0, 0, &i, sizeof i);
+        }
+    }
+    for (uint64_t i = 0; i < 6; i++) {
+        const void *data;
+        mpb__queued_item item = mpb__item_queue_pop(&q, &data);
+        assert_int_equal(item.id, i);
+        if (i % 2) {
+            assert_ptr_equal(data, outside);
+            assert_int_equal(item.len, sizeof outside);
+        } else {
+            assert_memory_equal(data, &i, sizeof i);
+        }
+    }
+    mpb__item_queue_free(&q);
+}
+
 static void
 payloads_survive_compaction_and_growth(void **state)
 {
@@ -66,6 +95,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(items_come_out_in_order_and_contiguous),
+        cmocka_unit_test(borrowed_items_are_not_copied),
         cmocka_unit_test(payloads_survive_compaction_and_growth),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

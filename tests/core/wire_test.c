@@ -96,6 +96,27 @@ items_and_results_round_trip(void **state)
     assert_int_equal(item.len, 3);
     assert_memory_equal(item.data, "\0\1\2", 3);
 
+    assert_false(item.in_shm);
+    assert_int_equal(f.u.list.backlog, 0); /* none said */
+
+    /* items in shared memory, and the coordinator's backlog */
+    mpb__wire_buf_reset(&c->buf);
+    mpb__wire_pack_items_begin_backlog(&c->buf, 2);
+    mpb__wire_pack_item_shm(&c->buf, 4, 0, 4096, 1024);
+    mpb__wire_pack_item(&c->buf, 5, 0, "b", 1);
+    mpb__wire_pack_items_end_backlog(&c->buf, 17);
+    assert_int_equal(mpb__wire_decode(&c->zone, c->buf.sbuf.data, c->buf.sbuf.size, &f, NULL, 0),
+                     0);
+    assert_int_equal(f.u.list.backlog, 17);
+    assert_int_equal(mpb__wire_item_at(&f, 0, &item, &id_known), 0);
+    assert_true(item.in_shm);
+    assert_int_equal(item.shm_offset, 4096);
+    assert_int_equal(item.len, 1024);
+    assert_null(item.data);
+    assert_int_equal(mpb__wire_item_at(&f, 1, &item, &id_known), 0);
+    assert_false(item.in_shm);
+    assert_memory_equal(item.data, "b", 1);
+
     mpb__wire_buf_reset(&c->buf);
     mpb__wire_pack_results_begin(&c->buf, 2);
     mpb__wire_pack_result_value(&c->buf, 9, "out", 3);
