@@ -61,6 +61,8 @@ typedef struct worker {
     int64_t last_recv_ns;
     int stopping;
     char *cpus;
+    const unsigned char *shm; /* the coordinator's item ring, mapped read-only; or NULL */
+    size_t shm_bytes;
 } worker;
 
 /* Sends one frame (more: ZMQ_SNDMORE, another part follows). */

@@ -104,13 +104,28 @@ enqueue_item(worker *w, const mpb__wire_item *item, int64_t now)
         return;
     }
     int64_t deadline = item->budget_us ? now + (int64_t)item->budget_us * 1000 : 0;
+    const void *data = item->data;
+    if (item->in_shm) {
+        /* the coordinator keeps these bytes until it has the item's result */
+        if (w->shm == NULL || item->shm_offset > w->shm_bytes ||
+            item->len > w->shm_bytes - item->shm_offset) {
+            add_early_error(w, item->id, MPB_ERROR_PROTOCOL,
+                            "item in shared memory outside the worker's mapped ring");
+            return;
+        }
+        data = w->shm + item->shm_offset;
+    }
     const mpb_worker_def *def = w->cfg->def;
     if (def->preprocess == NULL) {
-        mpb__item_queue_push(&w->queue, item->id, now, deadline, item->data, item->len);
+        if (item->in_shm) {
+            mpb__item_queue_push_borrowed(&w->queue, item->id, now, deadline, data, item->len);
+        } else {
+            mpb__item_queue_push(&w->queue, item->id, now, deadline, data, item->len);
+        }
         return;
     }
     mpb__batch_reset(&w->prep);
-    mpb__batch_add(&w->prep, item->data, item->len);
+    mpb__batch_add(&w->prep, data, item->len);
     int rc = def->preprocess(w->state, &w->prep);
     const mpb__batch_result *r = &w->prep.results[0];
     if (r->outcome == MPB_OUTCOME_ERROR) {
@@ -122,7 +137,7 @@ enqueue_item(worker *w, const mpb__wire_item *item, int64_t now)
     } else if (r->outcome == MPB_OUTCOME_VALUE) {
         mpb__item_queue_push(&w->queue, item->id, now, deadline, r->data, r->len);
     } else {
-        mpb__item_queue_push(&w->queue, item->id, now, deadline, item->data, item->len);
+        mpb__item_queue_push(&w->queue, item->id, now, deadline, data, item->len);
     }
 }
 

@@ -39,6 +39,8 @@ typedef struct mpb__worker_config {
     int64_t coordinator_timeout_ms; /* 0: default; < 0: never give up */
     pid_t parent_pid;               /* leave when the parent changes; 0: do not check */
     const atomic_int *cancel;       /* leave soon after it turns nonzero; may be NULL */
+    int shm_fd;                     /* the coordinator's ring for items (when shm_bytes) */
+    size_t shm_bytes;               /* its size; 0: items only arrive inline */
 } mpb__worker_config;
 
 /* Effective batch size and wait from config and plugin defaults

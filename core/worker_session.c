@@ -10,7 +10,9 @@
  */
 #include <poll.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -185,6 +187,16 @@ worker_init(worker *w, const mpb__worker_config *cfg)
     mpb__batch_init(&w->batch, w->max_item_bytes);
     mpb__batch_init(&w->prep, w->max_item_bytes);
     w->last_recv_ns = mpb_now_ns();
+    if (cfg->shm_bytes > 0) {
+        void *map = mmap(NULL, cfg->shm_bytes, PROT_READ, MAP_SHARED, cfg->shm_fd, 0);
+        if (map != MAP_FAILED) {
+            w->shm = map;
+            w->shm_bytes = cfg->shm_bytes;
+        } else {
+            /* items in it would fail one by one: say why once */
+            mpb_log_err("worker", "cannot map the shared item ring: %s", strerror(errno));
+        }
+    }
 }
 
 static void
@@ -205,6 +217,9 @@ worker_free(worker *w)
     free(w->pending_tel);
     mpb__wire_buf_free(&w->telemetry);
     msgpack_zone_destroy(&w->zone);
+    if (w->shm != NULL) {
+        munmap((void *)w->shm, w->shm_bytes);
+    }
     if (w->socket != NULL) {
         zmq_close(w->socket);
     }

@@ -35,7 +35,10 @@ usage(FILE *out)
         "  --option KEY=VALUE        plugin option (repeatable)\n"
         "  --max-item-bytes N        largest item or value accepted (default 64 MiB)\n"
         "  --coordinator-timeout-ms N  leave after this much silence (default 10000, -1 never)\n"
-        "  --parent-pid PID          leave when this parent process dies\n");
+        "  --parent-pid PID          leave when this parent process dies\n"
+        "  --items-shm-fd FD, --items-shm-bytes N\n"
+        "                            the coordinator's shared ring for large items\n"
+        "                            (a local pool passes these)\n");
 }
 
 static int
@@ -64,7 +67,9 @@ enum {
     OPT_OPTION,
     OPT_MAX_ITEM,
     OPT_TIMEOUT,
-    OPT_PARENT
+    OPT_PARENT,
+    OPT_SHM_FD,
+    OPT_SHM_BYTES
 };
 
 static const struct option long_options[] = {
@@ -80,6 +85,8 @@ static const struct option long_options[] = {
     {"max-item-bytes", required_argument, NULL, OPT_MAX_ITEM},
     {"coordinator-timeout-ms", required_argument, NULL, OPT_TIMEOUT},
     {"parent-pid", required_argument, NULL, OPT_PARENT},
+    {"items-shm-fd", required_argument, NULL, OPT_SHM_FD},
+    {"items-shm-bytes", required_argument, NULL, OPT_SHM_BYTES},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -133,6 +140,14 @@ apply_option(int opt, const char *arg, mpb__worker_config *cfg, mpb_options *opt
     case OPT_PARENT:
         rc = parse_number("--parent-pid", arg, 1, &n);
         cfg->parent_pid = (pid_t)n;
+        break;
+    case OPT_SHM_FD:
+        rc = parse_number("--items-shm-fd", arg, 0, &n);
+        cfg->shm_fd = (int)n;
+        break;
+    case OPT_SHM_BYTES:
+        rc = parse_number("--items-shm-bytes", arg, 0, &n);
+        cfg->shm_bytes = (size_t)n;
         break;
     case OPT_OPTION:
         rc = mpb__options_set_pair(options, arg);
