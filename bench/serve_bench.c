@@ -34,6 +34,7 @@ typedef struct bench_args {
     long long items;
     int repeat;
     int dim;
+    long long shm_bytes;
 } bench_args;
 
 typedef struct feed {
@@ -113,17 +114,22 @@ bare_model(const bench_args *a, float *vector, size_t len)
         exit(1);
     }
     size_t per_call = a->batch_size > 0 ? (size_t)a->batch_size : 1;
-    unsigned char *rows = mpb_malloc(per_call * len);
-    for (size_t i = 0; i < per_call; i++) {
+    /* Fresh rows for every call, cycling through 32 MiB, as served items
+     * arrive fresh: one batch reused would sit in the cache. */
+    size_t batches = (32u << 20) / (per_call * len) + 1;
+    unsigned char *rows = mpb_malloc(batches * per_call * len);
+    for (size_t i = 0; i < batches * per_call; i++) {
         memcpy(rows + i * len, vector, len);
     }
     mpb_batch batch;
     mpb__batch_init(&batch, 1u << 26);
     int64_t start = mpb_now_ns();
-    for (long long done = 0; done < a->items; done += (long long)per_call) {
+    size_t call = 0;
+    for (long long done = 0; done < a->items; done += (long long)per_call, call++) {
+        unsigned char *batch_rows = rows + (call % batches) * per_call * len;
         mpb__batch_reset(&batch);
         for (size_t i = 0; i < per_call; i++) {
-            mpb__batch_add(&batch, rows + i * len, len);
+            mpb__batch_add(&batch, batch_rows + i * len, len);
         }
         plugin->def->call(state, &batch);
         mpb__batch_settle(&batch, 0);
@@ -238,9 +244,10 @@ served(const bench_args *a, float *vector, size_t len, mpb_server_stats *stats)
     cfg.batch_size = a->batch_size;
     cfg.batch_wait_us = a->wait_us;
     cfg.cpus = getenv("MPB_BENCH_CPUS");
+    cfg.shm_bytes = a->shm_bytes;
     cfg.options = options;
     mpb_servlet *servlet = strcmp(a->kind, "thread") == 0 ? mpb_thread_servlet_new(&cfg)
-                                                           : mpb_process_servlet_new(&cfg);
+                                                          : mpb_process_servlet_new(&cfg);
     mpb_server *server = mpb_server_new(&servlet, NULL);
     char err[512];
     if (mpb_server_start(server, err, sizeof err) != 0) {
@@ -264,11 +271,11 @@ static void
 parse(int argc, char **argv, bench_args *a)
 {
     static const struct option options[] = {
-        {"plugin", required_argument, NULL, 'p'},     {"kind", required_argument, NULL, 'k'},
-        {"workers", required_argument, NULL, 'w'},    {"batch-size", required_argument, NULL, 'b'},
-        {"wait-us", required_argument, NULL, 't'},    {"items", required_argument, NULL, 'n'},
-        {"repeat", required_argument, NULL, 'r'},     {"dim", required_argument, NULL, 'd'},
-        {NULL, 0, NULL, 0}};
+        {"plugin", required_argument, NULL, 'p'},    {"kind", required_argument, NULL, 'k'},
+        {"workers", required_argument, NULL, 'w'},   {"batch-size", required_argument, NULL, 'b'},
+        {"wait-us", required_argument, NULL, 't'},   {"items", required_argument, NULL, 'n'},
+        {"repeat", required_argument, NULL, 'r'},    {"dim", required_argument, NULL, 'd'},
+        {"shm-bytes", required_argument, NULL, 's'}, {NULL, 0, NULL, 0}};
     int opt;
     while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
         switch (opt) {
@@ -293,6 +300,9 @@ parse(int argc, char **argv, bench_args *a)
         case 'r':
             a->repeat = atoi(optarg);
             break;
+        case 's':
+            a->shm_bytes = atoll(optarg);
+            break;
         case 'd':
             a->dim = atoi(optarg);
             break;
@@ -309,8 +319,15 @@ int
 main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
-    bench_args a = {.plugin = "passthrough", .kind = "process", .workers = 2, .batch_size = 64,
-                    .wait_us = 2000, .items = 200000, .repeat = 5, .dim = 256};
+    bench_args a = {.plugin = "passthrough",
+                    .kind = "process",
+                    .workers = 2,
+                    .batch_size = 64,
+                    .wait_us = 2000,
+                    .items = 200000,
+                    .repeat = 5,
+                    .dim = 256,
+                    .shm_bytes = -1};
     parse(argc, argv, &a);
     if (a.repeat < 1 || a.repeat > 99 || a.items < 1 || a.workers < 1) {
         fprintf(stderr, "bench: --repeat 1..99, --items and --workers >= 1\n");

@@ -309,7 +309,8 @@ flush_results(worker *w)
 
 /* A batch's results wait to travel with the next batches' while more items
  * are queued (one message instead of many), but never longer than
- * RESULTS_HOLD_NS, and never past RESULTS_HOLD_MAX items or bytes. */
+ * RESULTS_HOLD_NS, never past RESULTS_HOLD_MAX items or bytes, and never
+ * half of the worker's credit. */
 #define RESULTS_HOLD_NS (500 * 1000)
 #define RESULTS_HOLD_MAX 1024
 #define RESULTS_HOLD_BYTES ((size_t)1 << 20)
@@ -334,7 +335,10 @@ queue_batch_results(worker *w, size_t n, const mpb_batch_telemetry *t, int64_t n
         w->pending_tel = mpb_realloc(w->pending_tel, w->cap_tel * sizeof *w->pending_tel);
     }
     w->pending_tel[w->n_tel++] = *t;
-    if (w->queue.count == 0 || w->n_pending >= RESULTS_HOLD_MAX ||
+    /* never hold half the credit: the coordinator needs it back to keep
+     * items coming while this worker computes */
+    uint32_t hold_max = w->capacity / 2 < RESULTS_HOLD_MAX ? w->capacity / 2 : RESULTS_HOLD_MAX;
+    if (w->queue.count == 0 || w->n_pending >= hold_max ||
         w->pending.sbuf.size >= RESULTS_HOLD_BYTES ||
         now - w->pending_since_ns >= RESULTS_HOLD_NS) {
         flush_results(w);

@@ -23,7 +23,7 @@ static const char *const kind_names[] = {"process", "thread", "sequential", "ens
 static const char *const pool_fields[] = {
     "kind",           "name",     "plugin",  "workers", "cpus",       "batch_size",
     "batch_wait_us",  "capacity", "options", "bind",    "worker_exe", "start_timeout_ms",
-    "max_item_bytes", NULL};
+    "max_item_bytes", "shm_bytes", NULL};
 static const char *const sequential_fields[] = {"kind", "name", "members", NULL};
 static const char *const ensemble_fields[] = {"kind", "name", "members", "errors", NULL};
 static const char *const switch_fields[] = {
@@ -189,7 +189,8 @@ parse_pool_integer(parse_ctx *ctx, const char *key, const yaml_node_t *value, co
                   {"batch_wait_us", 0, 3600LL * 1000000},
                   {"capacity", 1, 1 << 20},
                   {"start_timeout_ms", 1, 1LL << 31},
-                  {"max_item_bytes", 1, 1 << 30}};
+                  {"max_item_bytes", 1, 1 << 30},
+                  {"shm_bytes", 0, 1 << 30}};
     long long n = 0;
     for (size_t i = 0; i < MPB_ARRAY_LEN(bounds); i++) {
         if (strcmp(key, bounds[i].key) != 0) {
@@ -212,6 +213,8 @@ parse_pool_integer(parse_ctx *ctx, const char *key, const yaml_node_t *value, co
         pool->capacity = (unsigned)n;
     } else if (strcmp(key, "start_timeout_ms") == 0) {
         pool->start_timeout_ms = (int)n;
+    } else if (strcmp(key, "shm_bytes") == 0) {
+        pool->shm_bytes = n;
     } else {
         pool->max_item_bytes = (size_t)n;
     }

@@ -62,7 +62,7 @@ slot_take(mpb__pool *pool, mpb__task *task)
         pool->free_slots = mpb_realloc(pool->free_slots, (pool->n_slots + grow) * sizeof(uint32_t));
         for (size_t i = 0; i < grow; i++) {
             size_t index = pool->n_slots + grow - 1 - i;
-            pool->slots[index] = (mpb__slot){NULL, 0, -1, 0};
+            pool->slots[index] = (mpb__slot){NULL, 0, -1, 0, -1, 0};
             pool->free_slots[pool->n_free++] = (uint32_t)index;
         }
         pool->n_slots += grow;
@@ -73,6 +73,7 @@ slot_take(mpb__pool *pool, mpb__task *task)
     slot->seq++;
     slot->conn = -1;
     slot->busy = 1;
+    slot->shm_index = -1;
     return index;
 }
 
@@ -103,6 +104,10 @@ mpb__pool_slot_complete(mpb__pool *pool, mpb__slot *slot, mpb_result *result)
     mpb__task *task = slot->task;
     if (slot->conn >= 0) {
         pool->conns[slot->conn].in_flight--;
+    }
+    if (slot->shm_index >= 0) { /* the worker is done with the bytes (or gone) */
+        mpb__shm_ring_free(&pool->rings[slot->shm_index], slot->shm_seq);
+        slot->shm_index = -1;
     }
     slot->task = NULL;
     slot->conn = -1;
@@ -264,6 +269,26 @@ mpb__pool_error(const mpb__pool *pool, const mpb__conn *conn, const char *type, 
                                 conn ? conn->pid : 0);
 }
 
+/* One ITEMS entry: a large item bound for a local worker is written into
+ * that worker's shared ring and sent as [offset, len]; anything else (or
+ * when the ring is full) travels inline. */
+static void
+pack_item(mpb__pool *pool, const mpb__conn *conn, mpb__slot *slot, uint64_t id, uint64_t budget_us)
+{
+    const mpb__task *task = slot->task;
+    if (pool->rings != NULL && conn->index >= 0 && task->len >= MPB_POOL_SHM_MIN_BYTES) {
+        mpb__shm_ring *ring = &pool->rings[conn->index];
+        size_t offset;
+        if (mpb__shm_ring_alloc(ring, task->len, &offset, &slot->shm_seq) == 0) {
+            memcpy(ring->map + offset, task->input, task->len);
+            slot->shm_index = conn->index;
+            mpb__wire_pack_item_shm(&pool->out, id, budget_us, offset, task->len);
+            return;
+        }
+    }
+    mpb__wire_pack_item(&pool->out, id, budget_us, task->input, task->len);
+}
+
 /* Sends up to n waiting items to conn in one frame; expired items are
  * answered with Timeout instead. */
 static void
@@ -304,8 +329,7 @@ send_items(mpb__pool *pool, mpb__conn *conn, uint32_t n)
                 budget_us = (uint64_t)((task->deadline_ns - now) / 1000);
                 budget_us = budget_us ? budget_us : 1;
             }
-            mpb__wire_pack_item(&pool->out, slot_id(pool, batch[i]), budget_us, task->input,
-                                task->len);
+            pack_item(pool, conn, &pool->slots[batch[i]], slot_id(pool, batch[i]), budget_us);
             if (task->deadline_ns != 0) {
                 arm_sweep(pool, task->deadline_ns, now);
             }

@@ -10,6 +10,7 @@
 
 #include <msgpack.h>
 
+#include "core/shm_ring.h"
 #include "core/wire.h"
 #include "servlets/servlet_int.h"
 
@@ -60,6 +61,8 @@ typedef struct mpb__slot {
     uint64_t seq;
     int conn; /* -1 while waiting for credit */
     int busy;
+    int shm_index;    /* the launched worker whose ring holds the item's bytes; -1: inline */
+    uint64_t shm_seq; /* its span there */
 } mpb__slot;
 
 struct mpb__pool {
@@ -81,6 +84,8 @@ struct mpb__pool {
     char *worker_exe;
     int start_timeout_ms;
     size_t max_item_bytes;
+    long long shm_bytes;  /* per launched worker: its shared item ring; 0: none */
+    mpb__shm_ring *rings; /* one per launched worker (process pools), or NULL */
     /* runtime */
     mpb__servlet_env env;
     void *router;
@@ -160,6 +165,12 @@ void mpb__pool_on_heartbeat(mpb__loop *loop, void *arg);
 void mpb__pool_forget_deaths(mpb__pool *pool);
 /* Stops feeding and sends SHUTDOWN to every ready worker. */
 void mpb__pool_shutdown_conns(mpb__pool *pool);
+
+/* Items this large or larger go to local workers through their shared ring. */
+#define MPB_POOL_SHM_MIN_BYTES 256
+/* The ring's size when the config does not say (virtual: pages are touched
+ * only as items use them). */
+#define MPB_POOL_SHM_DEFAULT_BYTES ((size_t)8 << 20)
 
 /* argv for mpb-worker index i (NULL-terminated; free with mpb__pool_free_argv). */
 char **mpb__pool_worker_argv(const mpb__pool *pool, const char *exe, unsigned index);

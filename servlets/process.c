@@ -8,6 +8,7 @@
  * parent pid and leaves if this process dies, so none outlive us.
  */
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -120,6 +121,28 @@ on_poll_timer(mpb__loop *loop, void *arg)
     }
 }
 
+/* A shared ring per worker for large items (shm_bytes 0: none). */
+static int
+open_rings(mpb__pool *pool, char *err, size_t err_len)
+{
+    if (pool->shm_bytes == 0 || pool->workers == 0) {
+        return 0;
+    }
+    pool->rings = mpb_calloc(pool->workers, sizeof *pool->rings);
+    for (unsigned i = 0; i < pool->workers; i++) {
+        pool->rings[i].fd = -1;
+    }
+    for (unsigned i = 0; i < pool->workers; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "mpb-items-%u", i);
+        int rc = mpb__shm_ring_open(&pool->rings[i], (size_t)pool->shm_bytes, name, err, err_len);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
 static int
 process_prepare(mpb__pool *pool, char *err, size_t err_len)
 {
@@ -143,7 +166,7 @@ process_prepare(mpb__pool *pool, char *err, size_t err_len)
         free(pool->plugin_path);
         pool->plugin_path = path;
     }
-    return rc;
+    return rc == 0 ? open_rings(pool, err, err_len) : rc;
 }
 
 static int
@@ -152,7 +175,12 @@ process_launch(mpb__pool *pool, unsigned index, char *err, size_t err_len)
     process_state *st = pool->launcher_state;
     child *c = &st->children[index];
     char **argv = mpb__pool_worker_argv(pool, st->exe, index);
-    int rc = mpb__spawn(st->exe, argv, &c->pid, &c->pidfd, err, err_len);
+    int ring_fd = -1;
+    if (pool->rings != NULL) {
+        mpb__shm_ring_reset(&pool->rings[index]); /* its last reader is gone */
+        ring_fd = pool->rings[index].fd;
+    }
+    int rc = mpb__spawn_with_fd(st->exe, argv, ring_fd, &c->pid, &c->pidfd, err, err_len);
     mpb__pool_free_argv(argv);
     if (rc != 0) {
         return rc;
@@ -236,6 +264,11 @@ process_release(mpb__pool *pool)
     if (st->poll_timer != 0) {
         mpb__loop_cancel_timer(pool->env.loop, st->poll_timer);
     }
+    for (unsigned i = 0; pool->rings != NULL && i < pool->workers; i++) {
+        mpb__shm_ring_close(&pool->rings[i]);
+    }
+    free(pool->rings);
+    pool->rings = NULL;
     free(st->children);
     free(st->exe);
     free(st);

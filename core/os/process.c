@@ -33,10 +33,20 @@ open_pidfd(pid_t pid)
 int
 mpb__spawn(const char *exe, char *const argv[], pid_t *pid, int *pidfd, char *err, size_t err_len)
 {
+    return mpb__spawn_with_fd(exe, argv, -1, pid, pidfd, err, err_len);
+}
+
+int
+mpb__spawn_with_fd(const char *exe, char *const argv[], int pass_fd, pid_t *pid, int *pidfd,
+                   char *err, size_t err_len)
+{
     posix_spawn_file_actions_t actions;
     posix_spawnattr_t attr;
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+    if (pass_fd >= 0) {
+        posix_spawn_file_actions_adddup2(&actions, pass_fd, 3); /* dup2 clears close-on-exec */
+    }
     posix_spawnattr_init(&attr);
     sigset_t none;
     sigset_t defaults;
@@ -52,8 +62,8 @@ mpb__spawn(const char *exe, char *const argv[], pid_t *pid, int *pidfd, char *er
      * group) reaches the coordinator, which drains and then stops its
      * workers, instead of killing the workers under their items. */
     posix_spawnattr_setpgroup(&attr, 0);
-    posix_spawnattr_setflags(&attr,
-                             POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
+                                        POSIX_SPAWN_SETPGROUP);
     int rc = posix_spawn(pid, exe, &actions, &attr, argv, environ);
     posix_spawnattr_destroy(&attr);
     posix_spawn_file_actions_destroy(&actions);

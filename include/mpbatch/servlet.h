@@ -38,7 +38,7 @@ typedef struct mpb_pool_config {
     /* Wait after the first item: -1 the plugin's default, 0 never wait,
      * MPB_BATCH_WAIT_AUTO (worker.h) wait only while more items are coming. */
     long long batch_wait_us;
-    /* Items in flight per worker (credit); 0: 3 x batch_size, at least 16. */
+    /* Items in flight per worker (credit); 0: 3 x batch_size, at least 64. */
     unsigned capacity;
     /* Plugin options as "key=value" strings; NULL-terminated, may be NULL. */
     const char *const *options;
@@ -52,6 +52,11 @@ typedef struct mpb_pool_config {
     int start_timeout_ms;
     /* Largest item or value in bytes; 0: 64 MiB. */
     size_t max_item_bytes;
+    /* Process servlets: bytes of the shared-memory ring each local worker
+     * reads items of 256 bytes or more from, in place (only descriptors
+     * cross the socket); -1: 8 MiB; 0: every item travels on the socket.
+     * Workers that join over tcp:// always get items on the socket. */
+    long long shm_bytes;
 } mpb_pool_config;
 
 /* Fills a config with the defaults above (batch_size and wait -1). */
