@@ -42,6 +42,22 @@ mpb__shm_ring_open(mpb__shm_ring *ring, size_t size, const char *name, char *err
     return 0;
 }
 
+int
+mpb__shm_ring_attach(mpb__shm_ring *ring, int fd, size_t size, char *err, size_t err_len)
+{
+    memset(ring, 0, sizeof *ring);
+    ring->fd = -1;
+    void *map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (map == MAP_FAILED) {
+        return mpb__set_error(err, err_len, mpb_status_from_errno(errno), "mmap: %s",
+                              strerror(errno));
+    }
+    ring->fd = fd;
+    ring->map = map;
+    ring->size = size;
+    return 0;
+}
+
 static void
 push_span(mpb__shm_ring *ring, size_t offset, size_t len, int freed)
 {

@@ -17,6 +17,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Items and values this large or larger go through a shared ring. */
+#define MPB_SHM_MIN_BYTES 256
+
 typedef struct mpb__shm_span {
     size_t offset;
     size_t len; /* bytes taken, padding at the ring's end included */
@@ -40,6 +43,11 @@ typedef struct mpb__shm_ring {
 /* Creates a memfd of size bytes and maps it. 0, or a status with err. */
 int mpb__shm_ring_open(mpb__shm_ring *ring, size_t size, const char *name, char *err,
                        size_t err_len);
+
+/* Maps a ring another process created (fd received at spawn) to write
+ * into it: the worker's side of a value ring. Does not own fd's origin but
+ * closes fd at close. */
+int mpb__shm_ring_attach(mpb__shm_ring *ring, int fd, size_t size, char *err, size_t err_len);
 
 /* Takes len contiguous bytes; 0 with *offset and *seq (to free it by), or
  * MPB_EAGAIN when there is no room now (send the item inline instead). */

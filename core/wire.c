@@ -267,6 +267,9 @@ decode_body(const msgpack_object_array *a, uint64_t type, mpb__frame *out)
         if (type == MPB_FRAME_ITEMS && a->size >= 3) {
             mpb__wire_as_uint(&a->ptr[2], &out->u.list.backlog); /* optional hint */
         }
+        if (type == MPB_FRAME_ITEMS && a->size >= 4) {
+            mpb__wire_as_uint(&a->ptr[3], &out->u.list.values_read);
+        }
         return 0;
     case MPB_FRAME_TELEMETRY:
         return decode_telemetry(a, &out->u.telemetry);
@@ -380,6 +383,17 @@ mpb__wire_result_at(const mpb__frame *frame, uint32_t index, mpb__wire_result *o
         return MPB_EPROTO;
     }
     out->is_error = (int)status;
+    if (!out->is_error && f[2].type == MSGPACK_OBJECT_ARRAY) { /* [offset, len] */
+        uint64_t len;
+        if (f[2].via.array.size < 2 ||
+            mpb__wire_as_uint(&f[2].via.array.ptr[0], &out->shm_offset) ||
+            mpb__wire_as_uint(&f[2].via.array.ptr[1], &len) || len > SIZE_MAX) {
+            return MPB_EPROTO;
+        }
+        out->in_shm = 1;
+        out->len = (size_t)len;
+        return 0;
+    }
     if (!out->is_error) {
         return mpb__wire_as_bytes(&f[2], &out->data, &out->len);
     }
@@ -452,21 +466,33 @@ pack_list_begin(mpb__wire_buf *buf, mpb__frame_type type, uint32_t count)
 void
 mpb__wire_pack_items_begin_backlog(mpb__wire_buf *buf, uint32_t count)
 {
-    msgpack_pack_array(&buf->pk, 3);
+    msgpack_pack_array(&buf->pk, 4);
     msgpack_pack_uint8(&buf->pk, MPB_FRAME_ITEMS);
     msgpack_pack_array(&buf->pk, count);
 }
 
 void
-mpb__wire_pack_items_end_backlog(mpb__wire_buf *buf, uint64_t backlog)
+mpb__wire_pack_items_end_backlog(mpb__wire_buf *buf, uint64_t backlog, uint64_t values_read)
 {
     msgpack_pack_uint64(&buf->pk, backlog);
+    msgpack_pack_uint64(&buf->pk, values_read);
 }
 
 void
 mpb__wire_pack_items_begin(mpb__wire_buf *buf, uint32_t count)
 {
     pack_list_begin(buf, MPB_FRAME_ITEMS, count);
+}
+
+void
+mpb__wire_pack_result_value_shm(mpb__wire_buf *buf, uint64_t id, uint64_t offset, uint64_t len)
+{
+    msgpack_pack_array(&buf->pk, 3);
+    msgpack_pack_uint64(&buf->pk, id);
+    msgpack_pack_uint8(&buf->pk, 0);
+    msgpack_pack_array(&buf->pk, 2);
+    msgpack_pack_uint64(&buf->pk, offset);
+    msgpack_pack_uint64(&buf->pk, len);
 }
 
 void

@@ -53,15 +53,17 @@ typedef struct mpb__wire_item {
     uint64_t budget_us; /* time left when sent; 0 = no deadline */
     const void *data;   /* inline payload (NULL for a shared-memory item) */
     size_t len;
-    int in_shm;         /* the payload is len bytes at shm_offset of the worker's ring */
+    int in_shm; /* the payload is len bytes at shm_offset of the worker's ring */
     uint64_t shm_offset;
 } mpb__wire_item;
 
 typedef struct mpb__wire_result {
     uint64_t id;
     int is_error;
-    const void *data; /* value bytes when !is_error */
+    const void *data; /* value bytes when !is_error (NULL for a shared-memory value) */
     size_t len;
+    int in_shm; /* the value is len bytes at shm_offset of the worker's value ring */
+    uint64_t shm_offset;
     mpb__wire_str type; /* when is_error */
     mpb__wire_str message;
 } mpb__wire_result;
@@ -73,7 +75,8 @@ typedef struct mpb__frame {
         struct {
             const msgpack_object *entries; /* ITEMS / RESULTS entries, decoded lazily */
             uint32_t count;
-            uint64_t backlog; /* ITEMS: items waiting in the coordinator (0 if unsaid) */
+            uint64_t backlog;     /* ITEMS: items waiting in the coordinator (0 if unsaid) */
+            uint64_t values_read; /* ITEMS: shared-memory values read so far (0 if unsaid) */
         } list;
         mpb_batch_telemetry telemetry;
         struct {
@@ -119,10 +122,11 @@ void mpb__wire_buf_free(mpb__wire_buf *buf);
 
 void mpb__wire_pack_ready(mpb__wire_buf *buf, const mpb__ready *ready);
 void mpb__wire_pack_items_begin(mpb__wire_buf *buf, uint32_t count);
-/* An ITEMS frame that ends with the coordinator's backlog: begin with
+/* An ITEMS frame that ends with the coordinator's backlog and how many of
+ * this worker's shared-memory values it has read: begin with
  * _begin_backlog, pack count items, end with _end_backlog. */
 void mpb__wire_pack_items_begin_backlog(mpb__wire_buf *buf, uint32_t count);
-void mpb__wire_pack_items_end_backlog(mpb__wire_buf *buf, uint64_t backlog);
+void mpb__wire_pack_items_end_backlog(mpb__wire_buf *buf, uint64_t backlog, uint64_t values_read);
 void mpb__wire_pack_item(mpb__wire_buf *buf, uint64_t id, uint64_t budget_us, const void *data,
                          size_t len);
 /* An item whose payload the coordinator wrote into the worker's shared
@@ -131,6 +135,9 @@ void mpb__wire_pack_item_shm(mpb__wire_buf *buf, uint64_t id, uint64_t budget_us
                              uint64_t len);
 void mpb__wire_pack_results_begin(mpb__wire_buf *buf, uint32_t count);
 void mpb__wire_pack_result_value(mpb__wire_buf *buf, uint64_t id, const void *data, size_t len);
+/* A value the worker wrote into its value ring: [id, 0, [offset, len]]. */
+void mpb__wire_pack_result_value_shm(mpb__wire_buf *buf, uint64_t id, uint64_t offset,
+                                     uint64_t len);
 void mpb__wire_pack_result_error(mpb__wire_buf *buf, uint64_t id, const char *type,
                                  const char *message);
 void mpb__wire_pack_telemetry(mpb__wire_buf *buf, const mpb_batch_telemetry *telemetry);

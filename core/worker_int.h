@@ -10,6 +10,7 @@
 
 #include "core/batch.h"
 #include "core/item_queue.h"
+#include "core/shm_ring.h"
 #include "core/wire.h"
 #include "core/worker_loop.h"
 
@@ -63,6 +64,15 @@ typedef struct worker {
     char *cpus;
     const unsigned char *shm; /* the coordinator's item ring, mapped read-only; or NULL */
     size_t shm_bytes;
+    /* the ring large values go back through, and the spans sent in it not
+     * yet read by the coordinator, oldest first */
+    mpb__shm_ring values;
+    int has_values_ring;
+    uint64_t *value_spans;
+    size_t value_spans_cap;
+    size_t value_spans_head;
+    size_t value_spans_count;
+    uint64_t values_freed; /* spans given back so far (the coordinator counts reads) */
 } worker;
 
 /* Sends one frame (more: ZMQ_SNDMORE, another part follows). */

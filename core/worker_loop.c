@@ -141,6 +141,47 @@ enqueue_item(worker *w, const mpb__wire_item *item, int64_t now)
     }
 }
 
+/* The coordinator has read `read` of the values sent through the value
+ * ring, oldest first: their spans are free again. */
+static void
+give_back_values(worker *w, uint64_t read)
+{
+    while (w->values_freed < read && w->value_spans_count > 0) {
+        mpb__shm_ring_free(&w->values, w->value_spans[w->value_spans_head]);
+        w->value_spans_head = (w->value_spans_head + 1) % w->value_spans_cap;
+        w->value_spans_count--;
+        w->values_freed++;
+    }
+}
+
+/* Packs one value: through the value ring when it is large and there is
+ * room, else inline. */
+static void
+pack_value(worker *w, uint64_t id, const void *data, size_t len)
+{
+    size_t offset;
+    uint64_t seq;
+    if (w->has_values_ring && len >= MPB_SHM_MIN_BYTES &&
+        mpb__shm_ring_alloc(&w->values, len, &offset, &seq) == 0) {
+        if (w->value_spans_count == w->value_spans_cap) {
+            size_t cap = w->value_spans_cap ? w->value_spans_cap * 2 : 256;
+            uint64_t *spans = mpb_malloc(cap * sizeof *spans);
+            for (size_t i = 0; i < w->value_spans_count; i++) {
+                spans[i] = w->value_spans[(w->value_spans_head + i) % w->value_spans_cap];
+            }
+            free(w->value_spans);
+            w->value_spans = spans;
+            w->value_spans_cap = cap;
+            w->value_spans_head = 0;
+        }
+        w->value_spans[(w->value_spans_head + w->value_spans_count++) % w->value_spans_cap] = seq;
+        memcpy(w->values.map + offset, data, len);
+        mpb__wire_pack_result_value_shm(&w->pending, id, offset, len);
+        return;
+    }
+    mpb__wire_pack_result_value(&w->pending, id, data, len);
+}
+
 /* A moving average that forgets in about eight samples. */
 static int64_t
 smooth(int64_t average, int64_t sample)
@@ -159,6 +200,7 @@ handle_items(worker *w, const mpb__frame *frame)
         w->last_items_ns = now;
     }
     w->backlog = frame->u.list.backlog;
+    give_back_values(w, frame->u.list.values_read);
     for (uint32_t i = 0; i < frame->u.list.count; i++) {
         mpb__wire_item item;
         int id_known;
@@ -324,7 +366,7 @@ queue_batch_results(worker *w, size_t n, const mpb_batch_telemetry *t, int64_t n
     for (size_t i = 0; i < n; i++) {
         const mpb__batch_result *r = &w->batch.results[i];
         if (r->outcome == MPB_OUTCOME_VALUE) {
-            mpb__wire_pack_result_value(&w->pending, w->ids[i], r->data, r->len);
+            pack_value(w, w->ids[i], r->data, r->len);
         } else {
             mpb__wire_pack_result_error(&w->pending, w->ids[i], r->type, r->message);
         }

@@ -41,6 +41,8 @@ typedef struct mpb__worker_config {
     const atomic_int *cancel;       /* leave soon after it turns nonzero; may be NULL */
     int shm_fd;                     /* the coordinator's ring for items (when shm_bytes) */
     size_t shm_bytes;               /* its size; 0: items only arrive inline */
+    int values_shm_fd;              /* the ring to write large values into */
+    size_t values_shm_bytes;        /* its size; 0: values all go inline */
 } mpb__worker_config;
 
 /* Effective batch size and wait from config and plugin defaults

@@ -197,6 +197,15 @@ worker_init(worker *w, const mpb__worker_config *cfg)
             mpb_log_err("worker", "cannot map the shared item ring: %s", strerror(errno));
         }
     }
+    if (cfg->values_shm_bytes > 0) {
+        char err[128];
+        if (mpb__shm_ring_attach(&w->values, cfg->values_shm_fd, cfg->values_shm_bytes, err,
+                                 sizeof err) == 0) {
+            w->has_values_ring = 1;
+        } else {
+            mpb_log_err("worker", "cannot map the shared value ring: %s", err);
+        }
+    }
 }
 
 static void
@@ -220,6 +229,10 @@ worker_free(worker *w)
     if (w->shm != NULL) {
         munmap((void *)w->shm, w->shm_bytes);
     }
+    if (w->has_values_ring) {
+        mpb__shm_ring_close(&w->values);
+    }
+    free(w->value_spans);
     if (w->socket != NULL) {
         zmq_close(w->socket);
     }

@@ -276,12 +276,13 @@ static void
 pack_item(mpb__pool *pool, const mpb__conn *conn, mpb__slot *slot, uint64_t id, uint64_t budget_us)
 {
     const mpb__task *task = slot->task;
-    if (pool->rings != NULL && conn->index >= 0 && task->len >= MPB_POOL_SHM_MIN_BYTES) {
+    if (pool->rings != NULL && conn->index >= 0 && task->len >= MPB_SHM_MIN_BYTES) {
         mpb__shm_ring *ring = &pool->rings[conn->index];
         size_t offset;
         if (mpb__shm_ring_alloc(ring, task->len, &offset, &slot->shm_seq) == 0) {
             memcpy(ring->map + offset, task->input, task->len);
             slot->shm_index = conn->index;
+            atomic_fetch_add_explicit(&pool->env.stats->shm_items, 1, memory_order_relaxed);
             mpb__wire_pack_item_shm(&pool->out, id, budget_us, offset, task->len);
             return;
         }
@@ -337,7 +338,7 @@ send_items(mpb__pool *pool, mpb__conn *conn, uint32_t n)
         }
         /* what still waits here for credit: a worker that waits for its
          * batch to fill (batch_wait_us: auto) knows more is coming */
-        mpb__wire_pack_items_end_backlog(&pool->out, pool->wait_count);
+        mpb__wire_pack_items_end_backlog(&pool->out, pool->wait_count, conn->values_read);
         conn->in_flight += count;
         int rc = send_to(pool, conn);
         if (rc != 0) {

@@ -53,7 +53,8 @@ typedef struct mpb__conn {
     int64_t last_recv_ns;
     int64_t last_send_ns;
     mpb__conn_state state;
-    int index; /* launched worker index, -1 for workers that joined by themselves */
+    int index;            /* launched worker index, -1 for workers that joined by themselves */
+    uint64_t values_read; /* values read from its value ring (told back in ITEMS) */
 } mpb__conn;
 
 typedef struct mpb__slot {
@@ -84,8 +85,9 @@ struct mpb__pool {
     char *worker_exe;
     int start_timeout_ms;
     size_t max_item_bytes;
-    long long shm_bytes;  /* per launched worker: its shared item ring; 0: none */
-    mpb__shm_ring *rings; /* one per launched worker (process pools), or NULL */
+    long long shm_bytes;   /* per launched worker: its shared item ring; 0: none */
+    mpb__shm_ring *rings;  /* items, one per launched worker (process pools), or NULL */
+    mpb__shm_ring *vrings; /* values coming back, one per launched worker, or NULL */
     /* runtime */
     mpb__servlet_env env;
     void *router;
@@ -166,8 +168,6 @@ void mpb__pool_forget_deaths(mpb__pool *pool);
 /* Stops feeding and sends SHUTDOWN to every ready worker. */
 void mpb__pool_shutdown_conns(mpb__pool *pool);
 
-/* Items this large or larger go to local workers through their shared ring. */
-#define MPB_POOL_SHM_MIN_BYTES 256
 /* The ring's size when the config does not say (virtual: pages are touched
  * only as items use them). */
 #define MPB_POOL_SHM_DEFAULT_BYTES ((size_t)8 << 20)

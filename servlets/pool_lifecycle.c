@@ -441,8 +441,8 @@ mpb__pool_new(const mpb_pool_config *config, const mpb__pool_launcher *launcher)
     pool->start_timeout_ms = config->start_timeout_ms;
     pool->max_item_bytes =
         config->max_item_bytes ? config->max_item_bytes : MPB_DEFAULT_MAX_ITEM_BYTES;
-    pool->shm_bytes = config->shm_bytes < 0 ? (long long)MPB_POOL_SHM_DEFAULT_BYTES
-                                            : config->shm_bytes;
+    pool->shm_bytes =
+        config->shm_bytes < 0 ? (long long)MPB_POOL_SHM_DEFAULT_BYTES : config->shm_bytes;
     msgpack_zone_init(&pool->zone, 65536);
     mpb__wire_buf_init(&pool->out);
     return &pool->base;
@@ -478,9 +478,11 @@ mpb__pool_worker_argv(const mpb__pool *pool, const char *exe, unsigned index)
     if (pool->capacity > 0) {
         argv[n++] = mpb_asprintf("--capacity=%u", pool->capacity);
     }
-    if (pool->rings != NULL) { /* the launcher hands the ring over as fd 3 */
+    if (pool->rings != NULL) { /* the launcher hands the rings over as fds 3 and 4 */
         argv[n++] = mpb_strdup("--items-shm-fd=3");
         argv[n++] = mpb_asprintf("--items-shm-bytes=%zu", pool->rings[index].size);
+        argv[n++] = mpb_strdup("--values-shm-fd=4");
+        argv[n++] = mpb_asprintf("--values-shm-bytes=%zu", pool->vrings[index].size);
     }
     for (size_t i = 0; i < n_options; i++) {
         argv[n++] = mpb_asprintf("--option=%s", pool->options[i]);

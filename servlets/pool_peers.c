@@ -155,6 +155,21 @@ handle_results(mpb__pool *pool, mpb__conn *conn, const mpb__frame *frame)
             malformed++;
             continue;
         }
+        if (r.in_shm) {
+            /* read (or not) now: either way the worker may reuse the span */
+            conn->values_read++;
+            const mpb__shm_ring *ring =
+                pool->vrings && conn->index >= 0 ? &pool->vrings[conn->index] : NULL;
+            if (ring == NULL || r.shm_offset > ring->size || r.len > ring->size - r.shm_offset) {
+                r.is_error = 1; /* its item is answered, not left in flight */
+                r.type = (mpb__wire_str){MPB_ERROR_PROTOCOL, strlen(MPB_ERROR_PROTOCOL)};
+                r.message = (mpb__wire_str){"value outside the worker's value ring", 37};
+                malformed++;
+            } else {
+                r.data = ring->map + r.shm_offset;
+                atomic_fetch_add_explicit(&pool->env.stats->shm_values, 1, memory_order_relaxed);
+            }
+        }
         mpb__slot *slot = mpb__pool_slot_lookup(pool, r.id, conn_index);
         if (slot == NULL) {
             unknown++;

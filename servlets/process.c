@@ -129,13 +129,19 @@ open_rings(mpb__pool *pool, char *err, size_t err_len)
         return 0;
     }
     pool->rings = mpb_calloc(pool->workers, sizeof *pool->rings);
+    pool->vrings = mpb_calloc(pool->workers, sizeof *pool->vrings);
     for (unsigned i = 0; i < pool->workers; i++) {
         pool->rings[i].fd = -1;
+        pool->vrings[i].fd = -1;
     }
     for (unsigned i = 0; i < pool->workers; i++) {
         char name[64];
         snprintf(name, sizeof name, "mpb-items-%u", i);
         int rc = mpb__shm_ring_open(&pool->rings[i], (size_t)pool->shm_bytes, name, err, err_len);
+        snprintf(name, sizeof name, "mpb-values-%u", i);
+        if (rc == 0) {
+            rc = mpb__shm_ring_open(&pool->vrings[i], (size_t)pool->shm_bytes, name, err, err_len);
+        }
         if (rc != 0) {
             return rc;
         }
@@ -175,12 +181,15 @@ process_launch(mpb__pool *pool, unsigned index, char *err, size_t err_len)
     process_state *st = pool->launcher_state;
     child *c = &st->children[index];
     char **argv = mpb__pool_worker_argv(pool, st->exe, index);
-    int ring_fd = -1;
+    int fds[2] = {-1, -1};
+    size_t n_fds = 0;
     if (pool->rings != NULL) {
         mpb__shm_ring_reset(&pool->rings[index]); /* its last reader is gone */
-        ring_fd = pool->rings[index].fd;
+        fds[0] = pool->rings[index].fd;
+        fds[1] = pool->vrings[index].fd;
+        n_fds = 2;
     }
-    int rc = mpb__spawn_with_fd(st->exe, argv, ring_fd, &c->pid, &c->pidfd, err, err_len);
+    int rc = mpb__spawn_with_fds(st->exe, argv, fds, n_fds, &c->pid, &c->pidfd, err, err_len);
     mpb__pool_free_argv(argv);
     if (rc != 0) {
         return rc;
@@ -266,9 +275,12 @@ process_release(mpb__pool *pool)
     }
     for (unsigned i = 0; pool->rings != NULL && i < pool->workers; i++) {
         mpb__shm_ring_close(&pool->rings[i]);
+        mpb__shm_ring_close(&pool->vrings[i]);
     }
     free(pool->rings);
+    free(pool->vrings);
     pool->rings = NULL;
+    pool->vrings = NULL;
     free(st->children);
     free(st->exe);
     free(st);

@@ -394,6 +394,8 @@ mpb_server_stats_get(mpb_server *self, mpb_server_stats *out)
     out->first_wait_us = atomic_load(&self->stats.first_wait_us);
     out->protocol_errors = atomic_load(&self->stats.protocol_errors);
     out->workers_lost = atomic_load(&self->stats.workers_lost);
+    out->shm_items = atomic_load(&self->stats.shm_items);
+    out->shm_values = atomic_load(&self->stats.shm_values);
 }
 
 size_t

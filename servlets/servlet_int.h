@@ -53,6 +53,8 @@ typedef struct mpb__stats {
     atomic_int_fast64_t first_wait_us;
     atomic_uint_fast64_t protocol_errors;
     atomic_uint_fast64_t workers_lost;
+    atomic_uint_fast64_t shm_items;
+    atomic_uint_fast64_t shm_values;
 } mpb__stats;
 
 /* What a servlet gets from its server at start. */

@@ -36,8 +36,8 @@ usage(FILE *out)
         "  --max-item-bytes N        largest item or value accepted (default 64 MiB)\n"
         "  --coordinator-timeout-ms N  leave after this much silence (default 10000, -1 never)\n"
         "  --parent-pid PID          leave when this parent process dies\n"
-        "  --items-shm-fd FD, --items-shm-bytes N\n"
-        "                            the coordinator's shared ring for large items\n"
+        "  --items-shm-fd FD, --items-shm-bytes N, --values-shm-fd FD, --values-shm-bytes N\n"
+        "                            shared rings for large items and values\n"
         "                            (a local pool passes these)\n");
 }
 
@@ -69,7 +69,9 @@ enum {
     OPT_TIMEOUT,
     OPT_PARENT,
     OPT_SHM_FD,
-    OPT_SHM_BYTES
+    OPT_SHM_BYTES,
+    OPT_VALUES_FD,
+    OPT_VALUES_BYTES
 };
 
 static const struct option long_options[] = {
@@ -87,6 +89,8 @@ static const struct option long_options[] = {
     {"parent-pid", required_argument, NULL, OPT_PARENT},
     {"items-shm-fd", required_argument, NULL, OPT_SHM_FD},
     {"items-shm-bytes", required_argument, NULL, OPT_SHM_BYTES},
+    {"values-shm-fd", required_argument, NULL, OPT_VALUES_FD},
+    {"values-shm-bytes", required_argument, NULL, OPT_VALUES_BYTES},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -148,6 +152,14 @@ apply_option(int opt, const char *arg, mpb__worker_config *cfg, mpb_options *opt
     case OPT_SHM_BYTES:
         rc = parse_number("--items-shm-bytes", arg, 0, &n);
         cfg->shm_bytes = (size_t)n;
+        break;
+    case OPT_VALUES_FD:
+        rc = parse_number("--values-shm-fd", arg, 0, &n);
+        cfg->values_shm_fd = (int)n;
+        break;
+    case OPT_VALUES_BYTES:
+        rc = parse_number("--values-shm-bytes", arg, 0, &n);
+        cfg->values_shm_bytes = (size_t)n;
         break;
     case OPT_OPTION:
         rc = mpb__options_set_pair(options, arg);

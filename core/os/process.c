@@ -33,19 +33,20 @@ open_pidfd(pid_t pid)
 int
 mpb__spawn(const char *exe, char *const argv[], pid_t *pid, int *pidfd, char *err, size_t err_len)
 {
-    return mpb__spawn_with_fd(exe, argv, -1, pid, pidfd, err, err_len);
+    return mpb__spawn_with_fds(exe, argv, NULL, 0, pid, pidfd, err, err_len);
 }
 
 int
-mpb__spawn_with_fd(const char *exe, char *const argv[], int pass_fd, pid_t *pid, int *pidfd,
-                   char *err, size_t err_len)
+mpb__spawn_with_fds(const char *exe, char *const argv[], const int *fds, size_t n_fds, pid_t *pid,
+                    int *pidfd, char *err, size_t err_len)
 {
     posix_spawn_file_actions_t actions;
     posix_spawnattr_t attr;
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-    if (pass_fd >= 0) {
-        posix_spawn_file_actions_adddup2(&actions, pass_fd, 3); /* dup2 clears close-on-exec */
+    for (size_t i = 0; i < n_fds; i++) {
+        /* dup2 clears close-on-exec on the copy */
+        posix_spawn_file_actions_adddup2(&actions, fds[i], 3 + (int)i);
     }
     posix_spawnattr_init(&attr);
     sigset_t none;

@@ -16,10 +16,10 @@
 int mpb__spawn(const char *exe, char *const argv[], pid_t *pid, int *pidfd, char *err,
                size_t err_len);
 
-/* The same, giving the child pass_fd as its descriptor 3 (pass_fd >= 10,
- * close-on-exec here; -1: none). */
-int mpb__spawn_with_fd(const char *exe, char *const argv[], int pass_fd, pid_t *pid, int *pidfd,
-                       char *err, size_t err_len);
+/* The same, giving the child fds[i] as its descriptor 3 + i (each >= 10
+ * and close-on-exec here). */
+int mpb__spawn_with_fds(const char *exe, char *const argv[], const int *fds, size_t n_fds,
+                        pid_t *pid, int *pidfd, char *err, size_t err_len);
 
 /* Reaps the child if it has exited: returns 1 and its wait status, 0 while
  * it runs, or a negative status (MPB_ECHILD when already reaped elsewhere). */

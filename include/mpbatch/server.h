@@ -53,6 +53,8 @@ typedef struct mpb_server_stats {
     int64_t first_wait_us;    /* sum of first-item waits */
     uint64_t protocol_errors; /* frames that failed to decode or made no sense */
     uint64_t workers_lost;    /* workers that died while the server ran */
+    uint64_t shm_items;       /* items handed to local workers through shared memory */
+    uint64_t shm_values;      /* values local workers returned through shared memory */
 } mpb_server_stats;
 
 /* A connected worker, as it described itself in its READY. */

@@ -52,10 +52,11 @@ typedef struct mpb_pool_config {
     int start_timeout_ms;
     /* Largest item or value in bytes; 0: 64 MiB. */
     size_t max_item_bytes;
-    /* Process servlets: bytes of the shared-memory ring each local worker
-     * reads items of 256 bytes or more from, in place (only descriptors
-     * cross the socket); -1: 8 MiB; 0: every item travels on the socket.
-     * Workers that join over tcp:// always get items on the socket. */
+    /* Process servlets: bytes of each of the two shared-memory rings of a
+     * local worker: it reads items of 256 bytes or more in place from one
+     * and writes such values into the other (only descriptors cross the
+     * socket); -1: 8 MiB; 0: every item and value travels on the socket.
+     * Workers that join over tcp:// always use the socket. */
     long long shm_bytes;
 } mpb_pool_config;
 

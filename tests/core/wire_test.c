@@ -104,10 +104,11 @@ items_and_results_round_trip(void **state)
     mpb__wire_pack_items_begin_backlog(&c->buf, 2);
     mpb__wire_pack_item_shm(&c->buf, 4, 0, 4096, 1024);
     mpb__wire_pack_item(&c->buf, 5, 0, "b", 1);
-    mpb__wire_pack_items_end_backlog(&c->buf, 17);
+    mpb__wire_pack_items_end_backlog(&c->buf, 17, 5);
     assert_int_equal(mpb__wire_decode(&c->zone, c->buf.sbuf.data, c->buf.sbuf.size, &f, NULL, 0),
                      0);
     assert_int_equal(f.u.list.backlog, 17);
+    assert_int_equal(f.u.list.values_read, 5);
     assert_int_equal(mpb__wire_item_at(&f, 0, &item, &id_known), 0);
     assert_true(item.in_shm);
     assert_int_equal(item.shm_offset, 4096);
@@ -118,9 +119,10 @@ items_and_results_round_trip(void **state)
     assert_memory_equal(item.data, "b", 1);
 
     mpb__wire_buf_reset(&c->buf);
-    mpb__wire_pack_results_begin(&c->buf, 2);
+    mpb__wire_pack_results_begin(&c->buf, 3);
     mpb__wire_pack_result_value(&c->buf, 9, "out", 3);
     mpb__wire_pack_result_error(&c->buf, 10, "ValueError", "bad input");
+    mpb__wire_pack_result_value_shm(&c->buf, 11, 640, 4096);
     assert_int_equal(mpb__wire_decode(&c->zone, c->buf.sbuf.data, c->buf.sbuf.size, &f, NULL, 0),
                      0);
     mpb__wire_result r;
@@ -132,6 +134,11 @@ items_and_results_round_trip(void **state)
     assert_true(r.is_error);
     assert_wstr(r.type, "ValueError");
     assert_wstr(r.message, "bad input");
+    assert_int_equal(mpb__wire_result_at(&f, 2, &r), 0);
+    assert_false(r.is_error);
+    assert_true(r.in_shm);
+    assert_int_equal(r.shm_offset, 640);
+    assert_int_equal(r.len, 4096);
 }
 
 static void

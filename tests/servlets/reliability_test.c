@@ -155,6 +155,72 @@ garbage_on_the_worker_socket_is_a_protocol_error(void **state)
     mpb_server_destroy(&server);
 }
 
+/* A worker that joined by itself (so has no shared rings) answers with a
+ * value "in its value ring": the item is answered with a Protocol error,
+ * not left in flight, and the frame is counted. */
+static void
+a_shared_value_from_a_worker_without_a_ring_is_a_protocol_error(void **state)
+{
+    (void)state;
+    char endpoint[128];
+    snprintf(endpoint, sizeof endpoint, "ipc:///tmp/mpb-rogue-shm-test-%d.ipc", (int)getpid());
+    test_pool tp = {.kind = "process", .plugin = "passthrough", .joined_only = 1, .bind = endpoint};
+    mpb_server *server = test_server_start(&tp);
+
+    void *ctx = zmq_ctx_new();
+    void *dealer = zmq_socket(ctx, ZMQ_DEALER);
+    int timeout = 5000;
+    zmq_setsockopt(dealer, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+    assert_int_equal(zmq_connect(dealer, endpoint), 0);
+    mpb__wire_buf buf;
+    mpb__wire_buf_init(&buf);
+    mpb__ready ready = {.version = MPB_PROTOCOL_VERSION,
+                        .name = {"rogue", 5},
+                        .pid = getpid(),
+                        .cpus = {"", 0},
+                        .capacity = 4,
+                        .plugin = {"passthrough", 11},
+                        .batch_size = 1,
+                        .host = {"localhost", 9}};
+    mpb__wire_pack_ready(&buf, &ready);
+    assert_true(zmq_send(dealer, buf.sbuf.data, buf.sbuf.size, 0) >= 0);
+
+    tally t = {0};
+    assert_int_equal(mpb_server_submit(server, "x", 1, 5000, count_result, &t), 0);
+    char frame_bytes[512];
+    int got = zmq_recv(dealer, frame_bytes, sizeof frame_bytes, 0);
+    assert_true(got > 0);
+    msgpack_zone zone;
+    msgpack_zone_init(&zone, 1024);
+    mpb__frame frame;
+    char err[128];
+    assert_int_equal(mpb__wire_decode(&zone, frame_bytes, (size_t)got, &frame, err, sizeof err), 0);
+    assert_int_equal(frame.type, MPB_FRAME_ITEMS);
+    mpb__wire_item item;
+    int id_known;
+    assert_int_equal(mpb__wire_item_at(&frame, 0, &item, &id_known), 0);
+    mpb__wire_buf_reset(&buf);
+    mpb__wire_pack_results_begin(&buf, 1);
+    mpb__wire_pack_result_value_shm(&buf, item.id, 0, 1);
+    assert_true(zmq_send(dealer, buf.sbuf.data, buf.sbuf.size, 0) >= 0);
+    msgpack_zone_destroy(&zone);
+
+    for (int i = 0; i < 500 && atomic_load(&t.errors) == 0; i++) {
+        usleep(10000);
+    }
+    assert_int_equal(atomic_load(&t.errors), 1);
+    assert_int_equal(atomic_load(&t.values), 0);
+    mpb_server_stats stats;
+    mpb_server_stats_get(server, &stats);
+    assert_int_equal(stats.protocol_errors, 1);
+    assert_int_equal(stats.in_flight, 0);
+    assert_int_equal(stats.shm_values, 0);
+    mpb__wire_buf_free(&buf);
+    zmq_close(dealer);
+    zmq_ctx_term(ctx);
+    mpb_server_destroy(&server);
+}
+
 static void
 crashed_worker_fails_its_items_and_is_replaced(void **state)
 {
@@ -402,6 +468,7 @@ main(void)
         cmocka_unit_test(call_past_its_timeout_returns_timeout),
         cmocka_unit_test(submit_fails_fast_at_capacity),
         cmocka_unit_test(garbage_on_the_worker_socket_is_a_protocol_error),
+        cmocka_unit_test(a_shared_value_from_a_worker_without_a_ring_is_a_protocol_error),
         cmocka_unit_test(crashed_worker_fails_its_items_and_is_replaced),
         cmocka_unit_test(crash_in_a_stream_loses_nothing),
         cmocka_unit_test(items_past_their_deadline_are_answered_in_time),

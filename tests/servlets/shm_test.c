@@ -1,5 +1,5 @@
 /*
- * Items through the shared ring of local workers: every size from below
+ * Items and values through the shared rings of local workers: every size from below
  * the threshold to larger than the ring, a ring small enough to wrap and
  * to fill (items then travel on the socket), a worker that crashes with
  * items in its ring, and the ring turned off.
@@ -90,6 +90,12 @@ every_size_arrives_intact_through_a_small_ring(void **state)
     assert_int_equal(s->outputs, 3000);
     assert_int_equal(s->errors, 0);
     assert_int_equal(s->wrong, 0);
+    /* both ways used the rings for some items, and the socket for others
+     * (small ones, and large ones that found a ring full) */
+    mpb_server_stats stats;
+    mpb_server_stats_get(server, &stats);
+    assert_true(stats.shm_items > 100 && stats.shm_items < 3000);
+    assert_true(stats.shm_values > 100 && stats.shm_values < 3000);
     free(s);
     mpb_server_destroy(&server);
 }
@@ -104,6 +110,10 @@ without_a_ring_items_travel_on_the_socket(void **state)
     assert_int_equal(mpb_server_stream(server, sized_next, sized_output, s, NULL), 0);
     assert_int_equal(s->wrong, 0);
     assert_int_equal(s->outputs, 500);
+    mpb_server_stats stats;
+    mpb_server_stats_get(server, &stats);
+    assert_int_equal(stats.shm_items, 0);
+    assert_int_equal(stats.shm_values, 0);
     free(s);
     mpb_server_destroy(&server);
 }
