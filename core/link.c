@@ -248,6 +248,8 @@ mpb__link_reset(mpb__link *link)
         atomic_store(&r->producer_waiting, 0);
         atomic_store(&r->consumer_sleeping, 0);
     }
+    /* this side sleeps in its loop until the new peer's first message */
+    atomic_store(&link->in->consumer_sleeping, 1);
     drop_queue(link);
     link->release_to = 0;
     link->borrowed = 0;

@@ -36,7 +36,8 @@ int mpb__link_attach(mpb__link **out, const int fds[3], char *err, size_t err_le
 void mpb__link_fds(const mpb__link *link, int fds[3]);
 
 /* Coordinator, while no worker is attached (before a replacement starts):
- * empties both rings and drops messages still queued. */
+ * empties both rings, drops messages still queued, and leaves this side
+ * armed, so the new worker's first message writes the wake fd. */
 void mpb__link_reset(mpb__link *link);
 
 /* Sends one message. Never blocks: what does not fit in the ring now is

@@ -10,6 +10,7 @@
 
 #include "core/batch.h"
 #include "core/item_queue.h"
+#include "core/link.h"
 #include "core/shm_ring.h"
 #include "core/wire.h"
 #include "core/worker_loop.h"
@@ -36,8 +37,10 @@ typedef struct worker {
     size_t max_item_bytes;
     void *ctx;
     int own_ctx;
-    void *socket;
+    void *socket; /* NULL when the worker talks through link */
     int socket_fd;
+    mpb__link *link;
+    int link_broken;
     msgpack_zone zone;
     mpb__wire_buf results;
     mpb__wire_buf telemetry;

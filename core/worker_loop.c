@@ -14,11 +14,11 @@
  * Batching is greedy: block for the first item, then keep receiving until
  * batch_size items are queued or batch_wait_us has passed since the first
  * one arrived (0: take only what is there). Waits use the socket's ZMQ_FD
- * with ppoll, so timers have microsecond resolution rather than zmq_poll's
- * milliseconds. Items that cannot reach call() (preprocess failed, deadline
- * passed, malformed entry) are answered with an error result at once.
- * The loop leaves on SHUTDOWN (after answering everything queued), when the
- * coordinator stays silent past its timeout, or when the parent dies.
+ * (or the link's eventfd) with ppoll, so timers have microsecond
+ * resolution rather than zmq_poll's milliseconds. Items that cannot reach call() (preprocess
+ * failed, deadline passed, malformed entry) are answered with an error result at once. The loop
+ * leaves on SHUTDOWN (after answering everything queued), when the coordinator stays silent past
+ * its timeout, or when the parent dies.
  */
 #include <poll.h>
 #include <stdlib.h>
@@ -42,7 +42,13 @@
 int
 mpb__worker_send_frame(worker *w, const mpb__wire_buf *buf, int flags)
 {
-    int rc = mpb__zmq_send(w->socket, buf->sbuf.data, buf->sbuf.size, flags);
+    int rc = 0;
+    if (w->link != NULL) {
+        /* each part its own message: the coordinator reads parts as frames */
+        mpb__link_send(w->link, buf->sbuf.data, buf->sbuf.size);
+    } else {
+        rc = mpb__zmq_send(w->socket, buf->sbuf.data, buf->sbuf.size, flags);
+    }
     if (rc == 0 && !(flags & ZMQ_SNDMORE)) {
         w->last_send_ns = mpb_now_ns();
     }
@@ -246,10 +252,32 @@ handle_frame(worker *w, const void *data, size_t len)
     }
 }
 
+/* Handles every message waiting on the link. A link the coordinator's
+ * side broke cannot be read any more: leave as when it goes silent. */
+static void
+receive_from_link(worker *w)
+{
+    const void *data;
+    size_t len;
+    int rc;
+    mpb__link_flush(w->link);
+    while ((rc = mpb__link_recv(w->link, &data, &len)) == 1) {
+        w->last_recv_ns = mpb_now_ns();
+        handle_frame(w, data, len);
+    }
+    if (rc < 0) {
+        w->link_broken = 1; /* check_liveness says so and leaves */
+    }
+}
+
 /* Receives every message already waiting, without blocking. */
 static void
 receive_available(worker *w)
 {
+    if (w->link != NULL) {
+        receive_from_link(w);
+        return;
+    }
     zmq_msg_t msg;
     zmq_msg_init(&msg);
     for (;;) {
@@ -265,10 +293,25 @@ receive_available(worker *w)
     zmq_msg_close(&msg);
 }
 
-/* Waits until the socket is readable or the monotonic deadline passes. */
+/* Waits until the socket (or link) is readable or the monotonic deadline
+ * passes. */
 static void
 wait_readable(worker *w, int64_t deadline_ns)
 {
+    if (w->link != NULL) {
+        mpb__link_flush(w->link);
+        if (mpb__link_arm(w->link)) {
+            return;
+        }
+        int64_t left = deadline_ns - mpb_now_ns();
+        struct timespec timeout = {left > 0 ? left / 1000000000 : 0,
+                                   left > 0 ? left % 1000000000 : 0};
+        struct pollfd pfd = {.fd = mpb__link_wake_fd(w->link), .events = POLLIN};
+        if (ppoll(&pfd, 1, &timeout, NULL) > 0) {
+            mpb__link_clear(w->link);
+        }
+        return;
+    }
     for (;;) {
         int events = 0;
         size_t size = sizeof events;
@@ -455,6 +498,9 @@ check_liveness(worker *w, int64_t now, char *err, size_t err_len)
     const mpb__worker_config *cfg = w->cfg;
     if (cfg->cancel != NULL && atomic_load(cfg->cancel)) {
         return mpb__set_error(err, err_len, MPB_ECANCELED, "worker cancelled by its host");
+    }
+    if (w->link_broken) {
+        return mpb__set_error(err, err_len, MPB_EPROTO, "the link to the coordinator is corrupt");
     }
     if (cfg->parent_pid > 0 && getppid() != cfg->parent_pid) {
         return mpb__set_error(err, err_len, MPB_ECLOSED, "parent process %d is gone",

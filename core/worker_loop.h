@@ -1,5 +1,6 @@
 /*
- * The worker: connects a DEALER to a coordinator, says READY, then batches
+ * The worker: connects a DEALER to a coordinator (or attaches to the
+ * shared-memory link the coordinator made for it), says READY, then batches
  * items greedily and answers each with one result. Runs as the body of an
  * mpb-worker process or of a ThreadServlet thread.
  * Threading: mpb__worker_run blocks its calling thread until the
@@ -43,6 +44,11 @@ typedef struct mpb__worker_config {
     size_t shm_bytes;               /* its size; 0: items only arrive inline */
     int values_shm_fd;              /* the ring to write large values into */
     size_t values_shm_bytes;        /* its size; 0: values all go inline */
+    /* A shared-memory link to the coordinator instead of the socket
+     * (core/link.h; a worker the coordinator launched on this host): its
+     * memfd and the two eventfds; has_link 0: connect to endpoint. */
+    int has_link;
+    int link_fds[3];
 } mpb__worker_config;
 
 /* Effective batch size and wait from config and plugin defaults

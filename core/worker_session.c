@@ -1,8 +1,8 @@
 /*
  * DESIGN
  * A worker's session around its serve loop (core/worker_loop.c): connect a
- * DEALER, pin to the configured CPUs and read the binding back, run the
- * plugin's init, say READY with the effective batching settings, serve,
+ * DEALER (or attach to the coordinator's shared-memory link), pin to the configured CPUs and read
+ * the binding back, run the plugin's init, say READY with the effective batching settings, serve,
  * then clean up. Options are checked against the plugin's declarations
  * before init. A worker that cannot start (an option refused, init failed)
  * says why in an ERROR frame, so the coordinator's start fails with the
@@ -54,9 +54,13 @@ mpb__worker_batching(const mpb_worker_def *def, long long batch_size, long long 
 }
 
 static int
-open_socket(worker *w, char *err, size_t err_len)
+open_channel(worker *w, char *err, size_t err_len)
 {
     const mpb__worker_config *cfg = w->cfg;
+    if (cfg->has_link) {
+        /* no socket, no context, no I/O thread: frames go through memory */
+        return mpb__link_attach(&w->link, cfg->link_fds, err, err_len);
+    }
     w->ctx = cfg->zmq_context;
     if (w->ctx == NULL) {
         w->ctx = zmq_ctx_new();
@@ -233,6 +237,11 @@ worker_free(worker *w)
         mpb__shm_ring_close(&w->values);
     }
     free(w->value_spans);
+    if (w->link != NULL) {
+        /* what the ring had no room for yet (a BYE, last results) */
+        mpb__link_drain(w->link, 2000);
+        mpb__link_close(&w->link);
+    }
     if (w->socket != NULL) {
         zmq_close(w->socket);
     }
@@ -246,7 +255,7 @@ mpb__worker_run(const mpb__worker_config *cfg, char *err, size_t err_len)
 {
     worker w;
     worker_init(&w, cfg);
-    int rc = open_socket(&w, err, err_len);
+    int rc = open_channel(&w, err, err_len);
     if (rc != 0) {
         goto out_free;
     }

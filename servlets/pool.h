@@ -10,6 +10,7 @@
 
 #include <msgpack.h>
 
+#include "core/link.h"
 #include "core/shm_ring.h"
 #include "core/wire.h"
 #include "servlets/servlet_int.h"
@@ -32,6 +33,22 @@ typedef struct mpb__pool_launcher {
     void (*kill_all)(mpb__pool *pool);
     void (*release)(mpb__pool *pool);
 } mpb__pool_launcher;
+
+/* The shared-memory link to one launched worker (process pools): frames
+ * to and from that worker go through it instead of the ROUTER socket. In
+ * the pool's tables the worker is known by a routing id made from its
+ * index and generation (MPB_POOL_LINK_RID_LEN bytes, a 0 first byte and a
+ * length no ZeroMQ peer id has), so a replacement is a new peer. */
+typedef struct mpb__pool_link {
+    mpb__pool *pool;
+    unsigned index;
+    uint32_t generation; /* launches of this index so far */
+    int64_t pid;         /* the process on the other end */
+    int broken;          /* it wrote outside the link's format: not read again */
+    mpb__link *link;
+} mpb__pool_link;
+
+#define MPB_POOL_LINK_RID_LEN 10
 
 typedef enum mpb__conn_state {
     MPB_CONN_READY = 1,
@@ -88,6 +105,7 @@ struct mpb__pool {
     long long shm_bytes;   /* per launched worker: its shared item ring; 0: none */
     mpb__shm_ring *rings;  /* items, one per launched worker (process pools), or NULL */
     mpb__shm_ring *vrings; /* values coming back, one per launched worker, or NULL */
+    mpb__pool_link *links; /* frames, one per launched worker, or NULL (on the socket) */
     /* runtime */
     mpb__servlet_env env;
     void *router;
@@ -159,9 +177,18 @@ void mpb__pool_protocol_error(mpb__pool *pool, const void *rid, size_t rid_len, 
                               const char *reason);
 /* Answers WorkerCrashed for every item in flight on conn i; forgets it. */
 void mpb__pool_conn_lost(mpb__pool *pool, size_t i, const char *how);
-/* Handles every message waiting on the ROUTER socket, then pumps. */
+/* Handles every message waiting on the ROUTER socket and the links, then
+ * pumps. */
 void mpb__pool_receive_all(mpb__pool *pool);
 void mpb__pool_on_router(mpb__loop *loop, void *arg);
+/* Loop callback of a link's wake fd (arg: its mpb__pool_link). */
+void mpb__pool_on_link(mpb__loop *loop, void *arg);
+/* Waits up to timeout_ms for a message on the socket or a link (start). */
+void mpb__pool_wait_peers(mpb__pool *pool, int timeout_ms);
+/* The routing id of a link's current worker; the link a routing id names,
+ * or NULL (a socket peer, or a worker an earlier launch of the index). */
+void mpb__pool_link_rid(const mpb__pool_link *pl, unsigned char rid[MPB_POOL_LINK_RID_LEN]);
+mpb__pool_link *mpb__pool_link_of(mpb__pool *pool, const void *rid, size_t rid_len);
 void mpb__pool_on_heartbeat(mpb__loop *loop, void *arg);
 /* Frees deaths still waiting for their grace timer (at destroy). */
 void mpb__pool_forget_deaths(mpb__pool *pool);

@@ -143,8 +143,7 @@ wait_until_ready(mpb__pool *pool, char *err, size_t err_len)
         int rc = pool->launcher->check_early_exit(pool, err, err_len);
         if (rc != 0) {
             /* The worker may have said why just before it left: prefer that. */
-            zmq_pollitem_t item = {.socket = pool->router, .events = ZMQ_POLLIN};
-            zmq_poll(&item, 1, 200);
+            mpb__pool_wait_peers(pool, 200);
             mpb__pool_receive_all(pool);
             if (pool->start_error[0] != '\0') {
                 return mpb__set_error(err, err_len, MPB_EPLUGIN, "%s", pool->start_error);
@@ -160,8 +159,7 @@ wait_until_ready(mpb__pool *pool, char *err, size_t err_len)
          * heartbeats and sockets going meanwhile: their workers would
          * leave after 10 s of silence. */
         mpb__loop_run_once(pool->env.loop, 0);
-        zmq_pollitem_t item = {.socket = pool->router, .events = ZMQ_POLLIN};
-        zmq_poll(&item, 1, 50);
+        mpb__pool_wait_peers(pool, 50);
         mpb__pool_receive_all(pool);
     }
     return 0;
@@ -483,6 +481,9 @@ mpb__pool_worker_argv(const mpb__pool *pool, const char *exe, unsigned index)
         argv[n++] = mpb_asprintf("--items-shm-bytes=%zu", pool->rings[index].size);
         argv[n++] = mpb_strdup("--values-shm-fd=4");
         argv[n++] = mpb_asprintf("--values-shm-bytes=%zu", pool->vrings[index].size);
+    }
+    if (pool->links != NULL) { /* and the link as fds 5, 6 and 7 */
+        argv[n++] = mpb_strdup("--link-fds=5,6,7");
     }
     for (size_t i = 0; i < n_options; i++) {
         argv[n++] = mpb_asprintf("--option=%s", pool->options[i]);

@@ -7,6 +7,7 @@
  * Replacements are rate-limited (RESTART_BURST per RESTART_WINDOW_MS) and a
  * failed launch is retried every second.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -286,10 +287,76 @@ handle_frame(mpb__pool *pool, const void *rid, size_t rid_len, const void *data,
     }
 }
 
-/* Handles every message waiting on the ROUTER socket, then feeds workers. */
+/* Handles every message waiting on one link, and sends what waited for
+ * room in it. A worker that broke the link's format is killed (its death
+ * then fails its items and starts a replacement, as for any crash). */
+static void
+receive_link(mpb__pool *pool, mpb__pool_link *pl)
+{
+    if (pl->broken) {
+        return;
+    }
+    unsigned char rid[MPB_POOL_LINK_RID_LEN];
+    mpb__pool_link_rid(pl, rid);
+    do {
+        mpb__link_flush(pl->link);
+        const void *data;
+        size_t len;
+        int rc;
+        while ((rc = mpb__link_recv(pl->link, &data, &len)) == 1) {
+            handle_frame(pool, rid, sizeof rid, data, len);
+        }
+        if (rc < 0) {
+            pl->broken = 1;
+            mpb__pool_protocol_error(pool, rid, sizeof rid, "a local worker",
+                                     "wrote outside its link's format; killing it");
+            if (pl->pid > 0) {
+                kill((pid_t)pl->pid, SIGKILL);
+            }
+            return;
+        }
+    } while (mpb__link_arm(pl->link));
+}
+
+void
+mpb__pool_on_link(mpb__loop *loop, void *arg)
+{
+    (void)loop;
+    mpb__pool_link *pl = arg;
+    mpb__link_clear(pl->link);
+    receive_link(pl->pool, pl);
+    mpb__pool_pump(pl->pool);
+}
+
+void
+mpb__pool_wait_peers(mpb__pool *pool, int timeout_ms)
+{
+    unsigned links = pool->links != NULL ? pool->workers : 0;
+    zmq_pollitem_t *items = mpb_calloc(1 + links, sizeof *items);
+    int n = 0;
+    items[n++] = (zmq_pollitem_t){.socket = pool->router, .events = ZMQ_POLLIN};
+    for (unsigned i = 0; i < links; i++) {
+        if (mpb__link_arm(pool->links[i].link)) {
+            timeout_ms = 0; /* a message is there already */
+        }
+        items[n++] =
+            (zmq_pollitem_t){.fd = mpb__link_wake_fd(pool->links[i].link), .events = ZMQ_POLLIN};
+    }
+    zmq_poll(items, n, timeout_ms);
+    for (unsigned i = 0; i < links; i++) {
+        mpb__link_clear(pool->links[i].link);
+    }
+    free(items);
+}
+
+/* Handles every message waiting on the ROUTER socket and the links, then
+ * feeds workers. */
 void
 mpb__pool_receive_all(mpb__pool *pool)
 {
+    for (unsigned i = 0; pool->links != NULL && i < pool->workers; i++) {
+        receive_link(pool, &pool->links[i]);
+    }
     zmq_msg_t rid;
     zmq_msg_t part;
     zmq_msg_init(&rid);

@@ -6,6 +6,9 @@
  * that exits while the pool runs is reported to the pool, which fails its
  * items in flight and starts a replacement. Each worker also watches its
  * parent pid and leaves if this process dies, so none outlive us.
+ * Unless shm_bytes is 0, each worker gets, as fds 3 to 7, a shared ring
+ * for large items, one for large values, and a link (core/link.h) its
+ * frames travel through instead of the pool's socket.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -121,18 +124,29 @@ on_poll_timer(mpb__loop *loop, void *arg)
     }
 }
 
-/* A shared ring per worker for large items (shm_bytes 0: none). */
+/* Per worker: a link for its frames and shared rings for large items and
+ * values (shm_bytes 0: none, everything on the socket). */
 static int
-open_rings(mpb__pool *pool, char *err, size_t err_len)
+open_shared(mpb__pool *pool, char *err, size_t err_len)
 {
     if (pool->shm_bytes == 0 || pool->workers == 0) {
         return 0;
     }
     pool->rings = mpb_calloc(pool->workers, sizeof *pool->rings);
     pool->vrings = mpb_calloc(pool->workers, sizeof *pool->vrings);
+    pool->links = mpb_calloc(pool->workers, sizeof *pool->links);
     for (unsigned i = 0; i < pool->workers; i++) {
         pool->rings[i].fd = -1;
         pool->vrings[i].fd = -1;
+        pool->links[i] = (mpb__pool_link){.pool = pool, .index = i};
+    }
+    for (unsigned i = 0; i < pool->workers; i++) {
+        int rc = mpb__link_open(&pool->links[i].link, MPB_LINK_DEFAULT_BYTES, err, err_len);
+        if (rc != 0) {
+            return rc;
+        }
+        mpb__loop_add_fd(pool->env.loop, mpb__link_wake_fd(pool->links[i].link), mpb__pool_on_link,
+                         &pool->links[i]);
     }
     for (unsigned i = 0; i < pool->workers; i++) {
         char name[64];
@@ -172,7 +186,7 @@ process_prepare(mpb__pool *pool, char *err, size_t err_len)
         free(pool->plugin_path);
         pool->plugin_path = path;
     }
-    return rc == 0 ? open_rings(pool, err, err_len) : rc;
+    return rc == 0 ? open_shared(pool, err, err_len) : rc;
 }
 
 static int
@@ -181,18 +195,28 @@ process_launch(mpb__pool *pool, unsigned index, char *err, size_t err_len)
     process_state *st = pool->launcher_state;
     child *c = &st->children[index];
     char **argv = mpb__pool_worker_argv(pool, st->exe, index);
-    int fds[2] = {-1, -1};
+    int fds[5] = {-1, -1, -1, -1, -1};
     size_t n_fds = 0;
+    mpb__pool_link *pl = pool->links != NULL ? &pool->links[index] : NULL;
     if (pool->rings != NULL) {
-        mpb__shm_ring_reset(&pool->rings[index]); /* its last reader is gone */
+        /* the last worker on them is gone: start afresh, as a new peer */
+        mpb__shm_ring_reset(&pool->rings[index]);
+        mpb__shm_ring_reset(&pool->vrings[index]);
+        mpb__link_reset(pl->link);
+        pl->generation++;
+        pl->broken = 0;
         fds[0] = pool->rings[index].fd;
         fds[1] = pool->vrings[index].fd;
-        n_fds = 2;
+        mpb__link_fds(pl->link, fds + 2);
+        n_fds = 5;
     }
     int rc = mpb__spawn_with_fds(st->exe, argv, fds, n_fds, &c->pid, &c->pidfd, err, err_len);
     mpb__pool_free_argv(argv);
     if (rc != 0) {
         return rc;
+    }
+    if (pl != NULL) {
+        pl->pid = c->pid;
     }
     c->running = 1;
     if (c->pidfd >= 0) {
@@ -276,11 +300,17 @@ process_release(mpb__pool *pool)
     for (unsigned i = 0; pool->rings != NULL && i < pool->workers; i++) {
         mpb__shm_ring_close(&pool->rings[i]);
         mpb__shm_ring_close(&pool->vrings[i]);
+        if (pool->links[i].link != NULL) {
+            mpb__loop_remove_fd(pool->env.loop, mpb__link_wake_fd(pool->links[i].link));
+            mpb__link_close(&pool->links[i].link);
+        }
     }
     free(pool->rings);
     free(pool->vrings);
+    free(pool->links);
     pool->rings = NULL;
     pool->vrings = NULL;
+    pool->links = NULL;
     free(st->children);
     free(st->exe);
     free(st);

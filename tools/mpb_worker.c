@@ -38,6 +38,8 @@ usage(FILE *out)
         "  --parent-pid PID          leave when this parent process dies\n"
         "  --items-shm-fd FD, --items-shm-bytes N, --values-shm-fd FD, --values-shm-bytes N\n"
         "                            shared rings for large items and values\n"
+        "  --link-fds MEM,EV1,EV2     frames through this shared-memory link instead of the\n"
+        "                            socket (--connect is then only for start-up failures)\n"
         "                            (a local pool passes these)\n");
 }
 
@@ -71,7 +73,8 @@ enum {
     OPT_SHM_FD,
     OPT_SHM_BYTES,
     OPT_VALUES_FD,
-    OPT_VALUES_BYTES
+    OPT_VALUES_BYTES,
+    OPT_LINK_FDS
 };
 
 static const struct option long_options[] = {
@@ -91,6 +94,7 @@ static const struct option long_options[] = {
     {"items-shm-bytes", required_argument, NULL, OPT_SHM_BYTES},
     {"values-shm-fd", required_argument, NULL, OPT_VALUES_FD},
     {"values-shm-bytes", required_argument, NULL, OPT_VALUES_BYTES},
+    {"link-fds", required_argument, NULL, OPT_LINK_FDS},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -101,6 +105,7 @@ apply_option(int opt, const char *arg, mpb__worker_config *cfg, mpb_options *opt
              const char **plugin)
 {
     long long n = 0;
+    int consumed = 0;
     int rc = 0;
     switch (opt) {
     case 'p':
@@ -160,6 +165,16 @@ apply_option(int opt, const char *arg, mpb__worker_config *cfg, mpb_options *opt
     case OPT_VALUES_BYTES:
         rc = parse_number("--values-shm-bytes", arg, 0, &n);
         cfg->values_shm_bytes = (size_t)n;
+        break;
+    case OPT_LINK_FDS:
+        if (sscanf(arg, "%d,%d,%d%n", &cfg->link_fds[0], &cfg->link_fds[1], &cfg->link_fds[2],
+                   &consumed) != 3 ||
+            arg[consumed] != '\0' || cfg->link_fds[0] < 0 || cfg->link_fds[1] < 0 ||
+            cfg->link_fds[2] < 0) {
+            fprintf(stderr, "mpb-worker: --link-fds expects three descriptors, got '%s'\n", arg);
+            rc = -1;
+        }
+        cfg->has_link = 1;
         break;
     case OPT_OPTION:
         rc = mpb__options_set_pair(options, arg);

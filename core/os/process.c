@@ -1,4 +1,5 @@
 #include <dlfcn.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
@@ -36,6 +37,14 @@ mpb__spawn(const char *exe, char *const argv[], pid_t *pid, int *pidfd, char *er
     return mpb__spawn_with_fds(exe, argv, NULL, 0, pid, pidfd, err, err_len);
 }
 
+static void
+close_all(const int *fds, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        close(fds[i]);
+    }
+}
+
 int
 mpb__spawn_with_fds(const char *exe, char *const argv[], const int *fds, size_t n_fds, pid_t *pid,
                     int *pidfd, char *err, size_t err_len)
@@ -44,9 +53,24 @@ mpb__spawn_with_fds(const char *exe, char *const argv[], const int *fds, size_t 
     posix_spawnattr_t attr;
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+    /* Copies above every target first, so no dup2 overwrites a source not
+     * yet copied (and none is a no-op that would keep close-on-exec). */
+    int high[8];
+    if (n_fds > MPB_ARRAY_LEN(high)) {
+        posix_spawn_file_actions_destroy(&actions);
+        return mpb__set_error(err, err_len, MPB_EINVAL, "at most %zu fds to a child",
+                              MPB_ARRAY_LEN(high));
+    }
     for (size_t i = 0; i < n_fds; i++) {
+        high[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 3 + (int)n_fds);
+        if (high[i] < 0) {
+            int e = errno;
+            close_all(high, i);
+            posix_spawn_file_actions_destroy(&actions);
+            return mpb__set_error(err, err_len, mpb_status_from_errno(e), "dup: %s", strerror(e));
+        }
         /* dup2 clears close-on-exec on the copy */
-        posix_spawn_file_actions_adddup2(&actions, fds[i], 3 + (int)i);
+        posix_spawn_file_actions_adddup2(&actions, high[i], 3 + (int)i);
     }
     posix_spawnattr_init(&attr);
     sigset_t none;
@@ -68,6 +92,7 @@ mpb__spawn_with_fds(const char *exe, char *const argv[], const int *fds, size_t 
     int rc = posix_spawn(pid, exe, &actions, &attr, argv, environ);
     posix_spawnattr_destroy(&attr);
     posix_spawn_file_actions_destroy(&actions);
+    close_all(high, n_fds);
     if (rc != 0) {
         return mpb__set_error(err, err_len, -rc, "cannot start %s: %s", exe, strerror(rc));
     }

@@ -16,8 +16,8 @@
 int mpb__spawn(const char *exe, char *const argv[], pid_t *pid, int *pidfd, char *err,
                size_t err_len);
 
-/* The same, giving the child fds[i] as its descriptor 3 + i (each >= 10
- * and close-on-exec here). */
+/* The same, giving the child fds[i] as its descriptor 3 + i (at most 8;
+ * they stay close-on-exec here). */
 int mpb__spawn_with_fds(const char *exe, char *const argv[], const int *fds, size_t n_fds,
                         pid_t *pid, int *pidfd, char *err, size_t err_len);
 

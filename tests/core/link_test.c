@@ -208,6 +208,37 @@ the_wake_fd_is_written_only_for_a_sleeper(void **state)
     mpb__link_close(&coord);
 }
 
+/* A replacement worker on a link that was reset: its first message
+ * wakes the coordinator, who was armed before the reset; what the old
+ * worker left unread is gone. */
+static void
+after_a_reset_a_new_worker_wakes_the_coordinator(void **state)
+{
+    (void)state;
+    mpb__link *coord;
+    mpb__link *worker;
+    open_pair(4096, &coord, &worker);
+    assert_int_equal(mpb__link_arm(coord), 0);
+    mpb__link_send(worker, "old", 3);
+    mpb__link_send(coord, "stale", 5);
+    mpb__link_clear(coord);
+    mpb__link_close(&worker);
+    mpb__link_reset(coord);
+    int fds[3];
+    mpb__link_fds(coord, fds);
+    int copies[3] = {dup(fds[0]), dup(fds[1]), dup(fds[2])};
+    assert_int_equal(mpb__link_attach(&worker, copies, NULL, 0), 0);
+    const void *data;
+    size_t len;
+    assert_int_equal(mpb__link_recv(worker, &data, &len), 0); /* "stale" is gone */
+    mpb__link_send(worker, "READY", 5);
+    assert_true(readable(mpb__link_wake_fd(coord)));
+    assert_int_equal(mpb__link_recv(coord, &data, &len), 1);
+    assert_memory_equal(data, "READY", 5);
+    mpb__link_close(&worker);
+    mpb__link_close(&coord);
+}
+
 static void
 a_record_outside_the_format_kills_the_link(void **state)
 {
@@ -340,6 +371,7 @@ main(void)
         cmocka_unit_test(a_full_ring_queues_then_delivers_in_order),
         cmocka_unit_test(a_message_larger_than_the_ring_is_cut_and_joined),
         cmocka_unit_test(the_wake_fd_is_written_only_for_a_sleeper),
+        cmocka_unit_test(after_a_reset_a_new_worker_wakes_the_coordinator),
         cmocka_unit_test(a_record_outside_the_format_kills_the_link),
         cmocka_unit_test(attaching_to_something_else_fails),
         cmocka_unit_test(a_child_process_echoes_a_stream_through_the_link),
