@@ -35,6 +35,7 @@ typedef struct bench_args {
     int repeat;
     int dim;
     long long shm_bytes;
+    unsigned capacity;
 } bench_args;
 
 typedef struct feed {
@@ -245,6 +246,7 @@ served(const bench_args *a, float *vector, size_t len, mpb_server_stats *stats)
     cfg.batch_wait_us = a->wait_us;
     cfg.cpus = getenv("MPB_BENCH_CPUS");
     cfg.shm_bytes = a->shm_bytes;
+    cfg.capacity = a->capacity;
     cfg.options = options;
     mpb_servlet *servlet = strcmp(a->kind, "thread") == 0 ? mpb_thread_servlet_new(&cfg)
                                                           : mpb_process_servlet_new(&cfg);
@@ -270,12 +272,17 @@ served(const bench_args *a, float *vector, size_t len, mpb_server_stats *stats)
 static void
 parse(int argc, char **argv, bench_args *a)
 {
-    static const struct option options[] = {
-        {"plugin", required_argument, NULL, 'p'},    {"kind", required_argument, NULL, 'k'},
-        {"workers", required_argument, NULL, 'w'},   {"batch-size", required_argument, NULL, 'b'},
-        {"wait-us", required_argument, NULL, 't'},   {"items", required_argument, NULL, 'n'},
-        {"repeat", required_argument, NULL, 'r'},    {"dim", required_argument, NULL, 'd'},
-        {"shm-bytes", required_argument, NULL, 's'}, {NULL, 0, NULL, 0}};
+    static const struct option options[] = {{"plugin", required_argument, NULL, 'p'},
+                                            {"kind", required_argument, NULL, 'k'},
+                                            {"workers", required_argument, NULL, 'w'},
+                                            {"batch-size", required_argument, NULL, 'b'},
+                                            {"wait-us", required_argument, NULL, 't'},
+                                            {"items", required_argument, NULL, 'n'},
+                                            {"repeat", required_argument, NULL, 'r'},
+                                            {"dim", required_argument, NULL, 'd'},
+                                            {"shm-bytes", required_argument, NULL, 's'},
+                                            {"capacity", required_argument, NULL, 'c'},
+                                            {NULL, 0, NULL, 0}};
     int opt;
     while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
         switch (opt) {
@@ -303,13 +310,16 @@ parse(int argc, char **argv, bench_args *a)
         case 's':
             a->shm_bytes = atoll(optarg);
             break;
+        case 'c':
+            a->capacity = (unsigned)atoi(optarg);
+            break;
         case 'd':
             a->dim = atoi(optarg);
             break;
         default:
             fprintf(stderr, "usage: mpb-bench-serve [--plugin P] [--kind process|thread] "
                             "[--workers N] [--batch-size N] [--wait-us N] [--items N] "
-                            "[--repeat N] [--dim N]\n");
+                            "[--repeat N] [--dim N] [--shm-bytes N] [--capacity N]\n");
             exit(2);
         }
     }

@@ -31,7 +31,7 @@ typedef struct mpb__worker_config {
     unsigned index;
     long long batch_size;    /* < 0: the plugin's default */
     long long batch_wait_us; /* < 0: the plugin's default */
-    unsigned capacity;       /* items in flight; 0: 3 x batch_size, at least 64 */
+    unsigned capacity;       /* items in flight; 0: 6 x batch_size, at least 64 */
     const char *cpus;        /* NULL or "": do not pin */
     mpb__bind_scope bind_scope;
     const mpb_options *options;

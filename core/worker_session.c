@@ -180,7 +180,7 @@ worker_init(worker *w, const mpb__worker_config *cfg)
     w->wait_ns = wait_us * 1000;
     w->capacity = cfg->capacity;
     if (w->capacity == 0) {
-        w->capacity = w->batch_size * 3 > 64 ? w->batch_size * 3 : 64;
+        w->capacity = w->batch_size * 6 > 64 ? w->batch_size * 6 : 64;
     }
     w->max_item_bytes = cfg->max_item_bytes ? cfg->max_item_bytes : MPB_DEFAULT_MAX_ITEM_BYTES;
     msgpack_zone_init(&w->zone, 4096);

@@ -31,7 +31,7 @@ usage(FILE *out)
         "  --batch-size N            items per call; 0 calls per item (default: plugin's)\n"
         "  --batch-wait-us N|auto    wait for more items after the first (default: plugin's;\n"
         "                            auto: only while more are coming soon)\n"
-        "  --capacity N              items in flight (default: 3 x batch size, >= 64)\n"
+        "  --capacity N              items in flight (default: 6 x batch size, >= 64)\n"
         "  --option KEY=VALUE        plugin option (repeatable)\n"
         "  --max-item-bytes N        largest item or value accepted (default 64 MiB)\n"
         "  --coordinator-timeout-ms N  leave after this much silence (default 10000, -1 never)\n"

@@ -38,7 +38,7 @@ typedef struct mpb_pool_config {
     /* Wait after the first item: -1 the plugin's default, 0 never wait,
      * MPB_BATCH_WAIT_AUTO (worker.h) wait only while more items are coming. */
     long long batch_wait_us;
-    /* Items in flight per worker (credit); 0: 3 x batch_size, at least 64. */
+    /* Items in flight per worker (credit); 0: 6 x batch_size, at least 64. */
     unsigned capacity;
     /* Plugin options as "key=value" strings; NULL-terminated, may be NULL. */
     const char *const *options;

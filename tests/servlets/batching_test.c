@@ -283,7 +283,7 @@ plugin_defaults_apply_when_config_is_silent(void **state)
     assert_int_equal(mpb_server_workers(server, &w, 1), 1);
     assert_int_equal(w.batch_size, 64);
     assert_int_equal(w.batch_wait_us, 10000);
-    assert_int_equal(w.capacity, 192); /* 3 x batch_size */
+    assert_int_equal(w.capacity, 384); /* 6 x batch_size */
     mpb_server_destroy(&server);
 }
 
