@@ -108,9 +108,10 @@ on_wake(mpb__loop *loop, void *arg)
     pthread_mutex_lock(&self->lock);
     mpb__job **jobs = self->queue;
     size_t n = self->n_queue;
-    self->queue = NULL;
+    size_t cap = self->cap_queue;
+    self->queue = self->spare;
     self->n_queue = 0;
-    self->cap_queue = 0;
+    self->cap_queue = self->cap_spare;
     self->wake_pending = 0;
     mpb__loop_call *calls = self->calls;
     self->calls = NULL;
@@ -118,7 +119,8 @@ on_wake(mpb__loop *loop, void *arg)
     for (size_t i = 0; i < n; i++) {
         self->root->ops->submit(self->root, &jobs[i]->task);
     }
-    free(jobs);
+    self->spare = jobs; /* ours alone until the next round swaps it in */
+    self->cap_spare = cap;
     run_calls(self, calls);
 }
 
@@ -353,6 +355,7 @@ mpb_server_destroy(mpb_server **self_p)
         free(self->queue[i]);
     }
     free(self->queue);
+    free(self->spare);
     mpb__loop_destroy(&self->loop);
     if (self->wake_fd >= 0) {
         close(self->wake_fd);

@@ -88,6 +88,10 @@ struct mpb_server {
     mpb__job **queue;
     size_t n_queue;
     size_t cap_queue;
+    /* the dispatcher's array from its last round, empty: swapped in for
+     * queue at the next, so handing jobs over allocates nothing */
+    mpb__job **spare;
+    size_t cap_spare;
     int wake_pending;
     mpb__waker *wakers;       /* deferred wake-ups of this round (dispatcher only) */
     mpb__loop_call *calls;    /* waiting to run on the dispatcher (under lock) */
