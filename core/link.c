@@ -78,12 +78,12 @@ struct mpb__link {
     unsigned char *out_data;
     const unsigned char *in_data;
     /* producer side */
+    uint64_t head; /* ours: the shared copy is only published, never read */
     queued *queue_head;
     queued *queue_tail;
     size_t queued_bytes;
     /* consumer side */
-    uint64_t release_to; /* tail to publish once the borrowed message is done */
-    int borrowed;
+    uint64_t release_to;   /* tail to publish once the borrowed message is done */
     unsigned char *joined; /* a message cut into records, joined */
     size_t joined_len;
     size_t joined_cap;
@@ -144,6 +144,7 @@ set_side(mpb__link *link, int worker_side)
     link->out_data = rings + (worker_side ? link->ring_bytes : 0);
     link->in_data = rings + (worker_side ? 0 : link->ring_bytes);
     link->release_to = atomic_load_explicit(&link->in->tail, memory_order_relaxed);
+    link->head = atomic_load_explicit(&link->out->head, memory_order_relaxed);
 }
 
 int
@@ -212,6 +213,9 @@ mpb__link_attach(mpb__link **out, const int fds[3], char *err, size_t err_len)
         mpb__link_close(&link);
         return rc;
     }
+    for (int i = 0; i < 3; i++) {
+        fcntl(fds[i], F_SETFD, FD_CLOEXEC); /* spawn cleared it to pass them */
+    }
     set_side(link, 1);
     *out = link;
     return 0;
@@ -252,7 +256,7 @@ mpb__link_reset(mpb__link *link)
     atomic_store(&link->in->consumer_sleeping, 1);
     drop_queue(link);
     link->release_to = 0;
-    link->borrowed = 0;
+    link->head = 0;
     link->joined_len = 0;
     link->joined_ready = 0;
     link->dead = 0;
@@ -269,13 +273,16 @@ static int
 put_record(mpb__link *link, const void *data, size_t len, uint32_t flags)
 {
     ring_ctl *r = link->out;
-    uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
+    uint64_t head = link->head;
     uint64_t tail = atomic_load_explicit(&r->tail, memory_order_acquire);
     size_t need = RECORD_HEADER + align8(len);
     size_t offset = (size_t)(head & (link->ring_bytes - 1));
     size_t to_end = link->ring_bytes - offset;
     size_t total = need + (to_end < need ? to_end : 0);
-    if (link->ring_bytes - (size_t)(head - tail) < total) {
+    /* a tail the peer moved past head, or back by more than the ring,
+     * reads as full: our writes stay in our ring whatever it does */
+    if (tail > head || head - tail > link->ring_bytes ||
+        link->ring_bytes - (size_t)(head - tail) < total) {
         return -1;
     }
     if (to_end < need) {
@@ -287,7 +294,8 @@ put_record(mpb__link *link, const void *data, size_t len, uint32_t flags)
     uint32_t header[2] = {(uint32_t)len, flags};
     memcpy(link->out_data + offset, header, sizeof header);
     memcpy(link->out_data + offset + RECORD_HEADER, data, len);
-    atomic_store_explicit(&r->head, head + need, memory_order_release);
+    link->head = head + need;
+    atomic_store_explicit(&r->head, link->head, memory_order_release);
     return 0;
 }
 
@@ -441,8 +449,10 @@ mpb__link_recv(mpb__link *link, const void **data, size_t *len)
     }
     release(link); /* the message handed out last is done with */
     uint64_t tail = link->release_to;
+    /* what is there now, once: a peer that keeps writing does not keep
+     * this call going */
+    uint64_t head = atomic_load_explicit(&link->in->head, memory_order_acquire);
     for (;;) {
-        uint64_t head = atomic_load_explicit(&link->in->head, memory_order_acquire);
         if (head == tail) {
             link->release_to = tail;
             release(link);
@@ -470,6 +480,9 @@ mpb__link_recv(mpb__link *link, const void **data, size_t *len)
         }
         const unsigned char *bytes = link->in_data + offset + RECORD_HEADER;
         tail += need;
+        if (link->joined_len + header[0] > MPB_LINK_MAX_MESSAGE) {
+            return broken(link);
+        }
         if (header[1] & FLAG_MORE) {
             join(link, bytes, header[0]);
             /* the joined copy is ours: the record's room can go back now */
@@ -505,8 +518,13 @@ mpb__link_arm(mpb__link *link)
     release(link);
     atomic_store(&link->in->consumer_sleeping, 1);
     atomic_thread_fence(memory_order_seq_cst);
-    return link->dead ||
-           atomic_load_explicit(&link->in->head, memory_order_acquire) != link->release_to;
+    if (link->dead ||
+        atomic_load_explicit(&link->in->head, memory_order_acquire) != link->release_to) {
+        /* not sleeping after all: spare the peer a write */
+        atomic_store_explicit(&link->in->consumer_sleeping, 0, memory_order_relaxed);
+        return 1;
+    }
+    return 0;
 }
 
 void
@@ -515,6 +533,12 @@ mpb__link_clear(mpb__link *link)
     uint64_t count;
     while (read(link->own_wake_fd, &count, sizeof count) < 0 && errno == EINTR) {
     }
+}
+
+void
+mpb__link_nudge(mpb__link *link)
+{
+    wake(link->own_wake_fd);
 }
 
 size_t

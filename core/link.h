@@ -22,6 +22,9 @@ typedef struct mpb__link mpb__link;
 
 /* Bytes of each ring when the caller does not say. */
 #define MPB_LINK_DEFAULT_BYTES ((size_t)1 << 20)
+/* The longest message: a longer one breaks the link (as a peer writing
+ * outside the format does). */
+#define MPB_LINK_MAX_MESSAGE ((size_t)1 << 31)
 
 /* Coordinator: a new link with rings of ring_bytes each way (a power of
  * two, at least 4 KiB). 0, or a status with err. */
@@ -48,9 +51,12 @@ void mpb__link_send(mpb__link *link, const void *data, size_t len);
 /* Sends what is queued, as far as space allows; returns bytes still queued. */
 size_t mpb__link_flush(mpb__link *link);
 
-/* The next message: 1 with *data and *len (borrowed, see above), 0 when
- * none is there now, MPB_EPROTO when the peer broke the ring's format (the
- * link is then dead: every later call returns it too). */
+/* The next message: 1 with *data and *len (borrowed, see above; the
+ * bytes may be in shared memory the peer can still write: copy what must
+ * not change under you), 0 when none is there now (or a long message is
+ * still arriving), MPB_EPROTO when the peer broke the ring's format or
+ * sent a message over MPB_LINK_MAX_MESSAGE (the link is then dead: every
+ * later call returns it too). */
 int mpb__link_recv(mpb__link *link, const void **data, size_t *len);
 
 /* The fd that becomes readable when the peer sent a message or freed room
@@ -64,6 +70,10 @@ int mpb__link_arm(mpb__link *link);
 
 /* Consumes the wake fd's count after a wake-up. */
 void mpb__link_clear(mpb__link *link);
+
+/* Makes this side's own wake fd readable: a reader that stopped before
+ * the end of what was there comes back to it. */
+void mpb__link_nudge(mpb__link *link);
 
 /* Worker, before it exits: waits up to timeout_ms for queued messages to
  * go out. Returns bytes still queued. */

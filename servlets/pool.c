@@ -233,7 +233,10 @@ mpb__pool_link_of(mpb__pool *pool, const void *rid, size_t rid_len)
 static int
 send_out(mpb__pool *pool, const void *rid, size_t rid_len)
 {
-    if (pool->links != NULL && rid_len == MPB_POOL_LINK_RID_LEN) {
+    const unsigned char *r = rid;
+    if (rid_len == MPB_POOL_LINK_RID_LEN && r[0] == 0 && r[1] == 'L') {
+        /* no socket peer has such an id: ZeroMQ's own start with 0 and
+         * are 5 bytes, those peers choose never start with 0 */
         mpb__pool_link *pl = mpb__pool_link_of(pool, rid, rid_len);
         if (pl == NULL) {
             return MPB_ECLOSED; /* a worker an earlier launch started: gone */

@@ -102,10 +102,12 @@ struct mpb__pool {
     char *worker_exe;
     int start_timeout_ms;
     size_t max_item_bytes;
-    long long shm_bytes;   /* per launched worker: its shared item ring; 0: none */
-    mpb__shm_ring *rings;  /* items, one per launched worker (process pools), or NULL */
-    mpb__shm_ring *vrings; /* values coming back, one per launched worker, or NULL */
-    mpb__pool_link *links; /* frames, one per launched worker, or NULL (on the socket) */
+    long long shm_bytes;      /* per launched worker: its shared item ring; 0: none */
+    mpb__shm_ring *rings;     /* items, one per launched worker (process pools), or NULL */
+    mpb__shm_ring *vrings;    /* values coming back, one per launched worker, or NULL */
+    mpb__pool_link *links;    /* frames, one per launched worker, or NULL (on the socket) */
+    unsigned char *link_copy; /* a frame read from a link, copied out to decode */
+    size_t link_copy_cap;
     /* runtime */
     mpb__servlet_env env;
     void *router;

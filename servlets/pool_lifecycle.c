@@ -319,6 +319,7 @@ pool_destroy(mpb_servlet *self)
     free(pool->base.name);
     free(pool->base.path);
     msgpack_zone_destroy(&pool->zone);
+    free(pool->link_copy);
     mpb__wire_buf_free(&pool->out);
     free(pool);
 }

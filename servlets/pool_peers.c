@@ -287,6 +287,9 @@ handle_frame(mpb__pool *pool, const void *rid, size_t rid_len, const void *data,
     }
 }
 
+/* Messages read from one link before the loop's other sources get a turn. */
+#define LINK_MESSAGES_PER_TURN 1024
+
 /* Handles every message waiting on one link, and sends what waited for
  * room in it. A worker that broke the link's format is killed (its death
  * then fails its items and starts a replacement, as for any crash). */
@@ -298,13 +301,27 @@ receive_link(mpb__pool *pool, mpb__pool_link *pl)
     }
     unsigned char rid[MPB_POOL_LINK_RID_LEN];
     mpb__pool_link_rid(pl, rid);
+    unsigned handled = 0;
     do {
         mpb__link_flush(pl->link);
         const void *data;
         size_t len;
         int rc;
         while ((rc = mpb__link_recv(pl->link, &data, &len)) == 1) {
-            handle_frame(pool, rid, sizeof rid, data, len);
+            /* decoded from a private copy: the worker can still write the
+             * ring, and the decoder reads some bytes twice */
+            if (len > pool->link_copy_cap) {
+                pool->link_copy_cap = len > 2 * pool->link_copy_cap ? len : 2 * pool->link_copy_cap;
+                free(pool->link_copy);
+                pool->link_copy = mpb_malloc(pool->link_copy_cap);
+            }
+            memcpy(pool->link_copy, data, len);
+            handle_frame(pool, rid, sizeof rid, pool->link_copy, len);
+            if (++handled == LINK_MESSAGES_PER_TURN) {
+                /* the others get a turn; the loop comes back for the rest */
+                mpb__link_nudge(pl->link);
+                return;
+            }
         }
         if (rc < 0) {
             pl->broken = 1;
@@ -336,7 +353,7 @@ mpb__pool_wait_peers(mpb__pool *pool, int timeout_ms)
     int n = 0;
     items[n++] = (zmq_pollitem_t){.socket = pool->router, .events = ZMQ_POLLIN};
     for (unsigned i = 0; i < links; i++) {
-        if (mpb__link_arm(pool->links[i].link)) {
+        if (!pool->links[i].broken && mpb__link_arm(pool->links[i].link)) {
             timeout_ms = 0; /* a message is there already */
         }
         items[n++] =

@@ -77,12 +77,22 @@ find_worker_exe(const char *configured)
     return NULL;
 }
 
+/* The child is reaped: its pid may belong to another process from now on. */
+static void
+reaped(child *c)
+{
+    c->running = 0;
+    if (c->pool->links != NULL) {
+        c->pool->links[c->index].pid = 0;
+    }
+}
+
 static void
 child_exited(child *c, int wait_status)
 {
     char how[128];
     mpb__describe_exit(wait_status, how, sizeof how);
-    c->running = 0;
+    reaped(c);
     if (c->pidfd >= 0) {
         mpb__loop_remove_fd(c->pool->env.loop, c->pidfd);
         close(c->pidfd);
@@ -235,7 +245,7 @@ process_check_early_exit(mpb__pool *pool, char *err, size_t err_len)
         child *c = &st->children[i];
         int status = 0;
         if (c->running && mpb__reap(c->pid, &status) == 1) {
-            c->running = 0;
+            reaped(c);
             if (c->pidfd >= 0) {
                 mpb__loop_remove_fd(pool->env.loop, c->pidfd);
                 close(c->pidfd);
@@ -277,7 +287,7 @@ process_kill_all(mpb__pool *pool)
         int status;
         while (waitpid(c->pid, &status, 0) < 0 && errno == EINTR) {
         }
-        c->running = 0;
+        reaped(c);
         if (c->pidfd >= 0) {
             mpb__loop_remove_fd(pool->env.loop, c->pidfd);
             close(c->pidfd);

@@ -265,6 +265,110 @@ a_record_outside_the_format_kills_the_link(void **state)
     mpb__link_close(&coord);
 }
 
+/* The ring's shared pages, as a peer sees them: the header page, then
+ * ring 0 (to the worker) and ring 1. */
+static unsigned char *
+map_shared(mpb__link *link, size_t ring_bytes)
+{
+    int fds[3];
+    mpb__link_fds(link, fds);
+    unsigned char *map =
+        mmap(NULL, 4096 + 2 * ring_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fds[0], 0);
+    assert_true(map != MAP_FAILED);
+    return map;
+}
+
+/* A message cut into records arrives over several receive calls: each
+ * call reads what was there when it began, returns 0 while the message is
+ * incomplete, and the message comes whole once its last record is in. */
+static void
+a_message_still_arriving_is_not_handed_out(void **state)
+{
+    (void)state;
+    mpb__link *coord;
+    mpb__link *worker;
+    open_pair(4096, &coord, &worker);
+    size_t big = 3000; /* records of at most 1024 bytes: three of them */
+    unsigned char *buf = mpb_malloc(big);
+    fill(buf, 3, big);
+    const void *data;
+    size_t len;
+    /* fill the ring so that only part of the message fits now */
+    unsigned char filler[1500] = {0};
+    mpb__link_send(worker, filler, sizeof filler);
+    mpb__link_send(worker, buf, big);
+    assert_true(mpb__link_flush(worker) > 0); /* its tail waits for room */
+    assert_int_equal(mpb__link_recv(coord, &data, &len), 1);
+    assert_int_equal(len, sizeof filler);
+    assert_int_equal(mpb__link_recv(coord, &data, &len), 0); /* the head of it only */
+    assert_int_equal(mpb__link_flush(worker), 0);
+    assert_int_equal(mpb__link_recv(coord, &data, &len), 1);
+    assert_int_equal(len, big);
+    assert_true(matches(data, len, 3));
+    free(buf);
+    mpb__link_close(&worker);
+    mpb__link_close(&coord);
+}
+
+/* A peer that moves its tail where it cannot be does not make the other
+ * side write over what it has not read: the ring reads as full. */
+static void
+a_bogus_tail_reads_as_a_full_ring(void **state)
+{
+    (void)state;
+    mpb__link *coord;
+    mpb__link *worker;
+    open_pair(4096, &coord, &worker);
+    unsigned char *map = map_shared(coord, 4096);
+    mpb__link_send(coord, "one", 3);
+    /* ring 0's control block is the header page's second cache line
+     * (after magic and size), its tail the line after its head; put the
+     * tail past head */
+    uint64_t bogus = 1u << 20;
+    memcpy(map + 128, &bogus, sizeof bogus);
+    mpb__link_send(coord, "two", 3);
+    assert_true(mpb__link_flush(coord) > 0); /* queued, not written */
+    munmap(map, 4096 + 2 * 4096);
+    mpb__link_close(&worker);
+    mpb__link_close(&coord);
+}
+
+/* Reset drops what was queued for the old worker and a half-joined
+ * message from it. */
+static void
+reset_forgets_queued_and_half_joined_messages(void **state)
+{
+    (void)state;
+    mpb__link *coord;
+    mpb__link *worker;
+    open_pair(4096, &coord, &worker);
+    unsigned char buf[3000] = {0};
+    for (int i = 0; i < 4; i++) {
+        mpb__link_send(coord, buf, sizeof buf); /* more than fits: queued */
+    }
+    mpb__link_send(worker, buf, 2000);
+    mpb__link_send(worker, buf, sizeof buf);
+    const void *data;
+    size_t len;
+    assert_int_equal(mpb__link_recv(coord, &data, &len), 1);
+    assert_int_equal(mpb__link_recv(coord, &data, &len), 0); /* half of the second */
+    assert_true(mpb__link_flush(coord) > 0);
+    mpb__link_close(&worker);
+    mpb__link_reset(coord);
+    assert_int_equal(mpb__link_flush(coord), 0);
+    int fds[3];
+    mpb__link_fds(coord, fds);
+    int copies[3] = {dup(fds[0]), dup(fds[1]), dup(fds[2])};
+    assert_int_equal(mpb__link_attach(&worker, copies, NULL, 0), 0);
+    assert_int_equal(mpb__link_recv(worker, &data, &len), 0);
+    mpb__link_send(worker, "fresh", 5);
+    assert_int_equal(mpb__link_recv(coord, &data, &len), 1);
+    assert_int_equal(len, 5); /* not glued to the old half */
+    assert_memory_equal(data, "fresh", 5);
+    mpb__link_close(&worker);
+    mpb__link_close(&coord);
+}
+
 static void
 attaching_to_something_else_fails(void **state)
 {
@@ -373,6 +477,9 @@ main(void)
         cmocka_unit_test(the_wake_fd_is_written_only_for_a_sleeper),
         cmocka_unit_test(after_a_reset_a_new_worker_wakes_the_coordinator),
         cmocka_unit_test(a_record_outside_the_format_kills_the_link),
+        cmocka_unit_test(a_message_still_arriving_is_not_handed_out),
+        cmocka_unit_test(a_bogus_tail_reads_as_a_full_ring),
+        cmocka_unit_test(reset_forgets_queued_and_half_joined_messages),
         cmocka_unit_test(attaching_to_something_else_fails),
         cmocka_unit_test(a_child_process_echoes_a_stream_through_the_link),
     };
