@@ -9,8 +9,10 @@
  * flight), fullest credit first, many items per ITEMS frame. A RESULTS
  * frame completes slots and returns credit, then pump() runs again.
  *
- * Peers: a ROUTER socket; a peer becomes a worker by sending a valid READY
- * (launched here, or started by hand elsewhere and connected to `bind`).
+ * Peers: workers launched here talk through a shared-memory link each,
+ * others (started by hand elsewhere, connected to `bind`) through a ROUTER
+ * socket (pool_transport.c); a peer becomes a worker by sending a valid
+ * READY (pool_peers.c).
  * Anything a peer sends that does not decode, or does not fit its state, is
  * a protocol error: counted, logged, answered with ERROR, never fatal.
  *
@@ -203,58 +205,10 @@ mpb__pool_set_conn_state(mpb__pool *pool, mpb__conn *conn, mpb__conn_state state
 
 /* ---- sending ---- */
 
-void
-mpb__pool_link_rid(const mpb__pool_link *pl, unsigned char rid[MPB_POOL_LINK_RID_LEN])
-{
-    rid[0] = 0;
-    rid[1] = 'L';
-    memcpy(rid + 2, &pl->index, 4);
-    memcpy(rid + 6, &pl->generation, 4);
-}
-
-mpb__pool_link *
-mpb__pool_link_of(mpb__pool *pool, const void *rid, size_t rid_len)
-{
-    const unsigned char *r = rid;
-    if (pool->links == NULL || rid_len != MPB_POOL_LINK_RID_LEN || r[0] != 0 || r[1] != 'L') {
-        return NULL;
-    }
-    unsigned index;
-    uint32_t generation;
-    memcpy(&index, r + 2, 4);
-    memcpy(&generation, r + 6, 4);
-    if (index >= pool->workers || pool->links[index].generation != generation) {
-        return NULL;
-    }
-    return &pool->links[index];
-}
-
-/* pool->out to the peer rid names: through its link, or the socket. */
-static int
-send_out(mpb__pool *pool, const void *rid, size_t rid_len)
-{
-    const unsigned char *r = rid;
-    if (rid_len == MPB_POOL_LINK_RID_LEN && r[0] == 0 && r[1] == 'L') {
-        /* no socket peer has such an id: ZeroMQ's own start with 0 and
-         * are 5 bytes, those peers choose never start with 0 */
-        mpb__pool_link *pl = mpb__pool_link_of(pool, rid, rid_len);
-        if (pl == NULL) {
-            return MPB_ECLOSED; /* a worker an earlier launch started: gone */
-        }
-        mpb__link_send(pl->link, pool->out.sbuf.data, pool->out.sbuf.size);
-        return 0;
-    }
-    int rc = mpb__zmq_send(pool->router, rid, rid_len, ZMQ_SNDMORE);
-    if (rc == 0) {
-        rc = mpb__zmq_send(pool->router, pool->out.sbuf.data, pool->out.sbuf.size, 0);
-    }
-    return rc;
-}
-
 static int
 send_to(mpb__pool *pool, mpb__conn *conn)
 {
-    int rc = send_out(pool, conn->rid, conn->rid_len);
+    int rc = mpb__pool_send_out(pool, conn->rid, conn->rid_len);
     if (rc == 0) {
         conn->last_send_ns = mpb_now_ns();
     }
@@ -274,7 +228,7 @@ send_error_to_peer(mpb__pool *pool, const void *rid, size_t rid_len, const char 
 {
     mpb__wire_buf_reset(&pool->out);
     mpb__wire_pack_error(&pool->out, MPB_EPROTO, message);
-    send_out(pool, rid, rid_len);
+    mpb__pool_send_out(pool, rid, rid_len);
 }
 
 void

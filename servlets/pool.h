@@ -1,7 +1,10 @@
 /*
- * A pool: the leaf servlet that feeds items to workers over one ROUTER
- * socket. ProcessServlet and ThreadServlet are pools that differ only in
- * how workers are launched, watched and stopped (the launcher table).
+ * A pool: the leaf servlet that feeds items to workers, over a
+ * shared-memory link each for the local processes it launched, over one
+ * ROUTER socket for the rest. ProcessServlet and ThreadServlet are pools
+ * that differ only in how workers are launched, watched and stopped (the
+ * launcher table). pool.c: items; pool_peers.c: workers and their frames;
+ * pool_transport.c: bytes in and out; pool_lifecycle.c: start, stop, free.
  * Threading: dispatcher thread only. Ownership: the pool owns its config
  * copy, sockets, workers and launcher state.
  */
@@ -151,7 +154,8 @@ mpb_servlet *mpb__pool_new(const mpb_pool_config *config, const mpb__pool_launch
 void mpb__pool_worker_died(mpb__pool *pool, int index, int64_t pid, const char *how);
 
 /* ---- internals shared by pool.c (items), pool_peers.c (workers coming
- * and going) and pool_lifecycle.c (start, stop, free); dispatcher thread ---- */
+ * and going), pool_transport.c (bytes) and pool_lifecycle.c (start, stop,
+ * free); dispatcher thread ---- */
 
 #define MPB_POOL_SLOT_BITS 24
 #define MPB_POOL_SLOT_MASK ((1u << MPB_POOL_SLOT_BITS) - 1)
@@ -179,6 +183,12 @@ void mpb__pool_protocol_error(mpb__pool *pool, const void *rid, size_t rid_len, 
                               const char *reason);
 /* Answers WorkerCrashed for every item in flight on conn i; forgets it. */
 void mpb__pool_conn_lost(mpb__pool *pool, size_t i, const char *how);
+/* pool_transport.c: pool->out to the peer rid names, through its link or
+ * the socket (MPB_ECLOSED for a link's earlier worker). */
+int mpb__pool_send_out(mpb__pool *pool, const void *rid, size_t rid_len);
+/* pool_peers.c: one frame from the peer rid names. */
+void mpb__pool_handle_frame(mpb__pool *pool, const void *rid, size_t rid_len, const void *data,
+                            size_t len);
 /* Handles every message waiting on the ROUTER socket and the links, then
  * pumps. */
 void mpb__pool_receive_all(mpb__pool *pool);

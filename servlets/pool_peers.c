@@ -1,13 +1,12 @@
 /*
  * DESIGN
- * The pool's peers (see pool.c for the item flow): frames from the ROUTER
- * socket, workers joining with READY, leaving with BYE or by dying, and
- * being replaced. A dead local worker is handled a moment after its exit is
- * seen (DEATH_GRACE_MS), so results it sent just before dying still count.
- * Replacements are rate-limited (RESTART_BURST per RESTART_WINDOW_MS) and a
- * failed launch is retried every second.
+ * The pool's peers (see pool.c for the item flow, pool_transport.c for
+ * how frames arrive): what their frames mean, workers joining with READY,
+ * leaving with BYE or by dying, and being replaced. A dead local worker is handled a moment after
+ * its exit is seen (DEATH_GRACE_MS), so results it sent just before dying still count. Replacements
+ * are rate-limited (RESTART_BURST per RESTART_WINDOW_MS) and a failed launch is retried every
+ * second.
  */
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -217,8 +216,9 @@ handle_telemetry(mpb__pool *pool, const mpb__conn *conn, mpb_batch_telemetry *t)
     }
 }
 
-static void
-handle_frame(mpb__pool *pool, const void *rid, size_t rid_len, const void *data, size_t len)
+void
+mpb__pool_handle_frame(mpb__pool *pool, const void *rid, size_t rid_len, const void *data,
+                       size_t len)
 {
     mpb__frame frame;
     char reason[200];
@@ -285,117 +285,6 @@ handle_frame(mpb__pool *pool, const void *rid, size_t rid_len, const void *data,
         mpb__pool_protocol_error(pool, rid, rid_len, who, reason);
         break;
     }
-}
-
-/* Messages read from one link before the loop's other sources get a turn. */
-#define LINK_MESSAGES_PER_TURN 1024
-
-/* Handles every message waiting on one link, and sends what waited for
- * room in it. A worker that broke the link's format is killed (its death
- * then fails its items and starts a replacement, as for any crash). */
-static void
-receive_link(mpb__pool *pool, mpb__pool_link *pl)
-{
-    if (pl->broken) {
-        return;
-    }
-    unsigned char rid[MPB_POOL_LINK_RID_LEN];
-    mpb__pool_link_rid(pl, rid);
-    unsigned handled = 0;
-    do {
-        mpb__link_flush(pl->link);
-        const void *data;
-        size_t len;
-        int rc;
-        while ((rc = mpb__link_recv(pl->link, &data, &len)) == 1) {
-            /* decoded from a private copy: the worker can still write the
-             * ring, and the decoder reads some bytes twice */
-            if (len > pool->link_copy_cap) {
-                pool->link_copy_cap = len > 2 * pool->link_copy_cap ? len : 2 * pool->link_copy_cap;
-                free(pool->link_copy);
-                pool->link_copy = mpb_malloc(pool->link_copy_cap);
-            }
-            memcpy(pool->link_copy, data, len);
-            handle_frame(pool, rid, sizeof rid, pool->link_copy, len);
-            if (++handled == LINK_MESSAGES_PER_TURN) {
-                /* the others get a turn; the loop comes back for the rest */
-                mpb__link_nudge(pl->link);
-                return;
-            }
-        }
-        if (rc < 0) {
-            pl->broken = 1;
-            mpb__pool_protocol_error(pool, rid, sizeof rid, "a local worker",
-                                     "wrote outside its link's format; killing it");
-            if (pl->pid > 0) {
-                kill((pid_t)pl->pid, SIGKILL);
-            }
-            return;
-        }
-    } while (mpb__link_arm(pl->link));
-}
-
-void
-mpb__pool_on_link(mpb__loop *loop, void *arg)
-{
-    (void)loop;
-    mpb__pool_link *pl = arg;
-    mpb__link_clear(pl->link);
-    receive_link(pl->pool, pl);
-    mpb__pool_pump(pl->pool);
-}
-
-void
-mpb__pool_wait_peers(mpb__pool *pool, int timeout_ms)
-{
-    unsigned links = pool->links != NULL ? pool->workers : 0;
-    zmq_pollitem_t *items = mpb_calloc(1 + links, sizeof *items);
-    int n = 0;
-    items[n++] = (zmq_pollitem_t){.socket = pool->router, .events = ZMQ_POLLIN};
-    for (unsigned i = 0; i < links; i++) {
-        if (!pool->links[i].broken && mpb__link_arm(pool->links[i].link)) {
-            timeout_ms = 0; /* a message is there already */
-        }
-        items[n++] =
-            (zmq_pollitem_t){.fd = mpb__link_wake_fd(pool->links[i].link), .events = ZMQ_POLLIN};
-    }
-    zmq_poll(items, n, timeout_ms);
-    for (unsigned i = 0; i < links; i++) {
-        mpb__link_clear(pool->links[i].link);
-    }
-    free(items);
-}
-
-/* Handles every message waiting on the ROUTER socket and the links, then
- * feeds workers. */
-void
-mpb__pool_receive_all(mpb__pool *pool)
-{
-    for (unsigned i = 0; pool->links != NULL && i < pool->workers; i++) {
-        receive_link(pool, &pool->links[i]);
-    }
-    zmq_msg_t rid;
-    zmq_msg_t part;
-    zmq_msg_init(&rid);
-    zmq_msg_init(&part);
-    while (zmq_msg_recv(&rid, pool->router, ZMQ_DONTWAIT) >= 0) {
-        int more = zmq_msg_more(&rid);
-        while (more && zmq_msg_recv(&part, pool->router, 0) >= 0) {
-            more = zmq_msg_more(&part);
-            handle_frame(pool, zmq_msg_data(&rid), zmq_msg_size(&rid), zmq_msg_data(&part),
-                         zmq_msg_size(&part));
-        }
-    }
-    zmq_msg_close(&part);
-    zmq_msg_close(&rid);
-    mpb__pool_pump(pool);
-}
-
-void
-mpb__pool_on_router(mpb__loop *loop, void *arg)
-{
-    (void)loop;
-    mpb__pool_receive_all(arg);
 }
 
 void
