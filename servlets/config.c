@@ -205,10 +205,22 @@ mpb_config_load(const char *path, mpb_config **out, char *err, size_t err_len)
     return rc;
 }
 
+void
+mpb_pool_override_init(mpb_pool_override *o)
+{
+    *o = (mpb_pool_override){NULL, MPB_POOL_KEEP, MPB_POOL_KEEP, MPB_POOL_KEEP};
+}
+
+mpb_servlet *
+mpb_config_servlet_with(const mpb_config *config, const mpb_pool_override *o)
+{
+    return mpb__config_build(&config->servlet, o);
+}
+
 mpb_servlet *
 mpb_config_servlet(const mpb_config *config)
 {
-    return mpb__config_build(&config->servlet);
+    return mpb__config_build(&config->servlet, NULL);
 }
 
 void

@@ -80,6 +80,7 @@ int mpb__config_check_unique(parse_ctx *ctx, const yaml_node_t *mapping,
 /* Parses the servlet: section (a tree) into ctx->config->servlet. */
 int mpb__config_parse_servlet(parse_ctx *ctx, const yaml_node_t *node);
 void mpb__config_spec_free(servlet_spec *spec);
-mpb_servlet *mpb__config_build(const servlet_spec *spec);
+/* o may be NULL: the tree as the spec says. */
+mpb_servlet *mpb__config_build(const servlet_spec *spec, const mpb_pool_override *o);
 
 #endif

@@ -21,8 +21,8 @@
 static const char *const kind_names[] = {"process", "thread", "sequential", "ensemble", "switch"};
 
 static const char *const pool_fields[] = {
-    "kind",           "name",     "plugin",  "workers", "cpus",       "batch_size",
-    "batch_wait_us",  "capacity", "options", "bind",    "worker_exe", "start_timeout_ms",
+    "kind",           "name",      "plugin",  "workers", "cpus",       "batch_size",
+    "batch_wait_us",  "capacity",  "options", "bind",    "worker_exe", "start_timeout_ms",
     "max_item_bytes", "shm_bytes", NULL};
 static const char *const sequential_fields[] = {"kind", "name", "members", NULL};
 static const char *const ensemble_fields[] = {"kind", "name", "members", "errors", NULL};
@@ -570,19 +570,33 @@ mpb__config_spec_free(servlet_spec *spec)
 }
 
 mpb_servlet *
-mpb__config_build(const servlet_spec *spec)
+mpb__config_build(const servlet_spec *spec, const mpb_pool_override *o)
 {
     if (is_pool(spec->kind)) {
         mpb_pool_config pool = spec->pool;
         char buf[128];
         pool.name = spec_name(spec, buf, sizeof buf);
         pool.options = (const char *const *)spec->options;
-        return spec->kind == SPEC_THREAD ? mpb_thread_servlet_new(&pool)
-                                         : mpb_process_servlet_new(&pool);
+        servlet_kind kind = spec->kind;
+        if (o != NULL) {
+            if (o->kind != NULL) {
+                kind = strcmp(o->kind, "thread") == 0 ? SPEC_THREAD : SPEC_PROCESS;
+            }
+            if (o->workers != MPB_POOL_KEEP) {
+                pool.workers = (unsigned)o->workers;
+            }
+            if (o->batch_size != MPB_POOL_KEEP) {
+                pool.batch_size = o->batch_size;
+            }
+            if (o->batch_wait_us != MPB_POOL_KEEP) {
+                pool.batch_wait_us = o->batch_wait_us;
+            }
+        }
+        return kind == SPEC_THREAD ? mpb_thread_servlet_new(&pool) : mpb_process_servlet_new(&pool);
     }
     mpb_servlet **members = mpb_calloc(spec->n_members, sizeof(mpb_servlet *));
     for (size_t i = 0; i < spec->n_members; i++) {
-        members[i] = mpb__config_build(&spec->members[i]);
+        members[i] = mpb__config_build(&spec->members[i], o);
     }
     mpb_servlet *self = NULL;
     if (spec->kind == SPEC_SEQUENTIAL) {

@@ -30,6 +30,24 @@ MPB_EXPORT int mpb_config_parse(const char *text, size_t len, const char *name, 
 /* A new servlet tree as the config describes it; the caller owns it. */
 MPB_EXPORT mpb_servlet *mpb_config_servlet(const mpb_config *config);
 
+/* Settings put in place of every pool's own by mpb_config_servlet_with (a
+ * benchmark sweeping them): a field left at MPB_POOL_KEEP (kind NULL)
+ * keeps what the config says. */
+#define MPB_POOL_KEEP (-0x7fffffffffffffffLL)
+typedef struct mpb_pool_override {
+    const char *kind; /* "process" or "thread" */
+    long long workers;
+    long long batch_size;
+    long long batch_wait_us; /* MPB_BATCH_WAIT_AUTO: auto */
+} mpb_pool_override;
+
+/* Fills o with MPB_POOL_KEEP everywhere. */
+MPB_EXPORT void mpb_pool_override_init(mpb_pool_override *o);
+
+/* mpb_config_servlet with o applied to every pool of the tree. */
+MPB_EXPORT mpb_servlet *mpb_config_servlet_with(const mpb_config *config,
+                                                const mpb_pool_override *o);
+
 /* Server options from the config's `server:` section (defaults elsewhere). */
 MPB_EXPORT void mpb_config_server_options(const mpb_config *config, mpb_server_options *out);
 

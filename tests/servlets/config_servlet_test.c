@@ -158,6 +158,42 @@ settings_have_dotted_paths(void **state)
     mpb_config_destroy(&config);
 }
 
+/* An override replaces the settings of every pool of the tree (what a
+ * benchmark sweeps), and only those it sets. */
+static void
+an_override_applies_to_every_pool(void **state)
+{
+    (void)state;
+    mpb_config *config = parse_ok("servlet:\n  kind: sequential\n  members:\n"
+                                  "    - {name: a, plugin: passthrough, batch_size: 4}\n"
+                                  "    - {name: b, plugin: passthrough, kind: thread, "
+                                  "batch_wait_us: 7}\n");
+    mpb_pool_override o;
+    mpb_pool_override_init(&o);
+    o.workers = 2;
+    o.batch_size = 16;
+    mpb_servlet *root = mpb_config_servlet_with(config, &o);
+    mpb_config_destroy(&config);
+    mpb_server *server = test_server_over(&root, NULL);
+    mpb_worker_status w[8];
+    size_t n = mpb_server_workers(server, w, 8);
+    assert_int_equal(n, 4);
+    int b_workers = 0;
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(w[i].batch_size, 16);
+        size_t len = strlen(w[i].servlet);
+        if (len >= 2 && strcmp(w[i].servlet + len - 2, "/b") == 0) {
+            assert_int_equal(w[i].batch_wait_us, 7); /* kept */
+            b_workers++;
+        }
+    }
+    assert_int_equal(b_workers, 2);
+    mpb_result *r = NULL;
+    assert_int_equal(mpb_server_call(server, "x", 1, 5000, &r), 0);
+    mpb_result_destroy(&r);
+    mpb_server_destroy(&server);
+}
+
 static void
 bad_trees_point_at_the_node(void **state)
 {
@@ -227,6 +263,7 @@ main(void)
         cmocka_unit_test(a_three_deep_tree_runs),
         cmocka_unit_test(a_switch_routes_by_field_from_yaml),
         cmocka_unit_test(settings_have_dotted_paths),
+        cmocka_unit_test(an_override_applies_to_every_pool),
         cmocka_unit_test(bad_trees_point_at_the_node),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
