@@ -22,7 +22,39 @@
 #include "mpbatch/error.h"
 #include "servlets/config_int.h"
 
-/* server:, io:, tracking: hold scalars only; each known field is listed. */
+/* A list of scalars, remembered as one setting with its values joined by
+ * commas. */
+static int
+remember_list(parse_ctx *ctx, const char *path, const yaml_node_t *list)
+{
+    size_t len = 0;
+    for (yaml_node_item_t *i = list->data.sequence.items.start; i < list->data.sequence.items.top;
+         i++) {
+        const yaml_node_t *item = yaml_document_get_node(ctx->doc, *i);
+        const char *text = mpb__config_scalar(item);
+        if (text == NULL || strchr(text, ',') != NULL) {
+            return mpb__config_fail_at(ctx, item, "%s takes single values without commas", path);
+        }
+        len += strlen(text) + 1;
+    }
+    if (len == 0) {
+        return mpb__config_fail_at(ctx, list, "%s must not be empty", path);
+    }
+    char *joined = mpb_calloc(1, len);
+    for (yaml_node_item_t *i = list->data.sequence.items.start; i < list->data.sequence.items.top;
+         i++) {
+        if (*joined != '\0') {
+            strcat(joined, ",");
+        }
+        strcat(joined, mpb__config_scalar(yaml_document_get_node(ctx->doc, *i)));
+    }
+    mpb__config_remember(ctx->config, path, joined);
+    free(joined);
+    return 0;
+}
+
+/* server:, io:, tracking: hold scalars only, sweep: scalars or lists;
+ * each known field is listed. */
 static int
 parse_flat_section(parse_ctx *ctx, const char *section, const yaml_node_t *node,
                    const char *const *known)
@@ -45,11 +77,19 @@ parse_flat_section(parse_ctx *ctx, const char *section, const yaml_node_t *node,
         if (!is_known) {
             return mpb__config_unknown_field(ctx, key, section, name ? name : "?", known);
         }
+        char path[128];
+        snprintf(path, sizeof path, "%s.%s", section, name);
+        if (strcmp(section, "sweep") == 0 && value->type == YAML_SEQUENCE_NODE) {
+            /* an axis: its values joined by commas, as on the command line */
+            int rc = remember_list(ctx, path, value);
+            if (rc != 0) {
+                return rc;
+            }
+            continue;
+        }
         if (mpb__config_scalar(value) == NULL) {
             return mpb__config_fail_at(ctx, value, "%s.%s must be a single value", section, name);
         }
-        char path[128];
-        snprintf(path, sizeof path, "%s.%s", section, name);
         mpb__config_remember(ctx->config, path, mpb__config_scalar(value));
         long long n;
         if (strcmp(path, "server.capacity") == 0) {
@@ -76,12 +116,17 @@ parse_flat_section(parse_ctx *ctx, const char *section, const yaml_node_t *node,
     return 0;
 }
 
-static const char *const top_fields[] = {"servlet", "server", "io", "tracking", "serve", NULL};
+static const char *const top_fields[] = {"servlet", "server", "io", "tracking",
+                                         "serve",   "sweep",  NULL};
 static const char *const serve_fields[] = {"bind", "http", "max_message_bytes",
                                            "client_max_in_flight", NULL};
 static const char *const server_fields[] = {"capacity", "stop_timeout_ms", NULL};
 static const char *const io_fields[] = {"format", NULL};
 static const char *const tracking_fields[] = {"uri", "experiment", "run_name", NULL};
+/* what `mpb bench` sweeps (docs/bench.md); read by the bench, not here */
+static const char *const sweep_fields[] = {"kind", "workers", "batch_size", "batch_wait_us",
+                                           "load", "seconds", "items",      "dim",
+                                           "item", NULL};
 
 static int
 parse_root(parse_ctx *ctx, const yaml_node_t *root)
@@ -110,6 +155,8 @@ parse_root(parse_ctx *ctx, const yaml_node_t *root)
             rc = parse_flat_section(ctx, "tracking", value, tracking_fields);
         } else if (strcmp(name, "serve") == 0) {
             rc = parse_flat_section(ctx, "serve", value, serve_fields);
+        } else if (strcmp(name, "sweep") == 0) {
+            rc = parse_flat_section(ctx, "sweep", value, sweep_fields);
         } else {
             rc = mpb__config_unknown_field(ctx, key, "(top level)", name, top_fields);
         }

@@ -200,6 +200,43 @@ mpb_server_submit(mpb_server *self, const void *input, size_t len, int timeout_m
     return rc;
 }
 
+int
+mpb_server_submit_many(mpb_server *self, const void *const *inputs, const size_t *lens, size_t n,
+                       int timeout_ms, mpb_done_fn done, void *const *ctxs, size_t *submitted)
+{
+    if (submitted != NULL) {
+        *submitted = 0;
+    }
+    if (done == NULL || (n > 0 && (inputs == NULL || lens == NULL))) {
+        return MPB_EINVAL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (inputs[i] == NULL && lens[i] > 0) {
+            return MPB_EINVAL;
+        }
+        if (lens[i] > MPB_SERVER_MAX_ITEM_BYTES) {
+            return MPB_ELIMIT;
+        }
+    }
+    mpb__job **jobs = mpb_malloc((n ? n : 1) * sizeof *jobs);
+    for (size_t i = 0; i < n; i++) {
+        jobs[i] = mpb__job_new(self, inputs[i], lens[i], 0);
+        jobs[i]->finish = finish_submit;
+        jobs[i]->user_done = done;
+        jobs[i]->ctx = ctxs != NULL ? ctxs[i] : NULL;
+    }
+    size_t queued = 0;
+    int rc = n > 0 ? mpb__server_enqueue(self, jobs, n, timeout_ms, &queued) : 0;
+    for (size_t i = queued; i < n; i++) {
+        free(jobs[i]);
+    }
+    free(jobs);
+    if (submitted != NULL) {
+        *submitted = queued;
+    }
+    return rc;
+}
+
 /* ---- call ---- */
 
 typedef struct call_wait {

@@ -19,4 +19,7 @@ int mpb_cmd_call(int argc, char **argv);
 /* mpb plugins [list] | show NAME|PATH [--json] */
 int mpb_cmd_plugins(int argc, char **argv);
 
+/* mpb bench [--model P | --config SWEEP.yaml] [axes...] (tools/bench/) */
+int mpb_cmd_bench(int argc, char **argv);
+
 #endif

@@ -19,6 +19,7 @@ static const struct command commands[] = {
     {"call", mpb_cmd_call, "send input lines to a running mpb serve, print results in order"},
     {"runs", mpb_cmd_runs, "browse a tracking store: experiments, runs, metrics"},
     {"plugins", mpb_cmd_plugins, "list the worker plugins found, or show what one declares"},
+    {"bench", mpb_cmd_bench, "sweep batch size, wait, workers and load; tables, plots, runs"},
 };
 
 static void

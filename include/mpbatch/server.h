@@ -137,6 +137,18 @@ MPB_EXPORT int mpb_server_call_many(mpb_server *self, const void *const *inputs,
 MPB_EXPORT int mpb_server_submit(mpb_server *self, const void *input, size_t len, int timeout_ms,
                                  mpb_done_fn done, void *ctx);
 
+/* Submits n items as n calls of mpb_server_submit would, with one lock
+ * and one wake-up: done(ctxs[i], result) runs for item i on the dispatcher
+ * thread (ctxs NULL: ctx NULL for every item). Blocks while the server is
+ * at capacity, up to timeout_ms for each item (0: fail fast; < 0: no
+ * limit). Returns 0 with every item in; or why it stopped (MPB_EAGAIN,
+ * MPB_ETIMEDOUT, MPB_ECLOSED) with *submitted (may be NULL) telling how
+ * many went in first: their done runs, the others were not taken;
+ * MPB_EINVAL or MPB_ELIMIT with none taken. */
+MPB_EXPORT int mpb_server_submit_many(mpb_server *self, const void *const *inputs,
+                                      const size_t *lens, size_t n, int timeout_ms,
+                                      mpb_done_fn done, void *const *ctxs, size_t *submitted);
+
 /* Pulls inputs from next, keeps at most capacity in flight, and passes
  * results to on_output strictly in input order, on the calling thread:
  * each result as soon as it and every result before it are done. Inputs

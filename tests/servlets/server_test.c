@@ -249,6 +249,78 @@ call_many_answers_every_item_in_place(void **state)
     free(texts);
 }
 
+typedef struct many_seen {
+    atomic_uint calls;
+    atomic_uint wrong;
+} many_seen;
+
+static void
+count_many(void *ctx, mpb_result *result)
+{
+    /* ctx is the item's text: its value must be that text */
+    many_seen *seen = *(many_seen **)ctx;
+    const char *text = (const char *)ctx + sizeof(many_seen *);
+    size_t len;
+    const void *value = mpb_result_value(result, &len);
+    if (mpb_result_is_error(result) || len != strlen(text) || memcmp(value, text, len) != 0) {
+        atomic_fetch_add(&seen->wrong, 1);
+    }
+    atomic_fetch_add(&seen->calls, 1);
+    mpb_result_destroy(&result);
+}
+
+/* submit_many: each item's done runs once, with its own ctx; at capacity
+ * with no wait it takes what fits and says how many. */
+static void
+submit_many_calls_done_once_per_item(void **state)
+{
+    (void)state;
+    test_pool tp = {.kind = "process", .plugin = "passthrough", .workers = 2, .capacity = 100};
+    mpb_server *server = test_server_start(&tp);
+    enum { N = 1000 };
+    many_seen seen = {0};
+    typedef struct {
+        many_seen *seen;
+        char text[16];
+    } item;
+    item *items = mpb_calloc(N, sizeof *items);
+    const void **inputs = mpb_calloc(N, sizeof(void *));
+    size_t *lens = mpb_calloc(N, sizeof(size_t));
+    void **ctxs = mpb_calloc(N, sizeof(void *));
+    for (size_t i = 0; i < N; i++) {
+        items[i].seen = &seen;
+        lens[i] = (size_t)snprintf(items[i].text, 16, "item %zu", i);
+        inputs[i] = items[i].text;
+        ctxs[i] = &items[i];
+    }
+    size_t submitted = 0;
+    assert_int_equal(
+        mpb_server_submit_many(server, inputs, lens, N, -1, count_many, ctxs, &submitted), 0);
+    assert_int_equal(submitted, N);
+    while (atomic_load(&seen.calls) < N) {
+        usleep(1000);
+    }
+    assert_int_equal(atomic_load(&seen.wrong), 0);
+    /* at most 100 in flight and no waiting: the rest are refused */
+    assert_int_equal(
+        mpb_server_submit_many(server, inputs, lens, N, 0, count_many, ctxs, &submitted),
+        MPB_EAGAIN);
+    assert_true(submitted >= 100 && submitted < N);
+    while (atomic_load(&seen.calls) < N + submitted) {
+        usleep(1000);
+    }
+    usleep(50000); /* no late calls for the refused ones */
+    assert_int_equal(atomic_load(&seen.calls), N + submitted);
+    assert_int_equal(mpb_server_submit_many(server, inputs, lens, N, -1, NULL, ctxs, &submitted),
+                     MPB_EINVAL);
+    assert_int_equal(submitted, 0);
+    mpb_server_destroy(&server);
+    free(items);
+    free(inputs);
+    free(lens);
+    free(ctxs);
+}
+
 int
 main(void)
 {
@@ -259,6 +331,7 @@ main(void)
         cmocka_unit_test(input_failure_still_delivers_what_was_computed),
         cmocka_unit_test(slow_source_is_not_held_back),
         cmocka_unit_test(call_many_answers_every_item_in_place),
+        cmocka_unit_test(submit_many_calls_done_once_per_item),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

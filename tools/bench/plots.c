@@ -1,0 +1,228 @@
+/*
+ * Plots of a sweep, drawn by gnuplot (a separate program; without it the
+ * sweep still writes its table, JSON and CSV, and says so):
+ *
+ *   throughput.png  closed-loop items/s against batch size, a line per
+ *                   kind, worker count and wait
+ *   latency.png     open-loop p99 against offered items/s, a line per
+ *                   configuration, its knee marked: the highest load at
+ *                   which p99 stays within twice its value at the lowest
+ *                   load (beyond it, queueing takes over)
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "core/os/process.h"
+#include "core/util.h"
+#include "mpbatch/error.h"
+#include "mpbatch/worker.h"
+#include "tools/bench/bench_int.h"
+
+#define KNEE_FACTOR 2.0
+
+static int
+same_curve(const bench_row *a, const bench_row *b, int with_batch)
+{
+    return strcmp(a->point.kind, b->point.kind) == 0 && a->point.workers == b->point.workers &&
+           a->point.wait_us == b->point.wait_us &&
+           (!with_batch || a->point.batch_size == b->point.batch_size);
+}
+
+static void
+curve_title(const bench_row *r, int with_batch, char *out, size_t len)
+{
+    char wait[24];
+    if (r->point.wait_us == MPB_BATCH_WAIT_AUTO) {
+        snprintf(wait, sizeof wait, "auto");
+    } else {
+        snprintf(wait, sizeof wait, "%lld us", r->point.wait_us);
+    }
+    if (with_batch) {
+        snprintf(out, len, "batch %lld, %lld %s worker%s, wait %s", r->point.batch_size,
+                 r->point.workers, r->point.kind, r->point.workers == 1 ? "" : "s", wait);
+    } else {
+        snprintf(out, len, "%lld %s worker%s, wait %s", r->point.workers, r->point.kind,
+                 r->point.workers == 1 ? "" : "s", wait);
+    }
+}
+
+/* Writes the rows of one load kind as gnuplot data blocks, one per curve
+ * (in first-seen order), each with its title as a header line. Returns the
+ * number of blocks. */
+static int
+write_blocks(FILE *out, const bench_row *rows, size_t n, bench_load_kind kind, int with_batch,
+             FILE *knees)
+{
+    int *done = mpb_calloc(n ? n : 1, sizeof *done);
+    int blocks = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (done[i] || rows[i].point.load.kind != kind) {
+            continue;
+        }
+        char title[160];
+        curve_title(&rows[i], with_batch, title, sizeof title);
+        fprintf(out, "%s\"%s\"\n", blocks ? "\n\n" : "", title);
+        double low_load = -1;
+        double low_p99 = 0;
+        double knee_x = -1;
+        double knee_y = 0;
+        /* points of this curve in x order (insertion sort over what is left) */
+        for (;;) {
+            size_t pick = n;
+            for (size_t j = i; j < n; j++) {
+                if (!done[j] && rows[j].point.load.kind == kind &&
+                    same_curve(&rows[i], &rows[j], with_batch)) {
+                    double xj = kind == LOAD_CLOSED ? (double)rows[j].point.batch_size
+                                                    : rows[j].fig.offered_per_s;
+                    double xp = pick < n
+                                    ? (kind == LOAD_CLOSED ? (double)rows[pick].point.batch_size
+                                                           : rows[pick].fig.offered_per_s)
+                                    : 0;
+                    if (pick == n || xj < xp) {
+                        pick = j;
+                    }
+                }
+            }
+            if (pick == n) {
+                break;
+            }
+            done[pick] = 1;
+            const bench_figures *f = &rows[pick].fig;
+            if (kind == LOAD_CLOSED) {
+                fprintf(out, "%lld %.1f\n", rows[pick].point.batch_size, f->items_per_s);
+                continue;
+            }
+            fprintf(out, "%.1f %.4f\n", f->offered_per_s, f->p99_us / 1e3);
+            if (low_load < 0) {
+                low_load = f->offered_per_s;
+                low_p99 = f->p99_us;
+            }
+            if (f->p99_us <= KNEE_FACTOR * low_p99) {
+                knee_x = f->offered_per_s;
+                knee_y = f->p99_us / 1e3;
+            }
+        }
+        if (knees != NULL && knee_x >= 0) {
+            fprintf(knees, "%.1f %.4f\n", knee_x, knee_y);
+        }
+        blocks++;
+    }
+    free(done);
+    return blocks;
+}
+
+static int
+run_gnuplot(const char *script, char *err, size_t err_len)
+{
+    char *argv[] = {"gnuplot", (char *)script, NULL};
+    const char *candidates[] = {"/usr/bin/gnuplot", "/usr/local/bin/gnuplot"};
+    const char *exe = NULL;
+    for (size_t i = 0; i < sizeof candidates / sizeof candidates[0]; i++) {
+        if (access(candidates[i], X_OK) == 0) {
+            exe = candidates[i];
+            break;
+        }
+    }
+    if (exe == NULL) {
+        return mpb__set_error(err, err_len, MPB_ENOENT,
+                              "gnuplot not found (scripts/install-deps installs it); no plots");
+    }
+    pid_t pid;
+    int pidfd = -1;
+    int rc = mpb__spawn(exe, argv, &pid, &pidfd, err, err_len);
+    if (rc != 0) {
+        return rc;
+    }
+    if (pidfd >= 0) {
+        close(pidfd);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        return mpb__set_error(err, err_len, MPB_EIO, "gnuplot failed on %s", script);
+    }
+    return 0;
+}
+
+static void
+add_file(char ***files, size_t *n, char *path)
+{
+    *files = mpb_realloc(*files, (*n + 2) * sizeof **files);
+    (*files)[(*n)++] = path;
+    (*files)[*n] = NULL;
+}
+
+int
+mpb__bench_plot(const char *dir, const char *csv, const bench_row *rows, size_t n, char ***files,
+                char *err, size_t err_len)
+{
+    (void)csv;
+    size_t n_files = 0;
+    *files = NULL;
+    char *data = mpb_asprintf("%s/plots.dat", dir);
+    char *knees = mpb_asprintf("%s/knees.dat", dir);
+    char *script = mpb_asprintf("%s/plots.gp", dir);
+    FILE *d = fopen(data, "w");
+    FILE *k = fopen(knees, "w");
+    FILE *s = fopen(script, "w");
+    int rc = 0;
+    if (d == NULL || k == NULL || s == NULL) {
+        rc = mpb__set_error(err, err_len, MPB_EIO, "cannot write plot files in %s", dir);
+        goto out;
+    }
+    int closed_blocks = write_blocks(d, rows, n, LOAD_CLOSED, 0, NULL);
+    int min_batch = 1;
+    for (size_t i = 0; i < n; i++) {
+        min_batch &= rows[i].point.batch_size >= 1;
+    }
+    fprintf(d, "\n\n");
+    int open_blocks = write_blocks(d, rows, n, LOAD_OPEN, 1, k);
+    fprintf(s, "set terminal pngcairo size 1000,640 noenhanced\nset grid\nset key outside right\n");
+    if (closed_blocks > 0) {
+        char *png = mpb_asprintf("%s/throughput.png", dir);
+        fprintf(s,
+                "set output '%s'\nset title 'Throughput against batch size (closed loop)'\n"
+                "set xlabel 'batch size'\nset ylabel 'items/s'\n%s"
+                "plot for [i=0:%d] '%s' index i using 1:2 with linespoints title "
+                "columnheader(1)\nunset logscale\n",
+                png, min_batch ? "set logscale x 2\n" : "", closed_blocks - 1, data);
+        add_file(files, &n_files, png);
+    }
+    if (open_blocks > 0) {
+        char *png = mpb_asprintf("%s/latency.png", dir);
+        fprintf(s,
+                "set output '%s'\nset title 'p99 latency against offered load (open loop); "
+                "knees marked'\nset xlabel 'offered items/s'\nset ylabel 'p99 (ms)'\n"
+                "set logscale y 10\nplot for [i=%d:%d] '%s' index i using 1:2 with linespoints "
+                "title columnheader(1), '%s' using 1:2 with points pointtype 7 pointsize 2 "
+                "title 'knee (p99 within 2x its low-load value)'\n",
+                png, closed_blocks, closed_blocks + open_blocks - 1, data, knees);
+        add_file(files, &n_files, png);
+    }
+    fclose(s);
+    s = NULL;
+    fclose(d);
+    d = NULL;
+    fclose(k);
+    k = NULL;
+    if (closed_blocks + open_blocks > 0) {
+        rc = run_gnuplot(script, err, err_len);
+    }
+out:
+    if (d != NULL) {
+        fclose(d);
+    }
+    if (k != NULL) {
+        fclose(k);
+    }
+    if (s != NULL) {
+        fclose(s);
+    }
+    free(data);
+    free(knees);
+    free(script);
+    return rc;
+}
