@@ -6,12 +6,16 @@
  * The main thread feeds: mpb_server_submit per item, with a record (the
  * item's start time) the result's callback reads on the dispatcher thread,
  * which puts the latency in the load's histogram (the dispatcher is its
- * only writer) and gives the record back. Records come from a fixed pool:
- * a semaphore counts the free ones and a single-producer ring (dispatcher
- * in, feeder out) holds them, so a closed loop of N callers is N records,
- * and an open loop never has more items in flight than the pool.
+ * only writer) and gives the record back. Records come from a fixed pool,
+ * the free ones in a single-producer ring (dispatcher in, feeder out), so
+ * a closed loop of N callers is N records, and an open loop never has more
+ * items in flight than the pool. Items go in with mpb_server_submit_many,
+ * up to 256 a call, and the feeder sleeps on an eventfd the dispatcher
+ * writes once enough records are free.
  *
- * Closed loop: submit whenever a record is free; latency from submission.
+ * Closed loop: submit whenever records are free (once an eighth of them
+ * is: callers come back in bunches, not one wake-up per result); latency
+ * from submission.
  * Open loop: arrivals at Poisson times from the offered rate; an item is
  * submitted at its time (or as soon as the feeder catches up) and its
  * latency counts from the time it was due, so a server that makes the
@@ -22,11 +26,13 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <poll.h>
 #include <pthread.h>
-#include <semaphore.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
@@ -40,6 +46,7 @@
 #define RECORDS_OPEN 65536
 #define MAX_WORKERS 256
 #define DRAIN_TIMEOUT_S 120
+#define BUNCH 256 /* items submitted in one call at most */
 
 typedef struct load_run load_run;
 
@@ -53,11 +60,13 @@ struct load_run {
     mpb__histogram *hist;
     record *records;
     uint32_t n_records;
-    /* free records: the dispatcher pushes, the feeder pops */
+    /* free records: the dispatcher pushes, the feeder pops; a feeder that
+     * needs more than there are sets waiting_for and sleeps on wake_fd */
     uint32_t *free_ring;
     atomic_uint_fast64_t free_head; /* pushes so far */
-    uint64_t free_tail;             /* pops so far (feeder only) */
-    sem_t free_count;
+    atomic_uint_fast64_t free_tail; /* pops so far */
+    atomic_uint_fast64_t waiting_for;
+    int wake_fd;
     atomic_uint_fast64_t done;
     atomic_uint_fast64_t errors;
     atomic_int_fast64_t last_done_ns;
@@ -85,19 +94,54 @@ on_done(void *ctx, mpb_result *result)
     atomic_store_explicit(&run->free_head, at + 1, memory_order_release);
     atomic_store_explicit(&run->last_done_ns, now, memory_order_relaxed);
     atomic_fetch_add_explicit(&run->done, 1, memory_order_release);
-    sem_post(&run->free_count);
+    /* wake the feeder once enough are free (not for every one) */
+    atomic_thread_fence(memory_order_seq_cst);
+    uint64_t wanted = atomic_load_explicit(&run->waiting_for, memory_order_relaxed);
+    if (wanted != 0 && at + 1 - atomic_load(&run->free_tail) >= wanted &&
+        atomic_exchange(&run->waiting_for, 0) != 0) {
+        uint64_t one = 1;
+        ssize_t ignored = write(run->wake_fd, &one, sizeof one);
+        (void)ignored;
+    }
+}
+
+static uint64_t
+free_records(load_run *run)
+{
+    return atomic_load_explicit(&run->free_head, memory_order_acquire) -
+           atomic_load_explicit(&run->free_tail, memory_order_relaxed);
+}
+
+/* Waits until at least want records are free; returns how many are. */
+static uint64_t
+wait_free(load_run *run, uint64_t want)
+{
+    for (;;) {
+        uint64_t n = free_records(run);
+        if (n >= want) {
+            return n;
+        }
+        atomic_store(&run->waiting_for, want);
+        atomic_thread_fence(memory_order_seq_cst);
+        n = free_records(run);
+        if (n >= want) {
+            atomic_store(&run->waiting_for, 0);
+            return n;
+        }
+        struct pollfd pfd = {.fd = run->wake_fd, .events = POLLIN};
+        poll(&pfd, 1, 1000);
+        uint64_t count;
+        ssize_t ignored = read(run->wake_fd, &count, sizeof count);
+        (void)ignored;
+    }
 }
 
 static record *
-take_record(load_run *run)
+pop_record(load_run *run)
 {
-    while (sem_wait(&run->free_count) != 0 && errno == EINTR) {
-    }
-    /* the semaphore says one is pushed: its slot is published */
-    while (atomic_load_explicit(&run->free_head, memory_order_acquire) == run->free_tail) {
-    }
-    record *r = &run->records[run->free_ring[run->free_tail % run->n_records]];
-    run->free_tail++;
+    uint64_t tail = atomic_load_explicit(&run->free_tail, memory_order_relaxed);
+    record *r = &run->records[run->free_ring[tail % run->n_records]];
+    atomic_store_explicit(&run->free_tail, tail + 1, memory_order_release);
     return r;
 }
 
@@ -114,13 +158,13 @@ run_init(load_run *run, mpb__histogram *hist, uint32_t n_records)
         run->free_ring[i] = i;
     }
     atomic_store(&run->free_head, n_records);
-    sem_init(&run->free_count, 0, n_records);
+    run->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 }
 
 static void
 run_free(load_run *run)
 {
-    sem_destroy(&run->free_count);
+    close(run->wake_fd);
     free(run->records);
     free(run->free_ring);
 }
@@ -181,36 +225,90 @@ sleep_until(int64_t when_ns)
     }
 }
 
-/* Feeds the load; returns how many items went in (or a negative status). */
-static long long
-feed(mpb_server *server, const bench_plan *plan, load_run *run, const bench_load *load, double rate,
-     int64_t start_ns)
+/* Submits the n records in bunch as one call. */
+static int
+submit_bunch(mpb_server *server, const bench_plan *plan, record **bunch, size_t n)
 {
-    int64_t end_ns = start_ns + (int64_t)(plan->seconds * 1e9);
-    uint64_t rng = 0x9e3779b97f4a7c15ULL ^ (uint64_t)start_ns;
-    int64_t due = start_ns;
+    const void *inputs[BUNCH];
+    size_t lens[BUNCH];
+    for (size_t i = 0; i < n; i++) {
+        inputs[i] = plan->item;
+        lens[i] = plan->item_bytes;
+    }
+    return mpb_server_submit_many(server, inputs, lens, n, -1, on_done, (void *const *)bunch,
+                                  NULL);
+}
+
+/* Closed loop: whenever callers are free (a few at a time, not one wake-up
+ * per result), each submits again. */
+static long long
+feed_closed(mpb_server *server, const bench_plan *plan, load_run *run, int64_t end_ns)
+{
+    uint64_t bunch_min = run->n_records / 8 ? run->n_records / 8 : 1;
+    if (bunch_min > BUNCH) {
+        bunch_min = BUNCH;
+    }
     long long n = 0;
+    record *bunch[BUNCH];
+    while (plan->items > 0 ? n < plan->items : mpb_now_ns() < end_ns) {
+        uint64_t free_now = wait_free(run, bunch_min);
+        size_t k = free_now < BUNCH ? (size_t)free_now : BUNCH;
+        if (plan->items > 0 && (long long)k > plan->items - n) {
+            k = (size_t)(plan->items - n);
+        }
+        int64_t now = mpb_now_ns();
+        for (size_t i = 0; i < k; i++) {
+            bunch[i] = pop_record(run);
+            bunch[i]->due_ns = now;
+        }
+        int rc = submit_bunch(server, plan, bunch, k);
+        if (rc != 0) {
+            return rc;
+        }
+        n += (long long)k;
+    }
+    return n;
+}
+
+/* Open loop: items are due at Poisson times; everything due goes in at
+ * once (the feeder may lag: latency still counts from the due time). */
+static long long
+feed_open(mpb_server *server, const bench_plan *plan, load_run *run, double rate, int64_t start_ns,
+          int64_t end_ns)
+{
+    uint64_t rng = 0x9e3779b97f4a7c15ULL ^ (uint64_t)start_ns;
+    int64_t due = start_ns + (int64_t)(-log(uniform(&rng)) / rate * 1e9);
+    long long n = 0;
+    record *bunch[BUNCH];
     for (;;) {
         if (plan->items > 0 ? n >= plan->items : due >= end_ns) {
             return n;
         }
-        if (load->kind == LOAD_OPEN) {
-            due += (int64_t)(-log(uniform(&rng)) / rate * 1e9);
-            int64_t now = mpb_now_ns();
-            if (due > now + 50000) {
-                sleep_until(due);
+        int64_t now = mpb_now_ns();
+        if (due > now) {
+            /* sleep, never spin: a spinning feeder takes a core from the
+             * workers (the timer slack is set small, see below) */
+            sleep_until(due);
+            now = mpb_now_ns();
+        }
+        size_t k = 0;
+        while (k < BUNCH && due <= now && (plan->items > 0 ? n + (long long)k < plan->items
+                                                           : due < end_ns)) {
+            if (free_records(run) == 0 && (k > 0 || wait_free(run, 1) == 0)) {
+                break; /* send what is ready; the next round waits for a record */
             }
+            bunch[k] = pop_record(run);
+            bunch[k]->due_ns = due;
+            k++;
+            due += (int64_t)(-log(uniform(&rng)) / rate * 1e9);
         }
-        record *r = take_record(run);
-        if (load->kind == LOAD_CLOSED) {
-            due = mpb_now_ns();
+        if (k > 0) {
+            int rc = submit_bunch(server, plan, bunch, k);
+            if (rc != 0) {
+                return rc;
+            }
+            n += (long long)k;
         }
-        r->due_ns = due;
-        int rc = mpb_server_submit(server, plan->item, plan->item_bytes, -1, on_done, r);
-        if (rc != 0) {
-            return rc;
-        }
-        n++;
     }
 }
 
@@ -228,8 +326,13 @@ mpb__bench_run_load(bench_server *s, const bench_plan *plan, const bench_load *l
     mpb_server_stats_get(s->server, &before);
     double cpu_self = cpu_seconds_self();
     double cpu_workers = worker_cpu_seconds(s);
+    /* wake at an item's due time within microseconds, not the default
+     * 50 us of timer slack (the open loop sleeps until each arrival) */
+    prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
     int64_t start = mpb_now_ns();
-    long long n = feed(s->server, plan, &run, load, value, start);
+    int64_t end_ns = start + (int64_t)(plan->seconds * 1e9);
+    long long n = load->kind == LOAD_CLOSED ? feed_closed(s->server, plan, &run, end_ns)
+                                            : feed_open(s->server, plan, &run, value, start, end_ns);
     int rc = n < 0 ? (int)n : drain(&run, (uint64_t)n);
     int64_t end = atomic_load(&run.last_done_ns);
     mpb_server_stats_get(s->server, &after);

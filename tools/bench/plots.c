@@ -5,9 +5,9 @@
  *   throughput.png  closed-loop items/s against batch size, a line per
  *                   kind, worker count and wait
  *   latency.png     open-loop p99 against offered items/s, a line per
- *                   configuration, its knee marked: the highest load at
- *                   which p99 stays within twice its value at the lowest
- *                   load (beyond it, queueing takes over)
+ *                   configuration, its knee marked: the last load before
+ *                   p99 first exceeds twice its value at the lowest load
+ *                   (beyond it, queueing takes over)
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,6 +69,7 @@ write_blocks(FILE *out, const bench_row *rows, size_t n, bench_load_kind kind, i
         double low_p99 = 0;
         double knee_x = -1;
         double knee_y = 0;
+        int past_knee = 0;
         /* points of this curve in x order (insertion sort over what is left) */
         for (;;) {
             size_t pick = n;
@@ -100,7 +101,9 @@ write_blocks(FILE *out, const bench_row *rows, size_t n, bench_load_kind kind, i
                 low_load = f->offered_per_s;
                 low_p99 = f->p99_us;
             }
-            if (f->p99_us <= KNEE_FACTOR * low_p99) {
+            if (f->p99_us > KNEE_FACTOR * low_p99) {
+                past_knee = 1;
+            } else if (!past_knee) {
                 knee_x = f->offered_per_s;
                 knee_y = f->p99_us / 1e3;
             }
@@ -112,6 +115,28 @@ write_blocks(FILE *out, const bench_row *rows, size_t n, bench_load_kind kind, i
     }
     free(done);
     return blocks;
+}
+
+/* Distinct x values among the rows of one load kind (batch sizes for
+ * closed loops, offered rates for open ones). */
+static size_t
+distinct_x(const bench_row *rows, size_t n, bench_load_kind kind)
+{
+    size_t distinct = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (rows[i].point.load.kind != kind) {
+            continue;
+        }
+        double x = kind == LOAD_CLOSED ? (double)rows[i].point.batch_size : rows[i].fig.offered_per_s;
+        int seen = 0;
+        for (size_t j = 0; j < i && !seen; j++) {
+            seen = rows[j].point.load.kind == kind &&
+                   (kind == LOAD_CLOSED ? (double)rows[j].point.batch_size
+                                        : rows[j].fig.offered_per_s) == x;
+        }
+        distinct += !seen;
+    }
+    return distinct;
 }
 
 static int
@@ -173,19 +198,24 @@ mpb__bench_plot(const char *dir, const char *csv, const bench_row *rows, size_t 
         rc = mpb__set_error(err, err_len, MPB_EIO, "cannot write plot files in %s", dir);
         goto out;
     }
-    int closed_blocks = write_blocks(d, rows, n, LOAD_CLOSED, 0, NULL);
+    /* a plot needs two points on a line at least */
+    int closed_blocks = distinct_x(rows, n, LOAD_CLOSED) >= 2
+                            ? write_blocks(d, rows, n, LOAD_CLOSED, 0, NULL)
+                            : 0;
     int min_batch = 1;
     for (size_t i = 0; i < n; i++) {
         min_batch &= rows[i].point.batch_size >= 1;
     }
     fprintf(d, "\n\n");
-    int open_blocks = write_blocks(d, rows, n, LOAD_OPEN, 1, k);
-    fprintf(s, "set terminal pngcairo size 1000,640 noenhanced\nset grid\nset key outside right\n");
+    int open_blocks =
+        distinct_x(rows, n, LOAD_OPEN) >= 2 ? write_blocks(d, rows, n, LOAD_OPEN, 1, k) : 0;
+    fprintf(s, "set terminal pngcairo size 900,600 noenhanced\nset grid\nset key top left\n"
+               "set format x '%%.1s%%c'\nset format y '%%.1s%%c'\n");
     if (closed_blocks > 0) {
         char *png = mpb_asprintf("%s/throughput.png", dir);
         fprintf(s,
                 "set output '%s'\nset title 'Throughput against batch size (closed loop)'\n"
-                "set xlabel 'batch size'\nset ylabel 'items/s'\n%s"
+                "set xlabel 'batch size'\nset ylabel 'items/s'\nset format x '%%g'\n%s"
                 "plot for [i=0:%d] '%s' index i using 1:2 with linespoints title "
                 "columnheader(1)\nunset logscale\n",
                 png, min_batch ? "set logscale x 2\n" : "", closed_blocks - 1, data);
@@ -196,9 +226,9 @@ mpb__bench_plot(const char *dir, const char *csv, const bench_row *rows, size_t 
         fprintf(s,
                 "set output '%s'\nset title 'p99 latency against offered load (open loop); "
                 "knees marked'\nset xlabel 'offered items/s'\nset ylabel 'p99 (ms)'\n"
-                "set logscale y 10\nplot for [i=%d:%d] '%s' index i using 1:2 with linespoints "
+                "set format x '%%.1s%%c'\nset format y '%%g'\nset logscale y 10\nplot for [i=%d:%d] '%s' index i using 1:2 with linespoints "
                 "title columnheader(1), '%s' using 1:2 with points pointtype 7 pointsize 2 "
-                "title 'knee (p99 within 2x its low-load value)'\n",
+                "title 'knee: last load before p99 passes 2x its low-load value'\n",
                 png, closed_blocks, closed_blocks + open_blocks - 1, data, knees);
         add_file(files, &n_files, png);
     }
