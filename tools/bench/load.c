@@ -235,8 +235,7 @@ submit_bunch(mpb_server *server, const bench_plan *plan, record **bunch, size_t 
         inputs[i] = plan->item;
         lens[i] = plan->item_bytes;
     }
-    return mpb_server_submit_many(server, inputs, lens, n, -1, on_done, (void *const *)bunch,
-                                  NULL);
+    return mpb_server_submit_many(server, inputs, lens, n, -1, on_done, (void *const *)bunch, NULL);
 }
 
 /* Closed loop: whenever callers are free (a few at a time, not one wake-up
@@ -292,8 +291,8 @@ feed_open(mpb_server *server, const bench_plan *plan, load_run *run, double rate
             now = mpb_now_ns();
         }
         size_t k = 0;
-        while (k < BUNCH && due <= now && (plan->items > 0 ? n + (long long)k < plan->items
-                                                           : due < end_ns)) {
+        while (k < BUNCH && due <= now &&
+               (plan->items > 0 ? n + (long long)k < plan->items : due < end_ns)) {
             if (free_records(run) == 0 && (k > 0 || wait_free(run, 1) == 0)) {
                 break; /* send what is ready; the next round waits for a record */
             }
@@ -331,8 +330,9 @@ mpb__bench_run_load(bench_server *s, const bench_plan *plan, const bench_load *l
     prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
     int64_t start = mpb_now_ns();
     int64_t end_ns = start + (int64_t)(plan->seconds * 1e9);
-    long long n = load->kind == LOAD_CLOSED ? feed_closed(s->server, plan, &run, end_ns)
-                                            : feed_open(s->server, plan, &run, value, start, end_ns);
+    long long n = load->kind == LOAD_CLOSED
+                      ? feed_closed(s->server, plan, &run, end_ns)
+                      : feed_open(s->server, plan, &run, value, start, end_ns);
     int rc = n < 0 ? (int)n : drain(&run, (uint64_t)n);
     int64_t end = atomic_load(&run.last_done_ns);
     mpb_server_stats_get(s->server, &after);

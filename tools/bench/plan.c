@@ -245,6 +245,12 @@ int
 mpb__bench_model_config(bench_plan *plan, const char *model, const char *const *options, size_t dim,
                         char *err, size_t err_len)
 {
+    char *resolved = NULL; /* a plugin that is not there fails now, not at the first point */
+    int found = mpb__plugin_resolve(model, &resolved, err, err_len);
+    free(resolved);
+    if (found != 0) {
+        return found;
+    }
     size_t cap = 256 + strlen(model);
     for (size_t i = 0; options != NULL && options[i] != NULL; i++) {
         cap += strlen(options[i]) + 16;

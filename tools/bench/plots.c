@@ -127,7 +127,8 @@ distinct_x(const bench_row *rows, size_t n, bench_load_kind kind)
         if (rows[i].point.load.kind != kind) {
             continue;
         }
-        double x = kind == LOAD_CLOSED ? (double)rows[i].point.batch_size : rows[i].fig.offered_per_s;
+        double x =
+            kind == LOAD_CLOSED ? (double)rows[i].point.batch_size : rows[i].fig.offered_per_s;
         int seen = 0;
         for (size_t j = 0; j < i && !seen; j++) {
             seen = rows[j].point.load.kind == kind &&
@@ -199,9 +200,8 @@ mpb__bench_plot(const char *dir, const char *csv, const bench_row *rows, size_t 
         goto out;
     }
     /* a plot needs two points on a line at least */
-    int closed_blocks = distinct_x(rows, n, LOAD_CLOSED) >= 2
-                            ? write_blocks(d, rows, n, LOAD_CLOSED, 0, NULL)
-                            : 0;
+    int closed_blocks =
+        distinct_x(rows, n, LOAD_CLOSED) >= 2 ? write_blocks(d, rows, n, LOAD_CLOSED, 0, NULL) : 0;
     int min_batch = 1;
     for (size_t i = 0; i < n; i++) {
         min_batch &= rows[i].point.batch_size >= 1;
@@ -226,7 +226,8 @@ mpb__bench_plot(const char *dir, const char *csv, const bench_row *rows, size_t 
         fprintf(s,
                 "set output '%s'\nset title 'p99 latency against offered load (open loop); "
                 "knees marked'\nset xlabel 'offered items/s'\nset ylabel 'p99 (ms)'\n"
-                "set format x '%%.1s%%c'\nset format y '%%g'\nset logscale y 10\nplot for [i=%d:%d] '%s' index i using 1:2 with linespoints "
+                "set format x '%%.1s%%c'\nset format y '%%g'\nset logscale y 10\nplot for "
+                "[i=%d:%d] '%s' index i using 1:2 with linespoints "
                 "title columnheader(1), '%s' using 1:2 with points pointtype 7 pointsize 2 "
                 "title 'knee: last load before p99 passes 2x its low-load value'\n",
                 png, closed_blocks, closed_blocks + open_blocks - 1, data, knees);
