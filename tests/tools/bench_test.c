@@ -113,7 +113,7 @@ one_configuration_prints_a_row_per_baseline(void **state)
         assert_string_equal(cJSON_GetObjectItem(row, "kind")->valuestring, "process");
         assert_int_equal((int)number(row, "workers"), 2);
         assert_int_equal((int)number(row, "batch_size"), 8);
-        assert_string_equal(cJSON_GetObjectItem(row, "load")->valuestring, "closed:64");
+        assert_string_equal(cJSON_GetObjectItem(row, "load")->valuestring, "closed:256");
         assert_true(number(row, "items") > 1000);
         assert_true(number(row, "errors") == 0);
         assert_true(number(row, "items_per_s") > 0);
@@ -137,7 +137,7 @@ one_configuration_prints_a_row_per_baseline(void **state)
     snprintf(path, sizeof path, "%s/res/results.csv", d.path);
     char *csv = slurp(path);
     assert_int_equal(count_lines(csv), 2); /* header and the one point */
-    assert_non_null(strstr(csv, "passthrough,process,2,8,auto,closed:64,closed,"));
+    assert_non_null(strstr(csv, "passthrough,process,2,8,auto,closed:256,closed,"));
     free(csv);
 
     /* the sweep as a parent run, the point as a nested run, the files as

@@ -21,6 +21,7 @@
 #include "mpbatch/tracking.h"
 #include "mpbatch/worker.h"
 #include "tools/bench/bench_int.h"
+#include "tracking/fs_util.h"
 #include "tools/commands.h"
 
 #define MAX_OPTIONS 64
@@ -449,9 +450,9 @@ run_point(sweep *s, bench_point point)
         bench_load load = plan->loads[l];
         double value = load.value;
         if (load.kind == LOAD_CLOSED && value == 0) {
-            long long per = point.batch_size > 0 ? point.batch_size : 1;
-            value = 4.0 * (double)(point.workers * per);
-            value = value < 64 ? 64 : value;
+            /* more than every worker's credit (6 x batch, at least 64) */
+            long long per = point.batch_size > 0 ? 8 * point.batch_size : 8;
+            value = (double)(point.workers * (per > 128 ? per : 128));
         }
         if (load.kind == LOAD_OPEN && load.share > 0) {
             value = load.share * capacity;
@@ -576,8 +577,9 @@ mpb_cmd_bench(int argc, char **argv)
     }
     closed_first(&plan);
     char *out_dir = plan.out_dir ? mpb_strdup(plan.out_dir) : default_out_dir();
-    if (mkdir(out_dir, 0777) != 0 && errno != EEXIST) {
-        fprintf(stderr, "mpb bench: cannot make %s: %s\n", out_dir, strerror(errno));
+    int made = mpb__fs_mkdir_p(out_dir);
+    if (made != 0) {
+        fprintf(stderr, "mpb bench: cannot make %s: %s\n", out_dir, mpb_strerror(made));
         free(out_dir);
         mpb__bench_plan_free(&plan);
         return 2;

@@ -31,21 +31,54 @@ same_curve(const bench_row *a, const bench_row *b, int with_batch)
            (!with_batch || a->point.batch_size == b->point.batch_size);
 }
 
+/* What every row shares (said once, in the plot's title) and what tells
+ * curves apart (said in each line's title). */
+typedef struct shared {
+    int kind;
+    int wait;
+    char text[96];
+} shared;
+
 static void
-curve_title(const bench_row *r, int with_batch, char *out, size_t len)
+wait_text(long long wait_us, char *out, size_t len)
+{
+    if (wait_us == MPB_BATCH_WAIT_AUTO) {
+        snprintf(out, len, "auto");
+    } else {
+        snprintf(out, len, "%lld us", wait_us);
+    }
+}
+
+static void
+find_shared(const bench_row *rows, size_t n, shared *sh)
+{
+    sh->kind = 1;
+    sh->wait = 1;
+    for (size_t i = 1; i < n; i++) {
+        sh->kind &= strcmp(rows[i].point.kind, rows[0].point.kind) == 0;
+        sh->wait &= rows[i].point.wait_us == rows[0].point.wait_us;
+    }
+    char wait[24];
+    wait_text(n ? rows[0].point.wait_us : 0, wait, sizeof wait);
+    snprintf(sh->text, sizeof sh->text, "%s%s%s%s%s", sh->kind && n ? rows[0].point.kind : "",
+             sh->kind && n ? " workers" : "", sh->kind && sh->wait && n ? ", " : "",
+             sh->wait && n ? "wait " : "", sh->wait && n ? wait : "");
+}
+
+static void
+curve_title(const bench_row *r, int with_batch, const shared *sh, char *out, size_t len)
 {
     char wait[24];
-    if (r->point.wait_us == MPB_BATCH_WAIT_AUTO) {
-        snprintf(wait, sizeof wait, "auto");
-    } else {
-        snprintf(wait, sizeof wait, "%lld us", r->point.wait_us);
-    }
+    wait_text(r->point.wait_us, wait, sizeof wait);
+    int at = 0;
     if (with_batch) {
-        snprintf(out, len, "batch %lld, %lld %s worker%s, wait %s", r->point.batch_size,
-                 r->point.workers, r->point.kind, r->point.workers == 1 ? "" : "s", wait);
-    } else {
-        snprintf(out, len, "%lld %s worker%s, wait %s", r->point.workers, r->point.kind,
-                 r->point.workers == 1 ? "" : "s", wait);
+        at = snprintf(out, len, "batch %lld, ", r->point.batch_size);
+    }
+    at += snprintf(out + at, len - (size_t)at, "%lld%s%s worker%s", r->point.workers,
+                   sh->kind ? "" : " ", sh->kind ? "" : r->point.kind,
+                   r->point.workers == 1 ? "" : "s");
+    if (!sh->wait) {
+        snprintf(out + at, len - (size_t)at, ", wait %s", wait);
     }
 }
 
@@ -54,7 +87,7 @@ curve_title(const bench_row *r, int with_batch, char *out, size_t len)
  * number of blocks. */
 static int
 write_blocks(FILE *out, const bench_row *rows, size_t n, bench_load_kind kind, int with_batch,
-             FILE *knees)
+             const shared *sh, FILE *knees)
 {
     int *done = mpb_calloc(n ? n : 1, sizeof *done);
     int blocks = 0;
@@ -63,7 +96,7 @@ write_blocks(FILE *out, const bench_row *rows, size_t n, bench_load_kind kind, i
             continue;
         }
         char title[160];
-        curve_title(&rows[i], with_batch, title, sizeof title);
+        curve_title(&rows[i], with_batch, sh, title, sizeof title);
         fprintf(out, "%s\"%s\"\n", blocks ? "\n\n" : "", title);
         double low_load = -1;
         double low_p99 = 0;
@@ -140,10 +173,13 @@ distinct_x(const bench_row *rows, size_t n, bench_load_kind kind)
     return distinct;
 }
 
+/* Runs plots.gp in dir (its file names are relative: `cd DIR && gnuplot
+ * plots.gp` draws them again). */
 static int
-run_gnuplot(const char *script, char *err, size_t err_len)
+run_gnuplot(const char *dir, char *err, size_t err_len)
 {
-    char *argv[] = {"gnuplot", (char *)script, NULL};
+    char *cd = mpb_asprintf("cd '%s'", dir);
+    char *argv[] = {"gnuplot", "-e", cd, "plots.gp", NULL};
     const char *candidates[] = {"/usr/bin/gnuplot", "/usr/local/bin/gnuplot"};
     const char *exe = NULL;
     for (size_t i = 0; i < sizeof candidates / sizeof candidates[0]; i++) {
@@ -153,12 +189,14 @@ run_gnuplot(const char *script, char *err, size_t err_len)
         }
     }
     if (exe == NULL) {
+        free(cd);
         return mpb__set_error(err, err_len, MPB_ENOENT,
                               "gnuplot not found (scripts/install-deps installs it); no plots");
     }
     pid_t pid;
     int pidfd = -1;
     int rc = mpb__spawn(exe, argv, &pid, &pidfd, err, err_len);
+    free(cd);
     if (rc != 0) {
         return rc;
     }
@@ -168,7 +206,7 @@ run_gnuplot(const char *script, char *err, size_t err_len)
     int status = 0;
     waitpid(pid, &status, 0);
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        return mpb__set_error(err, err_len, MPB_EIO, "gnuplot failed on %s", script);
+        return mpb__set_error(err, err_len, MPB_EIO, "gnuplot failed on %s/plots.gp", dir);
     }
     return 0;
 }
@@ -199,38 +237,44 @@ mpb__bench_plot(const char *dir, const char *csv, const bench_row *rows, size_t 
         rc = mpb__set_error(err, err_len, MPB_EIO, "cannot write plot files in %s", dir);
         goto out;
     }
+    shared sh;
+    find_shared(rows, n, &sh);
     /* a plot needs two points on a line at least */
-    int closed_blocks =
-        distinct_x(rows, n, LOAD_CLOSED) >= 2 ? write_blocks(d, rows, n, LOAD_CLOSED, 0, NULL) : 0;
+    int closed_blocks = distinct_x(rows, n, LOAD_CLOSED) >= 2
+                            ? write_blocks(d, rows, n, LOAD_CLOSED, 0, &sh, NULL)
+                            : 0;
     int min_batch = 1;
     for (size_t i = 0; i < n; i++) {
         min_batch &= rows[i].point.batch_size >= 1;
     }
     fprintf(d, "\n\n");
     int open_blocks =
-        distinct_x(rows, n, LOAD_OPEN) >= 2 ? write_blocks(d, rows, n, LOAD_OPEN, 1, k) : 0;
-    fprintf(s, "set terminal pngcairo size 900,600 noenhanced\nset grid\nset key top left\n"
+        distinct_x(rows, n, LOAD_OPEN) >= 2 ? write_blocks(d, rows, n, LOAD_OPEN, 1, &sh, k) : 0;
+    fprintf(s, "set terminal pngcairo size 1000,600 noenhanced\nset grid\n"
+               "set key outside right top\n"
                "set format x '%%.1s%%c'\nset format y '%%.1s%%c'\n");
     if (closed_blocks > 0) {
         char *png = mpb_asprintf("%s/throughput.png", dir);
         fprintf(s,
-                "set output '%s'\nset title 'Throughput against batch size (closed loop)'\n"
+                "set output '%s'\nset title 'Throughput against batch size (closed loop%s%s)'\n"
                 "set xlabel 'batch size'\nset ylabel 'items/s'\nset format x '%%g'\n%s"
                 "plot for [i=0:%d] '%s' index i using 1:2 with linespoints title "
                 "columnheader(1)\nunset logscale\n",
-                png, min_batch ? "set logscale x 2\n" : "", closed_blocks - 1, data);
+                "throughput.png", sh.text[0] ? "; " : "", sh.text,
+                min_batch ? "set logscale x 2\n" : "", closed_blocks - 1, "plots.dat");
         add_file(files, &n_files, png);
     }
     if (open_blocks > 0) {
         char *png = mpb_asprintf("%s/latency.png", dir);
         fprintf(s,
-                "set output '%s'\nset title 'p99 latency against offered load (open loop); "
-                "knees marked'\nset xlabel 'offered items/s'\nset ylabel 'p99 (ms)'\n"
+                "set output '%s'\nset title 'p99 latency against offered load (open "
+                "loop%s%s)'\nset xlabel 'offered items/s'\nset ylabel 'p99 (ms)'\n"
                 "set format x '%%.1s%%c'\nset format y '%%g'\nset logscale y 10\nplot for "
                 "[i=%d:%d] '%s' index i using 1:2 with linespoints "
                 "title columnheader(1), '%s' using 1:2 with points pointtype 7 pointsize 2 "
-                "title 'knee: last load before p99 passes 2x its low-load value'\n",
-                png, closed_blocks, closed_blocks + open_blocks - 1, data, knees);
+                "title 'knee'\n",
+                "latency.png", sh.text[0] ? "; " : "", sh.text, closed_blocks,
+                closed_blocks + open_blocks - 1, "plots.dat", "knees.dat");
         add_file(files, &n_files, png);
     }
     fclose(s);
@@ -240,7 +284,7 @@ mpb__bench_plot(const char *dir, const char *csv, const bench_row *rows, size_t 
     fclose(k);
     k = NULL;
     if (closed_blocks + open_blocks > 0) {
-        rc = run_gnuplot(script, err, err_len);
+        rc = run_gnuplot(dir, err, err_len);
     }
 out:
     if (d != NULL) {
