@@ -96,5 +96,5 @@ mpb__histogram_quantile(const mpb__histogram *h, double q)
 double
 mpb__histogram_mean(const mpb__histogram *h)
 {
-    return h->count ? (double)(h->sum / h->count) : 0;
+    return h->count ? (double)h->sum / (double)h->count : 0;
 }

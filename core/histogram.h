@@ -21,7 +21,7 @@ typedef struct mpb__histogram {
     uint64_t count;
     uint64_t min;
     uint64_t max;
-    long double sum;
+    uint64_t sum; /* wraps past 1.8e19: 584 years of ns */
     uint64_t buckets[MPB_HISTOGRAM_BUCKETS];
 } mpb__histogram;
 

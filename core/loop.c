@@ -44,6 +44,7 @@ struct mpb__loop {
     size_t cap_timers;
     uint64_t next_timer_id;
     int dirty;
+    int64_t now_ns; /* when the current round's poll returned */
 };
 
 mpb__loop *
@@ -51,6 +52,7 @@ mpb__loop_new(void)
 {
     mpb__loop *self = mpb_calloc(1, sizeof *self);
     self->next_timer_id = 1;
+    self->now_ns = mpb_now_ns();
     return self;
 }
 
@@ -216,6 +218,7 @@ mpb__loop_run_once(mpb__loop *self, int64_t max_wait_ms)
     }
     long timeout = (long)poll_timeout_ms(self, max_wait_ms);
     int ready = zmq_poll(self->items, (int)n, timeout);
+    self->now_ns = mpb_now_ns();
     if (ready < 0) {
         return zmq_errno() == EINTR ? 0 : mpb__zmq_status();
     }
@@ -231,4 +234,10 @@ mpb__loop_run_once(mpb__loop *self, int64_t max_wait_ms)
     }
     run_timers(self);
     return 0;
+}
+
+int64_t
+mpb__loop_now(const mpb__loop *self)
+{
+    return self->now_ns;
 }

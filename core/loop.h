@@ -32,4 +32,8 @@ void mpb__loop_cancel_timer(mpb__loop *self, uint64_t id);
  * what is ready. Returns 0, or a negative status when polling failed. */
 int mpb__loop_run_once(mpb__loop *self, int64_t max_wait_ms);
 
+/* When the current round's poll returned (mpb_now_ns's clock): one clock
+ * read per round for callbacks that stamp many items. */
+int64_t mpb__loop_now(const mpb__loop *self);
+
 #endif

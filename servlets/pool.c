@@ -64,7 +64,7 @@ slot_take(mpb__pool *pool, mpb__task *task)
         pool->free_slots = mpb_realloc(pool->free_slots, (pool->n_slots + grow) * sizeof(uint32_t));
         for (size_t i = 0; i < grow; i++) {
             size_t index = pool->n_slots + grow - 1 - i;
-            pool->slots[index] = (mpb__slot){NULL, 0, -1, 0, -1, 0};
+            pool->slots[index] = (mpb__slot){NULL, 0, -1, 0, -1, 0, 0};
             pool->free_slots[pool->n_free++] = (uint32_t)index;
         }
         pool->n_slots += grow;
@@ -76,6 +76,7 @@ slot_take(mpb__pool *pool, mpb__task *task)
     slot->conn = -1;
     slot->busy = 1;
     slot->shm_index = -1;
+    slot->start_ns = mpb__loop_now(pool->env.loop);
     return index;
 }
 
@@ -83,6 +84,16 @@ static uint64_t
 slot_id(const mpb__pool *pool, uint32_t index)
 {
     return (pool->slots[index].seq << MPB_POOL_SLOT_BITS) | index;
+}
+
+/* Answers task, counting it in the pool's metrics. */
+static void
+answer(mpb__pool *pool, mpb__task *task, int64_t start_ns, mpb_result *result)
+{
+    if (pool->base.metrics != NULL) {
+        mpb__metrics_answer(pool->base.metrics, start_ns, mpb__loop_now(pool->env.loop), result);
+    }
+    task->done(task, result);
 }
 
 /* The slot an id names, if that id is still in flight on conn. */
@@ -116,7 +127,7 @@ mpb__pool_slot_complete(mpb__pool *pool, mpb__slot *slot, mpb_result *result)
     slot->busy = 0;
     pool->free_slots[pool->n_free++] = (uint32_t)(slot - pool->slots);
     if (task != NULL) {
-        task->done(task, result);
+        answer(pool, task, slot->start_ns, result);
     } else {
         mpb_result_destroy(&result); /* answered at its deadline already */
     }
@@ -142,8 +153,9 @@ on_sweep(mpb__loop *loop, void *arg)
         if (slot->task->deadline_ns <= now) {
             mpb__task *task = slot->task;
             slot->task = NULL;
-            task->done(task, mpb__pool_error(pool, &pool->conns[slot->conn], MPB_ERROR_TIMEOUT,
-                                             "no answer by the item's deadline"));
+            answer(pool, task, slot->start_ns,
+                   mpb__pool_error(pool, &pool->conns[slot->conn], MPB_ERROR_TIMEOUT,
+                                   "no answer by the item's deadline"));
         } else if (next == 0 || slot->task->deadline_ns < next) {
             next = slot->task->deadline_ns;
         }
@@ -404,13 +416,13 @@ mpb__pool_submit(mpb_servlet *self, mpb__task *task)
         char message[128];
         snprintf(message, sizeof message, "item of %zu bytes exceeds the limit of %zu bytes",
                  task->len, pool->max_item_bytes);
-        task->done(task, mpb__pool_error(pool, NULL, "ItemTooLarge", message));
+        answer(pool, task, mpb__loop_now(pool->env.loop), mpb__pool_error(pool, NULL, "ItemTooLarge", message));
         return;
     }
     uint32_t slot = slot_take(pool, task);
     if (slot == UINT32_MAX) {
-        task->done(task, mpb__pool_error(pool, NULL, "Overloaded",
-                                         "too many items in flight in this servlet"));
+        answer(pool, task, mpb__loop_now(pool->env.loop),
+               mpb__pool_error(pool, NULL, "Overloaded", "too many items in flight in this servlet"));
         return;
     }
     task->token = slot_id(pool, slot);
@@ -436,6 +448,6 @@ mpb__pool_cancel(mpb_servlet *self, mpb__task *task)
         return;
     }
     slot->task = NULL;
-    task->done(task, mpb__pool_error(pool, NULL, MPB_ERROR_CANCELLED,
-                                     "withdrawn before a worker took it"));
+    answer(pool, task, slot->start_ns,
+           mpb__pool_error(pool, NULL, MPB_ERROR_CANCELLED, "withdrawn before a worker took it"));
 }

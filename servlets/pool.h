@@ -84,6 +84,7 @@ typedef struct mpb__slot {
     int busy;
     int shm_index;    /* the launched worker whose ring holds the item's bytes; -1: inline */
     uint64_t shm_seq; /* its span there */
+    int64_t start_ns; /* when the pool took the item (its latency counts from here) */
 } mpb__slot;
 
 struct mpb__pool {

@@ -320,6 +320,7 @@ pool_destroy(mpb_servlet *self)
     free(pool->base.path);
     msgpack_zone_destroy(&pool->zone);
     free(pool->link_copy);
+    mpb__metrics_free(&pool->base.metrics);
     mpb__wire_buf_free(&pool->out);
     free(pool);
 }
@@ -390,6 +391,20 @@ pool_auto_workers(const mpb_servlet *self)
     return strcmp(spec, "auto") == 0 ? pool->workers : 0;
 }
 
+static void
+pool_gauges(mpb_servlet *self, mpb__gauges *out)
+{
+    mpb__pool *pool = (mpb__pool *)self;
+    memset(out, 0, sizeof *out);
+    out->queue_depth = pool->wait_count;
+    out->workers_wanted = pool->workers;
+    for (size_t i = 0; i < pool->n_conns; i++) {
+        const mpb__conn *c = &pool->conns[i];
+        out->in_flight += c->in_flight;
+        out->workers_alive += c->state == MPB_CONN_READY;
+    }
+}
+
 static const mpb__servlet_ops pool_ops = {
     .kind = "pool",
     .start = pool_start,
@@ -402,6 +417,7 @@ static const mpb__servlet_ops pool_ops = {
     .stopped = pool_stopped,
     .kill = pool_kill,
     .workers = pool_workers,
+    .gauges = pool_gauges,
     .destroy = pool_destroy,
 };
 
@@ -417,6 +433,7 @@ mpb__pool_new(const mpb_pool_config *config, const mpb__pool_launcher *launcher)
     MPB_ASSERT(config != NULL);
     mpb__pool *pool = mpb_calloc(1, sizeof *pool);
     pool->base.ops = &pool_ops;
+    pool->base.metrics = mpb__metrics_new();
     pool->launcher = launcher;
     pool->plugin = mpb_strdup(config->plugin ? config->plugin : "");
     char short_name[256];

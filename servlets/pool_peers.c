@@ -208,6 +208,7 @@ handle_telemetry(mpb__pool *pool, const mpb__conn *conn, mpb_batch_telemetry *t)
     atomic_fetch_add(&stats->closed[t->closed_by], 1);
     atomic_fetch_add(&stats->compute_us, t->compute_us);
     atomic_fetch_add(&stats->first_wait_us, t->first_wait_us);
+    mpb__metrics_batch(pool->base.metrics, t);
     if (pool->env.on_batch != NULL) {
         t->servlet = mpb__pool_path(pool);
         t->worker = conn->name;
@@ -367,6 +368,7 @@ on_death(mpb__loop *loop, void *arg)
     }
     if (!pool->stopping) {
         atomic_fetch_add(&pool->env.stats->workers_lost, 1);
+        pool->base.metrics->restarts++;
         if (!had_conn) {
             mpb_log_warn("pool", "%s: worker %d (pid %lld) %s before READY", mpb__pool_path(pool),
                          d->index, (long long)d->pid, d->how);

@@ -47,6 +47,7 @@ mpb_server_new(mpb_servlet **root_p, const mpb_server_options *options)
 {
     MPB_ASSERT(root_p != NULL && *root_p != NULL);
     mpb_server *self = mpb_calloc(1, sizeof *self);
+    self->metrics = mpb__metrics_new();
     self->root = *root_p;
     *root_p = NULL;
     if (options != NULL) {
@@ -356,6 +357,7 @@ mpb_server_destroy(mpb_server **self_p)
     }
     free(self->queue);
     free(self->spare);
+    mpb__metrics_free(&self->metrics);
     mpb__loop_destroy(&self->loop);
     if (self->wake_fd >= 0) {
         close(self->wake_fd);

@@ -8,6 +8,7 @@
  * input position: results land in their slot in any order and leave it in
  * input order.
  */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -24,6 +25,7 @@ job_done(mpb__task *task, mpb_result *result)
 {
     mpb__job *job = (mpb__job *)task;
     mpb_server *server = job->server;
+    mpb__metrics_answer(server->metrics, job->start_ns, mpb__loop_now(server->loop), result);
     atomic_fetch_add(&server->completed, 1);
     if (mpb_result_is_error(result)) {
         atomic_fetch_add(&server->errors, 1);
@@ -42,6 +44,11 @@ job_done(mpb__task *task, mpb_result *result)
     free(job);
 }
 
+/* A job and a small item share one allocation; a header past 80 bytes put
+ * 16-byte items in a larger malloc size class and cost 15 % of items/s on a
+ * passthrough stream (measured). */
+_Static_assert(offsetof(mpb__job, input) <= 80, "mpb__job header grew past 80 bytes");
+
 mpb__job *
 mpb__job_new(mpb_server *server, const void *input, size_t len, int timeout_ms)
 {
@@ -54,7 +61,8 @@ mpb__job_new(mpb_server *server, const void *input, size_t len, int timeout_ms)
     job->server = server;
     job->task.input = job->input;
     job->task.len = len;
-    job->task.deadline_ns = timeout_ms > 0 ? mpb_now_ns() + (int64_t)timeout_ms * 1000000 : 0;
+    job->start_ns = mpb_now_ns();
+    job->task.deadline_ns = timeout_ms > 0 ? job->start_ns + (int64_t)timeout_ms * 1000000 : 0;
     job->task.done = job_done;
     return job;
 }

@@ -64,8 +64,11 @@ struct mpb__job {
     mpb_server *server;
     mpb__job_finish_fn finish;
     void *ctx;
-    mpb_done_fn user_done;
-    uint64_t index;
+    union { /* what finish needs besides ctx (a union keeps the header at 80 bytes) */
+        uint64_t index;        /* the item's place (stream, many, front ends) */
+        mpb_done_fn user_done; /* the caller's function (submit) */
+    };
+    int64_t start_ns; /* when it was submitted: its end-to-end latency counts from here */
     _Alignas(16) unsigned char input[];
 };
 
@@ -103,6 +106,7 @@ struct mpb_server {
     atomic_uint_fast64_t completed;
     atomic_uint_fast64_t errors;
     mpb__stats stats;
+    mpb__metrics *metrics; /* end to end: from submission to answer (dispatcher thread) */
 };
 
 /* Queues waker->wake for the end of the dispatcher's current round. */

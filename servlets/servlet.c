@@ -68,3 +68,12 @@ mpb_servlet_rename(mpb_servlet *servlet, const char *name)
     servlet->name = mpb_strdup(name);
     return 0;
 }
+
+void
+mpb__servlet_walk(mpb_servlet *self, void (*fn)(mpb_servlet *servlet, void *ctx), void *ctx)
+{
+    fn(self, ctx);
+    for (size_t i = 0; i < self->n_members; i++) {
+        mpb__servlet_walk(self->members[i], fn, ctx);
+    }
+}

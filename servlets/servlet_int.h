@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "core/loop.h"
+#include "servlets/metrics.h"
 #include "mpbatch/result.h"
 #include "mpbatch/server.h"
 #include "mpbatch/servlet.h"
@@ -105,6 +106,9 @@ typedef struct mpb__servlet_ops {
     /* Any thread, under env->info_lock: copies connected workers into
      * out[0..max) starting at out[*count], advancing *count past max too. */
     void (*workers)(mpb_servlet *self, mpb_worker_status *out, size_t max, size_t *count);
+    /* Dispatcher thread: queue depth, in flight and workers now (pools;
+     * NULL for composites, whose figures are their members'). */
+    void (*gauges)(mpb_servlet *self, mpb__gauges *out);
     /* Frees the servlet (stopped, or never started). */
     void (*destroy)(mpb_servlet *self);
 } mpb__servlet_ops;
@@ -117,7 +121,11 @@ struct mpb_servlet {
     size_t n_members;
     mpb__servlet_env env;        /* set at start */
     mpb_tensor_def *tensor_list; /* a composite's own list of outputs (ensemble), or NULL */
+    mpb__metrics *metrics;       /* pools: what they did (servlets/metrics.h); else NULL */
 };
+
+/* Calls fn for the servlet and each one below it, parents first. */
+void mpb__servlet_walk(mpb_servlet *self, void (*fn)(mpb_servlet *servlet, void *ctx), void *ctx);
 
 /* Worker threads detached while stuck in their plugin (process-wide). */
 extern atomic_int mpb__stuck_threads;
