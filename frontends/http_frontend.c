@@ -4,7 +4,9 @@
  * has no thread of its own: its epoll descriptor sits in the dispatcher's
  * loop, and MHD_run runs there when it is readable (and on a slow timer
  * for connection timeouts). Routes follow the Open Inference Protocol v2
- * (docs/http.md): health, metadata, infer.
+ * (docs/http.md): health, metadata, infer; and GET /metrics, Prometheus
+ * text (frontends/prometheus.c), alone on an address of its own or beside
+ * the others.
  *
  * An infer request is parsed by the codec (frontends/kserve.c), split into
  * one job per item against the server's shared capacity, and its
@@ -291,9 +293,9 @@ bind_here(mpb_server *server, void *arg)
     return 0;
 }
 
-int
-mpb_server_serve_http(mpb_server *server, const char *address, const mpb_frontend_options *options,
-                      char *bound, size_t bound_len, char *err, size_t err_len)
+static int
+serve(mpb_server *server, const char *address, const mpb_frontend_options *options,
+      int metrics_only, char *bound, size_t bound_len, char *err, size_t err_len)
 {
     if (address == NULL || *address == '\0') {
         return mpb__set_error(err, err_len, MPB_EINVAL, "no HTTP address to listen on");
@@ -309,6 +311,7 @@ mpb_server_serve_http(mpb_server *server, const char *address, const mpb_fronten
     fe->waker.wake = on_round_end;
     fe->server = server;
     fe->address = mpb_strdup(address);
+    fe->metrics_only = metrics_only;
     fe->max_message_bytes = options && options->max_message_bytes ? options->max_message_bytes
                                                                   : DEFAULT_MAX_MESSAGE_BYTES;
     args.fe = fe;
@@ -320,4 +323,21 @@ mpb_server_serve_http(mpb_server *server, const char *address, const mpb_fronten
         snprintf(bound, bound_len, "%s", fe->address);
     }
     return 0;
+}
+
+int
+mpb_server_serve_http(mpb_server *server, const char *address, const mpb_frontend_options *options,
+                      char *bound, size_t bound_len, char *err, size_t err_len)
+{
+    return serve(server, address, options, 0, bound, bound_len, err, err_len);
+}
+
+int
+mpb_server_serve_metrics(mpb_server *server, const char *address, char *bound, size_t bound_len,
+                         char *err, size_t err_len)
+{
+    mpb_frontend_options options;
+    mpb_frontend_options_init(&options);
+    options.max_message_bytes = 64 << 10; /* GETs: no bodies to speak of */
+    return serve(server, address, &options, 1, bound, bound_len, err, err_len);
 }

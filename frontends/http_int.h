@@ -28,6 +28,7 @@ typedef struct http_frontend {
     char *address;
     size_t max_message_bytes;
     int closing;
+    int metrics_only; /* mpb_server_serve_metrics: GET /metrics and nothing else */
     http_request *requests; /* every request MHD or a job still holds */
 } http_frontend;
 
@@ -62,6 +63,9 @@ void mpb__http_request_free(http_request *rq);
 
 /* Queues a JSON answer (json is consumed; NULL sends {}). */
 enum MHD_Result mpb__http_respond(struct MHD_Connection *conn, unsigned status, char *json);
+/* Queues a text answer of content_type (text is consumed). */
+enum MHD_Result mpb__http_respond_text(struct MHD_Connection *conn, unsigned status, char *text,
+                                       const char *content_type);
 enum MHD_Result mpb__http_respond_error(struct MHD_Connection *conn, unsigned status,
                                         const char *fmt, ...) MPB_PRINTF(3, 4);
 

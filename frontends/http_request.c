@@ -12,17 +12,22 @@
 #include "frontends/http_int.h"
 
 enum MHD_Result
-mpb__http_respond(struct MHD_Connection *conn, unsigned status, char *json)
+mpb__http_respond_text(struct MHD_Connection *conn, unsigned status, char *text,
+                       const char *content_type)
 {
-    if (json == NULL) {
-        json = mpb_strdup("{}");
-    }
     struct MHD_Response *response =
-        MHD_create_response_from_buffer(strlen(json), json, MHD_RESPMEM_MUST_FREE);
-    MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+        MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+    MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
     enum MHD_Result rc = MHD_queue_response(conn, status, response);
     MHD_destroy_response(response);
     return rc;
+}
+
+enum MHD_Result
+mpb__http_respond(struct MHD_Connection *conn, unsigned status, char *json)
+{
+    return mpb__http_respond_text(conn, status, json != NULL ? json : mpb_strdup("{}"),
+                                  "application/json");
 }
 
 enum MHD_Result

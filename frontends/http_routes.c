@@ -10,6 +10,7 @@
 
 #include "core/util.h"
 #include "frontends/http_int.h"
+#include "frontends/prometheus.h"
 #include "mpbatch/error.h"
 
 #define PLATFORM "mpbatch"
@@ -305,6 +306,17 @@ enum MHD_Result
 mpb__http_route(http_frontend *fe, http_request *rq, const char *url, const char *method)
 {
     int get = strcmp(method, "GET") == 0;
+    if (strcmp(url, "/metrics") == 0) {
+        return get ? mpb__http_respond_text(rq->conn, MHD_HTTP_OK, mpb__prometheus_text(fe->server),
+                                            MPB_PROMETHEUS_CONTENT_TYPE)
+                   : mpb__http_respond_error(rq->conn, MHD_HTTP_METHOD_NOT_ALLOWED,
+                                             "/metrics takes GET");
+    }
+    if (fe->metrics_only) {
+        return mpb__http_respond_error(rq->conn, MHD_HTTP_NOT_FOUND,
+                                       "no endpoint %s: this address serves GET /metrics only",
+                                       url);
+    }
     if (strncmp(url, "/v2/models/", 11) == 0) {
         return model_route(fe, rq, url + 11, method);
     }
@@ -325,6 +337,6 @@ mpb__http_route(http_frontend *fe, http_request *rq, const char *url, const char
     }
     return mpb__http_respond_error(rq->conn, MHD_HTTP_NOT_FOUND,
                                    "no endpoint %s (see docs/http.md: /v2, /v2/health/live, "
-                                   "/v2/health/ready, /v2/models/{name}[/ready|/infer])",
+                                   "/v2/health/ready, /v2/models/{name}[/ready|/infer], /metrics)",
                                    url);
 }

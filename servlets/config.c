@@ -118,7 +118,7 @@ parse_flat_section(parse_ctx *ctx, const char *section, const yaml_node_t *node,
 
 static const char *const top_fields[] = {"servlet", "server", "io", "tracking",
                                          "serve",   "sweep",  NULL};
-static const char *const serve_fields[] = {"bind", "http", "max_message_bytes",
+static const char *const serve_fields[] = {"bind", "http", "metrics", "max_message_bytes",
                                            "client_max_in_flight", NULL};
 static const char *const server_fields[] = {"capacity", "stop_timeout_ms", NULL};
 static const char *const io_fields[] = {"format", NULL};

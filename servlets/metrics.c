@@ -58,6 +58,7 @@ mpb__metrics_batch(mpb__metrics *m, const mpb_batch_telemetry *t)
     m->batches++;
     m->batched_items += t->size;
     mpb__histogram_record(&m->batch_size, t->size);
-    mpb__histogram_record(&m->first_wait, (uint64_t)(t->first_wait_us > 0 ? t->first_wait_us : 0) * 1000);
+    mpb__histogram_record(&m->first_wait,
+                          (uint64_t)(t->first_wait_us > 0 ? t->first_wait_us : 0) * 1000);
     mpb__histogram_record(&m->compute, (uint64_t)(t->compute_us > 0 ? t->compute_us : 0) * 1000);
 }

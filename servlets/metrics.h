@@ -46,6 +46,8 @@ typedef struct mpb__gauges {
     uint64_t in_flight;
     uint64_t workers_alive;
     uint64_t workers_wanted;
+    double workers_cpu_s;       /* CPU seconds of the workers launched here, alive now */
+    uint64_t workers_rss_bytes; /* their resident memory */
 } mpb__gauges;
 
 mpb__metrics *mpb__metrics_new(void);

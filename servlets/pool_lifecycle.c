@@ -14,6 +14,7 @@
 #include <zmq.h>
 
 #include "core/affinity.h"
+#include "core/os/process.h"
 #include "core/plugin.h"
 #include "core/util.h"
 #include "core/worker_loop.h"
@@ -402,6 +403,14 @@ pool_gauges(mpb_servlet *self, mpb__gauges *out)
         const mpb__conn *c = &pool->conns[i];
         out->in_flight += c->in_flight;
         out->workers_alive += c->state == MPB_CONN_READY;
+        double cpu = 0;
+        uint64_t rss = 0;
+        /* processes launched here (a thread pool's workers are this process) */
+        if (c->index >= 0 && c->state != MPB_CONN_GONE && c->pid > 0 && c->pid != getpid() &&
+            mpb__process_usage((pid_t)c->pid, &cpu, &rss) == 0) {
+            out->workers_cpu_s += cpu;
+            out->workers_rss_bytes += rss;
+        }
     }
 }
 

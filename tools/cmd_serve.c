@@ -35,6 +35,7 @@ typedef struct serve_args {
     const char *config_path;
     const char *bind;
     const char *http;
+    const char *metrics;
     size_t max_message_bytes;
     unsigned client_max_in_flight;
 } serve_args;
@@ -44,13 +45,17 @@ usage(FILE *out)
 {
     fprintf(out,
             "usage: mpb serve --config pipeline.yaml [--bind ENDPOINT] [--http HOST:PORT]\n"
-            "                 [--max-message-bytes N] [--client-max-in-flight N]\n"
+            "                 [--metrics HOST:PORT] [--max-message-bytes N]\n"
+            "                 [--client-max-in-flight N]\n"
             "  Runs the config's servlet tree until SIGINT or SIGTERM, which stop it\n"
             "  gracefully (every accepted call is answered); a second signal exits at once.\n"
             "  --bind      ZeroMQ endpoint for the client protocol (docs/protocol.md);\n"
             "              default: serve.bind of the config, else %s\n"
             "  --http      address for the HTTP/JSON front end (docs/http.md), e.g.\n"
             "              127.0.0.1:8000; default: serve.http of the config, else none\n"
+            "  --metrics   address for Prometheus metrics at GET /metrics (docs/metrics.md),\n"
+            "              e.g. 127.0.0.1:9464; default: serve.metrics of the config, else\n"
+            "              none (the HTTP front end answers /metrics too)\n"
             "  --max-message-bytes     largest request (default 64 MiB)\n"
             "  --client-max-in-flight  calls one client may have pending (default: the\n"
             "                          server's capacity)\n"
@@ -78,6 +83,7 @@ parse_args(int argc, char **argv, serve_args *a)
     static const struct option options[] = {{"config", required_argument, NULL, 'c'},
                                             {"bind", required_argument, NULL, 'b'},
                                             {"http", required_argument, NULL, 'H'},
+                                            {"metrics", required_argument, NULL, 'M'},
                                             {"max-message-bytes", required_argument, NULL, 'm'},
                                             {"client-max-in-flight", required_argument, NULL, 'f'},
                                             {"insecure", no_argument, NULL, 'I'},
@@ -93,6 +99,8 @@ parse_args(int argc, char **argv, serve_args *a)
             a->bind = optarg;
         } else if (opt == 'H') {
             a->http = optarg;
+        } else if (opt == 'M') {
+            a->metrics = optarg;
         } else if (opt == 'm') {
             if (parse_size(optarg, "--max-message-bytes", &a->max_message_bytes) != 0) {
                 return 2;
@@ -136,8 +144,8 @@ local_only(const char *address)
 static int
 check_exposure(const serve_args *a)
 {
-    const char *addresses[2] = {a->bind, a->http};
-    for (int i = 0; i < 2 && !a->insecure; i++) {
+    const char *addresses[3] = {a->bind, a->http, a->metrics};
+    for (int i = 0; i < 3 && !a->insecure; i++) {
         if (addresses[i] != NULL && !local_only(addresses[i])) {
             fprintf(stderr,
                     "mpb serve: %s can be reached from other hosts, and the front ends have "
@@ -162,6 +170,9 @@ apply_config(serve_args *a, const mpb_config *config)
     }
     if (a->http == NULL) {
         a->http = mpb_config_get(config, "serve.http");
+    }
+    if (a->metrics == NULL) {
+        a->metrics = mpb_config_get(config, "serve.metrics");
     }
     const char *text = mpb_config_get(config, "serve.max_message_bytes");
     if (a->max_message_bytes == 0 && text != NULL) {
@@ -282,6 +293,14 @@ start_frontends(mpb_server *server, const serve_args *a)
             return 1;
         }
         fprintf(stderr, "mpb serve: HTTP (Open Inference Protocol v2) on http://%s/v2\n", bound);
+    }
+    if (a->metrics != NULL) {
+        if (mpb_server_serve_metrics(server, a->metrics, bound, sizeof bound, err, sizeof err) !=
+            0) {
+            fprintf(stderr, "mpb serve: %s\n", err);
+            return 1;
+        }
+        fprintf(stderr, "mpb serve: Prometheus metrics on http://%s/metrics\n", bound);
     }
     return 0;
 }

@@ -165,3 +165,42 @@ mpb__library_dir(void)
     *slash = '\0';
     return mpb_strdup(path);
 }
+
+int
+mpb__process_usage(pid_t pid, double *cpu_s, uint64_t *rss_bytes)
+{
+    char path[64];
+    if (pid == 0) {
+        snprintf(path, sizeof path, "/proc/self/stat");
+    } else {
+        snprintf(path, sizeof path, "/proc/%lld/stat", (long long)pid);
+    }
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        return MPB_ENOENT;
+    }
+    char line[1024];
+    char *got = fgets(line, sizeof line, f);
+    fclose(f);
+    /* the command name (field 2) may hold spaces and parentheses: fields
+     * are counted from the last ')' */
+    char *p = got ? strrchr(line, ')') : NULL;
+    if (p == NULL) {
+        return MPB_ENOENT;
+    }
+    unsigned long long utime = 0, stime = 0;
+    long long rss_pages = 0;
+    /* after ')': state(3) ... utime(14) stime(15) ... rss(24) */
+    int n = sscanf(p + 1,
+                   " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d %*d %*d %*d %*d "
+                   "%*u %*u %lld",
+                   &utime, &stime, &rss_pages);
+    if (n != 3) {
+        return MPB_ENOENT;
+    }
+    long ticks = sysconf(_SC_CLK_TCK);
+    long page = sysconf(_SC_PAGESIZE);
+    *cpu_s = (double)(utime + stime) / (double)(ticks > 0 ? ticks : 100);
+    *rss_bytes = rss_pages > 0 ? (uint64_t)rss_pages * (uint64_t)(page > 0 ? page : 4096) : 0;
+    return 0;
+}

@@ -8,6 +8,7 @@
 #define MPB_CORE_OS_PROCESS_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 /* Starts exe with argv (NULL-terminated) and stdin from /dev/null. *pidfd
@@ -27,6 +28,10 @@ int mpb__reap(pid_t pid, int *wait_status);
 
 /* Describes a wait status: "exited with status 1", "killed by signal 9". */
 void mpb__describe_exit(int wait_status, char *out, size_t out_len);
+
+/* CPU seconds (user + system) and resident bytes of process pid (0: this
+ * one), from /proc. Returns 0, or MPB_ENOENT once it is gone. */
+int mpb__process_usage(pid_t pid, double *cpu_s, uint64_t *rss_bytes);
 
 /* Directory of the running executable (caller frees), or NULL. */
 char *mpb__executable_dir(void);

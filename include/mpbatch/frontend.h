@@ -47,4 +47,14 @@ MPB_EXPORT int mpb_server_serve_http(mpb_server *server, const char *address,
                                      const mpb_frontend_options *options, char *bound,
                                      size_t bound_len, char *err, size_t err_len);
 
+/* Listens on address ("127.0.0.1:9464"; port 0 picks one) and answers GET
+ * /metrics with the server's metrics in Prometheus's text format
+ * (docs/metrics.md): per servlet path, items, errors by type, batches,
+ * batch sizes, queue wait, compute time, latency, queue depth, workers
+ * alive, restarts; the server's end-to-end figures; CPU and memory. The
+ * HTTP front end answers GET /metrics too. bound as for
+ * mpb_server_serve_http. Returns 0 or a status with err. */
+MPB_EXPORT int mpb_server_serve_metrics(mpb_server *server, const char *address, char *bound,
+                                        size_t bound_len, char *err, size_t err_len);
+
 #endif
