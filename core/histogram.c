@@ -65,6 +65,29 @@ mpb__histogram_merge(mpb__histogram *dst, const mpb__histogram *src)
     }
 }
 
+void
+mpb__histogram_diff(mpb__histogram *out, const mpb__histogram *now, const mpb__histogram *before)
+{
+    mpb__histogram_reset(out);
+    unsigned first = MPB_HISTOGRAM_BUCKETS;
+    unsigned last = 0;
+    for (unsigned i = 0; i < MPB_HISTOGRAM_BUCKETS; i++) {
+        uint64_t n = now->buckets[i] - before->buckets[i];
+        out->buckets[i] = n;
+        if (n > 0) {
+            first = first < i ? first : i;
+            last = i;
+        }
+    }
+    out->count = now->count - before->count;
+    out->sum = now->sum - before->sum;
+    if (first < MPB_HISTOGRAM_BUCKETS) {
+        out->min = first == 0 ? 0 : mpb__histogram_bucket_top(first - 1) + 1;
+        uint64_t top = mpb__histogram_bucket_top(last);
+        out->max = top < now->max ? top : now->max;
+    }
+}
+
 uint64_t
 mpb__histogram_quantile(const mpb__histogram *h, double q)
 {

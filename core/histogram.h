@@ -30,6 +30,11 @@ void mpb__histogram_record(mpb__histogram *h, uint64_t value);
 /* Adds every value of src to dst. */
 void mpb__histogram_merge(mpb__histogram *dst, const mpb__histogram *src);
 
+/* out = the values recorded in now since it was before (an earlier copy of
+ * the same histogram); min and max to within their buckets. */
+void mpb__histogram_diff(mpb__histogram *out, const mpb__histogram *now,
+                         const mpb__histogram *before);
+
 /* The value at quantile q (0..1): the largest value of the bucket holding
  * it, never above the largest recorded; 0 when empty. */
 uint64_t mpb__histogram_quantile(const mpb__histogram *h, double q);

@@ -18,9 +18,13 @@ enum result_kind { KIND_VALUE, KIND_ERROR, KIND_ARRAY };
 
 struct mpb_result {
     enum result_kind kind;
-    size_t len;           /* bytes after the header */
-    size_t value_len;     /* value and array results */
-    mpb_item_error error; /* error results; strings point after the header */
+    uint32_t batch;   /* the batch it was computed in, numbered in its pool; 0: none */
+    size_t len;       /* bytes after the header */
+    size_t value_len; /* value and array results */
+    union {
+        mpb_item_error error; /* error results; strings point after the header */
+        const char *origin;   /* value results: the path of the pool that computed it */
+    };
     mpb_result **members; /* array results */
     size_t n_members;
     _Alignas(16) unsigned char bytes[];
@@ -31,6 +35,7 @@ result_alloc(enum result_kind kind, size_t len)
 {
     mpb_result *r = mpb_malloc(sizeof *r + len);
     r->kind = kind;
+    r->batch = 0;
     r->len = len;
     r->value_len = 0;
     memset(&r->error, 0, sizeof r->error);
@@ -299,4 +304,28 @@ mpb__result_from_msgpack(const msgpack_object *o, int depth)
     mpb_result *r = mpb_result_new_array(members, n);
     free(members);
     return r;
+}
+
+void
+mpb__result_set_origin(mpb_result *r, const char *servlet, uint32_t batch)
+{
+    r->batch = batch;
+    if (r->kind == KIND_VALUE) {
+        r->origin = servlet;
+    }
+}
+
+uint32_t
+mpb__result_batch(const mpb_result *r)
+{
+    return r->batch;
+}
+
+const char *
+mpb__result_servlet(const mpb_result *r)
+{
+    const char *servlet = r->kind == KIND_ERROR   ? r->error.servlet
+                          : r->kind == KIND_VALUE ? r->origin
+                                                  : NULL;
+    return servlet != NULL ? servlet : "";
 }

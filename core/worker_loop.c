@@ -5,7 +5,7 @@
  *   worker                         coordinator
  *   READY(name, pid, cpus, capacity) ->
  *                                <- ITEMS (up to the credit: capacity - in flight)
- *   RESULTS + TELEMETRY...       ->      (frees credit; one message per batch,
+ *   TELEMETRY... + RESULTS       ->      (frees credit; one message per batch,
  *                                        or per several while more are queued)
  *   HEARTBEAT                   <->      (when nothing else was sent for a while)
  *                                <- SHUTDOWN
@@ -370,22 +370,26 @@ batch_decision(const worker *w, int64_t now, mpb_batch_close *reason, int64_t *w
     return 0;
 }
 
-/* Sends every pending result in one RESULTS frame, followed in the same
- * message by one TELEMETRY frame per batch. */
+/* Sends one TELEMETRY frame per pending batch, then every pending result
+ * in one RESULTS frame, all in one message: the results are the batches'
+ * items in order, so the coordinator can tell which batch each rode in. */
 static void
 flush_results(worker *w)
 {
     if (w->n_tel == 0) {
         return;
     }
-    mpb__wire_buf_reset(&w->results);
-    mpb__wire_pack_results_begin(&w->results, w->n_pending);
-    msgpack_sbuffer_write(&w->results.sbuf, w->pending.sbuf.data, w->pending.sbuf.size);
-    int rc = mpb__worker_send_frame(w, &w->results, ZMQ_SNDMORE);
+    int rc = 0;
     for (size_t i = 0; rc == 0 && i < w->n_tel; i++) {
         mpb__wire_buf_reset(&w->telemetry);
         mpb__wire_pack_telemetry(&w->telemetry, &w->pending_tel[i]);
-        rc = mpb__worker_send_frame(w, &w->telemetry, i + 1 < w->n_tel ? ZMQ_SNDMORE : 0);
+        rc = mpb__worker_send_frame(w, &w->telemetry, ZMQ_SNDMORE);
+    }
+    if (rc == 0) {
+        mpb__wire_buf_reset(&w->results);
+        mpb__wire_pack_results_begin(&w->results, w->n_pending);
+        msgpack_sbuffer_write(&w->results.sbuf, w->pending.sbuf.data, w->pending.sbuf.size);
+        mpb__worker_send_frame(w, &w->results, 0);
     }
     mpb__wire_buf_reset(&w->pending);
     w->n_pending = 0;

@@ -59,6 +59,12 @@ typedef enum mpb__conn_state {
     MPB_CONN_GONE = 3,
 } mpb__conn_state;
 
+/* A batch whose TELEMETRY arrived before its results: its size and number. */
+typedef struct mpb__batch_mark {
+    uint32_t size;
+    uint32_t seq;
+} mpb__batch_mark;
+
 typedef struct mpb__conn {
     unsigned char rid[256];
     size_t rid_len;
@@ -75,6 +81,11 @@ typedef struct mpb__conn {
     mpb__conn_state state;
     int index;            /* launched worker index, -1 for workers that joined by themselves */
     uint64_t values_read; /* values read from its value ring (told back in ITEMS) */
+    /* batches of the message being read, waiting for its RESULTS frame
+     * (frames of other workers' messages may come in between) */
+    mpb__batch_mark *marks;
+    size_t n_marks;
+    size_t cap_marks;
 } mpb__conn;
 
 typedef struct mpb__slot {
@@ -145,6 +156,7 @@ struct mpb__pool {
     int64_t restart_times[16]; /* ring of the latest restarts (RESTART_BURST) */
     unsigned restart_next;
     int retries_pending; /* relaunch retries waiting on a timer */
+    uint32_t batch_seq;  /* batches, numbered as their TELEMETRY arrives */
     char start_error[512];
 };
 

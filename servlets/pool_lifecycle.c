@@ -298,6 +298,7 @@ pool_destroy(mpb_servlet *self)
         free(pool->conns[i].name);
         free(pool->conns[i].cpus);
         free(pool->conns[i].host);
+        free(pool->conns[i].marks);
     }
     size_t n_options = 0;
     while (pool->options && pool->options[n_options]) {

@@ -15,6 +15,7 @@
 #include <zmq.h>
 
 #include "core/affinity.h"
+#include "core/result_int.h"
 #include "core/util.h"
 #include "core/worker_loop.h"
 #include "core/zmq_util.h"
@@ -122,6 +123,7 @@ handle_ready(mpb__pool *pool, const void *rid, size_t rid_len, const mpb__ready 
     free(c->name);
     free(c->cpus);
     free(c->host);
+    free(c->marks);
     memset(c, 0, sizeof *c);
     memcpy(c->rid, rid, rid_len);
     c->rid_len = rid_len;
@@ -143,13 +145,41 @@ handle_ready(mpb__pool *pool, const void *rid, size_t rid_len, const mpb__ready 
     }
 }
 
+/* The batches conn announced just before a RESULTS frame of count
+ * results, if their sizes add up to it (else the results rode in none). */
+static size_t
+batch_marks_for(const mpb__conn *conn, uint32_t count)
+{
+    uint64_t total = 0;
+    for (size_t i = 0; i < conn->n_marks; i++) {
+        total += conn->marks[i].size;
+    }
+    return total == count ? conn->n_marks : 0;
+}
+
 static void
 handle_results(mpb__pool *pool, mpb__conn *conn, const mpb__frame *frame)
 {
     int conn_index = (int)(conn - pool->conns);
     uint32_t malformed = 0;
     uint32_t unknown = 0;
+    /* the marks move out of conn: a completion may grow pool->conns */
+    mpb__batch_mark *marks = conn->marks;
+    size_t n_marks = batch_marks_for(conn, frame->u.list.count);
+    size_t cap_marks = conn->cap_marks;
+    conn->marks = NULL;
+    conn->n_marks = conn->cap_marks = 0;
+    size_t mark = 0;
+    uint32_t left_in_mark = n_marks ? marks[0].size : 0;
     for (uint32_t i = 0; i < frame->u.list.count; i++) {
+        uint32_t batch = 0;
+        if (n_marks > 0) {
+            while (left_in_mark == 0 && mark + 1 < n_marks) {
+                left_in_mark = marks[++mark].size;
+            }
+            batch = marks[mark].seq;
+            left_in_mark--;
+        }
         mpb__wire_result r;
         if (mpb__wire_result_at(frame, i, &r) != 0) {
             malformed++;
@@ -186,8 +216,16 @@ handle_results(mpb__pool *pool, mpb__conn *conn, const mpb__frame *frame)
         } else {
             result = mpb_result_new_value(r.data, r.len);
         }
+        mpb__result_set_origin(result, mpb__pool_path(pool), batch);
         mpb__pool_slot_complete(pool, slot, result);
         conn = &pool->conns[conn_index]; /* a completion may have grown conns */
+    }
+    conn = &pool->conns[conn_index];
+    if (conn->marks == NULL) { /* give the array back for the next message */
+        conn->marks = marks;
+        conn->cap_marks = cap_marks;
+    } else {
+        free(marks);
     }
     if (malformed + unknown > 0) {
         char reason[160];
@@ -200,7 +238,7 @@ handle_results(mpb__pool *pool, mpb__conn *conn, const mpb__frame *frame)
 }
 
 static void
-handle_telemetry(mpb__pool *pool, const mpb__conn *conn, mpb_batch_telemetry *t)
+handle_telemetry(mpb__pool *pool, mpb__conn *conn, mpb_batch_telemetry *t)
 {
     mpb__stats *stats = pool->env.stats;
     atomic_fetch_add(&stats->batches, 1);
@@ -209,6 +247,12 @@ handle_telemetry(mpb__pool *pool, const mpb__conn *conn, mpb_batch_telemetry *t)
     atomic_fetch_add(&stats->compute_us, t->compute_us);
     atomic_fetch_add(&stats->first_wait_us, t->first_wait_us);
     mpb__metrics_batch(pool->base.metrics, t);
+    t->seq = ++pool->batch_seq;
+    if (conn->n_marks == conn->cap_marks) {
+        conn->cap_marks = conn->cap_marks ? conn->cap_marks * 2 : 16;
+        conn->marks = mpb_realloc(conn->marks, conn->cap_marks * sizeof *conn->marks);
+    }
+    conn->marks[conn->n_marks++] = (mpb__batch_mark){t->size, t->seq};
     if (pool->env.on_batch != NULL) {
         t->servlet = mpb__pool_path(pool);
         t->worker = conn->name;

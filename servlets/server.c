@@ -118,6 +118,7 @@ on_wake(mpb__loop *loop, void *arg)
     self->calls = NULL;
     pthread_mutex_unlock(&self->lock);
     for (size_t i = 0; i < n; i++) {
+        jobs[i]->seq = self->next_seq++;
         self->root->ops->submit(self->root, &jobs[i]->task);
     }
     self->spare = jobs; /* ours alone until the next round swaps it in */
@@ -170,6 +171,7 @@ stop_step(mpb_server *self, int *phase, int64_t *deadline)
         if ((atomic_load(&self->in_flight) > 0 || !idle) && now < *deadline) {
             return 0;
         }
+        mpb__interval_finish(self->interval); /* the last interval, workers still up */
         if (atomic_load(&self->in_flight) > 0) {
             mpb_log_err("server", "%zu items still in flight after %d ms; stopping workers",
                         atomic_load(&self->in_flight), self->options.stop_timeout_ms);
@@ -235,6 +237,9 @@ dispatcher_main(void *arg)
         return NULL;
     }
     mpb__loop_add_fd(self->loop, self->wake_fd, on_wake, self);
+    if (self->options.on_interval != NULL) {
+        self->interval = mpb__interval_start(self);
+    }
     set_state(self, MPB_SERVER_RUNNING);
     int phase = 0;
     int64_t deadline = 0;
@@ -358,6 +363,7 @@ mpb_server_destroy(mpb_server **self_p)
     free(self->queue);
     free(self->spare);
     mpb__metrics_free(&self->metrics);
+    mpb__interval_free(&self->interval);
     mpb__loop_destroy(&self->loop);
     if (self->wake_fd >= 0) {
         close(self->wake_fd);

@@ -24,6 +24,7 @@ typedef enum mpb__server_state {
 #define MPB_SERVER_MAX_ITEM_BYTES ((size_t)1 << 30)
 
 typedef struct mpb__job mpb__job;
+typedef struct mpb__interval mpb__interval;
 
 /* Hands a finished job's result to whoever waits for it; owns result. */
 typedef void (*mpb__job_finish_fn)(mpb__job *job, mpb_result *result);
@@ -64,12 +65,13 @@ struct mpb__job {
     mpb_server *server;
     mpb__job_finish_fn finish;
     void *ctx;
-    union { /* what finish needs besides ctx (a union keeps the header at 80 bytes) */
-        uint64_t index;        /* the item's place (stream, many, front ends) */
+    union {             /* what finish needs besides ctx (one or the other: a smaller header) */
+        uint64_t index; /* the item's place (stream, many, front ends) */
         mpb_done_fn user_done; /* the caller's function (submit) */
     };
     int64_t start_ns; /* when it was submitted: its end-to-end latency counts from here */
-    _Alignas(16) unsigned char input[];
+    uint64_t seq;     /* its number in the server, in the order the dispatcher took it */
+    _Alignas(8) unsigned char input[];
 };
 
 struct mpb_server {
@@ -106,8 +108,16 @@ struct mpb_server {
     atomic_uint_fast64_t completed;
     atomic_uint_fast64_t errors;
     mpb__stats stats;
-    mpb__metrics *metrics; /* end to end: from submission to answer (dispatcher thread) */
+    mpb__metrics *metrics;   /* end to end: from submission to answer (dispatcher thread) */
+    uint64_t next_seq;       /* the next job's number (dispatcher thread) */
+    mpb__interval *interval; /* on_interval's state (server_interval.c), or NULL */
 };
+
+/* Interval telemetry (server_interval.c; dispatcher thread): start adds
+ * its timer, finish emits the last interval and stops. */
+mpb__interval *mpb__interval_start(mpb_server *server);
+void mpb__interval_finish(mpb__interval *interval);
+void mpb__interval_free(mpb__interval **interval_p);
 
 /* Queues waker->wake for the end of the dispatcher's current round. */
 void mpb__server_defer_wake(mpb_server *server, mpb__waker *waker);

@@ -27,6 +27,10 @@ typedef struct mpb_server mpb_server;
 
 /* Called on the dispatcher thread for every batch a worker reports. */
 typedef void (*mpb_telemetry_fn)(void *ctx, const mpb_batch_telemetry *telemetry);
+/* Called on the dispatcher thread for every item answered. */
+typedef void (*mpb_item_fn)(void *ctx, const mpb_item_record *record);
+/* Called on the dispatcher thread at the end of every interval. */
+typedef void (*mpb_interval_fn)(void *ctx, const mpb_interval_telemetry *interval);
 
 typedef struct mpb_server_options {
     /* Items in flight at most (submit and stream block beyond); 0: 1024;
@@ -37,6 +41,15 @@ typedef struct mpb_server_options {
     /* Optional per-batch observer (dispatcher thread; must not block). */
     mpb_telemetry_fn on_batch;
     void *on_batch_ctx;
+    /* Optional per-item observer (dispatcher thread; must not block; the
+     * record's pointers are valid during the call only). */
+    mpb_item_fn on_item;
+    void *on_item_ctx;
+    /* Optional interval observer (dispatcher thread; must not block), every
+     * interval_ms (0: 1000) while the server runs, and once at stop. */
+    mpb_interval_fn on_interval;
+    void *on_interval_ctx;
+    int interval_ms;
 } mpb_server_options;
 
 typedef struct mpb_server_stats {

@@ -81,22 +81,40 @@ fake_recv(fake *f)
     return more;
 }
 
-/* Reads a telemetry frame that follows a RESULTS frame; 1 when more
- * parts follow it. */
+/* Reads the next part of the message fake_recv began into f->frame; 1
+ * when more parts follow it. */
 static int
-fake_recv_more(fake *f, mpb__frame *out)
+fake_recv_part(fake *f)
 {
-    zmq_msg_t part;
-    zmq_msg_init(&part);
-    assert_true(zmq_msg_recv(&part, f->router, 0) >= 0);
-    int more = zmq_msg_more(&part);
-    msgpack_zone zone;
-    msgpack_zone_init(&zone, 256);
-    assert_int_equal(
-        mpb__wire_decode(&zone, zmq_msg_data(&part), zmq_msg_size(&part), out, NULL, 0), 0);
-    msgpack_zone_destroy(&zone);
-    zmq_msg_close(&part);
+    assert_true(zmq_msg_recv(&f->msg, f->router, 0) >= 0);
+    int more = zmq_msg_more(&f->msg);
+    assert_int_equal(mpb__wire_decode(&f->zone, zmq_msg_data(&f->msg), zmq_msg_size(&f->msg),
+                                      &f->frame, NULL, 0),
+                     0);
     return more;
+}
+
+/* Receives one message of results: a TELEMETRY frame per batch (copied to
+ * tel, at most max), then one RESULTS frame (left in f->frame) holding
+ * exactly those batches' items. Returns the number of batches. */
+static size_t
+fake_recv_results(fake *f, mpb_batch_telemetry *tel, size_t max)
+{
+    int more = fake_recv(f);
+    size_t n = 0;
+    uint64_t batched = 0;
+    while (f->frame.type == MPB_FRAME_TELEMETRY) {
+        assert_true(more && n < max);
+        batched += f->frame.u.telemetry.size;
+        tel[n++] = f->frame.u.telemetry;
+        more = fake_recv_part(f);
+    }
+    assert_int_equal(more, 0);
+    assert_int_equal(f->frame.type, MPB_FRAME_RESULTS);
+    if (n > 0) {
+        assert_int_equal(batched, f->frame.u.list.count);
+    }
+    return n;
 }
 
 static void
@@ -143,29 +161,24 @@ fake_stop(fake *f)
     mpb__wire_buf_free(&f->buf);
 }
 
-/* Receives RESULTS frames until `expect` results came, passing each result
- * and each batch's telemetry (when on_batch is not NULL) to the callbacks. */
+/* Receives results until `expect` came, passing each result and each
+ * batch's telemetry (when on_batch is not NULL) to the callbacks. */
 static void
 fake_collect(fake *f, int expect, void (*on_result)(const mpb__wire_result *, void *),
              void (*on_batch)(const mpb_batch_telemetry *, void *), void *ctx)
 {
     int answered = 0;
     while (answered < expect) {
-        int more = fake_recv(f);
-        assert_int_equal(f->frame.type, MPB_FRAME_RESULTS);
+        mpb_batch_telemetry tel[64];
+        size_t n_tel = fake_recv_results(f, tel, 64);
+        for (size_t b = 0; on_batch != NULL && b < n_tel; b++) {
+            on_batch(&tel[b], ctx);
+        }
         for (uint32_t i = 0; i < f->frame.u.list.count; i++) {
             mpb__wire_result r;
             assert_int_equal(mpb__wire_result_at(&f->frame, i, &r), 0);
             on_result(&r, ctx);
             answered++;
-        }
-        if (more) {
-            mpb__frame t;
-            fake_recv_more(f, &t);
-            assert_int_equal(t.type, MPB_FRAME_TELEMETRY);
-            if (on_batch != NULL) {
-                on_batch(&t.u.telemetry, ctx);
-            }
         }
     }
 }
@@ -250,35 +263,30 @@ batches_follow_the_limits(void **state)
         mpb__wire_pack_item(&f.buf, i, 0, &i, sizeof i);
     }
     fake_send(&f);
-    /* Each message: one RESULTS frame, then one TELEMETRY frame per batch
-     * whose results it carries (results of a batch wait for the next one's
-     * while more items are queued). */
+    /* Each message: one TELEMETRY frame per batch whose results it carries,
+     * then their results in one RESULTS frame (results of a batch wait for
+     * the next one's while more items are queued). */
     uint32_t sizes[3];
     mpb_batch_close reasons[3];
     uint64_t expect_id = 0;
-    int b = 0;
+    size_t b = 0;
     while (b < 3) {
-        int more = fake_recv(&f);
-        assert_int_equal(more, 1);
-        assert_int_equal(f.frame.type, MPB_FRAME_RESULTS);
+        mpb_batch_telemetry tel[3];
+        size_t n_tel = fake_recv_results(&f, tel, 3 - b);
+        assert_true(n_tel > 0);
+        for (size_t i = 0; i < n_tel; i++, b++) {
+            sizes[b] = tel[i].size;
+            reasons[b] = tel[i].closed_by;
+            if (b == 2) {
+                assert_true(tel[i].first_wait_us >= 100000);
+            }
+        }
         for (uint32_t i = 0; i < f.frame.u.list.count; i++) {
             mpb__wire_result r;
             assert_int_equal(mpb__wire_result_at(&f.frame, i, &r), 0);
             assert_int_equal(r.id, expect_id);
             assert_memory_equal(r.data, &expect_id, sizeof expect_id);
             expect_id++;
-        }
-        while (more) {
-            assert_true(b < 3);
-            mpb__frame t;
-            more = fake_recv_more(&f, &t);
-            assert_int_equal(t.type, MPB_FRAME_TELEMETRY);
-            sizes[b] = t.u.telemetry.size;
-            reasons[b] = t.u.telemetry.closed_by;
-            if (b == 2) {
-                assert_true(t.u.telemetry.first_wait_us >= 100000);
-            }
-            b++;
         }
     }
     assert_int_equal(expect_id, 10);
