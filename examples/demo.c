@@ -93,7 +93,11 @@ start_tracking(char *run_id, size_t run_id_len)
 static void
 finish_tracking(mpb_server_tracker *tracker, const mpb_server_stats *stats, double items_per_s)
 {
-    mpb_server_tracker_flush(tracker, 30000);
+    char err[256];
+    /* the queued metrics, then the per-item table (items.json) */
+    if (mpb_server_tracker_finish(tracker, err, sizeof err) != 0) {
+        fprintf(stderr, "demo: tracking: %s\n", err);
+    }
     uint64_t logged = mpb_server_tracker_logged(tracker);
     uint64_t dropped = mpb_server_tracker_dropped(tracker);
     mpb_server_tracker_destroy(&tracker);
@@ -106,14 +110,13 @@ finish_tracking(mpb_server_tracker *tracker, const mpb_server_stats *stats, doub
     mpb_tracking_log_metric("errors", (double)stats->errors, 0);
     char run_id[64] = "";
     mpb_tracking_active_run_id(run_id, sizeof run_id);
-    char err[256];
     if (mpb_tracking_end_run(MPB_RUN_FINISHED, err, sizeof err) != 0) {
         fprintf(stderr, "demo: tracking: %s\n", err);
         return;
     }
     const char *uri = getenv("MLFLOW_TRACKING_URI");
     printf("tracked: run %s of experiment mpbatch-demo in %s (%llu batches logged, %llu "
-           "dropped)\n",
+           "dropped; sampled items in the table items.json)\n",
            run_id, uri ? uri : "./mlruns", (unsigned long long)logged, (unsigned long long)dropped);
     printf("  see it: ./build/bin/mpb runs show %s\n", run_id);
     printf("  or in MLflow: MLFLOW_ALLOW_FILE_STORE=true mlflow ui --backend-store-uri %s\n",
@@ -141,8 +144,12 @@ main(void)
     mpb_server_options_init(&server_options);
     server_options.capacity = 1024;
     if (tracker != NULL) {
-        server_options.on_batch = mpb_server_tracker_on_batch;
+        server_options.on_batch = mpb_server_tracker_on_batch; /* every batch */
         server_options.on_batch_ctx = tracker;
+        server_options.on_item = mpb_server_tracker_on_item; /* sampled items */
+        server_options.on_item_ctx = tracker;
+        server_options.on_interval = mpb_server_tracker_on_interval; /* every second */
+        server_options.on_interval_ctx = tracker;
     }
     mpb_server *server = mpb_server_new(&servlet, &server_options);
 

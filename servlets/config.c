@@ -118,11 +118,13 @@ parse_flat_section(parse_ctx *ctx, const char *section, const yaml_node_t *node,
 
 static const char *const top_fields[] = {"servlet", "server", "io", "tracking",
                                          "serve",   "sweep",  NULL};
-static const char *const serve_fields[] = {"bind", "http", "metrics", "max_message_bytes",
-                                           "client_max_in_flight", NULL};
+static const char *const serve_fields[] = {
+    "bind", "http", "metrics", "max_message_bytes", "client_max_in_flight", NULL};
 static const char *const server_fields[] = {"capacity", "stop_timeout_ms", NULL};
 static const char *const io_fields[] = {"format", NULL};
-static const char *const tracking_fields[] = {"uri", "experiment", "run_name", NULL};
+static const char *const tracking_fields[] = {
+    "uri",         "experiment", "run_name",     "interval_ms", "items", "items_first",
+    "items_every", "items_max",  "log_payloads", "payload_max", NULL};
 /* what `mpb bench` sweeps (docs/bench.md); read by the bench, not here */
 static const char *const sweep_fields[] = {"kind", "workers", "batch_size", "batch_wait_us",
                                            "load", "seconds", "items",      "dim",

@@ -4,39 +4,86 @@
  * owns a logging queue of its own, created FAIL_FAST, so the dispatcher
  * thread that calls on_batch never waits for the store: a full queue drops
  * that batch's metrics and counts the drop. Steps number the batches in the
- * order the dispatcher saw them (one counter per tracker; only the
- * dispatcher touches it).
+ * order their pool numbered them (mpb_batch_telemetry.seq); intervals by
+ * their index. Item records are sampled into an in-memory table on the
+ * dispatcher (tracking/item_table.c) and written as one artifact by
+ * finish, after the server stopped: no file is touched on the item path.
  */
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
 
 #include "core/util.h"
 #include "mpbatch/error.h"
 #include "mpbatch/log.h"
 #include "mpbatch/logging_queue.h"
 #include "mpbatch/server_tracker.h"
+#include "tracking/item_table.h"
 
 #define DRAIN_TIMEOUT_MS 30000
 
+#define DEFAULT_ITEMS_FIRST 10000
+#define DEFAULT_ITEMS_EVERY 100
+#define DEFAULT_ITEMS_MAX 100000
+#define DEFAULT_PAYLOAD_MAX 256
+#define MAX_TAG_VALUE 8000 /* MLflow's limit on a tag's value */
+
 struct mpb_server_tracker {
+    mpb_store *store;
     mpb_logging_queue *queue;
     char *run_id;
-    int64_t step; /* dispatcher thread only */
+    char *items_artifact;
+    mpb__item_table *items; /* dispatcher thread until finish; NULL: no records */
     atomic_uint_fast64_t logged;
     atomic_uint_fast64_t dropped;
+    atomic_uint_fast64_t intervals_dropped;
 };
+
+void
+mpb_server_tracker_options_init(mpb_server_tracker_options *options)
+{
+    memset(options, 0, sizeof *options);
+    options->items_first = DEFAULT_ITEMS_FIRST;
+    options->items_every = DEFAULT_ITEMS_EVERY;
+    options->items_max = DEFAULT_ITEMS_MAX;
+    options->payload_max = DEFAULT_PAYLOAD_MAX;
+}
+
+mpb_server_tracker *
+mpb_server_tracker_new_with(mpb_store *store, const char *run_id,
+                            const mpb_server_tracker_options *options)
+{
+    MPB_ASSERT(store != NULL && run_id != NULL);
+    mpb_server_tracker_options defaults;
+    if (options == NULL) {
+        mpb_server_tracker_options_init(&defaults);
+        options = &defaults;
+    }
+    mpb_server_tracker *self = mpb_calloc(1, sizeof *self);
+    self->store = store;
+    mpb_logging_queue_options queue_options = {.when_full = MPB_LOGGING_QUEUE_FAIL_FAST};
+    self->queue = mpb_logging_queue_new(store, &queue_options);
+    self->run_id = mpb_strdup(run_id);
+    self->items_artifact =
+        mpb_strdup(options->items_artifact && *options->items_artifact ? options->items_artifact
+                                                                       : "items.json");
+    if (options->items_first > 0 || options->items_max > 0) {
+        size_t payload = options->payload_max ? options->payload_max : DEFAULT_PAYLOAD_MAX;
+        self->items = mpb__item_table_new(options->items_first, options->items_every,
+                                          options->items_max, options->log_payloads ? payload : 0);
+    }
+    return self;
+}
 
 mpb_server_tracker *
 mpb_server_tracker_new(mpb_store *store, const char *run_id)
 {
-    MPB_ASSERT(store != NULL && run_id != NULL);
-    mpb_server_tracker *self = mpb_calloc(1, sizeof *self);
-    mpb_logging_queue_options options = {.when_full = MPB_LOGGING_QUEUE_FAIL_FAST};
-    self->queue = mpb_logging_queue_new(store, &options);
-    self->run_id = mpb_strdup(run_id);
-    return self;
+    return mpb_server_tracker_new_with(store, run_id, NULL);
 }
 
 int
@@ -56,12 +103,199 @@ mpb_server_tracker_on_batch(void *ctx, const mpb_batch_telemetry *t)
     mpb_metric metrics[4];
     for (int i = 0; i < 4; i++) {
         snprintf(keys[i], sizeof keys[i], "%s/%s", t->servlet ? t->servlet : "server", names[i]);
-        metrics[i] = (mpb_metric){keys[i], values[i], now, self->step};
+        metrics[i] = (mpb_metric){keys[i], values[i], now, (int64_t)t->seq};
     }
-    self->step++;
     int rc =
         mpb_logging_queue_log_batch(self->queue, self->run_id, metrics, 4, NULL, 0, NULL, 0, NULL);
     atomic_fetch_add(rc == 0 ? &self->logged : &self->dropped, 1);
+}
+
+void
+mpb_server_tracker_on_item(void *ctx, const mpb_item_record *record)
+{
+    mpb_server_tracker *self = ctx;
+    if (self->items != NULL) {
+        mpb__item_table_add(self->items, record);
+    }
+}
+
+/* Metrics of one interval, keyed "<prefix>/<name>" (servlets' under
+ * "<path>/interval/", apart from the per-batch "<path>/errors" and such). */
+typedef struct interval_batch {
+    mpb_metric metrics[256];
+    char keys[256][320];
+    size_t n;
+    int64_t now;
+    int64_t step;
+} interval_batch;
+
+static void
+add(interval_batch *b, const char *prefix, const char *name, double value)
+{
+    if (b->n == sizeof b->metrics / sizeof b->metrics[0]) {
+        return; /* a tree that large is capped: its last servlets' figures */
+    }
+    snprintf(b->keys[b->n], sizeof b->keys[0], "%s/%s", prefix, name);
+    b->metrics[b->n] = (mpb_metric){b->keys[b->n], value, b->now, b->step};
+    b->n++;
+}
+
+static void
+add_servlet(interval_batch *b, const mpb_servlet_interval *s, int pool)
+{
+    char prefix[160];
+    snprintf(prefix, sizeof prefix, "%s/interval", s->servlet);
+    add(b, prefix, "items_per_s", s->items_per_s);
+    add(b, prefix, "p50_us", s->p50_us);
+    add(b, prefix, "p99_us", s->p99_us);
+    add(b, prefix, "errors", (double)s->errors);
+    for (size_t i = 0; i < s->n_error_types; i++) {
+        char name[96];
+        snprintf(name, sizeof name, "error_type/%s", s->errors_by_type[i].type);
+        add(b, prefix, name, (double)s->errors_by_type[i].count);
+    }
+    add(b, prefix, "in_flight", (double)s->in_flight);
+    if (pool) {
+        add(b, prefix, "mean_batch", s->mean_batch);
+        add(b, prefix, "queue_depth", (double)s->queue_depth);
+        add(b, prefix, "workers_alive", s->workers_alive);
+        add(b, prefix, "restarts", (double)s->restarts);
+        add(b, prefix, "workers_cpu", s->workers_cpu);
+        add(b, prefix, "workers_rss_mb", (double)s->workers_rss_bytes / (1 << 20));
+    }
+}
+
+void
+mpb_server_tracker_on_interval(void *ctx, const mpb_interval_telemetry *t)
+{
+    mpb_server_tracker *self = ctx;
+    interval_batch *b = mpb_malloc(sizeof *b);
+    b->n = 0;
+    b->now = mpb_wall_ms();
+    b->step = (int64_t)t->index;
+    add_servlet(b, &t->server, 0);
+    for (size_t i = 0; i < t->n_servlets; i++) {
+        add_servlet(b, &t->servlets[i], 1);
+    }
+    add(b, "system", "coordinator_cpu", t->coordinator_cpu);
+    add(b, "system", "coordinator_rss_mb", (double)t->coordinator_rss_bytes / (1 << 20));
+    add(b, "system", "workers_cpu", t->workers_cpu);
+    add(b, "system", "workers_rss_mb", (double)t->workers_rss_bytes / (1 << 20));
+    if (mpb_logging_queue_log_batch(self->queue, self->run_id, b->metrics, b->n, NULL, 0, NULL, 0,
+                                    NULL) != 0) {
+        atomic_fetch_add(&self->intervals_dropped, 1);
+    }
+    free(b);
+}
+
+/* The run's mlflow.loggedArtifacts tag with path listed as a table (kept
+ * as it is when already listed, or when the list would pass MLflow's
+ * limit). NULL: leave the tag alone. */
+static char *
+logged_artifacts_with(const mpb_run *run, const char *path)
+{
+    const char *old = NULL;
+    for (size_t i = 0; run != NULL && i < run->n_tags; i++) {
+        if (strcmp(run->tags[i].key, "mlflow.loggedArtifacts") == 0) {
+            old = run->tags[i].value;
+        }
+    }
+    cJSON *list = old ? cJSON_Parse(old) : cJSON_CreateArray();
+    if (!cJSON_IsArray(list)) {
+        cJSON_Delete(list);
+        list = cJSON_CreateArray();
+    }
+    const cJSON *entry;
+    cJSON_ArrayForEach(entry, list)
+    {
+        const cJSON *p = cJSON_GetObjectItemCaseSensitive(entry, "path");
+        if (cJSON_IsString(p) && strcmp(p->valuestring, path) == 0) {
+            cJSON_Delete(list);
+            return NULL;
+        }
+    }
+    /* written as Python's json.dumps writes it: ", " and ": " */
+    char *out = mpb_strdup("[");
+    cJSON_ArrayForEach(entry, list)
+    {
+        const cJSON *p = cJSON_GetObjectItemCaseSensitive(entry, "path");
+        const cJSON *type = cJSON_GetObjectItemCaseSensitive(entry, "type");
+        if (cJSON_IsString(p) && cJSON_IsString(type)) {
+            char *next = mpb_asprintf("%s{\"path\": \"%s\", \"type\": \"%s\"}, ", out,
+                                      p->valuestring, type->valuestring);
+            free(out);
+            out = next;
+        }
+    }
+    char *next = mpb_asprintf("%s{\"path\": \"%s\", \"type\": \"table\"}]", out, path);
+    free(out);
+    cJSON_Delete(list);
+    if (strlen(next) > MAX_TAG_VALUE) {
+        free(next);
+        return NULL;
+    }
+    return next;
+}
+
+static int
+write_items(mpb_server_tracker *self, char *err, size_t err_len)
+{
+    char dir[] = "/tmp/mpb-items-XXXXXX";
+    if (mkdtemp(dir) == NULL) {
+        return mpb__set_error(err, err_len, MPB_EIO, "item table: mkdtemp: %s", strerror(errno));
+    }
+    const char *slash = strrchr(self->items_artifact, '/');
+    const char *base = slash ? slash + 1 : self->items_artifact;
+    char *folder =
+        slash ? mpb_strndup(self->items_artifact, (size_t)(slash - self->items_artifact)) : NULL;
+    char *file = mpb_asprintf("%s/%s", dir, base);
+    int rc = mpb__item_table_write(self->items, file, err, err_len);
+    if (rc == 0) {
+        rc = mpb_store_log_artifact(self->store, self->run_id, file, folder, err, err_len);
+    }
+    unlink(file);
+    rmdir(dir);
+    free(file);
+    free(folder);
+    if (rc != 0) {
+        return rc;
+    }
+    mpb_run *run = NULL;
+    char ignored[128];
+    mpb_store_get_run(self->store, self->run_id, &run, ignored, sizeof ignored);
+    char *tag = logged_artifacts_with(run, self->items_artifact);
+    mpb_run_free(&run);
+    if (tag != NULL) {
+        rc = mpb_store_set_tag(self->store, self->run_id, "mlflow.loggedArtifacts", tag, err,
+                               err_len);
+        free(tag);
+    }
+    return rc;
+}
+
+int
+mpb_server_tracker_finish(mpb_server_tracker *self, char *err, size_t err_len)
+{
+    if (mpb_logging_queue_flush(self->queue, DRAIN_TIMEOUT_MS) != 0) {
+        mpb_log_warn("tracking", "server telemetry still queued after %d ms", DRAIN_TIMEOUT_MS);
+    }
+    int64_t now = mpb_wall_ms();
+    mpb_metric counts[4] = {
+        {"tracking/items_recorded", self->items ? (double)mpb__item_table_rows(self->items) : 0,
+         now, 0},
+        {"tracking/items_sampled_out",
+         self->items ? (double)mpb__item_table_sampled_out(self->items) : 0, now, 0},
+        {"tracking/items_dropped", self->items ? (double)mpb__item_table_dropped(self->items) : 0,
+         now, 0},
+        {"tracking/batches_dropped",
+         (double)(atomic_load(&self->dropped) + atomic_load(&self->intervals_dropped)), now, 0},
+    };
+    int rc =
+        mpb_store_log_batch(self->store, self->run_id, counts, 4, NULL, 0, NULL, 0, err, err_len);
+    if (rc == 0 && self->items != NULL && mpb__item_table_rows(self->items) > 0) {
+        rc = write_items(self, err, err_len);
+    }
+    return rc;
 }
 
 int
@@ -94,6 +328,8 @@ mpb_server_tracker_destroy(mpb_server_tracker **self_p)
         mpb_log_err("tracking", "server telemetry not fully written: %s", err);
     }
     mpb_logging_queue_destroy(&self->queue);
+    mpb__item_table_free(&self->items);
+    free(self->items_artifact);
     free(self->run_id);
     free(self);
     *self_p = NULL;
