@@ -64,8 +64,12 @@ mpb_logging_queue_new(mpb_store *store, const mpb_logging_queue_options *options
 static int
 resolve_options(mpb_logging_queue_options *opts, char *err, size_t err_len)
 {
-    if (opts->block_timeout_ms < 0 || opts->store_call_timeout_ms < 0) {
-        return mpb__set_error(err, err_len, MPB_EINVAL, "logging queue: timeouts must be >= 0");
+    if (opts->writer_nice < 0 || opts->writer_nice > 19) {
+        return mpb__set_error(err, err_len, MPB_EINVAL, "logging queue: writer_nice is 0..19");
+    }
+    if (opts->block_timeout_ms < 0 || opts->store_call_timeout_ms < 0 || opts->linger_ms < 0) {
+        return mpb__set_error(err, err_len, MPB_EINVAL,
+                              "logging queue: timeouts and linger must be >= 0");
     }
     if (opts->when_full != MPB_LOGGING_QUEUE_BLOCK &&
         opts->when_full != MPB_LOGGING_QUEUE_FAIL_FAST) {
@@ -153,6 +157,7 @@ mpb_logging_queue_flush(mpb_logging_queue *self, int64_t timeout_ms)
     pthread_mutex_lock(&self->lock);
     uint64_t target = self->last_seq;
     self->done_waiters++;
+    mpb__logging_wake_lingering(self);
     for (;;) {
         if (atomic_load(&self->failed)) {
             rc = MPB_EWRITER_DIED;

@@ -186,6 +186,7 @@ wait_for_room(mpb_logging_queue *q, size_t cost, int is_job)
         }
         int64_t wake = mpb__logging_check_hung(q, now, deadline);
         q->room_waiters++;
+        mpb__logging_wake_lingering(q);
         mpb__logging_cond_wait(q, &q->room_cond, wake);
         q->room_waiters--;
     }
@@ -232,6 +233,8 @@ enqueue_nodes(mpb_logging_queue *q, mpb__log_node *first, size_t parts,
     if (q->writer_sleeping) {
         q->writer_sleeping = 0;
         pthread_cond_signal(&q->work_cond);
+    } else if (q->queued >= 1000) {
+        mpb__logging_wake_lingering(q); /* a store call's worth is here */
     }
     pthread_mutex_unlock(&q->lock);
     if (handle_out != NULL) {
@@ -331,6 +334,7 @@ mpb_logging_handle_wait(mpb_logging_handle *self, int64_t timeout_ms, char *err,
         int64_t deadline = mpb__deadline_after_ms(timeout_ms);
         pthread_mutex_lock(&q->lock);
         q->done_waiters++;
+        mpb__logging_wake_lingering(q);
         while (!atomic_load_explicit(&self->done, memory_order_relaxed)) {
             int64_t now = mpb_now_ns();
             if (now >= deadline) {

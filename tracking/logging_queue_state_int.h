@@ -76,6 +76,7 @@ struct mpb_logging_queue {
     mpb_logging_status status;
     int stopping;
     int writer_sleeping;
+    int writer_lingering; /* waiting for more to merge (opts.linger_ms) */
     int writer_running; /* a writer thread exists and is not joined */
     int writer_exited;  /* it has done its last act */
     int join_claimed;
@@ -153,5 +154,9 @@ mpb__logging_check_hung(mpb_logging_queue *q, int64_t now_ns, int64_t deadline_n
 /* Under lock: waits on cond until deadline_ns (monotonic ns). */
 void
 mpb__logging_cond_wait(mpb_logging_queue *q, pthread_cond_t *cond, int64_t deadline_ns);
+
+/* Under lock: a writer lingering for more to merge writes now. */
+void
+mpb__logging_wake_lingering(mpb_logging_queue *q);
 
 #endif

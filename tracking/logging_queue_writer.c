@@ -8,10 +8,14 @@
  * sum stays within MLflow's limits and repeats no param or tag key (a
  * repeated key would make the store judge two calls as one).
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/util.h"
 #include "mpbatch/error.h"
@@ -313,6 +317,34 @@ free_group(mpb__log_node *group)
     }
 }
 
+/* Entities worth one store call: a lingering writer stops waiting here. */
+#define LINGER_ENOUGH 1000
+
+void
+mpb__logging_wake_lingering(mpb_logging_queue *q)
+{
+    if (q->writer_lingering) {
+        pthread_cond_signal(&q->work_cond);
+    }
+}
+
+/* Under the lock, with work queued: waits up to linger_ms for more to
+ * merge, unless someone waits on the queue or it is stopping. */
+static void
+linger(mpb_logging_queue *q)
+{
+    if (q->opts.linger_ms <= 0) {
+        return;
+    }
+    int64_t until = mpb_now_ns() + q->opts.linger_ms * 1000000;
+    q->writer_lingering = 1;
+    while (!q->stopping && !atomic_load(&q->failed) && q->done_waiters == 0 &&
+           q->room_waiters == 0 && q->queued < LINGER_ENOUGH && mpb_now_ns() < until) {
+        mpb__logging_cond_wait(q, &q->work_cond, until);
+    }
+    q->writer_lingering = 0;
+}
+
 static void
 writer_loop(mpb_logging_queue *q)
 {
@@ -323,6 +355,7 @@ writer_loop(mpb_logging_queue *q)
             pthread_cond_wait(&q->work_cond, &q->lock);
         }
         q->writer_sleeping = 0;
+        linger(q);
         if (q->head == NULL || atomic_load(&q->failed)) {
             break;
         }
@@ -364,6 +397,15 @@ writer_on_exit(void *arg)
 void *
 mpb__logging_writer_main(void *arg)
 {
+    mpb_logging_queue *q = arg;
+    if (q->opts.writer_nice > 0) {
+        /* this thread only: a thread's id is its own scheduling entity */
+        errno = 0;
+        int now = getpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid));
+        if (errno == 0) {
+            setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), now + q->opts.writer_nice);
+        }
+    }
     pthread_cleanup_push(writer_on_exit, arg);
     writer_loop(arg);
     pthread_cleanup_pop(1);

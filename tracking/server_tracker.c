@@ -3,7 +3,13 @@
  * The bridge between a server's per-batch telemetry and a tracking run. It
  * owns a logging queue of its own, created FAIL_FAST, so the dispatcher
  * thread that calls on_batch never waits for the store: a full queue drops
- * that batch's metrics and counts the drop. Steps number the batches in the
+ * the metrics and counts the batches dropped. Batches' metrics gather on
+ * the dispatcher (names made once per servlet) and go to the queue in
+ * bunches of up to 1000 metrics, at most HOLD_MS old, at every interval,
+ * and at flush, finish and destroy; the queue's writer lingers 100 ms to
+ * merge bunches into few store calls. Together they took per-batch
+ * telemetry of a passthrough pool from -21 % to about -3 % of items/s
+ * (mpb-bench-telemetry). Steps number the batches in the
  * order their pool numbered them (mpb_batch_telemetry.seq); intervals by
  * their index. Item records are sampled into an in-memory table on the
  * dispatcher (tracking/item_table.c) and written as one artifact by
@@ -27,14 +33,31 @@
 
 #define DRAIN_TIMEOUT_MS 30000
 
+#define LINGER_MS 100
+#define WRITER_NICE 10
 #define DEFAULT_ITEMS_FIRST 10000
 #define DEFAULT_ITEMS_EVERY 100
 #define DEFAULT_ITEMS_MAX 100000
 #define DEFAULT_PAYLOAD_MAX 256
 #define MAX_TAG_VALUE 8000 /* MLflow's limit on a tag's value */
 
+#define BATCH_METRICS 4
+#define PENDING_MAX 1000 /* metrics: one store call's worth */
+#define HOLD_MS 100      /* the longest a batch's metrics wait on the dispatcher */
+
+typedef struct servlet_keys {
+    char *servlet;
+    char *key[BATCH_METRICS];
+} servlet_keys;
+
 struct mpb_server_tracker {
     mpb_store *store;
+    /* per-batch metrics gathered on the dispatcher, handed over in bunches */
+    mpb_metric pending[PENDING_MAX];
+    size_t n_pending;
+    int64_t pending_since_ms;
+    servlet_keys **keys;
+    size_t n_keys;
     mpb_logging_queue *queue;
     char *run_id;
     char *items_artifact;
@@ -66,7 +89,11 @@ mpb_server_tracker_new_with(mpb_store *store, const char *run_id,
     }
     mpb_server_tracker *self = mpb_calloc(1, sizeof *self);
     self->store = store;
-    mpb_logging_queue_options queue_options = {.when_full = MPB_LOGGING_QUEUE_FAIL_FAST};
+    /* lingering 100 ms turns tens of thousands of batches a second into a
+     * few store calls of 1000 metrics (docs/metrics.md has the cost) */
+    mpb_logging_queue_options queue_options = {.when_full = MPB_LOGGING_QUEUE_FAIL_FAST,
+                                               .linger_ms = LINGER_MS,
+                                               .writer_nice = WRITER_NICE};
     self->queue = mpb_logging_queue_new(store, &queue_options);
     self->run_id = mpb_strdup(run_id);
     self->items_artifact =
@@ -92,22 +119,57 @@ mpb_server_tracker_start(mpb_server_tracker *self, char *err, size_t err_len)
     return mpb_logging_queue_start(self->queue, err, err_len);
 }
 
+/* A servlet's per-batch metric names, made once. */
+static const servlet_keys *
+keys_for(mpb_server_tracker *self, const char *servlet)
+{
+    for (size_t i = self->n_keys; i-- > 0;) {
+        if (strcmp(self->keys[i]->servlet, servlet) == 0) {
+            return self->keys[i];
+        }
+    }
+    static const char *const names[BATCH_METRICS] = {"batch_size", "first_wait_us", "compute_us",
+                                                     "errors"};
+    servlet_keys *k = mpb_calloc(1, sizeof *k);
+    k->servlet = mpb_strdup(servlet);
+    for (int i = 0; i < BATCH_METRICS; i++) {
+        k->key[i] = mpb_asprintf("%s/%s", servlet, names[i]);
+    }
+    self->keys = mpb_realloc(self->keys, (self->n_keys + 1) * sizeof *self->keys);
+    self->keys[self->n_keys++] = k;
+    return k;
+}
+
+/* Hands the buffered batches' metrics to the queue in one call. */
+static void
+push_batches(mpb_server_tracker *self)
+{
+    if (self->n_pending == 0) {
+        return;
+    }
+    int rc = mpb_logging_queue_log_batch(self->queue, self->run_id, self->pending, self->n_pending,
+                                         NULL, 0, NULL, 0, NULL);
+    atomic_fetch_add(rc == 0 ? &self->logged : &self->dropped, self->n_pending / BATCH_METRICS);
+    self->n_pending = 0;
+}
+
 void
 mpb_server_tracker_on_batch(void *ctx, const mpb_batch_telemetry *t)
 {
     mpb_server_tracker *self = ctx;
-    char keys[4][160];
-    const char *names[4] = {"batch_size", "first_wait_us", "compute_us", "errors"};
-    double values[4] = {t->size, (double)t->first_wait_us, (double)t->compute_us, t->errors};
+    const servlet_keys *k = keys_for(self, t->servlet ? t->servlet : "server");
+    double values[BATCH_METRICS] = {t->size, (double)t->first_wait_us, (double)t->compute_us,
+                                    t->errors};
     int64_t now = mpb_wall_ms();
-    mpb_metric metrics[4];
-    for (int i = 0; i < 4; i++) {
-        snprintf(keys[i], sizeof keys[i], "%s/%s", t->servlet ? t->servlet : "server", names[i]);
-        metrics[i] = (mpb_metric){keys[i], values[i], now, (int64_t)t->seq};
+    if (self->n_pending == 0) {
+        self->pending_since_ms = now;
     }
-    int rc =
-        mpb_logging_queue_log_batch(self->queue, self->run_id, metrics, 4, NULL, 0, NULL, 0, NULL);
-    atomic_fetch_add(rc == 0 ? &self->logged : &self->dropped, 1);
+    for (int i = 0; i < BATCH_METRICS; i++) {
+        self->pending[self->n_pending++] = (mpb_metric){k->key[i], values[i], now, (int64_t)t->seq};
+    }
+    if (self->n_pending + BATCH_METRICS > PENDING_MAX || now - self->pending_since_ms >= HOLD_MS) {
+        push_batches(self);
+    }
 }
 
 void
@@ -169,6 +231,7 @@ void
 mpb_server_tracker_on_interval(void *ctx, const mpb_interval_telemetry *t)
 {
     mpb_server_tracker *self = ctx;
+    push_batches(self);
     interval_batch *b = mpb_malloc(sizeof *b);
     b->n = 0;
     b->now = mpb_wall_ms();
@@ -276,6 +339,7 @@ write_items(mpb_server_tracker *self, char *err, size_t err_len)
 int
 mpb_server_tracker_finish(mpb_server_tracker *self, char *err, size_t err_len)
 {
+    push_batches(self);
     if (mpb_logging_queue_flush(self->queue, DRAIN_TIMEOUT_MS) != 0) {
         mpb_log_warn("tracking", "server telemetry still queued after %d ms", DRAIN_TIMEOUT_MS);
     }
@@ -301,6 +365,7 @@ mpb_server_tracker_finish(mpb_server_tracker *self, char *err, size_t err_len)
 int
 mpb_server_tracker_flush(mpb_server_tracker *self, int64_t timeout_ms)
 {
+    push_batches(self);
     return mpb_logging_queue_flush(self->queue, timeout_ms);
 }
 
@@ -323,12 +388,21 @@ mpb_server_tracker_destroy(mpb_server_tracker **self_p)
         return;
     }
     mpb_server_tracker *self = *self_p;
+    push_batches(self);
     char err[256];
     if (mpb_logging_queue_shutdown(self->queue, DRAIN_TIMEOUT_MS, err, sizeof err) != 0) {
         mpb_log_err("tracking", "server telemetry not fully written: %s", err);
     }
     mpb_logging_queue_destroy(&self->queue);
     mpb__item_table_free(&self->items);
+    for (size_t i = 0; i < self->n_keys; i++) {
+        free(self->keys[i]->servlet);
+        for (int k = 0; k < BATCH_METRICS; k++) {
+            free(self->keys[i]->key[k]);
+        }
+        free(self->keys[i]);
+    }
+    free(self->keys);
     free(self->items_artifact);
     free(self->run_id);
     free(self);

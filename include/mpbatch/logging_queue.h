@@ -70,6 +70,16 @@ typedef struct mpb_logging_queue_options {
     int64_t block_timeout_ms;      /* BLOCK: longest wait for room; 0: 5000 */
     int64_t store_call_timeout_ms; /* a longer store call fails the queue; 0: 30000 */
     int no_exit_drain;             /* nonzero: do not drain this queue at exit */
+    /* The writer waits up to linger_ms after a batch arrives for more to
+     * merge into the same store call (0: it writes at once). A flush,
+     * shutdown, a waiter, or a store call's worth (1000 entities) queued
+     * ends the wait. For producers that log often, such as a server's
+     * per-batch telemetry: fewer, larger store calls. */
+    int64_t linger_ms;
+    /* Added to the writer thread's nice value (Linux schedules threads
+     * one by one), 0..19: a queue fed by a busy server yields the CPU to
+     * the work it measures instead of preempting it. */
+    int writer_nice;
 } mpb_logging_queue_options;
 
 /* Counters since the queue was created. A call over MLflow's limits counts

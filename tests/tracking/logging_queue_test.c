@@ -381,6 +381,41 @@ four_threads_keep_each_run_in_order(void **state)
     test_sink_free(&sink);
 }
 
+static void
+lingering_writer_merges_and_wakes_for_flush_and_a_full_call(void **state)
+{
+    (void)state;
+    test_sink sink;
+    test_sink_init(&sink);
+    /* a minute of lingering: only a flush, a store call's worth, or
+     * shutdown makes the writer write */
+    mpb_logging_queue_options options = {.linger_ms = 60000, .writer_nice = 5};
+    mpb_logging_queue *q = start_queue(&sink, &options);
+    for (int64_t step = 0; step < 10; step++) {
+        assert_int_equal(log_metric(q, "r1", "m", step, NULL), 0);
+    }
+    assert_int_equal(mpb_logging_queue_flush(q, HANG_MS), 0);
+    assert_int_equal(sink.n_calls, 1); /* the ten in one call */
+    assert_int_equal(sink.calls[0].n_metrics, 10);
+    for (int64_t step = 10; step < 1010; step++) {
+        assert_int_equal(log_metric(q, "r1", "m", step, NULL), 0);
+    }
+    /* 1000 queued: written without a flush */
+    assert_true(test_sink_wait_entered(&sink, 2));
+    assert_int_equal(sink.calls[1].n_metrics, 1000);
+    assert_int_equal(mpb_logging_queue_flush(q, HANG_MS), 0);
+    assert_run_in_order(&sink, "r1", 1010);
+    mpb_logging_queue_destroy(&q);
+    test_sink_free(&sink);
+
+    options.writer_nice = 20; /* out of range */
+    q = mpb__logging_queue_new_with_sink(&test_sink_vtable, &sink, &options);
+    char err[256] = "";
+    assert_int_equal(mpb_logging_queue_start(q, err, sizeof err), MPB_EINVAL);
+    assert_non_null(strstr(err, "writer_nice"));
+    mpb_logging_queue_destroy(&q);
+}
+
 int
 main(void)
 {
@@ -397,6 +432,7 @@ main(void)
         cmocka_unit_test(block_policy_times_out_then_gets_room),
         cmocka_unit_test(blocked_producers_resume),
         cmocka_unit_test(four_threads_keep_each_run_in_order),
+        cmocka_unit_test(lingering_writer_merges_and_wakes_for_flush_and_a_full_call),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
