@@ -32,6 +32,7 @@
 
 #include <zmq.h>
 
+#include "bench/bench_util.h"
 #include "core/util.h"
 #include "mpbatch/client.h"
 #include "mpbatch/error.h"
@@ -43,22 +44,6 @@ typedef struct bench_args {
     int calls;
     long long items;
 } bench_args;
-
-static int
-compare_double(const void *a, const void *b)
-{
-    double x = *(const double *)a;
-    double y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double
-percentile(double *values, int n, double p)
-{
-    qsort(values, (size_t)n, sizeof *values, compare_double);
-    int i = (int)(p * (n - 1) + 0.5);
-    return values[i];
-}
 
 static mpb_servlet *
 pool(const char *name, long long batch_size, long long wait_us)
@@ -101,8 +86,8 @@ call_latency(mpb_server *server, int n, double *p50, double *p99)
         us[i] = (double)(mpb_now_ns() - start_ns) / 1e3;
         mpb_result_destroy(&r);
     }
-    *p50 = percentile(us, n, 0.5);
-    *p99 = percentile(us, n, 0.99);
+    *p50 = bench_percentile(us, (size_t)n, 0.5);
+    *p99 = bench_percentile(us, (size_t)n, 0.99);
     free(us);
 }
 
@@ -159,12 +144,6 @@ client_rate(mpb_client *client, long long items)
     return (double)items / ((double)(mpb_now_ns() - start_ns) / 1e9);
 }
 
-static double
-median_of(double *values, int n)
-{
-    return percentile(values, n, 0.5);
-}
-
 static void
 pin_to(int cpu)
 {
@@ -213,7 +192,7 @@ cross_core_wake_rtt(int n)
             }
             us[i] = (double)(mpb_now_ns() - t0) / 1e3;
         }
-        double p50 = percentile(us, n, 0.5);
+        double p50 = bench_percentile(us, (size_t)n, 0.5);
         _exit(write(result[1], &p50, sizeof p50) == sizeof p50 ? 0 : 1);
     }
     double p50 = 0;
@@ -245,19 +224,20 @@ bench_ensemble(const bench_args *a)
         wake[r] = cross_core_wake_rtt(a->calls);
         ratio[r] = e50[r] / s50[r];
     }
-    double single50 = median_of(s50, a->rounds);
-    double ensemble50 = median_of(e50, a->rounds);
+    double single50 = bench_percentile(s50, (size_t)a->rounds, 0.5);
+    double ensemble50 = bench_percentile(e50, (size_t)a->rounds, 0.5);
     printf("ensemble latency   single pool p50 %.1f us p99 %.1f us | ensemble of two p50 %.1f us "
            "p99 %.1f us | p50 ratio %.2f x (target <= 1.5)\n",
-           single50, median_of(s99, a->rounds), ensemble50, median_of(e99, a->rounds),
-           median_of(ratio, a->rounds));
+           single50, bench_percentile(s99, (size_t)a->rounds, 0.5), ensemble50,
+           bench_percentile(e99, (size_t)a->rounds, 0.5),
+           bench_percentile(ratio, (size_t)a->rounds, 0.5));
     /* The two members' workers sit on two cores: an ensemble call wakes a
      * sleeping process on another core at least once, a single pool's call
      * need not (its worker may share the dispatcher's core). */
     printf("                   waking a process on another core and back (eventfd, cpus 0 and 1) "
            "p50 %.1f us: the ensemble's extra %.1f us is %.2f of those\n",
-           median_of(wake, a->rounds), ensemble50 - single50,
-           (ensemble50 - single50) / median_of(wake, a->rounds));
+           bench_percentile(wake, (size_t)a->rounds, 0.5), ensemble50 - single50,
+           (ensemble50 - single50) / bench_percentile(wake, (size_t)a->rounds, 0.5));
     mpb_server_destroy(&single);
     mpb_server_destroy(&ensemble);
 }
@@ -278,7 +258,9 @@ bench_sequential(const bench_args *a)
     }
     printf("sequential stream  one pool %.0f items/s | sequential of two %.0f items/s | ratio "
            "%.2f x (target >= 0.5)\n",
-           median_of(one, a->rounds), median_of(two, a->rounds), median_of(ratio, a->rounds));
+           bench_percentile(one, (size_t)a->rounds, 0.5),
+           bench_percentile(two, (size_t)a->rounds, 0.5),
+           bench_percentile(ratio, (size_t)a->rounds, 0.5));
     mpb_server_destroy(&single);
     mpb_server_destroy(&seq);
 }
@@ -306,7 +288,9 @@ bench_frontend(const bench_args *a)
     }
     printf("front end          in-process stream %.0f items/s | one pipelining client over the "
            "ZeroMQ front end %.0f items/s | ratio %.2f x (target >= 0.5)\n",
-           median_of(local, a->rounds), median_of(remote, a->rounds), median_of(ratio, a->rounds));
+           bench_percentile(local, (size_t)a->rounds, 0.5),
+           bench_percentile(remote, (size_t)a->rounds, 0.5),
+           bench_percentile(ratio, (size_t)a->rounds, 0.5));
     mpb_client_destroy(&client);
     mpb_server_destroy(&server);
 }
@@ -366,7 +350,7 @@ http_latency(int fd, int n, double *p50)
         http_infer(fd, request, strlen(request));
         us[i] = (double)(mpb_now_ns() - start_ns) / 1e3;
     }
-    *p50 = percentile(us, n, 0.5);
+    *p50 = bench_percentile(us, (size_t)n, 0.5);
     free(us);
     free(request);
 }
@@ -386,7 +370,7 @@ client_latency(mpb_client *client, int n, double *p50)
         us[i] = (double)(mpb_now_ns() - start_ns) / 1e3;
         mpb_result_destroy(&r);
     }
-    *p50 = percentile(us, n, 0.5);
+    *p50 = bench_percentile(us, (size_t)n, 0.5);
     free(us);
 }
 
@@ -434,8 +418,8 @@ raw_rtt(int n, double *p50, double *p99)
     zmq_close(router);
     zmq_ctx_term(ctx);
     unlink(endpoint + 6);
-    *p50 = percentile(us, n, 0.5);
-    *p99 = percentile(us, n, 0.99);
+    *p50 = bench_percentile(us, (size_t)n, 0.5);
+    *p99 = bench_percentile(us, (size_t)n, 0.99);
     free(us);
 }
 
@@ -466,12 +450,12 @@ bench_call_latency(const bench_args *a)
         client_latency(client, a->calls, &zmq[r]);
         http_latency(fd, a->calls, &http[r]);
     }
-    double l = median_of(local, a->rounds);
-    double l99 = median_of(local99, a->rounds);
-    double rr = median_of(raw, a->rounds);
-    double rr99 = median_of(raw99, a->rounds);
-    double z = median_of(zmq, a->rounds);
-    double h = median_of(http, a->rounds);
+    double l = bench_percentile(local, (size_t)a->rounds, 0.5);
+    double l99 = bench_percentile(local99, (size_t)a->rounds, 0.5);
+    double rr = bench_percentile(raw, (size_t)a->rounds, 0.5);
+    double rr99 = bench_percentile(raw99, (size_t)a->rounds, 0.5);
+    double z = bench_percentile(zmq, (size_t)a->rounds, 0.5);
+    double h = bench_percentile(http, (size_t)a->rounds, 0.5);
     printf("call latency       raw ZeroMQ ipc round trip p50 %.1f us p99 %.1f us | in-process "
            "call (wait 0) p50 %.1f us (%.2f x raw, target <= 2) p99 %.1f us (%.2f x raw, target "
            "<= 5)\n",

@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench/bench_util.h"
 #include "mpbatch/server.h"
 #include "mpbatch/server_tracker.h"
 #include "mpbatch/store.h"
@@ -39,29 +40,6 @@ typedef struct model {
 
 static const char *const mlp_options[] = {"input_dim=256", "hidden_dim=256", "output_dim=16",
                                           "seed=7", NULL};
-
-static double
-now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
-static int
-compare_double(const void *a, const void *b)
-{
-    double x = *(const double *)a;
-    double y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double
-median(double *v, size_t n)
-{
-    qsort(v, n, sizeof *v, compare_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 typedef struct feed {
     uint64_t n;
@@ -137,21 +115,21 @@ run_once(const model *m, int mode, mpb_store *store, double *finish_s)
         exit(1);
     }
     feed f = {.n = m->items, .item = calloc(1, m->item_len), .len = m->item_len};
-    double start = now_s();
+    double start = bench_now_s();
     if (mpb_server_stream(server, next_item, on_output, &f, NULL) != 0) {
         fprintf(stderr, "mpb-bench-telemetry: stream failed\n");
         exit(1);
     }
-    double seconds = now_s() - start;
+    double seconds = bench_now_s() - start;
     mpb_server_stop(server);
     mpb_server_destroy(&server);
     *finish_s = 0;
     if (tracker != NULL) {
-        double t0 = now_s();
+        double t0 = bench_now_s();
         if (mpb_server_tracker_finish(tracker, err, sizeof err) != 0) {
             fprintf(stderr, "mpb-bench-telemetry: %s\n", err);
         }
-        *finish_s = now_s() - t0;
+        *finish_s = bench_now_s() - t0;
         if (mpb_server_tracker_dropped(tracker) > 0) {
             fprintf(stderr, "  (%s: %llu batches' metrics dropped, queue full)\n", mode_names[mode],
                     (unsigned long long)mpb_server_tracker_dropped(tracker));
@@ -220,11 +198,11 @@ main(int argc, char **argv)
             fprintf(stderr, "\r%s: round %d of %d", models[mi].name, r + 1, rounds);
         }
         fprintf(stderr, "\r%40s\r", "");
-        double off = median(rate[OFF], (size_t)rounds);
+        double off = bench_median(rate[OFF], (size_t)rounds);
         for (int mode = 0; mode < MODES; mode++) {
-            double med = median(rate[mode], (size_t)rounds);
+            double med = bench_median(rate[mode], (size_t)rounds);
             printf("%-12s %-8s %12.0f %8.3f %10.1f\n", models[mi].name, mode_names[mode], med,
-                   med / off, median(finish[mode], (size_t)rounds) * 1e3);
+                   med / off, bench_median(finish[mode], (size_t)rounds) * 1e3);
         }
     }
     mpb_store_destroy(&store);

@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench/bench_util.h"
 #include "mpbatch/error.h"
 #include "mpbatch/logging_queue.h"
 #include "mpbatch/store.h"
@@ -51,21 +52,6 @@ wall_ms(void)
     struct timespec t;
     clock_gettime(CLOCK_REALTIME, &t);
     return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
-static int
-compare_doubles(const void *a, const void *b)
-{
-    double x = *(const double *)a;
-    double y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double
-median(double *values, int n)
-{
-    qsort(values, (size_t)n, sizeof *values, compare_doubles);
-    return n % 2 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
 }
 
 static char *
@@ -150,7 +136,7 @@ enqueue_costs(bench *b, double medians[N_CONFIGS])
         }
     }
     for (int c = 0; c < N_CONFIGS; c++) {
-        medians[c] = median(samples + c * b->rounds, b->rounds);
+        medians[c] = bench_median(samples + c * b->rounds, (size_t)b->rounds);
         mpb_logging_queue_destroy(&queues[c]);
         free(run_ids[c]);
     }

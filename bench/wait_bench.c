@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench/bench_util.h"
 #include "core/util.h"
 #include "mpbatch/error.h"
 #include "mpbatch/server.h"
@@ -25,21 +26,6 @@
 #define SETTINGS 4
 static const long long waits[SETTINGS] = {0, 2000, 10000, MPB_BATCH_WAIT_AUTO};
 static const char *const names[SETTINGS] = {"wait 0", "wait 2000 us", "wait 10000 us", "auto"};
-
-static int
-compare_double(const void *a, const void *b)
-{
-    double x = *(const double *)a;
-    double y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double
-percentile(double *values, int n, double p)
-{
-    qsort(values, (size_t)n, sizeof *values, compare_double);
-    return values[(int)(p * (n - 1) + 0.5)];
-}
 
 static mpb_server *
 start(long long wait_us)
@@ -76,8 +62,8 @@ low_load(mpb_server *server, int calls, double *p50, double *p99)
         us[i] = (double)(mpb_now_ns() - t0) / 1e3;
         mpb_result_destroy(&r);
     }
-    *p50 = percentile(us, calls, 0.5);
-    *p99 = percentile(us, calls, 0.99);
+    *p50 = bench_percentile(us, (size_t)calls, 0.5);
+    *p99 = bench_percentile(us, (size_t)calls, 0.99);
     free(us);
 }
 
@@ -163,10 +149,10 @@ main(int argc, char **argv)
     printf("%-14s %12s %12s %14s\n", "setting", "p50 (us)", "p99 (us)", "items/s");
     double m50[SETTINGS], mrate[SETTINGS];
     for (int s = 0; s < SETTINGS; s++) {
-        m50[s] = percentile(p50[s], rounds, 0.5);
-        mrate[s] = percentile(rate[s], rounds, 0.5);
-        printf("%-14s %12.0f %12.0f %14.0f\n", names[s], m50[s], percentile(p99[s], rounds, 0.5),
-               mrate[s]);
+        m50[s] = bench_percentile(p50[s], (size_t)rounds, 0.5);
+        mrate[s] = bench_percentile(rate[s], (size_t)rounds, 0.5);
+        printf("%-14s %12.0f %12.0f %14.0f\n", names[s], m50[s],
+               bench_percentile(p99[s], (size_t)rounds, 0.5), mrate[s]);
         mpb_server_destroy(&servers[s]);
     }
     double best = mrate[0] > mrate[1] ? mrate[0] : mrate[1];
