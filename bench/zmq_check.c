@@ -3,11 +3,11 @@
  * from mpbatch (libzmq and msgpack-c only, no code of the project), to
  * check `mpb bench`'s raw and rtt baselines against:
  *
- *   rtt   a 16-byte message to an echo process over ipc and back, one at
- *         a time: p50 and p99 of 20000 round trips
  *   raw   messages of BATCH 16-byte items packed as a msgpack array of
  *         bin, to N echo processes (unpacked and packed again there), four
  *         messages in flight per process: items/s over 2 s
+ *   rtt   then a 16-byte message to an echo process over ipc and back, one
+ *         at a time: p50 and p99 of 20000 round trips
  *
  * Echo processes are forked before any ZeroMQ context exists.
  *
