@@ -250,7 +250,8 @@ tracking_section_records_the_run(void **state)
     assert_non_null(mkdtemp(dir));
     snprintf(config, sizeof config,
              "servlet:\n  plugin: passthrough\n  workers: 2\n  batch_size: 8\n"
-             "tracking:\n  uri: file:%s/mlruns\n  experiment: cli\n  run_name: nightly\n",
+             "tracking:\n  uri: file:%s/mlruns\n  experiment: cli\n  run_name: nightly\n"
+             "  interval_ms: 200\n  log_payloads: true\n",
              dir);
     make_dir(&d, config);
     FILE *in = fopen(d.input, "w");
@@ -298,6 +299,23 @@ tracking_section_records_the_run(void **state)
     }
     assert_true(items == 500.0);
     mpb_metric_history_free(&sizes);
+    /* the config's tracking keys reach the tracker: every item in the
+     * table, with payloads; intervals (the last one at stop) count them */
+    char *table_path =
+        mpb_asprintf("%s/mlruns/%s/%s/artifacts/items.json", dir, run->info.experiment_id, run_id);
+    char *table = slurp(table_path);
+    assert_non_null(strstr(table, "\"columns\": [\"index\", \"servlet\", \"status\", "
+                                  "\"error_type\", \"latency_us\", \"batch\", \"input\", "
+                                  "\"value\"]"));
+    assert_non_null(strstr(table, ", \"499\", \"499\"]")); /* input and value of item 499 */
+    free(table);
+    free(table_path);
+    mpb_metric_history *per_second = NULL;
+    assert_int_equal(mpb_store_get_metric_history(store, run_id, "server/interval/items_per_s",
+                                                  &per_second, msg, sizeof msg),
+                     0);
+    assert_true(per_second->n_metrics >= 1);
+    mpb_metric_history_free(&per_second);
     mpb_run_free(&run);
     mpb_store_destroy(&store);
     free(uri);
