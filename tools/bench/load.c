@@ -93,7 +93,6 @@ on_done(void *ctx, mpb_result *result)
     run->free_ring[at % run->n_records] = r->index;
     atomic_store_explicit(&run->free_head, at + 1, memory_order_release);
     atomic_store_explicit(&run->last_done_ns, now, memory_order_relaxed);
-    atomic_fetch_add_explicit(&run->done, 1, memory_order_release);
     /* wake the feeder once enough are free (not for every one) */
     atomic_thread_fence(memory_order_seq_cst);
     uint64_t wanted = atomic_load_explicit(&run->waiting_for, memory_order_relaxed);
@@ -103,6 +102,9 @@ on_done(void *ctx, mpb_result *result)
         ssize_t ignored = write(run->wake_fd, &one, sizeof one);
         (void)ignored;
     }
+    /* last: once every item is done the feeder may reuse or free run (and
+     * close wake_fd), so nothing here may touch it after this */
+    atomic_fetch_add_explicit(&run->done, 1, memory_order_release);
 }
 
 static uint64_t
