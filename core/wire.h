@@ -18,7 +18,7 @@
 
 #include "mpbatch/telemetry.h"
 
-#define MPB_PROTOCOL_VERSION 1
+#define MPB_PROTOCOL_VERSION 2 /* 2: TELEMETRY frames before their RESULTS frame */
 
 typedef enum mpb__frame_type {
     MPB_FRAME_READY = 1,     /* worker -> coordinator: hello, who and where I am */

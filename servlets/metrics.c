@@ -1,3 +1,4 @@
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,15 +26,16 @@ mpb__metrics_free(mpb__metrics **metrics_p)
 static void
 count_error(mpb__metrics *m, const char *type)
 {
+    size_t max = sizeof m->by_type[0].type - 1;
     for (size_t i = 0; i < m->n_types; i++) {
-        if (strcmp(m->by_type[i].type, type) == 0) {
+        if (strncmp(m->by_type[i].type, type, max) == 0) {
             m->by_type[i].count++;
             return;
         }
     }
-    if (m->n_types < MPB_METRICS_ERROR_TYPES && strlen(type) < sizeof m->by_type[0].type) {
+    if (m->n_types < MPB_METRICS_ERROR_TYPES) {
         mpb__error_count *e = &m->by_type[m->n_types++];
-        strcpy(e->type, type);
+        snprintf(e->type, sizeof e->type, "%s", type);
         e->count = 1;
         return;
     }

@@ -20,7 +20,7 @@
 #define MPB_METRICS_ERROR_TYPES 12
 
 typedef struct mpb__error_count {
-    char type[40];
+    char type[64]; /* longer types are counted by their first 63 bytes */
     uint64_t count;
 } mpb__error_count;
 

@@ -171,13 +171,14 @@ stop_step(mpb_server *self, int *phase, int64_t *deadline)
         if ((atomic_load(&self->in_flight) > 0 || !idle) && now < *deadline) {
             return 0;
         }
-        mpb__interval_finish(self->interval); /* the last interval, workers still up */
         if (atomic_load(&self->in_flight) > 0) {
             mpb_log_err("server", "%zu items still in flight after %d ms; stopping workers",
                         atomic_load(&self->in_flight), self->options.stop_timeout_ms);
-            self->root->ops->kill(self->root);
+            self->root->ops->kill(self->root);    /* answers them Cancelled */
+            mpb__interval_finish(self->interval); /* the last interval counts those too */
             return 1;
         }
+        mpb__interval_finish(self->interval); /* the last interval, workers still up */
         self->root->ops->shutdown(self->root);
         *phase = 2;
         *deadline = now + timeout_ns;

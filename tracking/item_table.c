@@ -2,8 +2,10 @@
  * DESIGN
  * Rows live in blocks of ROWS_PER_BLOCK, so adding never copies the rows
  * already kept; servlet paths and error types are interned (a run has few),
- * so a row is 48 bytes plus its payloads. Payloads that are printable UTF-8
- * are written as JSON strings, anything else as "base64:...".
+ * so a row is 48 bytes plus its payloads. Payloads that are printable,
+ * well-formed UTF-8 are written as JSON strings, anything else (and text
+ * that starts "base64:") as "base64:..."; names with bytes that are not
+ * UTF-8 get U+FFFD for them: the file always decodes as UTF-8 JSON.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -165,40 +167,73 @@ mpb__item_table_dropped(const mpb__item_table *self)
 
 /* ---- writing ---- */
 
-/* 1 when data is UTF-8 with no control characters but tab and newline. */
+/* The length of the well-formed UTF-8 sequence at p (1 to 4 bytes, as
+ * Unicode defines it: no overlong forms, no surrogates, nothing above
+ * U+10FFFF), or 0. */
+static size_t
+utf8_sequence(const unsigned char *p, size_t len)
+{
+    unsigned char c = p[0];
+    if (c < 0x80) {
+        return 1;
+    }
+    size_t n;
+    unsigned char low = 0x80; /* the second byte's range */
+    unsigned char high = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF) {
+        n = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        n = 3;
+        low = c == 0xE0 ? 0xA0 : 0x80;
+        high = c == 0xED ? 0x9F : 0xBF;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        n = 4;
+        low = c == 0xF0 ? 0x90 : 0x80;
+        high = c == 0xF4 ? 0x8F : 0xBF;
+    } else {
+        return 0;
+    }
+    if (n > len || p[1] < low || p[1] > high) {
+        return 0;
+    }
+    for (size_t k = 2; k < n; k++) {
+        if ((p[k] & 0xC0) != 0x80) {
+            return 0;
+        }
+    }
+    return n;
+}
+
+/* 1 when data is well-formed UTF-8 with no control characters but tab and
+ * newline. */
 static int
 printable_utf8(const unsigned char *p, size_t len)
 {
     for (size_t i = 0; i < len;) {
-        unsigned char c = p[i];
-        /* bytes after the lead byte; 4: not a lead byte */
-        size_t extra = c < 0x80             ? 0
-                       : (c & 0xE0) == 0xC0 ? 1
-                       : (c & 0xF0) == 0xE0 ? 2
-                       : (c & 0xF8) == 0xF0 ? 3
-                                            : 4;
-        if (extra == 4 || (extra > 0 && i + extra >= len)) {
+        size_t n = utf8_sequence(p + i, len - i);
+        if (n == 0 || (p[i] < 0x20 && p[i] != '\t' && p[i] != '\n') || p[i] == 0x7F) {
             return 0;
         }
-        if ((c < 0x20 && c != '\t' && c != '\n') || c == 0x7F) {
-            return 0;
-        }
-        for (size_t k = 1; k <= extra; k++) {
-            if ((p[i + k] & 0xC0) != 0x80) {
-                return 0;
-            }
-        }
-        i += extra + 1;
+        i += n;
     }
     return 1;
 }
 
+/* text as a JSON string; bytes that are not well-formed UTF-8 become
+ * U+FFFD, so the file always decodes. */
 static void
 json_text(FILE *out, const char *text, size_t len)
 {
+    const unsigned char *p = (const unsigned char *)text;
     fputc('"', out);
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)text[i];
+    for (size_t i = 0; i < len;) {
+        unsigned char c = p[i];
+        size_t n = utf8_sequence(p + i, len - i);
+        if (n == 0) {
+            fputs("\\ufffd", out);
+            i++;
+            continue;
+        }
         if (c == '"' || c == '\\') {
             fputc('\\', out);
             fputc(c, out);
@@ -206,11 +241,12 @@ json_text(FILE *out, const char *text, size_t len)
             fputs("\\n", out);
         } else if (c == '\t') {
             fputs("\\t", out);
-        } else if (c < 0x20) {
+        } else if (c < 0x20 || c == 0x7F) {
             fprintf(out, "\\u%04x", c);
         } else {
-            fputc(c, out);
+            fwrite(p + i, 1, n, out);
         }
+        i += n;
     }
     fputc('"', out);
 }
@@ -223,7 +259,10 @@ json_payload(FILE *out, const char *data, uint32_t len)
         fputs("null", out);
         return;
     }
-    if (printable_utf8((const unsigned char *)data, len)) {
+    /* a text that itself starts "base64:" is encoded too, so the prefix
+     * always means what it says */
+    if (printable_utf8((const unsigned char *)data, len) &&
+        !(len >= 7 && memcmp(data, "base64:", 7) == 0)) {
         json_text(out, data, len);
         return;
     }

@@ -175,6 +175,8 @@ wait_for_room(mpb_logging_queue *q, size_t cost, int is_job)
             return 0;
         }
         if (q->opts.when_full == MPB_LOGGING_QUEUE_FAIL_FAST) {
+            q->refused = 1; /* full: a lingering writer has waited long enough */
+            mpb__logging_wake_lingering(q);
             return MPB_EFULL;
         }
         int64_t now = mpb_now_ns();
@@ -233,7 +235,7 @@ enqueue_nodes(mpb_logging_queue *q, mpb__log_node *first, size_t parts,
     if (q->writer_sleeping) {
         q->writer_sleeping = 0;
         pthread_cond_signal(&q->work_cond);
-    } else if (q->queued >= 1000) {
+    } else if (q->queued >= mpb__logging_linger_enough(q)) {
         mpb__logging_wake_lingering(q); /* a store call's worth is here */
     }
     pthread_mutex_unlock(&q->lock);

@@ -77,6 +77,7 @@ struct mpb_logging_queue {
     int stopping;
     int writer_sleeping;
     int writer_lingering; /* waiting for more to merge (opts.linger_ms) */
+    int refused;          /* a log call found the queue full since the writer last lingered */
     int writer_running; /* a writer thread exists and is not joined */
     int writer_exited;  /* it has done its last act */
     int join_claimed;
@@ -154,6 +155,10 @@ mpb__logging_check_hung(mpb_logging_queue *q, int64_t now_ns, int64_t deadline_n
 /* Under lock: waits on cond until deadline_ns (monotonic ns). */
 void
 mpb__logging_cond_wait(mpb_logging_queue *q, pthread_cond_t *cond, int64_t deadline_ns);
+
+/* Queued entities at which a lingering writer stops waiting. */
+size_t
+mpb__logging_linger_enough(const mpb_logging_queue *q);
 
 /* Under lock: a writer lingering for more to merge writes now. */
 void

@@ -317,8 +317,15 @@ free_group(mpb__log_node *group)
     }
 }
 
-/* Entities worth one store call: a lingering writer stops waiting here. */
+/* Entities worth one store call: a lingering writer stops waiting at this
+ * many, or at half the queue's capacity when that is less. */
 #define LINGER_ENOUGH 1000
+
+size_t
+mpb__logging_linger_enough(const mpb_logging_queue *q)
+{
+    return q->opts.capacity / 2 < LINGER_ENOUGH ? q->opts.capacity / 2 : LINGER_ENOUGH;
+}
 
 void
 mpb__logging_wake_lingering(mpb_logging_queue *q)
@@ -339,10 +346,12 @@ linger(mpb_logging_queue *q)
     int64_t until = mpb_now_ns() + q->opts.linger_ms * 1000000;
     q->writer_lingering = 1;
     while (!q->stopping && !atomic_load(&q->failed) && q->done_waiters == 0 &&
-           q->room_waiters == 0 && q->queued < LINGER_ENOUGH && mpb_now_ns() < until) {
+           q->room_waiters == 0 && q->queued < mpb__logging_linger_enough(q) && !q->refused &&
+           mpb_now_ns() < until) {
         mpb__logging_cond_wait(q, &q->work_cond, until);
     }
     q->writer_lingering = 0;
+    q->refused = 0;
 }
 
 static void

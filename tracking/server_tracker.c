@@ -5,11 +5,12 @@
  * thread that calls on_batch never waits for the store: a full queue drops
  * the metrics and counts the batches dropped. Batches' metrics gather on
  * the dispatcher (names made once per servlet) and go to the queue in
- * bunches of up to 1000 metrics, at most HOLD_MS old, at every interval,
- * and at flush, finish and destroy; the queue's writer lingers 100 ms to
- * merge bunches into few store calls. Together they took per-batch
- * telemetry of a passthrough pool from -21 % to about -3 % of items/s
- * (mpb-bench-telemetry). Steps number the batches in the
+ * bunches of up to 1000 metrics: while batches flow, none waits more than
+ * HOLD_MS; when they stop, the rest goes at the next interval (on_interval)
+ * or at flush, finish or destroy. The queue's writer lingers 100 ms to
+ * merge bunches into few store calls and runs at nice +10, so it yields to
+ * the work it measures (docs/metrics.md has what that saved; without the
+ * bunches the demo's model lost 2 points more). Steps number the batches in the
  * order their pool numbered them (mpb_batch_telemetry.seq); intervals by
  * their index. Item records are sampled into an in-memory table on the
  * dispatcher (tracking/item_table.c) and written as one artifact by
@@ -43,7 +44,7 @@
 
 #define BATCH_METRICS 4
 #define PENDING_MAX 1000 /* metrics: one store call's worth */
-#define HOLD_MS 100      /* the longest a batch's metrics wait on the dispatcher */
+#define HOLD_MS 100      /* while batches flow, the longest their metrics wait here */
 
 typedef struct servlet_keys {
     char *servlet;
@@ -56,7 +57,7 @@ struct mpb_server_tracker {
     mpb_metric pending[PENDING_MAX];
     size_t n_pending;
     int64_t pending_since_ms;
-    servlet_keys **keys;
+    servlet_keys **keys; /* per-batch metric names by servlet (dispatcher thread) */
     size_t n_keys;
     mpb_logging_queue *queue;
     char *run_id;
@@ -140,7 +141,7 @@ keys_for(mpb_server_tracker *self, const char *servlet)
     return k;
 }
 
-/* Hands the buffered batches' metrics to the queue in one call. */
+/* Hands the gathered batches' metrics to the queue in one call. */
 static void
 push_batches(mpb_server_tracker *self)
 {
@@ -231,7 +232,7 @@ void
 mpb_server_tracker_on_interval(void *ctx, const mpb_interval_telemetry *t)
 {
     mpb_server_tracker *self = ctx;
-    push_batches(self);
+    push_batches(self); /* what gathered since traffic stopped */
     interval_batch *b = mpb_malloc(sizeof *b);
     b->n = 0;
     b->now = mpb_wall_ms();
@@ -277,27 +278,39 @@ logged_artifacts_with(const mpb_run *run, const char *path)
             return NULL;
         }
     }
-    /* written as Python's json.dumps writes it: ", " and ": " */
+    /* written as Python's json.dumps writes it (", " and ": "), strings
+     * escaped by cJSON */
+    cJSON *added = cJSON_CreateObject();
+    cJSON_AddStringToObject(added, "path", path);
+    cJSON_AddStringToObject(added, "type", "table");
+    cJSON_AddItemToArray(list, added);
     char *out = mpb_strdup("[");
+    int first = 1;
     cJSON_ArrayForEach(entry, list)
     {
         const cJSON *p = cJSON_GetObjectItemCaseSensitive(entry, "path");
         const cJSON *type = cJSON_GetObjectItemCaseSensitive(entry, "type");
-        if (cJSON_IsString(p) && cJSON_IsString(type)) {
-            char *next = mpb_asprintf("%s{\"path\": \"%s\", \"type\": \"%s\"}, ", out,
-                                      p->valuestring, type->valuestring);
-            free(out);
-            out = next;
+        if (!cJSON_IsString(p) || !cJSON_IsString(type)) {
+            continue; /* not an entry MLflow would read */
         }
+        char *quoted_path = cJSON_PrintUnformatted(p);
+        char *quoted_type = cJSON_PrintUnformatted(type);
+        char *next = mpb_asprintf("%s%s{\"path\": %s, \"type\": %s}", out, first ? "" : ", ",
+                                  quoted_path, quoted_type);
+        cJSON_free(quoted_path);
+        cJSON_free(quoted_type);
+        free(out);
+        out = next;
+        first = 0;
     }
-    char *next = mpb_asprintf("%s{\"path\": \"%s\", \"type\": \"table\"}]", out, path);
+    char *tag = mpb_asprintf("%s]", out);
     free(out);
     cJSON_Delete(list);
-    if (strlen(next) > MAX_TAG_VALUE) {
-        free(next);
+    if (strlen(tag) > MAX_TAG_VALUE) {
+        free(tag);
         return NULL;
     }
-    return next;
+    return tag;
 }
 
 static int
@@ -324,8 +337,10 @@ write_items(mpb_server_tracker *self, char *err, size_t err_len)
         return rc;
     }
     mpb_run *run = NULL;
-    char ignored[128];
-    mpb_store_get_run(self->store, self->run_id, &run, ignored, sizeof ignored);
+    rc = mpb_store_get_run(self->store, self->run_id, &run, err, err_len);
+    if (rc != 0) {
+        return rc; /* the table is there; the tag's other entries are unknown: left alone */
+    }
     char *tag = logged_artifacts_with(run, self->items_artifact);
     mpb_run_free(&run);
     if (tag != NULL) {

@@ -214,7 +214,7 @@ mpb__format_double(double value, char out[32])
     /* Whole numbers below 1e15 (counts, sizes, microseconds: most metrics)
      * come out as their digits, which is what the search below ends in for
      * them, at a fraction of the cost (no snprintf/strtod rounds). */
-    if (value == (double)(long long)value && fabs(value) < 1e15 &&
+    if (fabs(value) < 1e15 && value == (double)(long long)value && /* magnitude first */
         !(value == 0 && signbit(value))) {
         long long whole = (long long)value;
         char digits[24];

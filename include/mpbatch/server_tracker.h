@@ -53,7 +53,10 @@ mpb_server_tracker_new_with(mpb_store *store, const char *run_id,
 /* Starts its logging queue. */
 MPB_EXPORT int mpb_server_tracker_start(mpb_server_tracker *self, char *err, size_t err_len);
 
-/* The mpb_telemetry_fn to give the server (ctx: the tracker). */
+/* The mpb_telemetry_fn to give the server (ctx: the tracker). Batches'
+ * metrics gather on the dispatcher and reach the queue in bunches: while
+ * batches flow, within 100 ms; when they stop, at the next interval (give
+ * the server on_interval too) or at flush, finish or destroy. */
 MPB_EXPORT void mpb_server_tracker_on_batch(void *ctx, const mpb_batch_telemetry *telemetry);
 
 /* The mpb_item_fn to give the server (ctx: the tracker): samples the

@@ -408,12 +408,38 @@ lingering_writer_merges_and_wakes_for_flush_and_a_full_call(void **state)
     mpb_logging_queue_destroy(&q);
     test_sink_free(&sink);
 
+    /* a small queue: half its capacity ends the wait, and so does a
+     * producer it refused (FAIL_FAST has no room waiters to do it) */
+    test_sink_init(&sink);
+    mpb_logging_queue_options small = {
+        .capacity = 100, .when_full = MPB_LOGGING_QUEUE_FAIL_FAST, .linger_ms = 60000};
+    q = start_queue(&sink, &small);
+    mpb_metric many[70];
+    for (int i = 0; i < 70; i++) {
+        many[i] = (mpb_metric){"m", (double)i, 1000 + i, i};
+    }
+    assert_int_equal(mpb_logging_queue_log_batch(q, "r1", many, 40, NULL, 0, NULL, 0, NULL), 0);
+    assert_int_equal(mpb_logging_queue_log_batch(q, "r1", many, 70, NULL, 0, NULL, 0, NULL),
+                     MPB_EFULL);
+    assert_true(test_sink_wait_entered(&sink, 1)); /* written well before the minute */
+    mpb_logging_queue_destroy(&q);
+    test_sink_free(&sink);
+    test_sink_init(&sink);
+    q = start_queue(&sink, &small);
+    assert_int_equal(mpb_logging_queue_log_batch(q, "r1", many, 30, NULL, 0, NULL, 0, NULL), 0);
+    assert_int_equal(mpb_logging_queue_log_batch(q, "r1", many, 30, NULL, 0, NULL, 0, NULL), 0);
+    assert_true(test_sink_wait_entered(&sink, 1)); /* 60 of 100 queued: past half */
+    mpb_logging_queue_destroy(&q);
+    test_sink_free(&sink);
+
+    test_sink_init(&sink);
     options.writer_nice = 20; /* out of range */
     q = mpb__logging_queue_new_with_sink(&test_sink_vtable, &sink, &options);
     char err[256] = "";
     assert_int_equal(mpb_logging_queue_start(q, err, sizeof err), MPB_EINVAL);
     assert_non_null(strstr(err, "writer_nice"));
     mpb_logging_queue_destroy(&q);
+    test_sink_free(&sink);
 }
 
 int

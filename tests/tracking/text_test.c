@@ -32,6 +32,8 @@ values_read_back_exactly(void **state)
         {1e-5, "1e-05"},
         {0.0001, "0.0001"},
         {123456.789, "123456.789"},
+        {1e300, "1e+300"},   /* far past what a long long holds */
+        {-1e19, "-1e+19"},
     };
     char out[32];
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
