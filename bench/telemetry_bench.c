@@ -147,10 +147,12 @@ main(int argc, char **argv)
     int rounds = 5;
     uint64_t mlp_items = 200000;
     uint64_t items = 2000000;
-    static const struct option opts[] = {{"rounds", required_argument, NULL, 'r'},
-                                         {"mlp-items", required_argument, NULL, 'm'},
-                                         {"items", required_argument, NULL, 'n'},
-                                         {NULL, 0, NULL, 0}};
+    const char *only_model = NULL;
+    int only_mode = -1;
+    static const struct option opts[] = {
+        {"rounds", required_argument, NULL, 'r'}, {"mlp-items", required_argument, NULL, 'm'},
+        {"items", required_argument, NULL, 'n'},  {"model", required_argument, NULL, 'M'},
+        {"only", required_argument, NULL, 'o'},   {NULL, 0, NULL, 0}};
     int opt;
     while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         if (opt == 'r') {
@@ -159,9 +161,20 @@ main(int argc, char **argv)
             mlp_items = strtoull(optarg, NULL, 10);
         } else if (opt == 'n') {
             items = strtoull(optarg, NULL, 10);
+        } else if (opt == 'M') {
+            only_model = optarg;
+        } else if (opt == 'o') {
+            for (int mode = 0; mode < MODES; mode++) {
+                only_mode = strcmp(optarg, mode_names[mode]) == 0 ? mode : only_mode;
+            }
+            if (only_mode < 0) {
+                fprintf(stderr, "mpb-bench-telemetry: --only off|batches|all\n");
+                return 2;
+            }
         } else {
             fprintf(stderr, "usage: mpb-bench-telemetry [--rounds 5] [--mlp-items 200000] "
-                            "[--items 2000000]\n");
+                            "[--items 2000000] [--model mlp|passthrough] [--only MODE (to "
+                            "profile one)]\n");
             return 2;
         }
     }
@@ -189,17 +202,25 @@ main(int argc, char **argv)
     printf("tracking cost: items/s, medians of %d interleaved rounds (store %s)\n", rounds, uri);
     printf("%-12s %-8s %12s %8s %10s\n", "model", "tracking", "items/s", "x off", "finish ms");
     for (int mi = 0; mi < 2; mi++) {
-        double rate[MODES][99];
-        double finish[MODES][99];
+        if (only_model != NULL && strcmp(only_model, models[mi].name) != 0) {
+            continue;
+        }
+        double rate[MODES][99] = {{0}};
+        double finish[MODES][99] = {{0}};
         for (int r = 0; r < rounds; r++) {
             for (int mode = 0; mode < MODES; mode++) {
-                rate[mode][r] = run_once(&models[mi], mode, store, &finish[mode][r]);
+                if (only_mode < 0 || mode == only_mode) {
+                    rate[mode][r] = run_once(&models[mi], mode, store, &finish[mode][r]);
+                }
             }
             fprintf(stderr, "\r%s: round %d of %d", models[mi].name, r + 1, rounds);
         }
         fprintf(stderr, "\r%40s\r", "");
         double off = bench_median(rate[OFF], (size_t)rounds);
         for (int mode = 0; mode < MODES; mode++) {
+            if (only_mode >= 0 && mode != only_mode) {
+                continue;
+            }
             double med = bench_median(rate[mode], (size_t)rounds);
             printf("%-12s %-8s %12.0f %8.3f %10.1f\n", models[mi].name, mode_names[mode], med,
                    med / off, bench_median(finish[mode], (size_t)rounds) * 1e3);
