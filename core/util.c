@@ -213,3 +213,21 @@ mpb__nearest_name(const char *key, const char *const *known, size_t n_known)
     }
     return nearest;
 }
+
+void
+mpb__cond_init_monotonic(pthread_cond_t *cond)
+{
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(cond, &attr);
+    pthread_condattr_destroy(&attr);
+}
+
+void
+mpb__monotonic_deadline(struct timespec *ts, int64_t ms)
+{
+    int64_t at = mpb_now_ns() + ms * 1000000;
+    ts->tv_sec = (time_t)(at / 1000000000);
+    ts->tv_nsec = (long)(at % 1000000000);
+}

@@ -8,7 +8,9 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <pthread.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "mpbatch/common.h"
 
@@ -51,6 +53,12 @@ mpb_now_us(void)
     return mpb_now_ns() / 1000;
 }
 int64_t mpb_wall_ms(void);
+
+/* A condition variable whose timed waits run on CLOCK_MONOTONIC, so a
+ * wall-clock jump moves no deadline; its deadlines come from
+ * mpb__monotonic_deadline (so do pthread_clockjoin_np's). */
+void mpb__cond_init_monotonic(pthread_cond_t *cond);
+void mpb__monotonic_deadline(struct timespec *ts, int64_t ms);
 
 /* The name in known[0..n_known) nearest to key by edit distance, when it is
  * close enough to be a likely typo (at most 2 edits, or a third of the

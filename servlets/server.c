@@ -67,8 +67,8 @@ mpb_server_new(mpb_servlet **root_p, const mpb_server_options *options)
     self->wake_fd = -1;
     pthread_mutex_init(&self->lock, NULL);
     pthread_mutex_init(&self->info_lock, NULL);
-    pthread_cond_init(&self->state_changed, NULL);
-    pthread_cond_init(&self->space_freed, NULL);
+    mpb__cond_init_monotonic(&self->state_changed);
+    mpb__cond_init_monotonic(&self->space_freed);
     return self;
 }
 

@@ -102,18 +102,6 @@ wake_dispatcher(mpb_server *server)
     }
 }
 
-static void
-deadline_after_ms(struct timespec *ts, int ms)
-{
-    clock_gettime(CLOCK_REALTIME, ts);
-    ts->tv_sec += ms / 1000;
-    ts->tv_nsec += (long)(ms % 1000) * 1000000;
-    if (ts->tv_nsec >= 1000000000) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000;
-    }
-}
-
 /* Waits under the lock for room; 0 when there is room and the server runs. */
 static int
 wait_for_space(mpb_server *server, int timeout_ms, const struct timespec *deadline)
@@ -150,7 +138,7 @@ mpb__server_enqueue(mpb_server *server, mpb__job **jobs, size_t n, int timeout_m
 {
     struct timespec deadline;
     if (timeout_ms > 0) {
-        deadline_after_ms(&deadline, timeout_ms);
+        mpb__monotonic_deadline(&deadline, timeout_ms);
     }
     int rc = 0;
     size_t done = 0;
@@ -327,7 +315,7 @@ mpb_server_call(mpb_server *self, const void *input, size_t len, int timeout_ms,
     }
     call_wait *w = mpb_calloc(1, sizeof *w);
     pthread_mutex_init(&w->lock, NULL);
-    pthread_cond_init(&w->done, NULL);
+    mpb__cond_init_monotonic(&w->done);
     mpb__job *job = mpb__job_new(self, input, len, timeout_ms);
     job->finish = finish_call;
     job->ctx = w;
@@ -346,7 +334,7 @@ mpb_server_call(mpb_server *self, const void *input, size_t len, int timeout_ms,
     struct timespec deadline;
     if (timeout_ms > 0) {
         int left_ms = timeout_ms - (int)((mpb_now_ns() - start) / 1000000);
-        deadline_after_ms(&deadline, left_ms > 0 ? left_ms : 0);
+        mpb__monotonic_deadline(&deadline, left_ms > 0 ? left_ms : 0);
     }
     pthread_mutex_lock(&w->lock);
     while (!w->finished) {
@@ -404,7 +392,7 @@ mpb_server_call_many(mpb_server *self, const void *const *inputs, const size_t *
     }
     many_wait w = {.remaining = n, .out = out};
     pthread_mutex_init(&w.lock, NULL);
-    pthread_cond_init(&w.done, NULL);
+    mpb__cond_init_monotonic(&w.done);
     mpb__job **jobs = mpb_malloc((n ? n : 1) * sizeof *jobs);
     for (size_t i = 0; i < n; i++) {
         out[i] = NULL;

@@ -69,11 +69,11 @@ thread_prepare(mpb__pool *pool, char *err, size_t err_len)
     return mpb__plugin_load(pool->plugin, &st->plugin, err, err_len);
 }
 
-/* Joins t by the absolute CLOCK_REALTIME deadline; detaches it past that. */
+/* Joins t by the absolute CLOCK_MONOTONIC deadline; detaches it past that. */
 static int
 join_thread(worker_thread *t, const struct timespec *deadline)
 {
-    if (pthread_timedjoin_np(t->thread, NULL, deadline) != 0) {
+    if (pthread_clockjoin_np(t->thread, NULL, CLOCK_MONOTONIC, deadline) != 0) {
         mpb_log_err("thread-worker",
                     "%s did not leave in time (stuck in its plugin?); detaching it", t->name);
         pthread_detach(t->thread);
@@ -85,18 +85,6 @@ join_thread(worker_thread *t, const struct timespec *deadline)
     return 0;
 }
 
-static void
-deadline_in(struct timespec *deadline, int ms)
-{
-    clock_gettime(CLOCK_REALTIME, deadline);
-    deadline->tv_sec += ms / 1000;
-    deadline->tv_nsec += (long)(ms % 1000) * 1000000;
-    if (deadline->tv_nsec >= 1000000000) {
-        deadline->tv_sec++;
-        deadline->tv_nsec -= 1000000000;
-    }
-}
-
 static int
 thread_launch(mpb__pool *pool, unsigned index, char *err, size_t err_len)
 {
@@ -104,7 +92,7 @@ thread_launch(mpb__pool *pool, unsigned index, char *err, size_t err_len)
     worker_thread *t = &st->threads[index];
     if (t->launched) {
         struct timespec deadline;
-        deadline_in(&deadline, THREAD_JOIN_TIMEOUT_MS);
+        mpb__monotonic_deadline(&deadline, THREAD_JOIN_TIMEOUT_MS);
         join_thread(t, &deadline);
     }
     free(t->name);
@@ -145,7 +133,7 @@ thread_check_early_exit(mpb__pool *pool, char *err, size_t err_len)
         worker_thread *t = &st->threads[i];
         if (t->launched && atomic_load(&t->finished)) {
             struct timespec deadline;
-            deadline_in(&deadline, THREAD_JOIN_TIMEOUT_MS);
+            mpb__monotonic_deadline(&deadline, THREAD_JOIN_TIMEOUT_MS);
             join_thread(t, &deadline);
             return mpb__set_error(err, err_len, t->rc ? t->rc : MPB_EWORKER_DIED,
                                   "worker thread %s ended before READY: %s", t->name,
@@ -176,7 +164,7 @@ thread_kill_all(mpb__pool *pool)
     }
     atomic_store(&st->cancel, 1);
     struct timespec deadline; /* one deadline for all: stop waits once, not per thread */
-    deadline_in(&deadline, THREAD_JOIN_TIMEOUT_MS);
+    mpb__monotonic_deadline(&deadline, THREAD_JOIN_TIMEOUT_MS);
     for (unsigned i = 0; i < pool->workers; i++) {
         if (st->threads[i].launched) {
             join_thread(&st->threads[i], &deadline);

@@ -43,13 +43,9 @@ mpb__logging_queue_new_with_sink(const mpb__log_sink *sink, void *sink_ctx,
     q->writer_ctx.queue = q;
     atomic_init(&q->refs, 1);
     pthread_mutex_init(&q->lock, NULL);
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&q->work_cond, &attr);
-    pthread_cond_init(&q->room_cond, &attr);
-    pthread_cond_init(&q->done_cond, &attr);
-    pthread_condattr_destroy(&attr);
+    mpb__cond_init_monotonic(&q->work_cond);
+    mpb__cond_init_monotonic(&q->room_cond);
+    mpb__cond_init_monotonic(&q->done_cond);
     q->status = MPB_LOGGING_QUEUE_IDLE;
     return q;
 }
