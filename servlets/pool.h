@@ -47,6 +47,7 @@ typedef struct mpb__pool_link {
     unsigned index;
     uint32_t generation; /* launches of this index so far */
     int64_t pid;         /* the process on the other end */
+    int pidfd;           /* its pidfd (the launcher's), or -1 */
     int broken;          /* it wrote outside the link's format: not read again */
     mpb__link *link;
 } mpb__pool_link;

@@ -17,6 +17,7 @@
 
 #include <zmq.h>
 
+#include "core/os/process.h"
 #include "core/util.h"
 #include "core/zmq_util.h"
 #include "servlets/pool.h"
@@ -109,7 +110,7 @@ receive_link(mpb__pool *pool, mpb__pool_link *pl)
             mpb__pool_protocol_error(pool, rid, sizeof rid, "a local worker",
                                      "wrote outside its link's format; killing it");
             if (pl->pid > 0) {
-                kill((pid_t)pl->pid, SIGKILL);
+                mpb__signal_child((pid_t)pl->pid, pl->pidfd, SIGKILL);
             }
             return;
         }

@@ -84,6 +84,7 @@ reaped(child *c)
     c->running = 0;
     if (c->pool->links != NULL) {
         c->pool->links[c->index].pid = 0;
+        c->pool->links[c->index].pidfd = -1;
     }
 }
 
@@ -148,7 +149,7 @@ open_shared(mpb__pool *pool, char *err, size_t err_len)
     for (unsigned i = 0; i < pool->workers; i++) {
         pool->rings[i].fd = -1;
         pool->vrings[i].fd = -1;
-        pool->links[i] = (mpb__pool_link){.pool = pool, .index = i};
+        pool->links[i] = (mpb__pool_link){.pool = pool, .index = i, .pidfd = -1};
     }
     for (unsigned i = 0; i < pool->workers; i++) {
         int rc = mpb__link_open(&pool->links[i].link, MPB_LINK_DEFAULT_BYTES, err, err_len);
@@ -227,6 +228,7 @@ process_launch(mpb__pool *pool, unsigned index, char *err, size_t err_len)
     }
     if (pl != NULL) {
         pl->pid = c->pid;
+        pl->pidfd = c->pidfd;
     }
     c->running = 1;
     if (c->pidfd >= 0) {
@@ -283,7 +285,7 @@ process_kill_all(mpb__pool *pool)
         if (!c->running) {
             continue;
         }
-        kill(c->pid, SIGKILL);
+        mpb__signal_child(c->pid, c->pidfd, SIGKILL);
         int status;
         while (waitpid(c->pid, &status, 0) < 0 && errno == EINTR) {
         }

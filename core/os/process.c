@@ -72,6 +72,9 @@ mpb__spawn_with_fds(const char *exe, char *const argv[], const int *fds, size_t 
         /* dup2 clears close-on-exec on the copy */
         posix_spawn_file_actions_adddup2(&actions, high[i], 3 + (int)i);
     }
+    /* nothing else of this process: an application's sockets, files and
+     * pipes stay out of its workers, close-on-exec or not */
+    posix_spawn_file_actions_addclosefrom_np(&actions, 3 + (int)n_fds);
     posix_spawnattr_init(&attr);
     sigset_t none;
     sigset_t defaults;
@@ -98,6 +101,20 @@ mpb__spawn_with_fds(const char *exe, char *const argv[], const int *fds, size_t 
     }
     *pidfd = open_pidfd(*pid);
     return 0;
+}
+
+int
+mpb__signal_child(pid_t pid, int pidfd, int sig)
+{
+#ifdef SYS_pidfd_send_signal
+    if (pidfd >= 0) {
+        return syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0) == 0
+                   ? 0
+                   : mpb_status_from_errno(errno);
+    }
+#endif
+    (void)pidfd;
+    return kill(pid, sig) == 0 ? 0 : mpb_status_from_errno(errno);
 }
 
 int

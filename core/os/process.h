@@ -18,9 +18,15 @@ int mpb__spawn(const char *exe, char *const argv[], pid_t *pid, int *pidfd, char
                size_t err_len);
 
 /* The same, giving the child fds[i] as its descriptor 3 + i (at most 8;
- * they stay close-on-exec here). */
+ * they stay close-on-exec here). The child gets no other descriptor of
+ * this process but 0 (/dev/null), 1 and 2. */
 int mpb__spawn_with_fds(const char *exe, char *const argv[], const int *fds, size_t n_fds,
                         pid_t *pid, int *pidfd, char *err, size_t err_len);
+
+/* Sends sig to the child through its pidfd (which cannot name a process
+ * that reused the pid), or by pid where pidfd is -1. Returns 0 or a
+ * negative status. */
+int mpb__signal_child(pid_t pid, int pidfd, int sig);
 
 /* Reaps the child if it has exited: returns 1 and its wait status, 0 while
  * it runs, or a negative status (MPB_ECHILD when already reaped elsewhere). */
