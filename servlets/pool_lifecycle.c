@@ -14,6 +14,7 @@
 #include <zmq.h>
 
 #include "core/affinity.h"
+#include "core/os/cleanup.h"
 #include "core/os/process.h"
 #include "core/plugin.h"
 #include "core/util.h"
@@ -112,6 +113,9 @@ open_router(mpb__pool *pool, char *err, size_t err_len)
     }
     if (pool->ipc_path == NULL && strncmp(pool->endpoint, "ipc://", 6) == 0) {
         pool->ipc_path = mpb_strdup(pool->endpoint + 6); /* bound here: removed at destroy */
+    }
+    if (pool->ipc_path != NULL) {
+        mpb__cleanup_register(pool->ipc_path); /* removed even if the program leaves at once */
     }
     char last[256];
     size_t size = sizeof last;
@@ -293,6 +297,7 @@ pool_destroy(mpb_servlet *self)
     }
     if (pool->ipc_path != NULL) {
         unlink(pool->ipc_path);
+        mpb__cleanup_forget(pool->ipc_path);
     }
     for (size_t i = 0; i < pool->n_conns; i++) {
         free(pool->conns[i].name);

@@ -25,6 +25,7 @@
 
 #include <zmq.h>
 
+#include "core/os/cleanup.h"
 #include "core/util.h"
 #include "mpbatch/error.h"
 #include "mpbatch/log.h"
@@ -342,6 +343,12 @@ mpb_server_stop(mpb_server *self)
         pthread_join(self->thread, NULL);
     }
     return 0;
+}
+
+void
+mpb_emergency_cleanup(void)
+{
+    mpb__cleanup_files();
 }
 
 void

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -221,6 +222,17 @@ main(int argc, char **argv)
     if (parse_args(argc, argv, &cfg, options, &plugin_name) != 0) {
         mpb__options_destroy(&options);
         return 2;
+    }
+    if (cfg.parent_pid > 0) {
+        /* the kernel kills this worker when the thread that started it (its
+         * coordinator's dispatcher) ends, even inside a plugin call that never
+         * returns: nothing is left to answer to */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != cfg.parent_pid) {
+            fprintf(stderr, "mpb-worker: parent process %d is gone\n", (int)cfg.parent_pid);
+            mpb__options_destroy(&options);
+            return 1; /* it went before the line above took effect */
+        }
     }
     char err[512] = "";
     mpb__plugin *plugin = NULL;

@@ -191,4 +191,11 @@ MPB_EXPORT int mpb_server_stop(mpb_server *self);
 /* Stops if needed, then frees everything; NULL-safe, sets *self_p = NULL. */
 MPB_EXPORT void mpb_server_destroy(mpb_server **self_p);
 
+/* For a program about to leave at once (_exit after a second SIGINT, with
+ * servers still running): removes every ipc socket file mpbatch made in
+ * this process. Worker processes need nothing: each is killed by the
+ * kernel when its coordinator goes (PR_SET_PDEATHSIG). Any thread; not
+ * from a signal handler. */
+MPB_EXPORT void mpb_emergency_cleanup(void);
+
 #endif
