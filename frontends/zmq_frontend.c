@@ -20,9 +20,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <zmq.h>
 
+#include "core/os/cleanup.h"
 #include "core/util.h"
 #include "core/zmq_util.h"
 #include "frontends/client_table.h"
@@ -43,6 +45,7 @@ typedef struct zmq_frontend {
     mpb_server *server;
     void *socket;
     char *endpoint;
+    char *ipc_path; /* the socket file it bound, removed at close; or NULL */
     size_t max_message_bytes;
     unsigned client_max_in_flight;
     mpb__client_table clients;
@@ -435,6 +438,10 @@ fe_stop(mpb__frontend *self)
     mpb__loop_remove_socket(mpb__server_loop(fe->server), fe->socket);
     zmq_close(fe->socket); /* lingers LINGER_MS for replies still queued */
     fe->socket = NULL;
+    if (fe->ipc_path != NULL) {
+        unlink(fe->ipc_path); /* connected clients keep their connections */
+        mpb__cleanup_forget(fe->ipc_path);
+    }
 }
 
 static void
@@ -445,6 +452,7 @@ fe_destroy(mpb__frontend *self)
     msgpack_zone_destroy(&fe->zone);
     mpb__wire_buf_free(&fe->out);
     free(fe->endpoint);
+    free(fe->ipc_path);
     free(fe);
 }
 
@@ -490,6 +498,10 @@ open_socket(zmq_frontend *fe, const char *endpoint, char *err, size_t err_len)
         fe->endpoint = mpb_strdup(last);
     } else {
         fe->endpoint = mpb_strdup(endpoint);
+    }
+    if (strncmp(fe->endpoint, "ipc://", 6) == 0 && fe->endpoint[6] != '@') { /* '@': abstract */
+        fe->ipc_path = mpb_strdup(fe->endpoint + 6);
+        mpb__cleanup_register(fe->ipc_path);
     }
     return 0;
 }

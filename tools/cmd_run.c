@@ -1,16 +1,32 @@
 /*
+ * DESIGN
  * mpb run --config pipeline.yaml [--input FILE]: streams each input line as
  * one item through the configured servlet and prints one JSON line per item,
  * in input order; an item's error prints in its place as {"error": {...}}.
  * io.format in the config says how lines become items: text (the line's
  * bytes) or f32 (a JSON array of numbers, sent as float32).
+ *
+ * Ending early: SIGINT and SIGTERM are blocked in every thread and taken by
+ * a watcher thread. The first stops the input (the stream's wait includes
+ * an eventfd the watcher writes), every item already in goes on to be
+ * answered and printed, the workers stop, the tracking run ends KILLED and
+ * the tool exits 128 + the signal. A closed output (a reader such as
+ * `head` went away: EPIPE, SIGPIPE being ignored) stops the input the same
+ * way and exits 141. A second signal exits at once, after removing the ipc
+ * files (workers die with the process, PR_SET_PDEATHSIG).
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -26,8 +42,21 @@
 #include "tools/line_input.h"
 #include "tools/tool_tracking.h"
 
+#define EXIT_OUTPUT_CLOSED (128 + SIGPIPE)
+
+/* The signal watcher and the main thread share this. */
+typedef struct interrupt {
+    sigset_t signals;
+    atomic_int signal; /* the first SIGINT or SIGTERM taken, 0 before */
+    atomic_int done;   /* the main thread is finished: the watcher leaves */
+    int wake_fd;       /* written at the first signal */
+} interrupt;
+
 typedef struct run_io {
     mpb__line_input input;
+    interrupt *interrupt;
+    int wait_fd;       /* an epoll set of the input and interrupt->wake_fd, or -1 */
+    int output_closed; /* a write failed with EPIPE */
     FILE *out;
     int f32;
     uint64_t errors;
@@ -37,23 +66,87 @@ typedef struct run_io {
     mpb_server *server;
 } run_io;
 
+/* 1 once the input must stop: a signal came, or nobody reads the output. */
+static int
+stopping(const run_io *io)
+{
+    return atomic_load(&io->interrupt->signal) != 0 || io->output_closed;
+}
+
+/* Notes a failed write; EPIPE means the reader went away. */
+static int
+check_output(run_io *io)
+{
+    if (!ferror(io->out)) {
+        return 0;
+    }
+    io->output_closed |= errno == EPIPE;
+    return MPB_EIO;
+}
+
 static int
 next_line(void *ctx, const void **data, size_t *len)
 {
-    return mpb__line_input_next(&((run_io *)ctx)->input, data, len);
+    run_io *io = ctx;
+    if (stopping(io)) {
+        return 0; /* the end of input, as far as the stream is concerned */
+    }
+    return mpb__line_input_next(&io->input, data, len);
 }
 
 /* Before the stream waits for input, what was printed goes out: a reader
- * downstream sees each result while no new line comes. */
+ * downstream sees each result while no new line comes. The wait also ends
+ * at the first signal. */
 static int
 input_ready(void *ctx, int *wait_fd)
 {
     run_io *io = ctx;
-    if (mpb__line_input_ready(&io->input, wait_fd)) {
+    if (stopping(io) || mpb__line_input_ready(&io->input, wait_fd)) {
         return 1;
     }
     fflush(io->out);
+    if (check_output(io) != 0) {
+        return 1; /* next_line ends the input */
+    }
+    if (*wait_fd >= 0) {
+        if (io->wait_fd < 0) {
+            io->wait_fd = epoll_create1(EPOLL_CLOEXEC);
+            struct epoll_event in = {.events = EPOLLIN, .data.fd = *wait_fd};
+            struct epoll_event wake = {.events = EPOLLIN, .data.fd = io->interrupt->wake_fd};
+            epoll_ctl(io->wait_fd, EPOLL_CTL_ADD, *wait_fd, &in);
+            epoll_ctl(io->wait_fd, EPOLL_CTL_ADD, io->interrupt->wake_fd, &wake);
+        }
+        *wait_fd = io->wait_fd; /* readable when either is */
+    }
     return 0;
+}
+
+static void *
+watch_signals(void *arg)
+{
+    interrupt *in = arg;
+    struct timespec tick = {0, 50 * 1000000};
+    while (!atomic_load(&in->done)) {
+        int sig = sigtimedwait(&in->signals, NULL, &tick);
+        if (sig <= 0) {
+            continue;
+        }
+        if (atomic_load(&in->signal) == 0) {
+            fprintf(stderr,
+                    "\nmpb run: %s: reading no more input; answering what is in flight "
+                    "(signal again to exit now)\n",
+                    strsignal(sig));
+            atomic_store(&in->signal, sig);
+            uint64_t one = 1;
+            ssize_t put = write(in->wake_fd, &one, sizeof one);
+            (void)put;
+        } else {
+            fprintf(stderr, "mpb run: second signal: exiting now\n");
+            mpb_emergency_cleanup();
+            _exit(128 + sig);
+        }
+    }
+    return NULL;
 }
 
 static void
@@ -77,7 +170,7 @@ write_output(void *ctx, uint64_t index, const mpb_result *result)
     mpb__json_write_result(io->out, result, io->f32);
     fputc('\n', io->out);
     show_progress(io, index + 1);
-    return ferror(io->out) ? MPB_EIO : 0;
+    return check_output(io);
 }
 
 static void
@@ -90,6 +183,7 @@ usage(FILE *out)
                  "                    in place (exit status 3)\n");
 }
 
+/* The exit status, after the summary line. */
 static int
 print_summary(run_io *io, int rc)
 {
@@ -103,6 +197,15 @@ print_summary(run_io *io, int rc)
             io->progress ? "\r" : "", (unsigned long long)stats.completed, seconds,
             seconds > 0 ? (double)stats.completed / seconds : 0.0, (unsigned long long)io->errors,
             (unsigned long long)stats.batches, mean);
+    int sig = atomic_load(&io->interrupt->signal);
+    if (sig != 0) {
+        fprintf(stderr, "mpb run: stopped by %s\n", strsignal(sig));
+        return 128 + sig;
+    }
+    if (io->output_closed) {
+        fprintf(stderr, "mpb run: output closed; stopped reading input\n");
+        return EXIT_OUTPUT_CLOSED;
+    }
     if (io->input.bad_input[0] != '\0') {
         fprintf(stderr, "mpb run: %s\n", io->input.bad_input);
         return 1;
@@ -165,6 +268,18 @@ mpb_cmd_run(int argc, char **argv)
         return 2;
     }
     mpb__line_input_init(&io.input, fd, io.f32);
+    /* signals go to the watcher alone (threads made from here on inherit
+     * the mask); a closed output is an error to handle, not a death */
+    interrupt in = {.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)};
+    sigemptyset(&in.signals);
+    sigaddset(&in.signals, SIGINT);
+    sigaddset(&in.signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &in.signals, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    pthread_t watcher;
+    pthread_create(&watcher, NULL, watch_signals, &in);
+    io.interrupt = &in;
+    io.wait_fd = -1;
     mpb_server_tracker *tracker = NULL;
     io.server = mpb__tool_server_new(config, "mpb run", &tracker);
     int status = 1;
@@ -179,10 +294,14 @@ mpb_cmd_run(int argc, char **argv)
     mpb_stream_options stream = {.return_exceptions = !stop_on_error, .input_ready = input_ready};
     int rc = mpb_server_stream(io.server, next_line, write_output, &io, &stream);
     fflush(io.out);
+    check_output(&io);
     mpb_server_stop(io.server);
     status = print_summary(&io, rc);
     if (tracker != NULL) {
-        mpb__tool_tracking_finish(tracker, io.server, io.start_ns, status, "mpb run");
+        mpb_run_status end = status == 0                                        ? MPB_RUN_FINISHED
+                             : atomic_load(&in.signal) != 0 || io.output_closed ? MPB_RUN_KILLED
+                                                                                : MPB_RUN_FAILED;
+        mpb__tool_tracking_finish(tracker, io.server, io.start_ns, end, "mpb run");
         tracker = NULL;
     }
 out:
@@ -196,5 +315,11 @@ out:
         close(fd);
     }
     mpb__line_input_free(&io.input);
+    atomic_store(&in.done, 1);
+    pthread_join(watcher, NULL);
+    close(in.wake_fd);
+    if (io.wait_fd >= 0) {
+        close(io.wait_fd);
+    }
     return status;
 }

@@ -220,6 +220,7 @@ wait_for_signals(mpb_server *server, const sigset_t *signals)
     while (!atomic_load(&s.done)) {
         if (sigtimedwait(signals, NULL, &tick) > 0) {
             fprintf(stderr, "mpb serve: second signal: exiting now\n");
+            mpb_emergency_cleanup(); /* ipc files; workers die with this process */
             _exit(130);
         }
     }
@@ -264,6 +265,7 @@ start_watching_signals(mpb_server *server, const serve_args *a, const sigset_t *
         int sig = sigtimedwait(signals, NULL, &tick);
         if (sig > 0) {
             fprintf(stderr, "mpb serve: %s while starting: exiting\n", strsignal(sig));
+            mpb_emergency_cleanup();
             _exit(128 + sig);
         }
     }
@@ -349,7 +351,9 @@ mpb_cmd_serve(int argc, char **argv)
     fprintf(stderr, "mpb serve: stopped after %llu calls (%llu errors)\n",
             (unsigned long long)stats.completed, (unsigned long long)stats.errors);
     if (tracker != NULL) {
-        mpb__tool_tracking_finish(tracker, server, start_ns, status, "mpb serve");
+        /* SIGTERM is how a server ends: a graceful stop is FINISHED */
+        mpb__tool_tracking_finish(tracker, server, start_ns,
+                                  status == 0 ? MPB_RUN_FINISHED : MPB_RUN_FAILED, "mpb serve");
     }
     mpb_server_destroy(&server);
     mpb_config_destroy(&config);

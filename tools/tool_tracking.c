@@ -96,7 +96,7 @@ mpb__tool_tracking_start(const mpb_config *config, const char *tool)
 
 void
 mpb__tool_tracking_finish(mpb_server_tracker *tracker, mpb_server *server, int64_t start_ns,
-                          int status, const char *tool)
+                          mpb_run_status end, const char *tool)
 {
     char err[256];
     if (mpb_server_tracker_finish(tracker, err, sizeof err) != 0) {
@@ -114,12 +114,11 @@ mpb__tool_tracking_finish(mpb_server_tracker *tracker, mpb_server *server, int64
         stats.batches ? (double)stats.batched_items / (double)stats.batches : 0.0, 0);
     char run_id[64] = "";
     mpb_tracking_active_run_id(run_id, sizeof run_id);
-    if (mpb_tracking_end_run(status == 0 ? MPB_RUN_FINISHED : MPB_RUN_FAILED, err, sizeof err) !=
-        0) {
+    if (mpb_tracking_end_run(end, err, sizeof err) != 0) {
         fprintf(stderr, "%s: tracking: %s\n", tool, err);
         return;
     }
-    fprintf(stderr, "%s: tracked as run %s\n", tool, run_id);
+    fprintf(stderr, "%s: tracked as run %s (%s)\n", tool, run_id, mpb_run_status_name(end));
 }
 
 mpb_server *

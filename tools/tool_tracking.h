@@ -25,8 +25,8 @@ mpb_server *mpb__tool_server_new(const mpb_config *config, const char *tool,
                                  mpb_server_tracker **tracker);
 
 /* Stops the tracker, logs summary metrics of the server and ends the run
- * FINISHED (status 0) or FAILED. */
+ * with end (FINISHED, FAILED, KILLED). */
 void mpb__tool_tracking_finish(mpb_server_tracker *tracker, mpb_server *server, int64_t start_ns,
-                               int status, const char *tool);
+                               mpb_run_status end, const char *tool);
 
 #endif
