@@ -44,8 +44,6 @@ mpb__pool_path(const mpb__pool *pool)
     return pool->base.path ? pool->base.path : pool->base.name;
 }
 
-static void arm_sweep(mpb__pool *pool, int64_t deadline_ns, int64_t now);
-
 /* ---- slots and the waiting ring ---- */
 
 /* A free slot for task, or UINT32_MAX when the pool holds MPB_POOL_SLOT_MASK items. */
@@ -64,7 +62,8 @@ slot_take(mpb__pool *pool, mpb__task *task)
         pool->free_slots = mpb_realloc(pool->free_slots, (pool->n_slots + grow) * sizeof(uint32_t));
         for (size_t i = 0; i < grow; i++) {
             size_t index = pool->n_slots + grow - 1 - i;
-            pool->slots[index] = (mpb__slot){NULL, 0, -1, 0, -1, 0, 0};
+            pool->slots[index] =
+                (mpb__slot){.conn = -1, .shm_index = -1, .heap_pos = MPB_POOL_NO_DEADLINE};
             pool->free_slots[pool->n_free++] = (uint32_t)index;
         }
         pool->n_slots += grow;
@@ -86,9 +85,8 @@ slot_id(const mpb__pool *pool, uint32_t index)
     return (pool->slots[index].seq << MPB_POOL_SLOT_BITS) | index;
 }
 
-/* Answers task, counting it in the pool's metrics. */
-static void
-answer(mpb__pool *pool, mpb__task *task, int64_t start_ns, mpb_result *result)
+void
+mpb__pool_answer(mpb__pool *pool, mpb__task *task, int64_t start_ns, mpb_result *result)
 {
     if (pool->base.metrics != NULL) {
         mpb__metrics_answer(pool->base.metrics, start_ns, mpb__loop_now(pool->env.loop), result);
@@ -122,62 +120,18 @@ mpb__pool_slot_complete(mpb__pool *pool, mpb__slot *slot, mpb_result *result)
         mpb__shm_ring_free(&pool->rings[slot->shm_index], slot->shm_seq);
         slot->shm_index = -1;
     }
+    if (slot->heap_pos != MPB_POOL_NO_DEADLINE) {
+        mpb__pool_deadline_remove(pool, (uint32_t)(slot - pool->slots));
+    }
     slot->task = NULL;
     slot->conn = -1;
     slot->busy = 0;
     pool->free_slots[pool->n_free++] = (uint32_t)(slot - pool->slots);
     if (task != NULL) {
-        answer(pool, task, slot->start_ns, result);
+        mpb__pool_answer(pool, task, slot->start_ns, result);
     } else {
         mpb_result_destroy(&result); /* answered at its deadline already */
     }
-}
-
-/* Answers Timeout for items in flight past their deadline. Their slots stay
- * busy (the worker still holds them, so their credit stays taken) until the
- * worker's late answer arrives and is dropped. Re-arms itself for the next
- * deadline in flight. */
-static void
-on_sweep(mpb__loop *loop, void *arg)
-{
-    (void)loop;
-    mpb__pool *pool = arg;
-    pool->sweep_armed = 0;
-    int64_t now = mpb_now_ns();
-    int64_t next = 0;
-    for (size_t s = 0; s < pool->n_slots; s++) {
-        mpb__slot *slot = &pool->slots[s];
-        if (!slot->busy || slot->task == NULL || slot->conn < 0 || slot->task->deadline_ns == 0) {
-            continue;
-        }
-        if (slot->task->deadline_ns <= now) {
-            mpb__task *task = slot->task;
-            slot->task = NULL;
-            answer(pool, task, slot->start_ns,
-                   mpb__pool_error(pool, &pool->conns[slot->conn], MPB_ERROR_TIMEOUT,
-                                   "no answer by the item's deadline"));
-        } else if (next == 0 || slot->task->deadline_ns < next) {
-            next = slot->task->deadline_ns;
-        }
-    }
-    if (next != 0) {
-        arm_sweep(pool, next, now);
-    }
-}
-
-static void
-arm_sweep(mpb__pool *pool, int64_t deadline_ns, int64_t now)
-{
-    if (pool->sweep_armed) {
-        if (pool->sweep_due <= deadline_ns) {
-            return;
-        }
-        mpb__loop_cancel_timer(pool->env.loop, pool->sweep_timer);
-    }
-    int64_t ms = (deadline_ns - now + 999999) / 1000000;
-    pool->sweep_armed = 1;
-    pool->sweep_due = deadline_ns;
-    pool->sweep_timer = mpb__loop_add_timer(pool->env.loop, ms > 0 ? ms : 0, 0, on_sweep, pool);
 }
 
 static void
@@ -340,9 +294,6 @@ send_items(mpb__pool *pool, mpb__conn *conn, uint32_t n)
                 budget_us = budget_us ? budget_us : 1;
             }
             pack_item(pool, conn, &pool->slots[batch[i]], slot_id(pool, batch[i]), budget_us);
-            if (task->deadline_ns != 0) {
-                arm_sweep(pool, task->deadline_ns, now);
-            }
             pool->slots[batch[i]].conn = conn_index;
         }
         /* what still waits here for credit: a worker that waits for its
@@ -354,29 +305,6 @@ send_items(mpb__pool *pool, mpb__conn *conn, uint32_t n)
             char how[128];
             snprintf(how, sizeof how, "is unreachable (%s)", mpb_strerror(rc));
             mpb__pool_conn_lost(pool, (size_t)conn_index, how);
-        }
-    }
-}
-
-/* Answers Timeout for waiting items whose deadline passed (no worker had
- * credit for them in time); keeps the others in order. */
-void
-mpb__pool_expire_waiting(mpb__pool *pool, int64_t now)
-{
-    size_t n = pool->wait_count;
-    for (size_t i = 0; i < n; i++) {
-        uint32_t index = mpb__pool_waiting_pop(pool);
-        mpb__task *task = pool->slots[index].task;
-        if (task == NULL) {
-            mpb__pool_slot_complete(pool, &pool->slots[index], NULL); /* cancelled */
-        } else if (task->deadline_ns != 0 && task->deadline_ns <= now) {
-            mpb__pool_slot_complete(
-                pool, &pool->slots[index],
-                mpb__pool_error(pool, NULL, MPB_ERROR_TIMEOUT,
-                                "the item's deadline passed while it waited for a "
-                                "worker"));
-        } else {
-            waiting_push(pool, index);
         }
     }
 }
@@ -416,16 +344,21 @@ mpb__pool_submit(mpb_servlet *self, mpb__task *task)
         char message[128];
         snprintf(message, sizeof message, "item of %zu bytes exceeds the limit of %zu bytes",
                  task->len, pool->max_item_bytes);
-        answer(pool, task, mpb__loop_now(pool->env.loop), mpb__pool_error(pool, NULL, "ItemTooLarge", message));
+        mpb__pool_answer(pool, task, mpb__loop_now(pool->env.loop),
+                         mpb__pool_error(pool, NULL, "ItemTooLarge", message));
         return;
     }
     uint32_t slot = slot_take(pool, task);
     if (slot == UINT32_MAX) {
-        answer(pool, task, mpb__loop_now(pool->env.loop),
-               mpb__pool_error(pool, NULL, "Overloaded", "too many items in flight in this servlet"));
+        mpb__pool_answer(
+            pool, task, mpb__loop_now(pool->env.loop),
+            mpb__pool_error(pool, NULL, "Overloaded", "too many items in flight in this servlet"));
         return;
     }
     task->token = slot_id(pool, slot);
+    if (task->deadline_ns != 0) {
+        mpb__pool_deadline_add(pool, slot, task->deadline_ns);
+    }
     waiting_push(pool, slot);
     /* Sent at the end of the round, with every other item submitted in it:
      * a round that submits 200 items sends frames of many, not 200 of one. */
@@ -448,6 +381,8 @@ mpb__pool_cancel(mpb_servlet *self, mpb__task *task)
         return;
     }
     slot->task = NULL;
-    answer(pool, task, slot->start_ns,
-           mpb__pool_error(pool, NULL, MPB_ERROR_CANCELLED, "withdrawn before a worker took it"));
+    mpb__pool_deadline_remove(pool, (uint32_t)(slot - pool->slots));
+    mpb__pool_answer(
+        pool, task, slot->start_ns,
+        mpb__pool_error(pool, NULL, MPB_ERROR_CANCELLED, "withdrawn before a worker took it"));
 }

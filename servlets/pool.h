@@ -94,10 +94,19 @@ typedef struct mpb__slot {
     uint64_t seq;
     int conn; /* -1 while waiting for credit */
     int busy;
-    int shm_index;    /* the launched worker whose ring holds the item's bytes; -1: inline */
-    uint64_t shm_seq; /* its span there */
-    int64_t start_ns; /* when the pool took the item (its latency counts from here) */
+    int shm_index;     /* the launched worker whose ring holds the item's bytes; -1: inline */
+    uint64_t shm_seq;  /* its span there */
+    int64_t start_ns;  /* when the pool took the item (its latency counts from here) */
+    uint32_t heap_pos; /* its place in pool->deadlines, or MPB_POOL_NO_DEADLINE */
 } mpb__slot;
+
+#define MPB_POOL_NO_DEADLINE UINT32_MAX
+
+/* An item's deadline in the pool's heap (pool_deadlines.c). */
+typedef struct mpb__deadline {
+    int64_t at_ns;
+    uint32_t slot;
+} mpb__deadline;
 
 struct mpb__pool {
     mpb_servlet base;
@@ -150,9 +159,12 @@ struct mpb__pool {
     int pumping;
     mpb__waker pump_waker; /* sends the round's submissions at its end */
     int pump_armed;
-    int sweep_armed; /* a timer will expire in-flight items past their deadline */
-    int64_t sweep_due;
-    uint64_t sweep_timer;
+    mpb__deadline *deadlines; /* min-heap of the deadlines of items not yet answered */
+    size_t n_deadlines;
+    size_t cap_deadlines;
+    int deadline_armed; /* a timer is set for the earliest */
+    int64_t deadline_due;
+    uint64_t deadline_timer;
     mpb__death *deaths;        /* exits seen, not yet handled (each waits on a timer) */
     int64_t restart_times[16]; /* ring of the latest restarts (RESTART_BURST) */
     unsigned restart_next;
@@ -179,8 +191,14 @@ void mpb__pool_submit(mpb_servlet *self, mpb__task *task);
 void mpb__pool_cancel(mpb_servlet *self, mpb__task *task);
 /* Sends waiting items to workers with credit. */
 void mpb__pool_pump(mpb__pool *pool);
-/* Answers Timeout for waiting items past their deadline. */
-void mpb__pool_expire_waiting(mpb__pool *pool, int64_t now);
+/* pool_deadlines.c: items with a deadline enter the heap when the pool
+ * takes them and leave it when answered; past it they are answered
+ * Timeout by a timer (waiting or in flight). */
+void mpb__pool_deadline_add(mpb__pool *pool, uint32_t slot, int64_t at_ns);
+void mpb__pool_deadline_remove(mpb__pool *pool, uint32_t slot);
+void mpb__pool_deadlines_free(mpb__pool *pool);
+/* Answers task, counting it in the pool's metrics. */
+void mpb__pool_answer(mpb__pool *pool, mpb__task *task, int64_t start_ns, mpb_result *result);
 /* The in-flight slot an id names on conn, or NULL (late, duplicate, invented). */
 mpb__slot *mpb__pool_slot_lookup(mpb__pool *pool, uint64_t id, int conn);
 /* Frees the slot and hands result to its task (owned by the task). */

@@ -285,9 +285,7 @@ pool_destroy(mpb_servlet *self)
     mpb__pool *pool = (mpb__pool *)self;
     pool->launcher->release(pool);
     mpb__pool_forget_deaths(pool);
-    if (pool->sweep_armed) {
-        mpb__loop_cancel_timer(pool->env.loop, pool->sweep_timer);
-    }
+    mpb__pool_deadlines_free(pool);
     if (pool->router != NULL) {
         if (pool->started) {
             mpb__loop_remove_socket(pool->env.loop, pool->router);

@@ -348,7 +348,6 @@ mpb__pool_on_heartbeat(mpb__loop *loop, void *arg)
             mpb__pool_conn_lost(pool, i, "disconnected");
         }
     }
-    mpb__pool_expire_waiting(pool, now);
     mpb__pool_pump(pool);
 }
 

@@ -355,6 +355,52 @@ items_past_their_deadline_are_answered_in_time(void **state)
     mpb_server_destroy(&server);
 }
 
+static void
+deadlines_fire_on_time_behind_thousands_of_items(void **state)
+{
+    (void)state;
+    /* the only worker hangs 2 s on each of the first items and holds its
+     * credit; 5000 items without a deadline wait behind them. 100 items
+     * with a 100 ms deadline must come back Timeout at their deadline, not
+     * at the next periodic sweep and not after a walk of every slot */
+    test_pool tp = {.kind = "process",
+                    .plugin = "fail",
+                    .workers = 1,
+                    .batch_size = 1,
+                    .options = {"hang_prefix=hang", "hang_ms=2000"}};
+    mpb_servlet *root = test_pool_servlet(&tp);
+    mpb_server_options opts;
+    mpb_server_options_init(&opts);
+    opts.capacity = 8192;
+    opts.stop_timeout_ms = 200; /* then the hung worker is killed */
+    mpb_server *server = test_server_over(&root, &opts);
+    tally t = {0};
+    for (int i = 0; i < 5000; i++) {
+        assert_int_equal(mpb_server_submit(server, "hang", 4, -1, count_result, &t), 0);
+    }
+    usleep(100000); /* they are in, the worker's credit is taken */
+    enum { N = 100 };
+    const void *inputs[N];
+    size_t lens[N];
+    mpb_result *out[N];
+    for (int i = 0; i < N; i++) {
+        inputs[i] = "late";
+        lens[i] = 4;
+    }
+    int64_t start = mpb_now_ns();
+    assert_int_equal(mpb_server_call_many(server, inputs, lens, N, 100, out), 0);
+    int64_t elapsed_ms = (mpb_now_ns() - start) / 1000000;
+    print_message("100 deadlines of 100 ms answered after %lld ms\n", (long long)elapsed_ms);
+    assert_true(elapsed_ms >= 100);
+    assert_true(elapsed_ms < 350); /* a 500 ms sweep would miss this half the time */
+    for (int i = 0; i < N; i++) {
+        assert_string_equal(mpb_result_error(out[i])->type, MPB_ERROR_TIMEOUT);
+        mpb_result_destroy(&out[i]);
+    }
+    mpb_server_destroy(&server);
+    assert_int_equal(atomic_load(&t.values) + atomic_load(&t.errors), 5000);
+}
+
 /* A peer that says READY on a pool's endpoint, takes items, then leaves. */
 typedef struct rogue {
     void *ctx;
@@ -472,6 +518,7 @@ main(void)
         cmocka_unit_test(crashed_worker_fails_its_items_and_is_replaced),
         cmocka_unit_test(crash_in_a_stream_loses_nothing),
         cmocka_unit_test(items_past_their_deadline_are_answered_in_time),
+        cmocka_unit_test(deadlines_fire_on_time_behind_thousands_of_items),
         cmocka_unit_test(worker_leaving_with_items_fails_them_at_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
