@@ -20,10 +20,23 @@
 
 static const char *const kind_names[] = {"process", "thread", "sequential", "ensemble", "switch"};
 
-static const char *const pool_fields[] = {
-    "kind",           "name",      "plugin",  "workers", "cpus",       "batch_size",
-    "batch_wait_us",  "capacity",  "options", "bind",    "worker_exe", "start_timeout_ms",
-    "max_item_bytes", "shm_bytes", NULL};
+static const char *const pool_fields[] = {"kind",
+                                          "name",
+                                          "plugin",
+                                          "workers",
+                                          "cpus",
+                                          "batch_size",
+                                          "batch_wait_us",
+                                          "capacity",
+                                          "options",
+                                          "bind",
+                                          "worker_exe",
+                                          "start_timeout_ms",
+                                          "max_item_bytes",
+                                          "shm_bytes",
+                                          "unavailable_timeout_ms",
+                                          "batch_timeout_ms",
+                                          NULL};
 static const char *const sequential_fields[] = {"kind", "name", "members", NULL};
 static const char *const ensemble_fields[] = {"kind", "name", "members", "errors", NULL};
 static const char *const switch_fields[] = {
@@ -190,7 +203,9 @@ parse_pool_integer(parse_ctx *ctx, const char *key, const yaml_node_t *value, co
                   {"capacity", 1, 1 << 20},
                   {"start_timeout_ms", 1, 1LL << 31},
                   {"max_item_bytes", 1, 1 << 30},
-                  {"shm_bytes", 0, 1 << 30}};
+                  {"shm_bytes", 0, 1 << 30},
+                  {"unavailable_timeout_ms", -1, 1LL << 31},
+                  {"batch_timeout_ms", 0, 1LL << 31}};
     long long n = 0;
     for (size_t i = 0; i < MPB_ARRAY_LEN(bounds); i++) {
         if (strcmp(key, bounds[i].key) != 0) {
@@ -215,6 +230,10 @@ parse_pool_integer(parse_ctx *ctx, const char *key, const yaml_node_t *value, co
         pool->start_timeout_ms = (int)n;
     } else if (strcmp(key, "shm_bytes") == 0) {
         pool->shm_bytes = n;
+    } else if (strcmp(key, "unavailable_timeout_ms") == 0) {
+        pool->unavailable_timeout_ms = (int)n;
+    } else if (strcmp(key, "batch_timeout_ms") == 0) {
+        pool->batch_timeout_ms = (int)n;
     } else {
         pool->max_item_bytes = (size_t)n;
     }

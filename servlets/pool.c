@@ -348,6 +348,15 @@ mpb__pool_submit(mpb_servlet *self, mpb__task *task)
                          mpb__pool_error(pool, NULL, "ItemTooLarge", message));
         return;
     }
+    if (pool->unavailable) {
+        char message[320];
+        snprintf(message, sizeof message, "no live worker for over %d ms%s%s",
+                 pool->unavailable_timeout_ms, pool->last_exit[0] ? "; last: " : "",
+                 pool->last_exit);
+        mpb__pool_answer(pool, task, mpb__loop_now(pool->env.loop),
+                         mpb__pool_error(pool, NULL, MPB_ERROR_UNAVAILABLE_SERVLET, message));
+        return;
+    }
     uint32_t slot = slot_take(pool, task);
     if (slot == UINT32_MAX) {
         mpb__pool_answer(

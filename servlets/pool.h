@@ -102,6 +102,13 @@ typedef struct mpb__slot {
 
 #define MPB_POOL_NO_DEADLINE UINT32_MAX
 
+/* A launched worker's restarts: a worker that dies soon after its launch
+ * is relaunched later each time (backoff), one that lived long is not. */
+typedef struct mpb__restart {
+    int64_t launched_ns;
+    unsigned failures; /* quick deaths in a row */
+} mpb__restart;
+
 /* An item's deadline in the pool's heap (pool_deadlines.c). */
 typedef struct mpb__deadline {
     int64_t at_ns;
@@ -165,11 +172,17 @@ struct mpb__pool {
     int deadline_armed; /* a timer is set for the earliest */
     int64_t deadline_due;
     uint64_t deadline_timer;
-    mpb__death *deaths;        /* exits seen, not yet handled (each waits on a timer) */
-    int64_t restart_times[16]; /* ring of the latest restarts (RESTART_BURST) */
-    unsigned restart_next;
-    int retries_pending; /* relaunch retries waiting on a timer */
-    uint32_t batch_seq;  /* batches, numbered as their TELEMETRY arrives */
+    mpb__death *deaths;         /* exits seen, not yet handled (each waits on a timer) */
+    mpb__restart *restarts;     /* per launched worker: when, and failures in a row */
+    int unavailable_timeout_ms; /* < 0: items wait for a worker forever */
+    int64_t unavailable_since;  /* when the last live worker went; 0 while one lives */
+    int unavailable;            /* past unavailable_timeout_ms: items fail at once */
+    uint64_t unavailable_timer;
+    int unavailable_armed;
+    char last_exit[160];  /* the latest worker death, described */
+    int batch_timeout_ms; /* 0: off */
+    int retries_pending;  /* relaunch retries waiting on a timer */
+    uint32_t batch_seq;   /* batches, numbered as their TELEMETRY arrives */
     char start_error[512];
 };
 
@@ -213,6 +226,9 @@ int mpb__pool_send_signal(mpb__pool *pool, mpb__conn *conn, mpb__frame_type type
 /* Counts, logs and answers a peer's protocol error. */
 void mpb__pool_protocol_error(mpb__pool *pool, const void *rid, size_t rid_len, const char *who,
                               const char *reason);
+/* Keeps track of whether any worker lives: with none for
+ * unavailable_timeout_ms, waiting items fail ServletUnavailable. */
+void mpb__pool_check_available(mpb__pool *pool);
 /* Answers WorkerCrashed for every item in flight on conn i; forgets it. */
 void mpb__pool_conn_lost(mpb__pool *pool, size_t i, const char *how);
 /* pool_transport.c: pool->out to the peer rid names, through its link or

@@ -210,6 +210,7 @@ pool_start(mpb_servlet *self, const mpb__servlet_env *env, const char *parent_pa
                               pool->launcher->kind, pool->plugin, reason);
     }
     pool->started = 1;
+    mpb__pool_check_available(pool); /* a pool of joining workers starts with none */
     mpb__loop_add_socket(env->loop, pool->router, mpb__pool_on_router, pool);
     pool->heartbeat_timer = mpb__loop_add_timer(env->loop, MPB_DEFAULT_HEARTBEAT_MS / 2, 1,
                                                 mpb__pool_on_heartbeat, pool);
@@ -286,6 +287,10 @@ pool_destroy(mpb_servlet *self)
     pool->launcher->release(pool);
     mpb__pool_forget_deaths(pool);
     mpb__pool_deadlines_free(pool);
+    if (pool->unavailable_armed) {
+        mpb__loop_cancel_timer(pool->env.loop, pool->unavailable_timer);
+    }
+    free(pool->restarts);
     if (pool->router != NULL) {
         if (pool->started) {
             mpb__loop_remove_socket(pool->env.loop, pool->router);
@@ -468,6 +473,12 @@ mpb__pool_new(const mpb_pool_config *config, const mpb__pool_launcher *launcher)
     pool->bind = dup_or_null(config->bind);
     pool->worker_exe = dup_or_null(config->worker_exe);
     pool->start_timeout_ms = config->start_timeout_ms;
+    pool->unavailable_timeout_ms = config->unavailable_timeout_ms == 0 ? 10000
+                                   : config->unavailable_timeout_ms < 0
+                                       ? -1
+                                       : config->unavailable_timeout_ms;
+    pool->batch_timeout_ms = config->batch_timeout_ms > 0 ? config->batch_timeout_ms : 0;
+    pool->restarts = mpb_calloc(config->workers ? config->workers : 1, sizeof *pool->restarts);
     pool->max_item_bytes =
         config->max_item_bytes ? config->max_item_bytes : MPB_DEFAULT_MAX_ITEM_BYTES;
     pool->shm_bytes =

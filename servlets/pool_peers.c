@@ -3,9 +3,10 @@
  * The pool's peers (see pool.c for the item flow, pool_transport.c for
  * how frames arrive): what their frames mean, workers joining with READY,
  * leaving with BYE or by dying, and being replaced. A dead local worker is handled a moment after
- * its exit is seen (DEATH_GRACE_MS), so results it sent just before dying still count. Replacements
- * are rate-limited (RESTART_BURST per RESTART_WINDOW_MS) and a failed launch is retried every
- * second.
+ * its exit is seen (DEATH_GRACE_MS), so results it sent just before dying still count. A worker
+ * that dies soon after its launch is relaunched with exponential backoff (a crash loop costs
+ * a launch every 30 s at most, and never stops for good); while no worker lives, waiting items
+ * fail ServletUnavailable after unavailable_timeout_ms instead of waiting forever.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,8 +24,9 @@
 #include "mpbatch/log.h"
 #include "servlets/pool.h"
 
-#define RESTART_BURST 16
-#define RESTART_WINDOW_MS 60000
+#define STABLE_MS 10000 /* a worker that lived this long is restarted at once */
+#define BACKOFF_FIRST_MS 100
+#define BACKOFF_MAX_MS 30000
 #define DEATH_GRACE_MS 50
 #define REUSE_CONNS_FROM 64
 #define MAX_CONNS 4096
@@ -143,6 +145,7 @@ handle_ready(mpb__pool *pool, const void *rid, size_t rid_len, const mpb__ready 
     if (pool->stopping) {
         mpb__pool_send_signal(pool, c, MPB_FRAME_SHUTDOWN);
     }
+    mpb__pool_check_available(pool);
 }
 
 /* The batches conn announced just before a RESULTS frame of count
@@ -316,6 +319,7 @@ mpb__pool_handle_frame(mpb__pool *pool, const void *rid, size_t rid_len, const v
         } else {
             mpb__pool_set_conn_state(pool, conn, MPB_CONN_GONE);
         }
+        mpb__pool_check_available(pool);
         break;
     case MPB_FRAME_ERROR: {
         char *message = wire_strdup(frame.u.error.message);
@@ -348,7 +352,73 @@ mpb__pool_on_heartbeat(mpb__loop *loop, void *arg)
             mpb__pool_conn_lost(pool, i, "disconnected");
         }
     }
+    mpb__pool_check_available(pool);
     mpb__pool_pump(pool);
+}
+
+/* ---- availability ---- */
+
+/* Every waiting item fails: no worker lived for unavailable_timeout_ms. */
+static void
+fail_waiting(mpb__pool *pool)
+{
+    char message[320];
+    snprintf(message, sizeof message, "no live worker for %d ms%s%s", pool->unavailable_timeout_ms,
+             pool->last_exit[0] ? "; last: " : "", pool->last_exit);
+    size_t n = pool->wait_count;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t index = mpb__pool_waiting_pop(pool);
+        mpb__slot *slot = &pool->slots[index];
+        mpb__pool_slot_complete(
+            pool, slot,
+            slot->task ? mpb__pool_error(pool, NULL, MPB_ERROR_UNAVAILABLE_SERVLET, message)
+                       : NULL);
+    }
+}
+
+static void
+on_unavailable(mpb__loop *loop, void *arg)
+{
+    (void)loop;
+    mpb__pool *pool = arg;
+    pool->unavailable_armed = 0;
+    if (pool->stopping || pool->unavailable_since == 0) {
+        return;
+    }
+    mpb_log_err("pool", "%s: no live worker for %d ms; failing its items until one is back%s%s%s",
+                mpb__pool_path(pool), pool->unavailable_timeout_ms,
+                pool->last_exit[0] ? " (last: " : "", pool->last_exit,
+                pool->last_exit[0] ? ")" : "");
+    pool->unavailable = 1;
+    fail_waiting(pool);
+}
+
+void
+mpb__pool_check_available(mpb__pool *pool)
+{
+    if (pool->stopping || !pool->started) {
+        return;
+    }
+    for (size_t i = 0; i < pool->n_conns; i++) {
+        if (pool->conns[i].state == MPB_CONN_READY) {
+            pool->unavailable_since = 0;
+            pool->unavailable = 0;
+            if (pool->unavailable_armed) {
+                mpb__loop_cancel_timer(pool->env.loop, pool->unavailable_timer);
+                pool->unavailable_armed = 0;
+            }
+            return;
+        }
+    }
+    if (pool->unavailable_since != 0) {
+        return; /* already counting */
+    }
+    pool->unavailable_since = mpb_now_ns();
+    if (pool->unavailable_timeout_ms >= 0) {
+        pool->unavailable_armed = 1;
+        pool->unavailable_timer = mpb__loop_add_timer(pool->env.loop, pool->unavailable_timeout_ms,
+                                                      0, on_unavailable, pool);
+    }
 }
 
 /* Answers every item in flight on conn i with WorkerCrashed; forgets it. */
@@ -412,6 +482,12 @@ on_death(mpb__loop *loop, void *arg)
     if (!pool->stopping) {
         atomic_fetch_add(&pool->env.stats->workers_lost, 1);
         pool->base.metrics->restarts++;
+        snprintf(pool->last_exit, sizeof pool->last_exit, "worker %d (pid %lld) %s", d->index,
+                 (long long)d->pid, d->how);
+        pthread_mutex_lock(pool->env.info_lock);
+        snprintf(pool->env.stats->last_exit, sizeof pool->env.stats->last_exit, "%s: %s",
+                 mpb__pool_path(pool), pool->last_exit);
+        pthread_mutex_unlock(pool->env.info_lock);
         if (!had_conn) {
             mpb_log_warn("pool", "%s: worker %d (pid %lld) %s before READY", mpb__pool_path(pool),
                          d->index, (long long)d->pid, d->how);
@@ -421,6 +497,7 @@ on_death(mpb__loop *loop, void *arg)
         }
     }
     free(d);
+    mpb__pool_check_available(pool);
     mpb__pool_pump(pool);
 }
 
@@ -429,41 +506,67 @@ typedef struct retry {
     int index;
 } retry;
 
+static void launch_now(mpb__pool *pool, int index);
+
 static void
 on_retry(mpb__loop *loop, void *arg)
 {
     (void)loop;
     retry *r = arg;
-    if (!r->pool->stopping) {
-        relaunch(r->pool, r->index);
-    }
     r->pool->retries_pending--;
+    if (!r->pool->stopping) {
+        launch_now(r->pool, r->index);
+    }
     free(r);
 }
 
+/* Launches worker index now; a failed launch is retried like a crash. */
+static void
+launch_now(mpb__pool *pool, int index)
+{
+    char err[256];
+    if (pool->launcher->launch(pool, (unsigned)index, err, sizeof err) == 0) {
+        pool->restarts[index].launched_ns = mpb_now_ns();
+        return;
+    }
+    mpb_log_err("pool", "%s: starting a replacement for worker %d failed: %s", mpb__pool_path(pool),
+                index, err);
+    snprintf(pool->last_exit, sizeof pool->last_exit, "worker %d could not start: %.100s", index,
+             err);
+    pool->restarts[index].launched_ns = mpb_now_ns(); /* a quick failure, for the backoff */
+    relaunch(pool, index);
+}
+
+/* Starts a replacement for worker index: at once when the one before lived
+ * a while (STABLE_MS), else after a delay that doubles with each quick
+ * death in a row (BACKOFF_FIRST_MS up to BACKOFF_MAX_MS): a worker that
+ * cannot live is retried for as long as the pool runs, without spinning. */
 static void
 relaunch(mpb__pool *pool, int index)
 {
+    mpb__restart *r = &pool->restarts[index];
     int64_t now = mpb_now_ns();
-    int64_t oldest = pool->restart_times[pool->restart_next];
-    if (oldest != 0 && now - oldest < (int64_t)RESTART_WINDOW_MS * 1000000) {
-        mpb_log_err("pool", "%s: %d workers restarted within %d s; worker %d stays down",
-                    mpb__pool_path(pool), RESTART_BURST, RESTART_WINDOW_MS / 1000, index);
+    if (r->launched_ns != 0 && now - r->launched_ns < (int64_t)STABLE_MS * 1000000) {
+        r->failures++;
+    } else {
+        r->failures = 0;
+    }
+    if (r->failures == 0) {
+        launch_now(pool, index);
         return;
     }
-    pool->restart_times[pool->restart_next] = now;
-    pool->restart_next = (pool->restart_next + 1) % RESTART_BURST;
-    char err[256];
-    if (pool->launcher->launch(pool, (unsigned)index, err, sizeof err) != 0) {
-        mpb_log_err("pool",
-                    "%s: starting a replacement for worker %d failed (%s); retrying in "
-                    "1 s",
-                    mpb__pool_path(pool), index, err);
-        retry *r = mpb_malloc(sizeof *r);
-        *r = (retry){pool, index};
-        pool->retries_pending++;
-        mpb__loop_add_timer(pool->env.loop, 1000, 0, on_retry, r);
+    int64_t delay_ms = BACKOFF_FIRST_MS;
+    for (unsigned i = 1; i < r->failures && delay_ms < BACKOFF_MAX_MS; i++) {
+        delay_ms *= 2;
     }
+    delay_ms = delay_ms < BACKOFF_MAX_MS ? delay_ms : BACKOFF_MAX_MS;
+    mpb_log_warn("pool",
+                 "%s: worker %d died %u times in a row soon after starting; next try in %lld ms",
+                 mpb__pool_path(pool), index, r->failures, (long long)delay_ms);
+    retry *later = mpb_malloc(sizeof *later);
+    *later = (retry){pool, index};
+    pool->retries_pending++;
+    mpb__loop_add_timer(pool->env.loop, delay_ms, 0, on_retry, later);
 }
 
 void

@@ -415,6 +415,9 @@ mpb_server_stats_get(mpb_server *self, mpb_server_stats *out)
     out->workers_lost = atomic_load(&self->stats.workers_lost);
     out->shm_items = atomic_load(&self->stats.shm_items);
     out->shm_values = atomic_load(&self->stats.shm_values);
+    pthread_mutex_lock(&self->info_lock);
+    snprintf(out->last_exit, sizeof out->last_exit, "%s", self->stats.last_exit);
+    pthread_mutex_unlock(&self->info_lock);
 }
 
 size_t

@@ -56,6 +56,7 @@ typedef struct mpb__stats {
     atomic_uint_fast64_t workers_lost;
     atomic_uint_fast64_t shm_items;
     atomic_uint_fast64_t shm_values;
+    char last_exit[192]; /* the latest worker death, described; under env.info_lock */
 } mpb__stats;
 
 /* What a servlet gets from its server at start. */

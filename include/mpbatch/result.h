@@ -33,6 +33,8 @@ typedef struct mpb_item_error {
 /* Error types the framework itself produces. */
 #define MPB_ERROR_TIMEOUT "Timeout"
 #define MPB_ERROR_WORKER_CRASHED "WorkerCrashed"
+/* A servlet with no live worker for its unavailable_timeout_ms. */
+#define MPB_ERROR_UNAVAILABLE_SERVLET "ServletUnavailable"
 #define MPB_ERROR_PROTOCOL "Protocol"
 #define MPB_ERROR_NO_RESULT "NoResult"
 #define MPB_ERROR_CANCELLED "Cancelled"

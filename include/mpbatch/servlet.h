@@ -58,6 +58,14 @@ typedef struct mpb_pool_config {
      * socket); -1: 8 MiB; 0: every item and value travels on the socket.
      * Workers that join over tcp:// always use the socket. */
     long long shm_bytes;
+    /* While the pool has no live worker (all crashed and backing off, or
+     * none joined yet), items wait this long and then fail with
+     * ServletUnavailable, naming the last crash; new items fail at once
+     * until a worker is back. 0: 10000; -1: wait forever. */
+    int unavailable_timeout_ms;
+    /* A batch that runs longer than this is hung: its items fail with
+     * Timeout and its worker is killed and replaced. 0: off. */
+    int batch_timeout_ms;
 } mpb_pool_config;
 
 /* Fills a config with the defaults above (batch_size and wait -1). */

@@ -401,6 +401,90 @@ deadlines_fire_on_time_behind_thousands_of_items(void **state)
     assert_int_equal(atomic_load(&t.values) + atomic_load(&t.errors), 5000);
 }
 
+typedef struct outcome_count {
+    unsigned left; /* "die" items still to send */
+    unsigned crashed;
+    unsigned unavailable;
+    unsigned other;
+    char unavailable_message[320];
+} outcome_count;
+
+static int
+count_outcome(void *ctx, uint64_t index, const mpb_result *result)
+{
+    (void)index;
+    outcome_count *c = ctx;
+    const mpb_item_error *e = mpb_result_error(result);
+    if (e != NULL && strcmp(e->type, MPB_ERROR_WORKER_CRASHED) == 0) {
+        c->crashed++;
+    } else if (e != NULL && strcmp(e->type, MPB_ERROR_UNAVAILABLE_SERVLET) == 0) {
+        c->unavailable++;
+        snprintf(c->unavailable_message, sizeof c->unavailable_message, "%s", e->message);
+    } else {
+        c->other++;
+    }
+    return 0;
+}
+
+static int
+die_next(void *ctx, const void **data, size_t *len)
+{
+    outcome_count *c = ctx;
+    if (c->left == 0) {
+        return 0;
+    }
+    c->left--;
+    *data = "die";
+    *len = 3;
+    return 1;
+}
+
+static void
+a_crash_loop_backs_off_and_fails_items_unavailable(void **state)
+{
+    (void)state;
+    /* every worker dies on its first item: a crash loop. Relaunches back
+     * off instead of spinning (or stopping for good); while none lives,
+     * waiting items fail ServletUnavailable after 300 ms, naming the last
+     * death; once the items are gone a worker comes back and serves */
+    test_pool tp = {.kind = "process",
+                    .plugin = "fail",
+                    .workers = 1,
+                    .batch_size = 1,
+                    .options = {"crash_prefix=die"},
+                    .unavailable_timeout_ms = 300};
+    mpb_server *server = test_server_start(&tp);
+    outcome_count c = {.left = 3000};
+    mpb_stream_options opts = {.return_exceptions = 1};
+    int64_t start = mpb_now_ns();
+    assert_int_equal(mpb_server_stream(server, die_next, count_outcome, &c, &opts), 0);
+    int64_t seconds = (mpb_now_ns() - start) / 1000000000;
+    print_message("%u crashed, %u unavailable in %lld s\n", c.crashed, c.unavailable,
+                  (long long)seconds);
+    assert_int_equal(c.crashed + c.unavailable, 3000); /* each answered, nothing else */
+    assert_int_equal(c.other, 0);
+    assert_true(c.unavailable > 0);
+    assert_non_null(strstr(c.unavailable_message, "no live worker"));
+    assert_non_null(strstr(c.unavailable_message, "signal 6"));
+    mpb_server_stats stats;
+    mpb_server_stats_get(server, &stats);
+    /* backoff: 3000 items that each kill a worker did not cost thousands of launches */
+    assert_true(stats.workers_lost < 20);
+    assert_non_null(strstr(stats.last_exit, "killed by signal 6"));
+    /* and it never gives up: a worker comes back and serves */
+    int served = 0;
+    for (int tries = 0; tries < 300 && !served; tries++) {
+        mpb_result *r = NULL;
+        served = mpb_server_call(server, "fine", 4, 10000, &r) == 0;
+        mpb_result_destroy(&r);
+        if (!served) {
+            usleep(100000);
+        }
+    }
+    assert_true(served);
+    mpb_server_destroy(&server);
+}
+
 /* A peer that says READY on a pool's endpoint, takes items, then leaves. */
 typedef struct rogue {
     void *ctx;
@@ -519,6 +603,7 @@ main(void)
         cmocka_unit_test(crash_in_a_stream_loses_nothing),
         cmocka_unit_test(items_past_their_deadline_are_answered_in_time),
         cmocka_unit_test(deadlines_fire_on_time_behind_thousands_of_items),
+        cmocka_unit_test(a_crash_loop_backs_off_and_fails_items_unavailable),
         cmocka_unit_test(worker_leaving_with_items_fails_them_at_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
