@@ -299,6 +299,9 @@ send_items(mpb__pool *pool, mpb__conn *conn, uint32_t n)
         /* what still waits here for credit: a worker that waits for its
          * batch to fill (batch_wait_us: auto) knows more is coming */
         mpb__wire_pack_items_end_backlog(&pool->out, pool->wait_count, conn->values_read);
+        if (conn->in_flight == 0) {
+            conn->busy_since_ns = now; /* from idle to busy: its batch clock starts */
+        }
         conn->in_flight += count;
         int rc = send_to(pool, conn);
         if (rc != 0) {

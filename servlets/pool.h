@@ -34,6 +34,9 @@ typedef struct mpb__pool_launcher {
     /* 1 once every launched worker is gone (reaped / joined). */
     int (*all_gone)(mpb__pool *pool);
     void (*kill_all)(mpb__pool *pool);
+    /* Kills worker index now (its death is reported as usual); NULL where
+     * workers cannot be killed (threads). */
+    void (*kill_one)(mpb__pool *pool, unsigned index);
     void (*release)(mpb__pool *pool);
 } mpb__pool_launcher;
 
@@ -80,8 +83,9 @@ typedef struct mpb__conn {
     int64_t last_recv_ns;
     int64_t last_send_ns;
     mpb__conn_state state;
-    int index;            /* launched worker index, -1 for workers that joined by themselves */
-    uint64_t values_read; /* values read from its value ring (told back in ITEMS) */
+    int index;             /* launched worker index, -1 for workers that joined by themselves */
+    uint64_t values_read;  /* values read from its value ring (told back in ITEMS) */
+    int64_t busy_since_ns; /* when it last got items while it held none */
     /* batches of the message being read, waiting for its RESULTS frame
      * (frames of other workers' messages may come in between) */
     mpb__batch_mark *marks;
@@ -181,6 +185,7 @@ struct mpb__pool {
     int unavailable_armed;
     char last_exit[160];  /* the latest worker death, described */
     int batch_timeout_ms; /* 0: off */
+    uint64_t hung_timer;  /* looks for workers past it (batch_timeout_ms > 0) */
     int retries_pending;  /* relaunch retries waiting on a timer */
     uint32_t batch_seq;   /* batches, numbered as their TELEMETRY arrives */
     char start_error[512];
@@ -231,6 +236,11 @@ void mpb__pool_protocol_error(mpb__pool *pool, const void *rid, size_t rid_len, 
 void mpb__pool_check_available(mpb__pool *pool);
 /* Answers WorkerCrashed for every item in flight on conn i; forgets it. */
 void mpb__pool_conn_lost(mpb__pool *pool, size_t i, const char *how);
+/* The same with an error of type (Timeout for a hung worker). */
+void mpb__pool_conn_fail(mpb__pool *pool, size_t i, const char *type, const char *how);
+/* Loop timer (batch_timeout_ms > 0): workers silent on a batch past it are
+ * hung: their items fail Timeout, and they are killed and replaced. */
+void mpb__pool_on_hung_check(mpb__loop *loop, void *arg);
 /* pool_transport.c: pool->out to the peer rid names, through its link or
  * the socket (MPB_ECLOSED for a link's earlier worker). */
 int mpb__pool_send_out(mpb__pool *pool, const void *rid, size_t rid_len);

@@ -210,6 +210,12 @@ pool_start(mpb_servlet *self, const mpb__servlet_env *env, const char *parent_pa
                               pool->launcher->kind, pool->plugin, reason);
     }
     pool->started = 1;
+    if (pool->batch_timeout_ms > 0) {
+        int every = pool->batch_timeout_ms / 4;
+        every = every < 10 ? 10 : every > 250 ? 250 : every;
+        pool->hung_timer =
+            mpb__loop_add_timer(pool->env.loop, every, 1, mpb__pool_on_hung_check, pool);
+    }
     mpb__pool_check_available(pool); /* a pool of joining workers starts with none */
     mpb__loop_add_socket(env->loop, pool->router, mpb__pool_on_router, pool);
     pool->heartbeat_timer = mpb__loop_add_timer(env->loop, MPB_DEFAULT_HEARTBEAT_MS / 2, 1,
@@ -287,6 +293,9 @@ pool_destroy(mpb_servlet *self)
     pool->launcher->release(pool);
     mpb__pool_forget_deaths(pool);
     mpb__pool_deadlines_free(pool);
+    if (pool->hung_timer != 0) {
+        mpb__loop_cancel_timer(pool->env.loop, pool->hung_timer);
+    }
     if (pool->unavailable_armed) {
         mpb__loop_cancel_timer(pool->env.loop, pool->unavailable_timer);
     }

@@ -425,6 +425,12 @@ mpb__pool_check_available(mpb__pool *pool)
 void
 mpb__pool_conn_lost(mpb__pool *pool, size_t i, const char *how)
 {
+    mpb__pool_conn_fail(pool, i, MPB_ERROR_WORKER_CRASHED, how);
+}
+
+void
+mpb__pool_conn_fail(mpb__pool *pool, size_t i, const char *type, const char *how)
+{
     mpb__conn *c = &pool->conns[i];
     char message[256];
     snprintf(message, sizeof message, "worker %s (pid %lld) %s", c->name, (long long)c->pid, how);
@@ -435,11 +441,63 @@ mpb__pool_conn_lost(mpb__pool *pool, size_t i, const char *how)
     mpb__pool_set_conn_state(pool, c, MPB_CONN_GONE);
     for (size_t s = 0; s < pool->n_slots; s++) {
         if (pool->slots[s].busy && pool->slots[s].conn == (int)i) {
-            mpb__pool_slot_complete(
-                pool, &pool->slots[s],
-                mpb__pool_error(pool, &pool->conns[i], MPB_ERROR_WORKER_CRASHED, message));
+            mpb__pool_slot_complete(pool, &pool->slots[s],
+                                    mpb__pool_error(pool, &pool->conns[i], type, message));
         }
     }
+}
+
+void
+mpb__pool_on_hung_check(mpb__loop *loop, void *arg)
+{
+    (void)loop;
+    mpb__pool *pool = arg;
+    if (pool->stopping) {
+        return;
+    }
+    int64_t now = mpb_now_ns();
+    /* a worker may wait batch_wait_us to fill a batch before it computes */
+    int64_t wait_ns = pool->batch_wait_us > 0 ? pool->batch_wait_us * 1000 : 0;
+    int64_t limit_ns = (int64_t)pool->batch_timeout_ms * 1000000 + wait_ns;
+    for (size_t i = 0; i < pool->n_conns; i++) {
+        mpb__conn *c = &pool->conns[i];
+        int64_t since = c->last_recv_ns > c->busy_since_ns ? c->last_recv_ns : c->busy_since_ns;
+        if (c->state != MPB_CONN_READY || c->in_flight == 0 || now - since <= limit_ns) {
+            continue;
+        }
+        char how[160];
+        int index = c->index;
+        if (index >= 0 && pool->launcher->kill_one != NULL) {
+            snprintf(how, sizeof how, "ran a batch past batch_timeout_ms (%d ms); killed",
+                     pool->batch_timeout_ms);
+            mpb__pool_conn_fail(pool, i, MPB_ERROR_TIMEOUT, how);
+            pool->launcher->kill_one(pool, (unsigned)index); /* its death relaunches it */
+        } else {
+            /* a thread cannot be killed, a remote worker is not ours: its
+             * items fail now, and their slots (its credit) stay taken
+             * until it answers, so nothing more goes to it meanwhile */
+            snprintf(how, sizeof how, "worker %s ran a batch past batch_timeout_ms (%d ms)",
+                     c->name, pool->batch_timeout_ms);
+            unsigned answered = 0;
+            for (size_t s = 0; s < pool->n_slots; s++) {
+                mpb__slot *slot = &pool->slots[s];
+                if (slot->busy && slot->conn == (int)i && slot->task != NULL) {
+                    mpb__task *task = slot->task;
+                    slot->task = NULL;
+                    mpb__pool_deadline_remove(pool, (uint32_t)s);
+                    mpb__pool_answer(pool, task, slot->start_ns,
+                                     mpb__pool_error(pool, c, MPB_ERROR_TIMEOUT, how));
+                    answered++;
+                }
+            }
+            if (answered > 0) {
+                mpb_log_err("pool", "%s: %s; %u items failed Timeout, its credit waits for it",
+                            mpb__pool_path(pool), how, answered);
+            }
+        }
+    }
+    mpb__pool_check_available(pool);
+    mpb__pool_pump(pool);
 }
 
 /* Starts a replacement for worker index, unless workers die too fast
@@ -474,9 +532,11 @@ on_death(mpb__loop *loop, void *arg)
     int had_conn = 0;
     for (size_t i = 0; i < pool->n_conns; i++) {
         mpb__conn *c = &pool->conns[i];
-        if (c->pid == d->pid && c->index == d->index && c->state != MPB_CONN_GONE) {
-            mpb__pool_conn_lost(pool, i, d->how);
-            had_conn = 1;
+        if (c->pid == d->pid && c->index == d->index) {
+            had_conn = 1; /* known: READY once (a hung one was failed already) */
+            if (c->state != MPB_CONN_GONE) {
+                mpb__pool_conn_lost(pool, i, d->how);
+            }
         }
     }
     if (!pool->stopping) {

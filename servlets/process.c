@@ -329,6 +329,15 @@ process_release(mpb__pool *pool)
     pool->launcher_state = NULL;
 }
 
+static void
+process_kill_one(mpb__pool *pool, unsigned index)
+{
+    process_state *st = pool->launcher_state;
+    if (st != NULL && index < pool->workers && st->children[index].running) {
+        mpb__signal_child(st->children[index].pid, st->children[index].pidfd, SIGKILL);
+    }
+}
+
 static const mpb__pool_launcher process_launcher = {
     .kind = "process",
     .default_cpus = "auto",
@@ -338,6 +347,7 @@ static const mpb__pool_launcher process_launcher = {
     .check_early_exit = process_check_early_exit,
     .all_gone = process_all_gone,
     .kill_all = process_kill_all,
+    .kill_one = process_kill_one,
     .release = process_release,
 };
 

@@ -485,6 +485,79 @@ a_crash_loop_backs_off_and_fails_items_unavailable(void **state)
     mpb_server_destroy(&server);
 }
 
+typedef struct kept {
+    _Atomic(mpb_result *) result;
+} kept;
+
+static void
+keep_result(void *ctx, mpb_result *result)
+{
+    atomic_store(&((kept *)ctx)->result, result);
+}
+
+static void
+a_hung_batch_times_out_and_its_worker_is_replaced(void **state)
+{
+    (void)state;
+    const char *kinds[] = {"process", "thread"};
+    for (int k = 0; k < 2; k++) {
+        /* "hang" blocks its worker's call() for a minute (processes) or
+         * 1.5 s (threads); batch_timeout_ms 300: its item fails Timeout
+         * then, a process worker is killed and replaced, a thread keeps its
+         * credit until it returns; the other worker serves meanwhile */
+        int thread = k == 1;
+        test_pool tp = {.kind = kinds[k],
+                        .plugin = "fail",
+                        .workers = 2,
+                        .batch_size = 1,
+                        .options = {"hang_prefix=hang", thread ? "hang_ms=1500" : "hang_ms=60000"},
+                        .batch_timeout_ms = 300};
+        mpb_server *server = test_server_start(&tp);
+        kept hung = {NULL};
+        int64_t start = mpb_now_ns();
+        assert_int_equal(mpb_server_submit(server, "hang", 4, -1, keep_result, &hung), 0);
+        usleep(50000);
+        for (int i = 0; i < 20; i++) { /* the other worker has the most credit: these go there */
+            mpb_result *r = NULL;
+            assert_int_equal(mpb_server_call(server, "fine", 4, 5000, &r), 0);
+            mpb_result_destroy(&r);
+        }
+        for (int tries = 0; tries < 300 && atomic_load(&hung.result) == NULL; tries++) {
+            usleep(10000);
+        }
+        int64_t elapsed_ms = (mpb_now_ns() - start) / 1000000;
+        print_message("%s: the hung item answered after %lld ms\n", kinds[k],
+                      (long long)elapsed_ms);
+        mpb_result *r = atomic_load(&hung.result);
+        assert_non_null(r);
+        assert_true(elapsed_ms >= 300 && elapsed_ms < 1400); /* at the timeout, not the hang */
+        const mpb_item_error *e = mpb_result_error(r);
+        assert_non_null(e);
+        assert_string_equal(e->type, MPB_ERROR_TIMEOUT);
+        assert_non_null(strstr(e->message, "batch_timeout_ms"));
+        mpb_result_destroy(&r);
+        mpb_server_stats stats;
+        mpb_server_stats_get(server, &stats);
+        if (!thread) {
+            for (int tries = 0; tries < 200 && stats.workers_lost == 0; tries++) {
+                usleep(10000);
+                mpb_server_stats_get(server, &stats);
+            }
+            assert_int_equal(stats.workers_lost, 1);
+            assert_non_null(strstr(stats.last_exit, "signal 9"));
+        }
+        /* both workers serve again (a replacement, or the thread returned) */
+        usleep(thread ? 1500000 : 300000);
+        mpb_worker_status workers[4];
+        assert_int_equal(mpb_server_workers(server, workers, 4), 2);
+        assert_int_equal(mpb_server_call(server, "fine", 4, 10000, &r), 0);
+        mpb_result_destroy(&r);
+        mpb_server_stats_get(server, &stats);
+        assert_int_equal(stats.protocol_errors, 0);
+        mpb_server_destroy(&server);
+    }
+}
+
 /* A peer that says READY on a pool's endpoint, takes items, then leaves. */
 typedef struct rogue {
     void *ctx;
@@ -604,6 +677,7 @@ main(void)
         cmocka_unit_test(items_past_their_deadline_are_answered_in_time),
         cmocka_unit_test(deadlines_fire_on_time_behind_thousands_of_items),
         cmocka_unit_test(a_crash_loop_backs_off_and_fails_items_unavailable),
+        cmocka_unit_test(a_hung_batch_times_out_and_its_worker_is_replaced),
         cmocka_unit_test(worker_leaving_with_items_fails_them_at_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
