@@ -36,6 +36,7 @@ static const char *const pool_fields[] = {"kind",
                                           "shm_bytes",
                                           "unavailable_timeout_ms",
                                           "batch_timeout_ms",
+                                          "retry",
                                           NULL};
 static const char *const sequential_fields[] = {"kind", "name", "members", NULL};
 static const char *const ensemble_fields[] = {"kind", "name", "members", "errors", NULL};
@@ -205,7 +206,8 @@ parse_pool_integer(parse_ctx *ctx, const char *key, const yaml_node_t *value, co
                   {"max_item_bytes", 1, 1 << 30},
                   {"shm_bytes", 0, 1 << 30},
                   {"unavailable_timeout_ms", -1, 1LL << 31},
-                  {"batch_timeout_ms", 0, 1LL << 31}};
+                  {"batch_timeout_ms", 0, 1LL << 31},
+                  {"retry", 0, 100}};
     long long n = 0;
     for (size_t i = 0; i < MPB_ARRAY_LEN(bounds); i++) {
         if (strcmp(key, bounds[i].key) != 0) {
@@ -234,6 +236,8 @@ parse_pool_integer(parse_ctx *ctx, const char *key, const yaml_node_t *value, co
         pool->unavailable_timeout_ms = (int)n;
     } else if (strcmp(key, "batch_timeout_ms") == 0) {
         pool->batch_timeout_ms = (int)n;
+    } else if (strcmp(key, "retry") == 0) {
+        pool->retry = (unsigned)n;
     } else {
         pool->max_item_bytes = (size_t)n;
     }

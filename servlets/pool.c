@@ -75,6 +75,7 @@ slot_take(mpb__pool *pool, mpb__task *task)
     slot->conn = -1;
     slot->busy = 1;
     slot->shm_index = -1;
+    slot->retries = 0;
     slot->start_ns = mpb__loop_now(pool->env.loop);
     return index;
 }
@@ -158,6 +159,30 @@ mpb__pool_waiting_pop(mpb__pool *pool)
     pool->wait_head = (pool->wait_head + 1) % pool->wait_cap;
     pool->wait_count--;
     return index;
+}
+
+void
+mpb__pool_requeue(mpb__pool *pool, uint32_t index)
+{
+    mpb__slot *slot = &pool->slots[index];
+    if (slot->conn >= 0) {
+        pool->conns[slot->conn].in_flight--;
+    }
+    if (slot->shm_index >= 0) { /* its bytes were in the failed worker's ring */
+        mpb__shm_ring_free(&pool->rings[slot->shm_index], slot->shm_seq);
+        slot->shm_index = -1;
+    }
+    slot->conn = -1;
+    slot->seq++;
+    slot->retries++;
+    slot->task->token = slot_id(pool, index);
+    if (pool->wait_count == pool->wait_cap) {
+        waiting_push(pool, index); /* grows the ring; then move it to the front */
+        pool->wait_count--;
+    }
+    pool->wait_head = (pool->wait_head + pool->wait_cap - 1) % pool->wait_cap;
+    pool->waiting[pool->wait_head] = index;
+    pool->wait_count++;
 }
 
 /* Connection states are read by other threads (mpb_server_workers). */

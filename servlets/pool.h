@@ -102,6 +102,7 @@ typedef struct mpb__slot {
     uint64_t shm_seq;  /* its span there */
     int64_t start_ns;  /* when the pool took the item (its latency counts from here) */
     uint32_t heap_pos; /* its place in pool->deadlines, or MPB_POOL_NO_DEADLINE */
+    uint32_t retries;  /* times it went to another worker after its worker failed */
 } mpb__slot;
 
 #define MPB_POOL_NO_DEADLINE UINT32_MAX
@@ -185,6 +186,7 @@ struct mpb__pool {
     int unavailable_armed;
     char last_exit[160];  /* the latest worker death, described */
     int batch_timeout_ms; /* 0: off */
+    unsigned retry;       /* items of a failed worker go to another this many times */
     uint64_t hung_timer;  /* looks for workers past it (batch_timeout_ms > 0) */
     int retries_pending;  /* relaunch retries waiting on a timer */
     uint32_t batch_seq;   /* batches, numbered as their TELEMETRY arrives */
@@ -236,7 +238,11 @@ void mpb__pool_protocol_error(mpb__pool *pool, const void *rid, size_t rid_len, 
 void mpb__pool_check_available(mpb__pool *pool);
 /* Answers WorkerCrashed for every item in flight on conn i; forgets it. */
 void mpb__pool_conn_lost(mpb__pool *pool, size_t i, const char *how);
-/* The same with an error of type (Timeout for a hung worker). */
+/* Puts an item a failed worker held back in front of the waiting ring,
+ * under a new id (a late answer from that worker matches nothing). */
+void mpb__pool_requeue(mpb__pool *pool, uint32_t index);
+/* The same with an error of type (Timeout for a hung worker); with retry,
+ * items that have retries left are requeued instead. */
 void mpb__pool_conn_fail(mpb__pool *pool, size_t i, const char *type, const char *how);
 /* Loop timer (batch_timeout_ms > 0): workers silent on a batch past it are
  * hung: their items fail Timeout, and they are killed and replaced. */

@@ -487,6 +487,7 @@ mpb__pool_new(const mpb_pool_config *config, const mpb__pool_launcher *launcher)
                                        ? -1
                                        : config->unavailable_timeout_ms;
     pool->batch_timeout_ms = config->batch_timeout_ms > 0 ? config->batch_timeout_ms : 0;
+    pool->retry = config->retry;
     pool->restarts = mpb_calloc(config->workers ? config->workers : 1, sizeof *pool->restarts);
     pool->max_item_bytes =
         config->max_item_bytes ? config->max_item_bytes : MPB_DEFAULT_MAX_ITEM_BYTES;

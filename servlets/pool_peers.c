@@ -440,6 +440,12 @@ mpb__pool_conn_fail(mpb__pool *pool, size_t i, const char *type, const char *how
     }
     mpb__pool_set_conn_state(pool, c, MPB_CONN_GONE);
     for (size_t s = 0; s < pool->n_slots; s++) {
+        mpb__slot *slot = &pool->slots[s];
+        if (slot->busy && slot->conn == (int)i && slot->task != NULL && !pool->stopping &&
+            slot->retries < pool->retry) {
+            mpb__pool_requeue(pool, (uint32_t)s); /* another worker takes it */
+            continue;
+        }
         if (pool->slots[s].busy && pool->slots[s].conn == (int)i) {
             mpb__pool_slot_complete(pool, &pool->slots[s],
                                     mpb__pool_error(pool, &pool->conns[i], type, message));

@@ -42,6 +42,7 @@ typedef struct test_pool {
     const char *options[8];
     int unavailable_timeout_ms; /* 0: the default */
     int batch_timeout_ms;
+    unsigned retry;
     mpb_telemetry_fn on_batch;
     void *on_batch_ctx;
     size_t capacity;
@@ -66,6 +67,7 @@ test_pool_servlet(const test_pool *tp)
     cfg.options = tp->options[0] ? tp->options : NULL;
     cfg.unavailable_timeout_ms = tp->unavailable_timeout_ms;
     cfg.batch_timeout_ms = tp->batch_timeout_ms;
+    cfg.retry = tp->retry;
     return strcmp(tp->kind, "thread") == 0 ? mpb_thread_servlet_new(&cfg)
                                            : mpb_process_servlet_new(&cfg);
 }

@@ -66,6 +66,11 @@ typedef struct mpb_pool_config {
     /* A batch that runs longer than this is hung: its items fail with
      * Timeout and its worker is killed and replaced. 0: off. */
     int batch_timeout_ms;
+    /* For idempotent plugins: items of a worker that crashed, hung or left
+     * go to another worker, at most this many times, before they fail
+     * with the last error (at-least-once instead of at-most-once; see
+     * docs/reliability.md). 0: off. */
+    unsigned retry;
 } mpb_pool_config;
 
 /* Fills a config with the defaults above (batch_size and wait -1). */
