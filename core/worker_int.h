@@ -58,6 +58,8 @@ typedef struct worker {
     size_t cap_errors;
     uint64_t *ids;
     size_t cap_ids;
+    uint64_t *call_ids; /* a batch's ids and items, kept for bisection */
+    mpb__batch_item *call_items;
     mpb_batch batch;
     mpb_batch prep;
     void *state;

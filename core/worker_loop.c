@@ -434,34 +434,29 @@ queue_batch_results(worker *w, size_t n, const mpb_batch_telemetry *t, int64_t n
     }
 }
 
+/* Calls the plugin on n items (ids and items: copies the caller keeps)
+ * and queues their results with the call's telemetry. With isolate_bisect,
+ * a call that fails as a whole is not reported: its halves are called in
+ * turn, down to single items, so only the items that fail get the error. */
 static void
-run_batch(worker *w, size_t take, mpb_batch_close reason)
+call_batch(worker *w, const uint64_t *ids, const mpb__batch_item *items, size_t n,
+           mpb_batch_close reason, int64_t first_arrival)
 {
     int64_t start = mpb_now_ns();
-    int64_t first_arrival = mpb__item_queue_peek(&w->queue)->arrived_ns;
-    if (take > w->cap_ids) {
-        w->cap_ids = take * 2;
-        w->ids = mpb_realloc(w->ids, w->cap_ids * sizeof *w->ids);
-    }
     mpb__batch_reset(&w->batch);
-    size_t n = 0;
-    for (size_t i = 0; i < take; i++) {
-        const void *data;
-        mpb__queued_item item = mpb__item_queue_pop(&w->queue, &data);
-        if (item.deadline_ns != 0 && item.deadline_ns <= start) {
-            add_early_error(w, item.id, MPB_ERROR_TIMEOUT,
-                            "the item's deadline passed before its batch was called");
-            continue;
-        }
-        w->ids[n++] = item.id;
-        mpb__batch_add(&w->batch, data, item.len);
-    }
-    if (n == 0) {
-        return;
+    for (size_t i = 0; i < n; i++) {
+        w->ids[i] = ids[i];
+        mpb__batch_add(&w->batch, items[i].data, items[i].len);
     }
     int rc = w->cfg->def->call(w->state, &w->batch);
     int64_t end = mpb_now_ns();
     w->compute_ns = smooth(w->compute_ns, end - start);
+    if (w->cfg->isolate_bisect && n > 1 && (rc != 0 || w->batch.fail_type != NULL)) {
+        size_t half = n / 2;
+        call_batch(w, ids, items, half, reason, first_arrival);
+        call_batch(w, ids + half, items + half, n - half, reason, first_arrival);
+        return;
+    }
     mpb_batch_telemetry t = {
         .size = (uint32_t)n,
         .errors = (uint32_t)mpb__batch_settle(&w->batch, rc),
@@ -471,6 +466,35 @@ run_batch(worker *w, size_t take, mpb_batch_close reason)
         .queued_after = (uint32_t)w->queue.count,
     };
     queue_batch_results(w, n, &t, end);
+}
+
+static void
+run_batch(worker *w, size_t take, mpb_batch_close reason)
+{
+    int64_t start = mpb_now_ns();
+    int64_t first_arrival = mpb__item_queue_peek(&w->queue)->arrived_ns;
+    if (take > w->cap_ids) {
+        w->cap_ids = take * 2;
+        w->ids = mpb_realloc(w->ids, w->cap_ids * sizeof *w->ids);
+        w->call_ids = mpb_realloc(w->call_ids, w->cap_ids * sizeof *w->call_ids);
+        w->call_items = mpb_realloc(w->call_items, w->cap_ids * sizeof *w->call_items);
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < take; i++) {
+        const void *data;
+        mpb__queued_item item = mpb__item_queue_pop(&w->queue, &data);
+        if (item.deadline_ns != 0 && item.deadline_ns <= start) {
+            add_early_error(w, item.id, MPB_ERROR_TIMEOUT,
+                            "the item's deadline passed before its batch was called");
+            continue;
+        }
+        w->call_ids[n] = item.id;
+        w->call_items[n++] = (mpb__batch_item){data, item.len};
+    }
+    if (n == 0) {
+        return;
+    }
+    call_batch(w, w->call_ids, w->call_items, n, reason, first_arrival);
 }
 
 static void

@@ -36,6 +36,7 @@ typedef struct mpb__worker_config {
     mpb__bind_scope bind_scope;
     const mpb_options *options;
     size_t max_item_bytes;          /* 0: MPB_DEFAULT_MAX_ITEM_BYTES */
+    int isolate_bisect;             /* a batch whose call() fails whole runs again in halves */
     int64_t heartbeat_ms;           /* 0: default */
     int64_t coordinator_timeout_ms; /* 0: default; < 0: never give up */
     pid_t parent_pid;               /* leave when the parent changes; 0: do not check */

@@ -221,6 +221,8 @@ worker_free(worker *w)
     }
     free(w->errors);
     free(w->ids);
+    free(w->call_ids);
+    free(w->call_items);
     free(w->cpus);
     mpb__batch_free(&w->batch);
     mpb__batch_free(&w->prep);

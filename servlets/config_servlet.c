@@ -37,6 +37,7 @@ static const char *const pool_fields[] = {"kind",
                                           "unavailable_timeout_ms",
                                           "batch_timeout_ms",
                                           "retry",
+                                          "isolate",
                                           NULL};
 static const char *const sequential_fields[] = {"kind", "name", "members", NULL};
 static const char *const ensemble_fields[] = {"kind", "name", "members", "errors", NULL};
@@ -256,6 +257,12 @@ parse_pool_field(parse_ctx *ctx, const char *key, const yaml_node_t *value, cons
         pool->bind = take_string(ctx, value, field, &rc);
     } else if (strcmp(key, "worker_exe") == 0) {
         pool->worker_exe = take_string(ctx, value, field, &rc);
+    } else if (strcmp(key, "isolate") == 0) {
+        pool->isolate = take_string(ctx, value, field, &rc);
+        if (rc == 0 && strcmp(pool->isolate, "bisect") != 0 && strcmp(pool->isolate, "none") != 0) {
+            rc = mpb__config_fail_at(ctx, value, "%s must be bisect or none (got '%s')", field,
+                                     pool->isolate);
+        }
     } else if (strcmp(key, "cpus") == 0) {
         rc = parse_cpus(ctx, value, field, spec);
     } else if (strcmp(key, "options") == 0) {

@@ -187,6 +187,7 @@ struct mpb__pool {
     char last_exit[160];  /* the latest worker death, described */
     int batch_timeout_ms; /* 0: off */
     unsigned retry;       /* items of a failed worker go to another this many times */
+    int isolate_bisect;   /* workers re-run a batch that failed whole in halves */
     uint64_t hung_timer;  /* looks for workers past it (batch_timeout_ms > 0) */
     int retries_pending;  /* relaunch retries waiting on a timer */
     uint32_t batch_seq;   /* batches, numbered as their TELEMETRY arrives */

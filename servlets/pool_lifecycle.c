@@ -488,6 +488,7 @@ mpb__pool_new(const mpb_pool_config *config, const mpb__pool_launcher *launcher)
                                        : config->unavailable_timeout_ms;
     pool->batch_timeout_ms = config->batch_timeout_ms > 0 ? config->batch_timeout_ms : 0;
     pool->retry = config->retry;
+    pool->isolate_bisect = config->isolate != NULL && strcmp(config->isolate, "bisect") == 0;
     pool->restarts = mpb_calloc(config->workers ? config->workers : 1, sizeof *pool->restarts);
     pool->max_item_bytes =
         config->max_item_bytes ? config->max_item_bytes : MPB_DEFAULT_MAX_ITEM_BYTES;
@@ -514,6 +515,9 @@ mpb__pool_worker_argv(const mpb__pool *pool, const char *exe, unsigned index)
     argv[n++] = mpb_asprintf("--index=%u", index);
     argv[n++] = mpb_asprintf("--parent-pid=%d", (int)getpid());
     argv[n++] = mpb_asprintf("--max-item-bytes=%zu", pool->max_item_bytes);
+    if (pool->isolate_bisect) {
+        argv[n++] = mpb_strdup("--isolate=bisect");
+    }
     if (pool->cpu_lists[index] != NULL) {
         argv[n++] = mpb_asprintf("--cpus=%s", pool->cpu_lists[index]);
     }

@@ -111,6 +111,7 @@ thread_launch(mpb__pool *pool, unsigned index, char *err, size_t err_len)
         .bind_scope = MPB_BIND_THREAD,
         .options = st->options,
         .max_item_bytes = pool->max_item_bytes,
+        .isolate_bisect = pool->isolate_bisect,
         .heartbeat_ms = 100,
         .coordinator_timeout_ms = -1,
         .cancel = &st->cancel,

@@ -43,6 +43,7 @@ typedef struct test_pool {
     int unavailable_timeout_ms; /* 0: the default */
     int batch_timeout_ms;
     unsigned retry;
+    const char *isolate;
     mpb_telemetry_fn on_batch;
     void *on_batch_ctx;
     size_t capacity;
@@ -68,6 +69,7 @@ test_pool_servlet(const test_pool *tp)
     cfg.unavailable_timeout_ms = tp->unavailable_timeout_ms;
     cfg.batch_timeout_ms = tp->batch_timeout_ms;
     cfg.retry = tp->retry;
+    cfg.isolate = tp->isolate;
     return strcmp(tp->kind, "thread") == 0 ? mpb_thread_servlet_new(&cfg)
                                            : mpb_process_servlet_new(&cfg);
 }

@@ -35,6 +35,8 @@ usage(FILE *out)
         "  --capacity N              items in flight (default: 6 x batch size, >= 64)\n"
         "  --option KEY=VALUE        plugin option (repeatable)\n"
         "  --max-item-bytes N        largest item or value accepted (default 64 MiB)\n"
+        "  --isolate bisect          a batch whose call() fails as a whole runs again in\n"
+        "                            halves, so only the items that fail get the error\n"
         "  --coordinator-timeout-ms N  leave after this much silence (default 10000, -1 never)\n"
         "  --parent-pid PID          leave when this parent process dies\n"
         "  --items-shm-fd FD, --items-shm-bytes N, --values-shm-fd FD, --values-shm-bytes N\n"
@@ -69,6 +71,7 @@ enum {
     OPT_CAPACITY,
     OPT_OPTION,
     OPT_MAX_ITEM,
+    OPT_ISOLATE,
     OPT_TIMEOUT,
     OPT_PARENT,
     OPT_SHM_FD,
@@ -89,6 +92,7 @@ static const struct option long_options[] = {
     {"capacity", required_argument, NULL, OPT_CAPACITY},
     {"option", required_argument, NULL, OPT_OPTION},
     {"max-item-bytes", required_argument, NULL, OPT_MAX_ITEM},
+    {"isolate", required_argument, NULL, OPT_ISOLATE},
     {"coordinator-timeout-ms", required_argument, NULL, OPT_TIMEOUT},
     {"parent-pid", required_argument, NULL, OPT_PARENT},
     {"items-shm-fd", required_argument, NULL, OPT_SHM_FD},
@@ -142,6 +146,14 @@ apply_option(int opt, const char *arg, mpb__worker_config *cfg, mpb_options *opt
     case OPT_MAX_ITEM:
         rc = parse_number("--max-item-bytes", arg, 1, &n);
         cfg->max_item_bytes = (size_t)n;
+        break;
+    case OPT_ISOLATE:
+        if (strcmp(arg, "bisect") == 0) {
+            cfg->isolate_bisect = 1;
+        } else if (strcmp(arg, "none") != 0) {
+            fprintf(stderr, "mpb-worker: --isolate takes bisect or none (got '%s')\n", arg);
+            rc = -1;
+        }
         break;
     case OPT_TIMEOUT:
         rc = parse_number("--coordinator-timeout-ms", arg, -1, &n);

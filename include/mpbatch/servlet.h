@@ -71,6 +71,11 @@ typedef struct mpb_pool_config {
      * with the last error (at-least-once instead of at-most-once; see
      * docs/reliability.md). 0: off. */
     unsigned retry;
+    /* "bisect": a batch whose call() fails as a whole (BatchError, or a
+     * nonzero status) runs again in halves, down to single items, so only
+     * the items that fail get the error; NULL or "none": the whole batch
+     * fails. Costs extra calls only when a batch fails. */
+    const char *isolate;
 } mpb_pool_config;
 
 /* Fills a config with the defaults above (batch_size and wait -1). */

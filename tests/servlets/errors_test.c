@@ -140,6 +140,38 @@ whole_batch_failure_fails_exactly_its_batch(void **state)
     free_results(results, 8);
 }
 
+static void
+bisection_fails_only_the_bad_items(void **state)
+{
+    (void)state;
+    /* isolate: bisect: a batch of 64 that fails whole for one marked item
+     * runs again in halves until only that item carries the BatchError;
+     * the 63 others get their values. Both kinds of pool. */
+    const char *kinds[] = {"process", "thread"};
+    for (int k = 0; k < 2; k++) {
+        test_pool tp = {.kind = kinds[k],
+                        .plugin = "fail",
+                        .workers = 1,
+                        .batch_size = 64,
+                        .batch_wait_us = 2000000,
+                        .isolate = "bisect",
+                        .options = {"batch_prefix=boom"}};
+        marked_stream s = {.base = {.n = 640}, .every = 64, .marker = "boom"};
+        mpb_result **results = run_marked(&tp, &s);
+        for (uint64_t i = 0; i < 640; i++) {
+            const mpb_item_error *e = mpb_result_error(results[i]);
+            if (is_marked(&s, i)) {
+                assert_non_null(e);
+                assert_string_equal(e->type, "BatchError");
+            } else {
+                assert_null(e);
+                assert_echo(results[i], i);
+            }
+        }
+        free_results(results, 640);
+    }
+}
+
 static int
 stop_counter_output(void *ctx, uint64_t index, const mpb_result *result)
 {
@@ -281,6 +313,7 @@ main(void)
         cmocka_unit_test(items_left_unset_get_no_result),
         cmocka_unit_test(preprocess_errors_skip_the_model),
         cmocka_unit_test(whole_batch_failure_fails_exactly_its_batch),
+        cmocka_unit_test(bisection_fails_only_the_bad_items),
         cmocka_unit_test(stream_without_return_exceptions_stops_at_first_error),
         cmocka_unit_test(start_failures_explain_themselves),
         cmocka_unit_test(refused_options_fail_the_start),
