@@ -44,6 +44,8 @@ mpb__pool_path(const mpb__pool *pool)
     return pool->base.path ? pool->base.path : pool->base.name;
 }
 
+#define ERROR_REPLIES_PER_S 100
+
 /* ---- slots and the waiting ring ---- */
 
 /* A free slot for task, or UINT32_MAX when the pool holds MPB_POOL_SLOT_MASK items. */
@@ -227,6 +229,23 @@ mpb__pool_protocol_error(mpb__pool *pool, const void *rid, size_t rid_len, const
                          const char *reason)
 {
     atomic_fetch_add(&pool->env.stats->protocol_errors, 1);
+    /* a peer sending garbage gets ERROR replies (and log lines) at most
+     * ERROR_REPLIES_PER_S a second: it cannot make us do more than that */
+    int64_t now = mpb_now_ns();
+    if (now - pool->error_window_ns >= 1000000000) {
+        if (pool->errors_suppressed > 0) {
+            mpb_log_warn("pool", "%s: %llu more protocol errors (not answered, not logged)",
+                         mpb__pool_path(pool), (unsigned long long)pool->errors_suppressed);
+        }
+        pool->error_window_ns = now;
+        pool->errors_in_window = 0;
+        pool->errors_suppressed = 0;
+    }
+    if (pool->errors_in_window >= ERROR_REPLIES_PER_S) {
+        pool->errors_suppressed++;
+        return;
+    }
+    pool->errors_in_window++;
     mpb_log_warn("pool", "%s: protocol error from %s: %s", mpb__pool_path(pool), who, reason);
     send_error_to_peer(pool, rid, rid_len, reason);
 }

@@ -192,6 +192,9 @@ struct mpb__pool {
     int retries_pending;  /* relaunch retries waiting on a timer */
     uint32_t batch_seq;   /* batches, numbered as their TELEMETRY arrives */
     char start_error[512];
+    int64_t error_window_ns; /* protocol errors answered in the second since then */
+    unsigned errors_in_window;
+    uint64_t errors_suppressed;
 };
 
 mpb_servlet *mpb__pool_new(const mpb_pool_config *config, const mpb__pool_launcher *launcher);

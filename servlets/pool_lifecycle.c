@@ -84,8 +84,17 @@ open_router(mpb__pool *pool, char *err, size_t err_len)
                               zmq_strerror(zmq_errno()));
     }
     mpb__zmq_set_int(pool->router, ZMQ_ROUTER_MANDATORY, 1);
-    mpb__zmq_set_int(pool->router, ZMQ_SNDHWM, 0);
-    mpb__zmq_set_int(pool->router, ZMQ_RCVHWM, 0);
+    /* What a peer (a worker joining over tcp:// may be anyone) can make us
+     * hold: messages no larger than a batch of the largest values (at most
+     * 1 GiB; larger ones drop the connection before they are read), and
+     * finite queues each way. Credit keeps honest workers far below both
+     * HWMs; a peer that never reads holds at most its credit of items. */
+    long long per_batch = pool->batch_size > 0 ? pool->batch_size : 64;
+    int64_t max_message = (int64_t)pool->max_item_bytes * per_batch + (1 << 20);
+    max_message = max_message < ((int64_t)1 << 30) ? max_message : ((int64_t)1 << 30);
+    zmq_setsockopt(pool->router, ZMQ_MAXMSGSIZE, &max_message, sizeof max_message);
+    mpb__zmq_set_int(pool->router, ZMQ_SNDHWM, 100000);
+    mpb__zmq_set_int(pool->router, ZMQ_RCVHWM, 10000);
     mpb__zmq_set_int(pool->router, ZMQ_LINGER, 0);
     /* Transport-level liveness, kept by libzmq's I/O thread even while a
      * worker's only thread is busy in its plugin: a peer silent for 10 s is

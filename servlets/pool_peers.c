@@ -29,6 +29,7 @@
 #define BACKOFF_MAX_MS 30000
 #define DEATH_GRACE_MS 50
 #define REUSE_CONNS_FROM 64
+#define MAX_PEER_CAPACITY (1u << 20) /* items a worker may ask for in flight */
 #define MAX_CONNS 4096
 
 /* ---- receiving ---- */
@@ -111,8 +112,11 @@ handle_ready(mpb__pool *pool, const void *rid, size_t rid_len, const mpb__ready 
         mpb__pool_protocol_error(pool, rid, rid_len, "a new peer", reason);
         return;
     }
-    if (rid_len > sizeof pool->conns[0].rid || ready->capacity == 0) {
-        mpb__pool_protocol_error(pool, rid, rid_len, "a new peer", "READY with capacity 0");
+    if (rid_len > sizeof pool->conns[0].rid || ready->capacity == 0 ||
+        ready->capacity > MAX_PEER_CAPACITY) {
+        snprintf(reason, sizeof reason, "READY with capacity %u (1 to %u)", ready->capacity,
+                 MAX_PEER_CAPACITY);
+        mpb__pool_protocol_error(pool, rid, rid_len, "a new peer", reason);
         return;
     }
     mpb__conn *c = new_conn(pool);
@@ -217,7 +221,14 @@ handle_results(mpb__pool *pool, mpb__conn *conn, const mpb__frame *frame)
             free(type);
             free(message);
         } else {
-            result = mpb_result_new_value(r.data, r.len);
+            if (r.len > pool->max_item_bytes) { /* checked before anything is allocated */
+                r.is_error = 1;
+                malformed++;
+            }
+            result = r.is_error ? mpb_result_new_error(MPB_ERROR_PROTOCOL,
+                                                       "the worker's value exceeds max_item_bytes",
+                                                       mpb__pool_path(pool), conn->name, conn->pid)
+                                : mpb_result_new_value(r.data, r.len);
         }
         mpb__result_set_origin(result, mpb__pool_path(pool), batch);
         mpb__pool_slot_complete(pool, slot, result);

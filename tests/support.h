@@ -44,6 +44,7 @@ typedef struct test_pool {
     int batch_timeout_ms;
     unsigned retry;
     const char *isolate;
+    size_t max_item_bytes; /* 0: the default */
     mpb_telemetry_fn on_batch;
     void *on_batch_ctx;
     size_t capacity;
@@ -70,6 +71,7 @@ test_pool_servlet(const test_pool *tp)
     cfg.batch_timeout_ms = tp->batch_timeout_ms;
     cfg.retry = tp->retry;
     cfg.isolate = tp->isolate;
+    cfg.max_item_bytes = tp->max_item_bytes;
     return strcmp(tp->kind, "thread") == 0 ? mpb_thread_servlet_new(&cfg)
                                            : mpb_process_servlet_new(&cfg);
 }

@@ -156,16 +156,73 @@ garbage_on_the_worker_socket_is_a_protocol_error(void **state)
     mpb_server_destroy(&server);
 }
 
-/* A worker that joined by itself (so has no shared rings) answers with a
- * value "in its value ring": the item is answered with a Protocol error,
- * not left in flight, and the frame is counted. */
 static void
-a_shared_value_from_a_worker_without_a_ring_is_a_protocol_error(void **state)
+hostile_peers_are_bounded(void **state)
 {
     (void)state;
+    /* a peer that floods garbage gets ERROR replies at a bounded rate; a
+     * frame past the socket's message limit (a batch of the largest
+     * values: 64 MiB + 1 MiB here) is dropped unread; the pool serves on */
+    char endpoint[128];
+    snprintf(endpoint, sizeof endpoint, "ipc:///tmp/mpb-hostile-test-%d.ipc", (int)getpid());
+    test_pool tp = {.kind = "process",
+                    .plugin = "passthrough",
+                    .workers = 1,
+                    .batch_size = 1,
+                    .bind = endpoint};
+    mpb_server *server = test_server_start(&tp);
+    void *ctx = zmq_ctx_new();
+    void *dealer = zmq_socket(ctx, ZMQ_DEALER);
+    int linger = 0;
+    zmq_setsockopt(dealer, ZMQ_LINGER, &linger, sizeof linger);
+    assert_int_equal(zmq_connect(dealer, endpoint), 0);
+    for (int i = 0; i < 5000; i++) {
+        zmq_send(dealer, "\xc1garbage", 8, 0);
+    }
+    int replies = 0;
+    char buf[512];
+    int timeout = 1500;
+    zmq_setsockopt(dealer, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+    while (zmq_recv(dealer, buf, sizeof buf, 0) >= 0) {
+        replies++;
+    }
+    print_message("5000 garbage frames: %d ERROR replies\n", replies);
+    assert_true(replies >= 1 && replies <= 300); /* 100 a second at most */
+    mpb_server_stats stats;
+    mpb_server_stats_get(server, &stats);
+    assert_int_equal(stats.protocol_errors, 5000); /* each counted, though not answered */
+
+    size_t big = (size_t)70 << 20;
+    char *huge = mpb_malloc(big);
+    memset(huge, 0xc1, big);
+    assert_true(zmq_send(dealer, huge, big, 0) >= 0);
+    free(huge);
+    usleep(500000);
+    mpb_server_stats_get(server, &stats);
+    assert_int_equal(stats.protocol_errors, 5000); /* never read: nothing to count */
+
+    zmq_close(dealer);
+    zmq_ctx_term(ctx);
+    mpb_result *r = NULL;
+    assert_int_equal(mpb_server_call(server, "still here", 10, 5000, &r), 0);
+    mpb_result_destroy(&r);
+    mpb_server_destroy(&server);
+}
+
+/* A worker that joined by itself answers its one item wrongly (oversize:
+ * a value past max_item_bytes, else a value "in its value ring", which it
+ * does not have): the item is answered with a Protocol error, not left in
+ * flight, and the frame is counted. */
+static void
+rogue_answer_is_a_protocol_error(int oversize)
+{
     char endpoint[128];
     snprintf(endpoint, sizeof endpoint, "ipc:///tmp/mpb-rogue-shm-test-%d.ipc", (int)getpid());
-    test_pool tp = {.kind = "process", .plugin = "passthrough", .joined_only = 1, .bind = endpoint};
+    test_pool tp = {.kind = "process",
+                    .plugin = "passthrough",
+                    .joined_only = 1,
+                    .bind = endpoint,
+                    .max_item_bytes = 1024};
     mpb_server *server = test_server_start(&tp);
 
     void *ctx = zmq_ctx_new();
@@ -202,7 +259,12 @@ a_shared_value_from_a_worker_without_a_ring_is_a_protocol_error(void **state)
     assert_int_equal(mpb__wire_item_at(&frame, 0, &item, &id_known), 0);
     mpb__wire_buf_reset(&buf);
     mpb__wire_pack_results_begin(&buf, 1);
-    mpb__wire_pack_result_value_shm(&buf, item.id, 0, 1);
+    char value[4096] = {0};
+    if (oversize) {
+        mpb__wire_pack_result_value(&buf, item.id, value, sizeof value);
+    } else {
+        mpb__wire_pack_result_value_shm(&buf, item.id, 0, 1);
+    }
     assert_true(zmq_send(dealer, buf.sbuf.data, buf.sbuf.size, 0) >= 0);
     msgpack_zone_destroy(&zone);
 
@@ -220,6 +282,20 @@ a_shared_value_from_a_worker_without_a_ring_is_a_protocol_error(void **state)
     zmq_close(dealer);
     zmq_ctx_term(ctx);
     mpb_server_destroy(&server);
+}
+
+static void
+a_shared_value_from_a_worker_without_a_ring_is_a_protocol_error(void **state)
+{
+    (void)state;
+    rogue_answer_is_a_protocol_error(0);
+}
+
+static void
+a_value_past_max_item_bytes_is_a_protocol_error(void **state)
+{
+    (void)state;
+    rogue_answer_is_a_protocol_error(1);
 }
 
 static void
@@ -762,7 +838,9 @@ main(void)
         cmocka_unit_test(call_past_its_timeout_returns_timeout),
         cmocka_unit_test(submit_fails_fast_at_capacity),
         cmocka_unit_test(garbage_on_the_worker_socket_is_a_protocol_error),
+        cmocka_unit_test(hostile_peers_are_bounded),
         cmocka_unit_test(a_shared_value_from_a_worker_without_a_ring_is_a_protocol_error),
+        cmocka_unit_test(a_value_past_max_item_bytes_is_a_protocol_error),
         cmocka_unit_test(crashed_worker_fails_its_items_and_is_replaced),
         cmocka_unit_test(crash_in_a_stream_loses_nothing),
         cmocka_unit_test(items_past_their_deadline_are_answered_in_time),
