@@ -8,7 +8,7 @@ THREAD_DIR ?= build-tsan
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CTEST_FLAGS ?= --output-on-failure --timeout 600
 
-.PHONY: all deps configure build demo test test-plain test-sanitize test-thread clean
+.PHONY: all deps configure build demo test test-plain test-sanitize test-thread fuzz fuzz-deps clean
 
 all: build
 
@@ -47,5 +47,29 @@ test-thread: deps $(THREAD_DIR)/CMakeCache.txt
 
 test: test-plain test-sanitize
 
+# Fuzzing with libFuzzer (clang): every harness of tests/fuzz/ runs
+# FUZZ_SECONDS on its own, starting from its seed corpus; what it finds
+# goes to $(FUZZ_DIR)/corpus/<name>/ and crashes to $(FUZZ_DIR)/crash-*.
+# `make test` runs each harness over tests/fuzz/corpus/ (no clang needed).
+FUZZ_DIR ?= build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS = wire client_wire kserve config meta_yaml
+
+$(FUZZ_DIR)/CMakeCache.txt: | fuzz-deps
+	cmake -S . -B $(FUZZ_DIR) -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang \
+		-DMPB_SANITIZER=address,undefined -DMPB_FUZZ=ON -DMPB_WERROR=OFF
+
+fuzz-deps:
+	./scripts/install-deps --fuzz
+
+fuzz: fuzz-deps $(FUZZ_DIR)/CMakeCache.txt
+	cmake --build $(FUZZ_DIR) -j $(JOBS) --target fuzz_all
+	@for t in $(FUZZ_TARGETS); do \
+		mkdir -p $(FUZZ_DIR)/corpus/$$t; \
+		echo "== fuzz_$$t for $(FUZZ_SECONDS) s"; \
+		$(FUZZ_DIR)/bin/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=$(FUZZ_DIR)/ \
+			$(FUZZ_DIR)/corpus/$$t tests/fuzz/corpus/$$t || exit 1; \
+	done
+
 clean:
-	rm -rf $(BUILD_DIR) $(SANITIZE_DIR) $(THREAD_DIR)
+	rm -rf $(BUILD_DIR) $(SANITIZE_DIR) $(THREAD_DIR) $(FUZZ_DIR)

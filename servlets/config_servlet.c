@@ -585,6 +585,7 @@ mpb__config_spec_free(servlet_spec *spec)
     free((char *)spec->pool.cpus);
     free((char *)spec->pool.bind);
     free((char *)spec->pool.worker_exe);
+    free((char *)spec->pool.isolate);
     free_strv(spec->options, spec->n_options);
     for (size_t i = 0; i < spec->n_members; i++) {
         mpb__config_spec_free(&spec->members[i]);
