@@ -24,7 +24,7 @@
 #include "mpbatch/log.h"
 #include "servlets/pool.h"
 
-#define STABLE_MS 10000 /* a worker that lived this long is restarted at once */
+#define STABLE_MS 2000 /* a worker that lived this long is restarted at once */
 #define BACKOFF_FIRST_MS 100
 #define BACKOFF_MAX_MS 30000
 #define DEATH_GRACE_MS 50
