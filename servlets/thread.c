@@ -69,11 +69,20 @@ thread_prepare(mpb__pool *pool, char *err, size_t err_len)
     return mpb__plugin_load(pool->plugin, &st->plugin, err, err_len);
 }
 
-/* Joins t by the absolute CLOCK_MONOTONIC deadline; detaches it past that. */
+/* Joins t by the absolute CLOCK_MONOTONIC deadline; detaches it past that.
+ * The wait itself is pthread_timedjoin_np's (ThreadSanitizer knows that
+ * join, not pthread_clockjoin_np), on the wall-clock time that is as far
+ * away now: only a clock jump during this one wait moves it. */
 static int
 join_thread(worker_thread *t, const struct timespec *deadline)
 {
-    if (pthread_clockjoin_np(t->thread, NULL, CLOCK_MONOTONIC, deadline) != 0) {
+    int64_t left_ns = ((int64_t)deadline->tv_sec * 1000000000 + deadline->tv_nsec) - mpb_now_ns();
+    struct timespec wall;
+    clock_gettime(CLOCK_REALTIME, &wall);
+    int64_t at = (int64_t)wall.tv_sec * 1000000000 + wall.tv_nsec + (left_ns > 0 ? left_ns : 0);
+    struct timespec wall_deadline = {.tv_sec = (time_t)(at / 1000000000),
+                                     .tv_nsec = (long)(at % 1000000000)};
+    if (pthread_timedjoin_np(t->thread, NULL, &wall_deadline) != 0) {
         mpb_log_err("thread-worker",
                     "%s did not leave in time (stuck in its plugin?); detaching it", t->name);
         pthread_detach(t->thread);
