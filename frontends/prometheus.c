@@ -250,6 +250,8 @@ server_families(render *r, mpb_server *server)
                                    "From submission to answer, end to end."};
     static const family in_flight = {"mpb_server_in_flight", "gauge",
                                      "Items submitted and not yet answered."};
+    static const family rejected = {"mpb_server_rejected_total", "counter",
+                                    "Items refused at capacity (Overloaded, HTTP 503)."};
     header(r, &items);
     counter(r, items.name, NULL, m->items);
     header(r, &errs);
@@ -261,6 +263,8 @@ server_families(render *r, mpb_server *server)
     uint64_t submitted = atomic_load(&server->submitted);
     uint64_t completed = atomic_load(&server->completed);
     gauge(r, in_flight.name, NULL, (double)(submitted > completed ? submitted - completed : 0));
+    header(r, &rejected);
+    counter(r, rejected.name, NULL, atomic_load(&server->rejected));
     double cpu = 0;
     uint64_t rss = 0;
     if (mpb__process_usage(0, &cpu, &rss) == 0) {

@@ -402,6 +402,7 @@ mpb_server_stats_get(mpb_server *self, mpb_server_stats *out)
     memset(out, 0, sizeof *out);
     out->submitted = atomic_load(&self->submitted);
     out->completed = atomic_load(&self->completed);
+    out->rejected = atomic_load(&self->rejected);
     out->errors = atomic_load(&self->errors);
     out->in_flight = atomic_load(&self->in_flight);
     out->batches = atomic_load(&self->stats.batches);

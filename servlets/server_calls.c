@@ -117,6 +117,7 @@ wait_for_space(mpb_server *server, int timeout_ms, const struct timespec *deadli
         }
         if (timeout_ms == 0) {
             atomic_fetch_sub(&server->space_waiters, 1);
+            atomic_fetch_add(&server->rejected, 1);
             return MPB_EAGAIN;
         }
         wake_dispatcher(server); /* what we queued so far must run to free room */
@@ -128,6 +129,7 @@ wait_for_space(mpb_server *server, int timeout_ms, const struct timespec *deadli
         }
         atomic_fetch_sub(&server->space_waiters, 1);
         if (rc != 0 && atomic_load(&server->in_flight) >= server->options.capacity) {
+            atomic_fetch_add(&server->rejected, 1);
             return MPB_ETIMEDOUT;
         }
     }
@@ -175,6 +177,7 @@ mpb__server_submit_here(mpb_server *server, mpb_servlet *target, const void *inp
         return MPB_ELIMIT;
     }
     if (atomic_load(&server->in_flight) >= server->options.capacity) {
+        atomic_fetch_add(&server->rejected, 1);
         return MPB_EAGAIN;
     }
     mpb__job *job = mpb__job_new(server, input, len, 0);

@@ -106,6 +106,7 @@ struct mpb_server {
     atomic_int stop_requested;
     atomic_uint_fast64_t submitted;
     atomic_uint_fast64_t completed;
+    atomic_uint_fast64_t rejected; /* items refused at capacity (overload) */
     atomic_uint_fast64_t errors;
     mpb__stats stats;
     mpb__metrics *metrics;   /* end to end: from submission to answer (dispatcher thread) */

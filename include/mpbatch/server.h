@@ -68,6 +68,8 @@ typedef struct mpb_server_stats {
     uint64_t workers_lost;    /* workers that died while the server ran */
     uint64_t shm_items;       /* items handed to local workers through shared memory */
     uint64_t shm_values;      /* values local workers returned through shared memory */
+    uint64_t rejected;        /* items refused at capacity: submit's EAGAIN / ETIMEDOUT, front
+                               * ends' Overloaded (HTTP 503) */
     char last_exit[192];      /* the latest worker death: "mlp/worker mlp-0 (pid 123) killed by
                                * signal 9 (Killed)"; "" when none died */
 } mpb_server_stats;

@@ -204,6 +204,8 @@ numbers_add_up_while_items_flow(void **state)
     assert_true(sample_of(text, "mpb_queue_depth", B) == 0);
     assert_true(sample_of(text, "mpb_in_flight", B) == 0);
     assert_true(sample(text, "mpb_server_in_flight") == 0);
+    assert_true(sample(text, "mpb_server_rejected_total") ==
+                0); /* the stream waits, never refused */
     assert_true(sample_of(text, "mpb_workers_alive", B) == 2);
     assert_true(sample_of(text, "mpb_workers_wanted", B) == 2);
     assert_true(sample_of(text, "mpb_workers_resident_memory_bytes", B) > 0);

@@ -94,6 +94,9 @@ submit_fails_fast_at_capacity(void **state)
     assert_int_equal(mpb_server_submit(server, "hang", 4, 0, count_result, &t), 0);
     assert_int_equal(mpb_server_submit(server, "x", 1, 0, count_result, &t), MPB_EAGAIN);
     assert_int_equal(mpb_server_submit(server, "x", 1, 50, count_result, &t), MPB_ETIMEDOUT);
+    mpb_server_stats stats;
+    mpb_server_stats_get(server, &stats);
+    assert_int_equal(stats.rejected, 2); /* both counted as overload */
     assert_int_equal(mpb_server_submit(server, "x", 1, 5000, count_result, &t), 0);
     mpb_server_destroy(&server);
     assert_int_equal(atomic_load(&t.values), 3);
