@@ -112,6 +112,8 @@ typedef struct mpb__slot {
 typedef struct mpb__restart {
     int64_t launched_ns;
     unsigned failures; /* quick deaths in a row */
+    void *retry;       /* a relaunch waiting on retry_timer, or NULL */
+    uint64_t retry_timer;
 } mpb__restart;
 
 /* An item's deadline in the pool's heap (pool_deadlines.c). */
@@ -237,6 +239,8 @@ int mpb__pool_send_signal(mpb__pool *pool, mpb__conn *conn, mpb__frame_type type
 /* Counts, logs and answers a peer's protocol error. */
 void mpb__pool_protocol_error(mpb__pool *pool, const void *rid, size_t rid_len, const char *who,
                               const char *reason);
+/* Cancels the relaunches waiting out a backoff (the pool stops). */
+void mpb__pool_cancel_retries(mpb__pool *pool);
 /* Keeps track of whether any worker lives: with none for
  * unavailable_timeout_ms, waiting items fail ServletUnavailable. */
 void mpb__pool_check_available(mpb__pool *pool);

@@ -120,7 +120,8 @@ open_router(mpb__pool *pool, char *err, size_t err_len)
         return mpb__set_error(err, err_len, rc, "bind %s: %s", pool->endpoint,
                               zmq_strerror(zmq_errno()));
     }
-    if (pool->ipc_path == NULL && strncmp(pool->endpoint, "ipc://", 6) == 0) {
+    if (pool->ipc_path == NULL && strncmp(pool->endpoint, "ipc://", 6) == 0 &&
+        pool->endpoint[6] != '@') { /* '@': the abstract namespace has no file */
         pool->ipc_path = mpb_strdup(pool->endpoint + 6); /* bound here: removed at destroy */
     }
     if (pool->ipc_path != NULL) {
@@ -242,6 +243,7 @@ void
 mpb__pool_shutdown_conns(mpb__pool *pool)
 {
     pool->stopping = 1;
+    mpb__pool_cancel_retries(pool); /* a worker in backoff is not waited for */
     for (size_t i = 0; i < pool->n_conns; i++) {
         if (pool->conns[i].state == MPB_CONN_READY) {
             mpb__pool_set_conn_state(pool, &pool->conns[i], MPB_CONN_LEAVING);
@@ -302,6 +304,9 @@ pool_destroy(mpb_servlet *self)
     pool->launcher->release(pool);
     mpb__pool_forget_deaths(pool);
     mpb__pool_deadlines_free(pool);
+    if (pool->env.loop != NULL) {
+        mpb__pool_cancel_retries(pool);
+    }
     if (pool->hung_timer != 0) {
         mpb__loop_cancel_timer(pool->env.loop, pool->hung_timer);
     }

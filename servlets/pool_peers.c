@@ -591,10 +591,25 @@ on_retry(mpb__loop *loop, void *arg)
     (void)loop;
     retry *r = arg;
     r->pool->retries_pending--;
+    r->pool->restarts[r->index].retry = NULL;
     if (!r->pool->stopping) {
         launch_now(r->pool, r->index);
     }
     free(r);
+}
+
+void
+mpb__pool_cancel_retries(mpb__pool *pool)
+{
+    for (unsigned i = 0; pool->restarts != NULL && i < (pool->workers ? pool->workers : 1); i++) {
+        mpb__restart *r = &pool->restarts[i];
+        if (r->retry != NULL) {
+            mpb__loop_cancel_timer(pool->env.loop, r->retry_timer);
+            free(r->retry);
+            r->retry = NULL;
+            pool->retries_pending--;
+        }
+    }
 }
 
 /* Launches worker index now; a failed launch is retried like a crash. */
@@ -640,10 +655,14 @@ relaunch(mpb__pool *pool, int index)
     mpb_log_warn("pool",
                  "%s: worker %d died %u times in a row soon after starting; next try in %lld ms",
                  mpb__pool_path(pool), index, r->failures, (long long)delay_ms);
+    if (r->retry != NULL) {
+        return; /* one is already waiting */
+    }
     retry *later = mpb_malloc(sizeof *later);
     *later = (retry){pool, index};
     pool->retries_pending++;
-    mpb__loop_add_timer(pool->env.loop, delay_ms, 0, on_retry, later);
+    r->retry = later;
+    r->retry_timer = mpb__loop_add_timer(pool->env.loop, delay_ms, 0, on_retry, later);
 }
 
 void

@@ -62,9 +62,12 @@ mpb__pool_send_out(mpb__pool *pool, const void *rid, size_t rid_len)
         mpb__link_send(pl->link, pool->out.sbuf.data, pool->out.sbuf.size);
         return 0;
     }
-    int rc = mpb__zmq_send(pool->router, rid, rid_len, ZMQ_SNDMORE);
+    /* never blocks the dispatcher: a peer whose queue is full (it stopped
+     * reading: SNDHWM) is MPB_EAGAIN here, and the caller treats it as lost
+     * (items) or drops the message (ERROR replies) */
+    int rc = mpb__zmq_send(pool->router, rid, rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT);
     if (rc == 0) {
-        rc = mpb__zmq_send(pool->router, pool->out.sbuf.data, pool->out.sbuf.size, 0);
+        rc = mpb__zmq_send(pool->router, pool->out.sbuf.data, pool->out.sbuf.size, ZMQ_DONTWAIT);
     }
     return rc;
 }

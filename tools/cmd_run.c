@@ -56,6 +56,7 @@ typedef struct run_io {
     mpb__line_input input;
     interrupt *interrupt;
     int wait_fd;       /* an epoll set of the input and interrupt->wake_fd, or -1 */
+    int no_epoll;      /* the input cannot be in one (a regular file): wait on it alone */
     int output_closed; /* a write failed with EPIPE */
     FILE *out;
     int f32;
@@ -108,12 +109,20 @@ input_ready(void *ctx, int *wait_fd)
     if (check_output(io) != 0) {
         return 1; /* next_line ends the input */
     }
-    if (*wait_fd >= 0) {
+    if (*wait_fd >= 0 && !io->no_epoll) {
         if (io->wait_fd < 0) {
             io->wait_fd = epoll_create1(EPOLL_CLOEXEC);
             struct epoll_event in = {.events = EPOLLIN, .data.fd = *wait_fd};
             struct epoll_event wake = {.events = EPOLLIN, .data.fd = io->interrupt->wake_fd};
-            epoll_ctl(io->wait_fd, EPOLL_CTL_ADD, *wait_fd, &in);
+            if (io->wait_fd < 0 || epoll_ctl(io->wait_fd, EPOLL_CTL_ADD, *wait_fd, &in) != 0) {
+                /* a regular file (EPERM): it never blocks, so wait on it alone */
+                if (io->wait_fd >= 0) {
+                    close(io->wait_fd);
+                }
+                io->wait_fd = -1;
+                io->no_epoll = 1;
+                return 0;
+            }
             epoll_ctl(io->wait_fd, EPOLL_CTL_ADD, io->interrupt->wake_fd, &wake);
         }
         *wait_fd = io->wait_fd; /* readable when either is */

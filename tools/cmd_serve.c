@@ -218,10 +218,11 @@ wait_for_signals(mpb_server *server, const sigset_t *signals)
     pthread_create(&thread, NULL, stop_server, &s);
     struct timespec tick = {0, 50 * 1000000};
     while (!atomic_load(&s.done)) {
-        if (sigtimedwait(signals, NULL, &tick) > 0) {
+        int again = sigtimedwait(signals, NULL, &tick);
+        if (again > 0) {
             fprintf(stderr, "mpb serve: second signal: exiting now\n");
             mpb_emergency_cleanup(); /* ipc files; workers die with this process */
-            _exit(130);
+            _exit(128 + again);
         }
     }
     pthread_join(thread, NULL);

@@ -223,6 +223,27 @@ empty_input_ends_at_once(void **state)
 }
 
 static void
+a_line_longer_than_a_read_from_a_file(void **state)
+{
+    /* a 300 000-byte line in a regular file: more than one read, and a
+     * file cannot be watched with epoll (it once hung waiting on it) */
+    run_dir d;
+    make_dir(&d, "servlet:\n  plugin: passthrough\n");
+    FILE *in = fopen(d.input, "w");
+    for (int i = 0; i < 300000; i++) {
+        fputc('x', in);
+    }
+    fputs("\nshort\n", in);
+    fclose(in);
+    assert_int_equal(run_mpb(&d), 0);
+    char *out = slurp(d.output);
+    assert_int_equal(strlen(out), 300000 + 3 + 8);
+    assert_non_null(strstr(out, "\"short\"\n"));
+    free(out);
+    clean(&d);
+}
+
+static void
 bad_config_exits_2_naming_file_and_line(void **state)
 {
     run_dir d;
@@ -334,6 +355,7 @@ main(void)
         cmocka_unit_test(ensemble_results_print_as_arrays),
         cmocka_unit_test(each_result_comes_before_the_next_line),
         cmocka_unit_test(empty_input_ends_at_once),
+        cmocka_unit_test(a_line_longer_than_a_read_from_a_file),
         cmocka_unit_test(bad_config_exits_2_naming_file_and_line),
         cmocka_unit_test(tracking_section_records_the_run),
     };
