@@ -576,6 +576,34 @@ keep_result(void *ctx, mpb_result *result)
 }
 
 static void
+stopping_does_not_wait_out_a_backoff(void **state)
+{
+    (void)state;
+    /* a worker that dies on every item: after six quick deaths its next
+     * launch waits 3.2 s; stopping the server then must not wait for it */
+    test_pool tp = {.kind = "process",
+                    .plugin = "fail",
+                    .workers = 1,
+                    .batch_size = 1,
+                    .options = {"crash_prefix=die"},
+                    .unavailable_timeout_ms = -1};
+    mpb_server *server = test_server_start(&tp);
+    mpb_server_stats stats = {0};
+    for (int tries = 0; tries < 400 && stats.workers_lost < 6; tries++) {
+        mpb_result *r = NULL;
+        mpb_server_call(server, "die", 3, 10000, &r);
+        mpb_result_destroy(&r);
+        mpb_server_stats_get(server, &stats);
+    }
+    assert_true(stats.workers_lost >= 6);
+    int64_t start = mpb_now_ns();
+    mpb_server_destroy(&server);
+    int64_t ms = (mpb_now_ns() - start) / 1000000;
+    print_message("stopped in %lld ms with a relaunch pending\n", (long long)ms);
+    assert_true(ms < 1500);
+}
+
+static void
 a_hung_batch_times_out_and_its_worker_is_replaced(void **state)
 {
     (void)state;
@@ -849,6 +877,7 @@ main(void)
         cmocka_unit_test(items_past_their_deadline_are_answered_in_time),
         cmocka_unit_test(deadlines_fire_on_time_behind_thousands_of_items),
         cmocka_unit_test(a_crash_loop_backs_off_and_fails_items_unavailable),
+        cmocka_unit_test(stopping_does_not_wait_out_a_backoff),
         cmocka_unit_test(a_hung_batch_times_out_and_its_worker_is_replaced),
         cmocka_unit_test(with_retry_a_killed_worker_costs_nothing),
         cmocka_unit_test(a_poison_item_is_retried_then_fails),
