@@ -3,8 +3,10 @@
  * shared-memory link each for the local processes it launched, over one
  * ROUTER socket for the rest. ProcessServlet and ThreadServlet are pools
  * that differ only in how workers are launched, watched and stopped (the
- * launcher table). pool.c: items; pool_peers.c: workers and their frames;
- * pool_transport.c: bytes in and out; pool_lifecycle.c: start, stop, free.
+ * launcher table). pool.c: items; pool_deadlines.c: their deadlines;
+ * pool_peers.c: workers and their frames; pool_recovery.c: deaths,
+ * relaunches, availability, hung batches; pool_transport.c: bytes in and
+ * out; pool_lifecycle.c: start, stop, free.
  * Threading: dispatcher thread only. Ownership: the pool owns its config
  * copy, sockets, workers and launcher state.
  */
@@ -205,9 +207,10 @@ mpb_servlet *mpb__pool_new(const mpb_pool_config *config, const mpb__pool_launch
  * a description of how: its items in flight fail, and it is relaunched. */
 void mpb__pool_worker_died(mpb__pool *pool, int index, int64_t pid, const char *how);
 
-/* ---- internals shared by pool.c (items), pool_peers.c (workers coming
- * and going), pool_transport.c (bytes) and pool_lifecycle.c (start, stop,
- * free); dispatcher thread ---- */
+/* ---- internals shared by pool.c (items), pool_deadlines.c,
+ * pool_peers.c (workers coming and going), pool_recovery.c (losing them),
+ * pool_transport.c (bytes) and pool_lifecycle.c (start, stop, free);
+ * dispatcher thread ---- */
 
 #define MPB_POOL_SLOT_BITS 24
 #define MPB_POOL_SLOT_MASK ((1u << MPB_POOL_SLOT_BITS) - 1)
