@@ -1,7 +1,8 @@
 /*
  * Internals of the YAML config: config.c (file, sections, settings) uses
- * config_servlet.c (the servlet tree); both use config_yaml.c (errors at
- * a node, typed scalars, remembered settings).
+ * config_servlet.c (the servlet tree), which uses config_pool.c (a pool
+ * node's fields); all use config_yaml.c (errors at a node, typed scalars,
+ * remembered settings).
  * Threading: one parse runs on one thread. Ownership: specs own their
  * strings; nodes are borrowed from the document while it is parsed.
  */
@@ -76,6 +77,15 @@ int mpb__config_integer(parse_ctx *ctx, const yaml_node_t *node, const char *fie
                         long long max, long long *out);
 int mpb__config_check_unique(parse_ctx *ctx, const yaml_node_t *mapping,
                              const yaml_node_pair_t *pair, const char *section);
+
+/* config_pool.c: a scalar field's text, owned by the caller (NULL with
+ * *rc set when it is no scalar); a mapping of key=value pairs; one field
+ * of a pool node. */
+char *mpb__config_take_string(parse_ctx *ctx, const yaml_node_t *node, const char *field, int *rc);
+int mpb__config_parse_pairs(parse_ctx *ctx, const yaml_node_t *node, const char *field, char ***out,
+                            size_t *n);
+int mpb__config_parse_pool_field(parse_ctx *ctx, const char *key, const yaml_node_t *value,
+                                 const char *field, servlet_spec *spec);
 
 /* Parses the servlet: section (a tree) into ctx->config->servlet. */
 int mpb__config_parse_servlet(parse_ctx *ctx, const yaml_node_t *node);
