@@ -1,7 +1,8 @@
 /*
  * `mpb bench`: the pieces and what they share.
  *
- *   cmd_bench.c   arguments, the sweep's order, progress
+ *   cmd_bench.c   the sweep's order, progress, output files
+ *   args.c        the command line -> a plan
  *   plan.c        axes from the command line or a sweep file -> points
  *   load.c        one point: a server, a load (closed or open), figures
  *   baselines.c   bare (the plugin in-process), raw (a ZeroMQ echo through
@@ -107,6 +108,10 @@ typedef struct bench_plan {
     double recommend_p99_ms; /* > 0: pick a configuration within it */
     int progress;            /* a progress line on stderr */
 } bench_plan;
+
+/* args.c: the plan the command line asks for: 0, 1 when --help was
+ * printed, -1 after an error was printed. */
+int mpb__bench_plan_from_args(int argc, char **argv, bench_plan *plan);
 
 /* plan.c */
 int mpb__bench_parse_list(const char *text, const char *flag, long long min, long long **out,
