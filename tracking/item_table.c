@@ -167,50 +167,13 @@ mpb__item_table_dropped(const mpb__item_table *self)
 
 /* ---- writing ---- */
 
-/* The length of the well-formed UTF-8 sequence at p (1 to 4 bytes, as
- * Unicode defines it: no overlong forms, no surrogates, nothing above
- * U+10FFFF), or 0. */
-static size_t
-utf8_sequence(const unsigned char *p, size_t len)
-{
-    unsigned char c = p[0];
-    if (c < 0x80) {
-        return 1;
-    }
-    size_t n;
-    unsigned char low = 0x80; /* the second byte's range */
-    unsigned char high = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF) {
-        n = 2;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        n = 3;
-        low = c == 0xE0 ? 0xA0 : 0x80;
-        high = c == 0xED ? 0x9F : 0xBF;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        n = 4;
-        low = c == 0xF0 ? 0x90 : 0x80;
-        high = c == 0xF4 ? 0x8F : 0xBF;
-    } else {
-        return 0;
-    }
-    if (n > len || p[1] < low || p[1] > high) {
-        return 0;
-    }
-    for (size_t k = 2; k < n; k++) {
-        if ((p[k] & 0xC0) != 0x80) {
-            return 0;
-        }
-    }
-    return n;
-}
-
 /* 1 when data is well-formed UTF-8 with no control characters but tab and
  * newline. */
 static int
 printable_utf8(const unsigned char *p, size_t len)
 {
     for (size_t i = 0; i < len;) {
-        size_t n = utf8_sequence(p + i, len - i);
+        size_t n = mpb__utf8_sequence_len(p + i, len - i);
         if (n == 0 || (p[i] < 0x20 && p[i] != '\t' && p[i] != '\n') || p[i] == 0x7F) {
             return 0;
         }
@@ -228,7 +191,7 @@ json_text(FILE *out, const char *text, size_t len)
     fputc('"', out);
     for (size_t i = 0; i < len;) {
         unsigned char c = p[i];
-        size_t n = utf8_sequence(p + i, len - i);
+        size_t n = mpb__utf8_sequence_len(p + i, len - i);
         if (n == 0) {
             fputs("\\ufffd", out);
             i++;
