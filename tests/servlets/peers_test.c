@@ -11,6 +11,57 @@
 
 #include "core/wire.h"
 
+/* A raw DEALER on a pool's worker endpoint, for frames no worker sends. */
+typedef struct rogue {
+    void *ctx;
+    void *dealer;
+} rogue;
+
+static void
+rogue_connect(rogue *r, const char *endpoint, int timeout_ms)
+{
+    r->ctx = zmq_ctx_new();
+    r->dealer = zmq_socket(r->ctx, ZMQ_DEALER);
+    int linger = 0;
+    zmq_setsockopt(r->dealer, ZMQ_RCVTIMEO, &timeout_ms, sizeof timeout_ms);
+    zmq_setsockopt(r->dealer, ZMQ_LINGER, &linger, sizeof linger);
+    assert_int_equal(zmq_connect(r->dealer, endpoint), 0);
+}
+
+/* Says READY as a worker of that plugin with that pid and credit. */
+static void
+rogue_ready(rogue *r, int64_t pid, uint32_t capacity, const char *plugin, uint32_t batch_size)
+{
+    mpb__wire_buf buf;
+    mpb__wire_buf_init(&buf);
+    mpb__ready ready = {.version = MPB_PROTOCOL_VERSION,
+                        .name = {"rogue", 5},
+                        .pid = pid,
+                        .cpus = {"", 0},
+                        .capacity = capacity,
+                        .plugin = {plugin, strlen(plugin)},
+                        .batch_size = batch_size,
+                        .host = {"localhost", 9}};
+    mpb__wire_pack_ready(&buf, &ready);
+    assert_true(zmq_send(r->dealer, buf.sbuf.data, buf.sbuf.size, 0) >= 0);
+    mpb__wire_buf_free(&buf);
+}
+
+/* A peer that says READY, so it is sent items. */
+static void
+rogue_join(rogue *r, const char *endpoint)
+{
+    rogue_connect(r, endpoint, 10000);
+    rogue_ready(r, 1, 8, "none", 8);
+}
+
+static void
+rogue_close(rogue *r)
+{
+    zmq_close(r->dealer);
+    zmq_ctx_term(r->ctx);
+}
+
 static int
 rogue_exchange(void *dealer, const void *data, size_t len, char *message, size_t message_len)
 {
@@ -41,11 +92,9 @@ garbage_on_the_worker_socket_is_a_protocol_error(void **state)
     test_pool tp = {.kind = "process", .plugin = "passthrough", .workers = 1, .bind = endpoint};
     mpb_server *server = test_server_start(&tp);
 
-    void *ctx = zmq_ctx_new();
-    void *dealer = zmq_socket(ctx, ZMQ_DEALER);
-    int timeout = 5000;
-    zmq_setsockopt(dealer, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
-    assert_int_equal(zmq_connect(dealer, endpoint), 0);
+    rogue peer;
+    rogue_connect(&peer, endpoint, 5000);
+    void *dealer = peer.dealer;
     char message[256] = "";
     /* Not msgpack at all. */
     assert_int_equal(rogue_exchange(dealer, "\xc1garbage", 8, message, sizeof message), 8);
@@ -55,8 +104,7 @@ garbage_on_the_worker_socket_is_a_protocol_error(void **state)
     /* A RESULTS frame from a peer that never said READY. */
     assert_int_equal(rogue_exchange(dealer, "\x92\x03\x90", 3, message, sizeof message), 8);
     assert_non_null(strstr(message, "before READY"));
-    zmq_close(dealer);
-    zmq_ctx_term(ctx);
+    rogue_close(&peer);
 
     mpb_server_stats stats;
     mpb_server_stats_get(server, &stats);
@@ -82,18 +130,14 @@ hostile_peers_are_bounded(void **state)
                     .batch_size = 1,
                     .bind = endpoint};
     mpb_server *server = test_server_start(&tp);
-    void *ctx = zmq_ctx_new();
-    void *dealer = zmq_socket(ctx, ZMQ_DEALER);
-    int linger = 0;
-    zmq_setsockopt(dealer, ZMQ_LINGER, &linger, sizeof linger);
-    assert_int_equal(zmq_connect(dealer, endpoint), 0);
+    rogue peer;
+    rogue_connect(&peer, endpoint, 1500);
+    void *dealer = peer.dealer;
     for (int i = 0; i < 5000; i++) {
         zmq_send(dealer, "\xc1garbage", 8, 0);
     }
     int replies = 0;
     char buf[512];
-    int timeout = 1500;
-    zmq_setsockopt(dealer, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
     while (zmq_recv(dealer, buf, sizeof buf, 0) >= 0) {
         replies++;
     }
@@ -112,8 +156,7 @@ hostile_peers_are_bounded(void **state)
     mpb_server_stats_get(server, &stats);
     assert_int_equal(stats.protocol_errors, 5000); /* never read: nothing to count */
 
-    zmq_close(dealer);
-    zmq_ctx_term(ctx);
+    rogue_close(&peer);
     mpb_result *r = NULL;
     assert_int_equal(mpb_server_call(server, "still here", 10, 5000, &r), 0);
     mpb_result_destroy(&r);
@@ -136,23 +179,12 @@ rogue_answer_is_a_protocol_error(int oversize)
                     .max_item_bytes = 1024};
     mpb_server *server = test_server_start(&tp);
 
-    void *ctx = zmq_ctx_new();
-    void *dealer = zmq_socket(ctx, ZMQ_DEALER);
-    int timeout = 5000;
-    zmq_setsockopt(dealer, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
-    assert_int_equal(zmq_connect(dealer, endpoint), 0);
+    rogue peer;
+    rogue_connect(&peer, endpoint, 5000);
+    rogue_ready(&peer, getpid(), 4, "passthrough", 1);
+    void *dealer = peer.dealer;
     mpb__wire_buf buf;
     mpb__wire_buf_init(&buf);
-    mpb__ready ready = {.version = MPB_PROTOCOL_VERSION,
-                        .name = {"rogue", 5},
-                        .pid = getpid(),
-                        .cpus = {"", 0},
-                        .capacity = 4,
-                        .plugin = {"passthrough", 11},
-                        .batch_size = 1,
-                        .host = {"localhost", 9}};
-    mpb__wire_pack_ready(&buf, &ready);
-    assert_true(zmq_send(dealer, buf.sbuf.data, buf.sbuf.size, 0) >= 0);
 
     tally t = {0};
     assert_int_equal(mpb_server_submit(server, "x", 1, 5000, count_result, &t), 0);
@@ -190,8 +222,7 @@ rogue_answer_is_a_protocol_error(int oversize)
     assert_int_equal(stats.in_flight, 0);
     assert_int_equal(stats.shm_values, 0);
     mpb__wire_buf_free(&buf);
-    zmq_close(dealer);
-    zmq_ctx_term(ctx);
+    rogue_close(&peer);
     mpb_server_destroy(&server);
 }
 
@@ -207,37 +238,6 @@ a_value_past_max_item_bytes_is_a_protocol_error(void **state)
 {
     (void)state;
     rogue_answer_is_a_protocol_error(1);
-}
-
-/* A peer that says READY on a pool's endpoint, takes items, then leaves. */
-typedef struct rogue {
-    void *ctx;
-    void *dealer;
-} rogue;
-
-static void
-rogue_join(rogue *r, const char *endpoint)
-{
-    r->ctx = zmq_ctx_new();
-    r->dealer = zmq_socket(r->ctx, ZMQ_DEALER);
-    int timeout = 10000;
-    int linger = 0;
-    zmq_setsockopt(r->dealer, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
-    zmq_setsockopt(r->dealer, ZMQ_LINGER, &linger, sizeof linger);
-    assert_int_equal(zmq_connect(r->dealer, endpoint), 0);
-    mpb__wire_buf buf;
-    mpb__wire_buf_init(&buf);
-    mpb__ready ready = {.version = MPB_PROTOCOL_VERSION,
-                        .name = {"rogue", 5},
-                        .pid = 1,
-                        .cpus = {"", 0},
-                        .capacity = 8,
-                        .plugin = {"none", 4},
-                        .batch_size = 8,
-                        .host = {"h", 1}};
-    mpb__wire_pack_ready(&buf, &ready);
-    assert_true(zmq_send(r->dealer, buf.sbuf.data, buf.sbuf.size, 0) >= 0);
-    mpb__wire_buf_free(&buf);
 }
 
 /* Receives frames until an ITEMS frame; returns how many items it held. */
@@ -260,13 +260,6 @@ rogue_take_items(rogue *r)
     }
     msgpack_zone_destroy(&zone);
     return count;
-}
-
-static void
-rogue_close(rogue *r)
-{
-    zmq_close(r->dealer);
-    zmq_ctx_term(r->ctx);
 }
 
 static void

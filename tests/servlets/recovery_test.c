@@ -114,6 +114,19 @@ die_next(void *ctx, const void **data, size_t *len)
     return 1;
 }
 
+/* One worker that dies on every item ("die..."): a crash loop. */
+static mpb_server *
+crash_loop_server(int unavailable_timeout_ms)
+{
+    test_pool tp = {.kind = "process",
+                    .plugin = "fail",
+                    .workers = 1,
+                    .batch_size = 1,
+                    .options = {"crash_prefix=die"},
+                    .unavailable_timeout_ms = unavailable_timeout_ms};
+    return test_server_start(&tp);
+}
+
 static void
 a_crash_loop_backs_off_and_fails_items_unavailable(void **state)
 {
@@ -122,13 +135,7 @@ a_crash_loop_backs_off_and_fails_items_unavailable(void **state)
      * off instead of spinning (or stopping for good); while none lives,
      * waiting items fail ServletUnavailable after 300 ms, naming the last
      * death; once the items are gone a worker comes back and serves */
-    test_pool tp = {.kind = "process",
-                    .plugin = "fail",
-                    .workers = 1,
-                    .batch_size = 1,
-                    .options = {"crash_prefix=die"},
-                    .unavailable_timeout_ms = 300};
-    mpb_server *server = test_server_start(&tp);
+    mpb_server *server = crash_loop_server(300);
     outcome_count c = {.left = 3000};
     mpb_stream_options opts = {.return_exceptions = 1};
     int64_t start = mpb_now_ns();
@@ -167,13 +174,7 @@ stopping_does_not_wait_out_a_backoff(void **state)
     (void)state;
     /* a worker that dies on every item: after six quick deaths its next
      * launch waits 3.2 s; stopping the server then must not wait for it */
-    test_pool tp = {.kind = "process",
-                    .plugin = "fail",
-                    .workers = 1,
-                    .batch_size = 1,
-                    .options = {"crash_prefix=die"},
-                    .unavailable_timeout_ms = -1};
-    mpb_server *server = test_server_start(&tp);
+    mpb_server *server = crash_loop_server(-1);
     mpb_server_stats stats = {0};
     for (int tries = 0; tries < 400 && stats.workers_lost < 6; tries++) {
         mpb_result *r = NULL;

@@ -167,6 +167,21 @@ ignore_output(void *ctx, uint64_t index, const mpb_result *result)
     return 0;
 }
 
+/* Streams p's items through a server reporting to t (intervals every
+ * interval_ms), stops it, and writes the tracker's table. */
+static void
+run_tracked(tracked *t, int interval_ms, paced p)
+{
+    mpb_server *server = tracked_server(t, interval_ms);
+    mpb_stream_options so = {.return_exceptions = 1};
+    assert_int_equal(mpb_server_stream(server, paced_next, ignore_output, &p, &so), 0);
+    mpb_server_stop(server);
+    mpb_server_destroy(&server);
+    char err[512] = "";
+    assert_int_equal(mpb_server_tracker_finish(t->tracker, err, sizeof err), 0);
+    mpb_server_tracker_destroy(&t->tracker);
+}
+
 static double
 metric_sum(tracked *t, const char *key, size_t *n_steps)
 {
@@ -214,15 +229,8 @@ intervals_and_item_table_land_in_the_run(void **state)
     mpb_server_tracker_options_init(&options);
     options.log_payloads = 1;
     tracked_open(&t, &options);
-    mpb_server *server = tracked_server(&t, 50);
-    paced p = {.n = N, .pause_us = 40000};
-    mpb_stream_options so = {.return_exceptions = 1};
-    assert_int_equal(mpb_server_stream(server, paced_next, ignore_output, &p, &so), 0);
-    mpb_server_stop(server);
-    mpb_server_destroy(&server);
+    run_tracked(&t, 50, (paced){.n = N, .pause_us = 40000});
     char err[512] = "";
-    assert_int_equal(mpb_server_tracker_finish(t.tracker, err, sizeof err), 0);
-    mpb_server_tracker_destroy(&t.tracker);
 
     /* intervals: one step each, adding up to the run */
     size_t steps = 0;
@@ -306,15 +314,7 @@ items_past_the_first_are_sampled_then_capped(void **state)
     options.items_max = 120; /* of which 20 fit */
     options.items_artifact = "tables/sampled.json";
     tracked_open(&t, &options);
-    mpb_server *server = tracked_server(&t, 1000);
-    paced p = {.n = N};
-    mpb_stream_options so = {.return_exceptions = 1};
-    assert_int_equal(mpb_server_stream(server, paced_next, ignore_output, &p, &so), 0);
-    mpb_server_stop(server);
-    mpb_server_destroy(&server);
-    char err[512] = "";
-    assert_int_equal(mpb_server_tracker_finish(t.tracker, err, sizeof err), 0);
-    mpb_server_tracker_destroy(&t.tracker);
+    run_tracked(&t, 1000, (paced){.n = N});
     cJSON *table = read_table(&t, "tables/sampled.json");
     assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(table, "columns")), 6);
     assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(table, "data")), 120);

@@ -241,6 +241,21 @@ assert_outputs_in_order(const char *out, const char *errors)
     assert_true(answered > 0);
 }
 
+/* It exited with status, said needle, left no ipc file and no worker, and
+ * its tracking run says KILLED. Returns its standard error (caller frees). */
+static char *
+assert_ended_cleanly(running *r, int status, int expected_exit, const char *needle)
+{
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), expected_exit);
+    char *errors = errors_text(r);
+    assert_non_null(strstr(errors, needle));
+    assert_run_status(r, errors, MPB_RUN_KILLED);
+    assert_int_equal(runtime_files(r), 0);
+    assert_true(workers_gone(r->pid, 3000));
+    return errors;
+}
+
 static void
 finish(running *r)
 {
@@ -266,14 +281,7 @@ a_closed_output_stops_it_cleanly(void **state)
     close(r.out); /* as `head -1` does */
     r.out = open("/dev/null", O_RDONLY);
     write_lines(&r, 2000, 4000);
-    int status = wait_exit(&r, 20000);
-    assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), 128 + SIGPIPE);
-    char *errors = errors_text(&r);
-    assert_non_null(strstr(errors, "output closed"));
-    assert_run_status(&r, errors, MPB_RUN_KILLED);
-    assert_int_equal(runtime_files(&r), 0);
-    assert_true(workers_gone(r.pid, 3000));
+    char *errors = assert_ended_cleanly(&r, wait_exit(&r, 20000), 128 + SIGPIPE, "output closed");
     free(errors);
     finish(&r);
 }
@@ -291,15 +299,8 @@ sigterm_answers_what_it_read_then_stops(void **state)
     write_lines(&r, 500, 700);
     kill(r.pid, SIGTERM);
     read_lines(&r, out, sizeof out, &len, (size_t)-1); /* to EOF */
-    int status = wait_exit(&r, 20000);
-    assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), 128 + SIGTERM);
-    char *errors = errors_text(&r);
-    assert_non_null(strstr(errors, "stopped by"));
+    char *errors = assert_ended_cleanly(&r, wait_exit(&r, 20000), 128 + SIGTERM, "stopped by");
     assert_outputs_in_order(out, errors);
-    assert_run_status(&r, errors, MPB_RUN_KILLED);
-    assert_int_equal(runtime_files(&r), 0);
-    assert_true(workers_gone(r.pid, 3000));
     free(errors);
     finish(&r);
 }
