@@ -336,6 +336,20 @@ mpb__wire_decode(msgpack_zone *zone, const void *data, size_t len, mpb__frame *o
     return 0;
 }
 
+/* A span of a shared-memory ring, [offset, len], as ITEMS and RESULTS
+ * entries carry it in place of bytes. */
+static int
+shm_span(const msgpack_object *o, uint64_t *offset, size_t *len)
+{
+    uint64_t n;
+    if (o->via.array.size < 2 || mpb__wire_as_uint(&o->via.array.ptr[0], offset) ||
+        mpb__wire_as_uint(&o->via.array.ptr[1], &n) || n > SIZE_MAX) {
+        return MPB_EPROTO;
+    }
+    *len = (size_t)n;
+    return 0;
+}
+
 int
 mpb__wire_item_at(const mpb__frame *frame, uint32_t index, mpb__wire_item *out, int *id_known)
 {
@@ -355,15 +369,8 @@ mpb__wire_item_at(const mpb__frame *frame, uint32_t index, mpb__wire_item *out, 
         return MPB_EPROTO;
     }
     if (f[2].type == MSGPACK_OBJECT_ARRAY) { /* [offset, len] in shared memory */
-        uint64_t len;
-        if (f[2].via.array.size < 2 ||
-            mpb__wire_as_uint(&f[2].via.array.ptr[0], &out->shm_offset) ||
-            mpb__wire_as_uint(&f[2].via.array.ptr[1], &len) || len > SIZE_MAX) {
-            return MPB_EPROTO;
-        }
         out->in_shm = 1;
-        out->len = (size_t)len;
-        return 0;
+        return shm_span(&f[2], &out->shm_offset, &out->len);
     }
     return mpb__wire_as_bytes(&f[2], &out->data, &out->len);
 }
@@ -384,15 +391,8 @@ mpb__wire_result_at(const mpb__frame *frame, uint32_t index, mpb__wire_result *o
     }
     out->is_error = (int)status;
     if (!out->is_error && f[2].type == MSGPACK_OBJECT_ARRAY) { /* [offset, len] */
-        uint64_t len;
-        if (f[2].via.array.size < 2 ||
-            mpb__wire_as_uint(&f[2].via.array.ptr[0], &out->shm_offset) ||
-            mpb__wire_as_uint(&f[2].via.array.ptr[1], &len) || len > SIZE_MAX) {
-            return MPB_EPROTO;
-        }
         out->in_shm = 1;
-        out->len = (size_t)len;
-        return 0;
+        return shm_span(&f[2], &out->shm_offset, &out->len);
     }
     if (!out->is_error) {
         return mpb__wire_as_bytes(&f[2], &out->data, &out->len);

@@ -11,9 +11,8 @@
 
 #include <cjson/cJSON.h>
 
-#include "support.h"
+#include "tool_helpers.h"
 
-#include "core/os/process.h"
 #include "mpbatch/store.h"
 
 typedef struct bench_dir {
@@ -43,26 +42,13 @@ remove_dir(bench_dir *d)
 static int
 bench(const bench_dir *d, const char *args)
 {
-    char *dir = mpb__executable_dir();
-    char *cmd = mpb_asprintf("cd %s && MLFLOW_TRACKING_URI=file:%s/mlruns %s/../bin/mpb bench %s "
-                             "> %s 2> %s",
-                             d->path, d->path, dir, args, d->out, d->err);
-    int status = system(cmd);
+    char *mpb = tool_path("mpb");
+    char *cmd = mpb_asprintf("cd %s && MLFLOW_TRACKING_URI=file:%s/mlruns %s bench %s > %s 2> %s",
+                             d->path, d->path, mpb, args, d->out, d->err);
+    int status = shell_status(cmd);
     free(cmd);
-    free(dir);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-static char *
-slurp(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    assert_non_null(f);
-    char *text = mpb_calloc(1, 1 << 20);
-    size_t len = fread(text, 1, (1 << 20) - 1, f);
-    text[len] = '\0';
-    fclose(f);
-    return text;
+    free(mpb);
+    return status;
 }
 
 static int

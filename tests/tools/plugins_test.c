@@ -10,7 +10,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "support.h"
+#include "tool_helpers.h"
 
 extern char **environ;
 
@@ -19,27 +19,6 @@ typedef struct output {
     char *out;
     char *err;
 } output;
-
-static char *
-slurp(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    assert_non_null(f);
-    size_t cap = 1 << 16;
-    size_t len = 0;
-    char *text = mpb_malloc(cap);
-    size_t n;
-    while ((n = fread(text + len, 1, cap - len - 1, f)) > 0) {
-        len += n;
-        if (len + 1 == cap) {
-            cap *= 2;
-            text = mpb_realloc(text, cap);
-        }
-    }
-    text[len] = '\0';
-    fclose(f);
-    return text;
-}
 
 /* Runs `mpb plugins ARGS...` with MPB_PLUGIN_PATH set to plugin_path
  * (unset when NULL); the caller frees out and err. */

@@ -13,9 +13,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "support.h"
+#include "tool_helpers.h"
 
-#include "core/os/process.h"
 #include "mpbatch/store.h"
 
 extern char **environ;
@@ -50,8 +49,7 @@ start(running *r, const char *servlet_yaml)
     posix_spawn_file_actions_adddup2(&actions, in[0], 0);
     posix_spawn_file_actions_adddup2(&actions, out[1], 1);
     posix_spawn_file_actions_addopen(&actions, 2, r->errors, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    char *dir = mpb__executable_dir();
-    char *exe = mpb_asprintf("%s/../bin/mpb", dir);
+    char *exe = tool_path("mpb");
     char *argv[] = {exe, "run", "--config", config, NULL};
     assert_int_equal(posix_spawn(&r->pid, exe, &actions, NULL, argv, environ), 0);
     posix_spawn_file_actions_destroy(&actions);
@@ -61,7 +59,6 @@ start(running *r, const char *servlet_yaml)
     r->in = in[1];
     r->out = out[0];
     free(exe);
-    free(dir);
     free(runtime);
     free(config);
 }
@@ -182,18 +179,6 @@ runtime_files(const running *r)
     return n;
 }
 
-static char *
-errors_text(const running *r)
-{
-    FILE *f = fopen(r->errors, "r");
-    assert_non_null(f);
-    char *text = mpb_calloc(1, 1 << 16);
-    size_t n = fread(text, 1, (1 << 16) - 1, f);
-    text[n] = '\0';
-    fclose(f);
-    return text;
-}
-
 /* The run named on stderr ("tracked as run ID (STATUS)") has status. */
 static void
 assert_run_status(const running *r, const char *errors, mpb_run_status status)
@@ -248,7 +233,7 @@ assert_ended_cleanly(running *r, int status, int expected_exit, const char *need
 {
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), expected_exit);
-    char *errors = errors_text(r);
+    char *errors = slurp(r->errors);
     assert_non_null(strstr(errors, needle));
     assert_run_status(r, errors, MPB_RUN_KILLED);
     assert_int_equal(runtime_files(r), 0);

@@ -8,9 +8,8 @@
 
 #include <cjson/cJSON.h>
 
-#include "support.h"
+#include "tool_helpers.h"
 
-#include "core/os/process.h"
 #include "mpbatch/store.h"
 
 typedef struct run_dir {
@@ -38,25 +37,13 @@ make_dir(run_dir *d, const char *config_text)
 static int
 run_mpb(const run_dir *d)
 {
-    char *dir = mpb__executable_dir();
-    char *cmd = mpb_asprintf("%s/../bin/mpb run --config %s --input %s > %s 2> %s", dir, d->config,
-                             d->input, d->output, d->errors);
-    int status = system(cmd);
+    char *mpb = tool_path("mpb");
+    char *cmd = mpb_asprintf("%s run --config %s --input %s > %s 2> %s", mpb, d->config, d->input,
+                             d->output, d->errors);
+    int status = shell_status(cmd);
     free(cmd);
-    free(dir);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-static char *
-slurp(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    assert_non_null(f);
-    char *text = mpb_calloc(1, 1 << 22);
-    size_t len = fread(text, 1, (1 << 22) - 1, f);
-    text[len] = '\0';
-    fclose(f);
-    return text;
+    free(mpb);
+    return status;
 }
 
 static void
@@ -185,8 +172,7 @@ each_result_comes_before_the_next_line(void **state)
 {
     run_dir d;
     make_dir(&d, "servlet:\n  plugin: passthrough\n  batch_size: 8\n");
-    char *dir = mpb__executable_dir();
-    char *mpb = mpb_asprintf("%s/../bin/mpb", dir);
+    char *mpb = tool_path("mpb");
     char *argv[] = {mpb, "run", "--config", d.config, NULL};
     int in;
     int out;
@@ -204,7 +190,6 @@ each_result_comes_before_the_next_line(void **state)
     assert_int_equal(WEXITSTATUS(status), 0);
     close(out);
     free(mpb);
-    free(dir);
     clean(&d);
 }
 

@@ -9,9 +9,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "support.h"
+#include "tool_helpers.h"
 
-#include "core/os/process.h"
 #include "mpbatch/client.h"
 
 typedef struct serve_proc {
@@ -37,15 +36,6 @@ kill_live_server(void **state)
     return 0;
 }
 
-static char *
-tool(const char *name)
-{
-    char *dir = mpb__executable_dir();
-    char *path = mpb_asprintf("%s/../bin/%s", dir, name);
-    free(dir);
-    return path;
-}
-
 /* Starts mpb serve over config_text and waits until it is ready. */
 static void
 serve_start(serve_proc *p, const char *config_text)
@@ -58,7 +48,7 @@ serve_start(serve_proc *p, const char *config_text)
     FILE *f = fopen(p->config, "w");
     fputs(config_text, f);
     fclose(f);
-    char *mpb = tool("mpb");
+    char *mpb = tool_path("mpb");
     p->pid = fork();
     if (p->pid == 0) {
         setpgid(0, 0);                    /* a process group, as a shell gives a foreground job */
@@ -110,7 +100,7 @@ serve_clean(serve_proc *p)
 static char *
 run_call(const serve_proc *p, const char *input, const char *flags, int *status)
 {
-    char *mpb = tool("mpb");
+    char *mpb = tool_path("mpb");
     char out[160];
     snprintf(out, sizeof out, "%s/out.jsonl", p->dir);
     char *cmd = mpb_asprintf("printf '%s' | %s call --connect %s %s > %s 2>/dev/null", input, mpb,
@@ -152,7 +142,7 @@ lines_in_results_out_in_order(void **state)
     assert_string_equal(lines[2], "[\"three\", \"three\"]");
     free(out);
     /* mpb call as a streaming filter: each result before the next line */
-    char *mpb = tool("mpb");
+    char *mpb = tool_path("mpb");
     char *argv[] = {mpb, "call", "--connect", p.endpoint, "--target", "models/same", NULL};
     int in;
     int from;
@@ -271,7 +261,7 @@ a_signal_while_starting_exits_at_once(void **state)
     assert_non_null(mkdtemp(p.dir));
     char script[128];
     snprintf(script, sizeof script, "%s/slow-worker.sh", p.dir);
-    char *worker = tool("mpb-worker");
+    char *worker = tool_path("mpb-worker");
     FILE *f = fopen(script, "w");
     fprintf(f, "#!/bin/sh\nsleep 20\nexec %s \"$@\"\n", worker);
     fclose(f);
@@ -282,7 +272,7 @@ a_signal_while_starting_exits_at_once(void **state)
     fprintf(f, "servlet:\n  plugin: passthrough\n  worker_exe: %s\n", script);
     fclose(f);
     snprintf(p.endpoint, sizeof p.endpoint, "ipc://%s/serve.ipc", p.dir);
-    char *mpb = tool("mpb");
+    char *mpb = tool_path("mpb");
     p.pid = fork();
     if (p.pid == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -305,7 +295,7 @@ static void
 bad_config_exits_2(void **state)
 {
     (void)state;
-    char *mpb = tool("mpb");
+    char *mpb = tool_path("mpb");
     char *cmd = mpb_asprintf("%s serve --config /nonexistent.yaml 2>/dev/null", mpb);
     int rc = system(cmd);
     assert_int_equal(WEXITSTATUS(rc), 2);
