@@ -37,6 +37,10 @@ typedef struct mpb__worker_config {
     const mpb_options *options;
     size_t max_item_bytes;          /* 0: MPB_DEFAULT_MAX_ITEM_BYTES */
     int isolate_bisect;             /* a batch whose call() fails whole runs again in halves */
+    /* CURVE (core/curve.h): the coordinator's certificate file and this
+     * worker's secret one; NULL: a plain connection. */
+    const char *curve_server_key_file;
+    const char *curve_key_file;
     int64_t heartbeat_ms;           /* 0: default */
     int64_t coordinator_timeout_ms; /* 0: default; < 0: never give up */
     pid_t parent_pid;               /* leave when the parent changes; 0: do not check */
@@ -58,10 +62,11 @@ typedef struct mpb__worker_config {
 void mpb__worker_batching(const mpb_worker_def *def, long long batch_size, long long batch_wait_us,
                           unsigned *size_out, int64_t *wait_out, int *auto_out);
 
-/* Tells the coordinator at endpoint why this worker cannot start (an
- * ERROR frame with code), for failures before mpb__worker_run (plugin not
- * loadable). Best effort: waits at most a second for delivery. */
-void mpb__worker_report_failure(const char *endpoint, int code, const char *message);
+/* Tells the coordinator at config->endpoint (with config's CURVE keys) why
+ * this worker cannot start (an ERROR frame with code), for failures before
+ * mpb__worker_run (plugin not loadable). Best effort: waits at most a
+ * second for delivery. */
+void mpb__worker_report_failure(const mpb__worker_config *config, int code, const char *message);
 
 /* Runs until SHUTDOWN (returns 0) or failure (negative status, err set). */
 int mpb__worker_run(const mpb__worker_config *config, char *err, size_t err_len);

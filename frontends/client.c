@@ -13,6 +13,7 @@
 
 #include <zmq.h>
 
+#include "core/curve.h"
 #include "core/util.h"
 #include "core/zmq_util.h"
 #include "frontends/client_wire.h"
@@ -26,6 +27,7 @@
 struct mpb_client {
     void *context;
     void *socket;
+    int connected; /* connect was called (keys go on the socket before) */
     uint64_t next_id;
     msgpack_zone zone;
     mpb__wire_buf out;
@@ -56,11 +58,11 @@ mpb_client_new(void)
     return self;
 }
 
-int
-mpb_client_connect(mpb_client *self, const char *endpoint, char *err, size_t err_len)
+static int
+open_socket(mpb_client *self, char *err, size_t err_len)
 {
     if (self->socket != NULL) {
-        return mpb__set_error(err, err_len, MPB_EINVAL, "the client is already connected");
+        return 0;
     }
     self->context = zmq_ctx_new();
     self->socket = self->context ? zmq_socket(self->context, ZMQ_DEALER) : NULL;
@@ -70,6 +72,34 @@ mpb_client_connect(mpb_client *self, const char *endpoint, char *err, size_t err
     mpb__zmq_set_int(self->socket, ZMQ_LINGER, 0);
     mpb__zmq_set_int(self->socket, ZMQ_SNDHWM, 0);
     mpb__zmq_set_int(self->socket, ZMQ_RCVHWM, 0);
+    return 0;
+}
+
+int
+mpb_client_set_curve(mpb_client *self, const char *server_key_file, const char *key_file, char *err,
+                     size_t err_len)
+{
+    if (self->connected) {
+        return mpb__set_error(err, err_len, MPB_EINVAL, "set CURVE keys before connect");
+    }
+    int rc = open_socket(self, err, err_len);
+    if (rc == 0) {
+        rc = mpb__curve_client_apply(self->socket, server_key_file, key_file, err, err_len);
+    }
+    return rc;
+}
+
+int
+mpb_client_connect(mpb_client *self, const char *endpoint, char *err, size_t err_len)
+{
+    if (self->connected) {
+        return mpb__set_error(err, err_len, MPB_EINVAL, "the client is already connected");
+    }
+    int rc = open_socket(self, err, err_len);
+    if (rc != 0) {
+        return rc;
+    }
+    self->connected = 1;
     if (zmq_connect(self->socket, endpoint) != 0) {
         return mpb__set_error(err, err_len, mpb__zmq_status(), "connect %s: %s", endpoint,
                               zmq_strerror(zmq_errno()));
@@ -213,7 +243,7 @@ mpb_client_call(mpb_client *self, const char *target, const void *input, size_t 
                 mpb_result **out)
 {
     *out = NULL;
-    if (self->socket == NULL || (input == NULL && len > 0)) {
+    if (!self->connected || (input == NULL && len > 0)) {
         return MPB_EINVAL;
     }
     int wait_ms = timeout_ms > 0 ? timeout_ms : DEFAULT_TIMEOUT_MS;
@@ -253,7 +283,7 @@ int
 mpb_client_health(mpb_client *self, int timeout_ms, mpb_health *out)
 {
     memset(out, 0, sizeof *out);
-    if (self->socket == NULL) {
+    if (!self->connected) {
         return MPB_EINVAL;
     }
     uint64_t id = self->next_id++;
@@ -386,7 +416,7 @@ int
 mpb_client_stream(mpb_client *self, mpb_next_fn next, mpb_output_fn on_output, void *ctx,
                   const mpb_client_stream_options *options)
 {
-    if (self->socket == NULL || next == NULL || on_output == NULL) {
+    if (!self->connected || next == NULL || on_output == NULL) {
         return MPB_EINVAL;
     }
     client_stream st = {.client = self, .base = self->next_id};

@@ -18,12 +18,15 @@
  * per-item errors).
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
 
 #include <microhttpd.h>
 
@@ -63,6 +66,43 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     mpb__http_request_free(rq);
 }
 
+/* 1 when the front end wants no token or the request carries it
+ * (compared in constant time). */
+static int
+authorized(const http_frontend *fe, struct MHD_Connection *conn)
+{
+    if (fe->token == NULL) {
+        return 1;
+    }
+    const char *header = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+    if (header == NULL || strncasecmp(header, "Bearer ", 7) != 0) {
+        return 0;
+    }
+    const char *given = header + 7;
+    size_t want = strlen(fe->token);
+    if (strlen(given) != want) {
+        return 0;
+    }
+    unsigned char diff = 0;
+    for (size_t i = 0; i < want; i++) {
+        diff |= (unsigned char)(given[i] ^ fe->token[i]);
+    }
+    return diff == 0;
+}
+
+static enum MHD_Result
+respond_unauthorized(struct MHD_Connection *conn)
+{
+    struct MHD_Response *response = MHD_create_response_from_buffer(
+        strlen("{\"error\": \"a bearer token is required\"}"),
+        (void *)"{\"error\": \"a bearer token is required\"}", MHD_RESPMEM_PERSISTENT);
+    MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    MHD_add_response_header(response, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+    enum MHD_Result rc = MHD_queue_response(conn, MHD_HTTP_UNAUTHORIZED, response);
+    MHD_destroy_response(response);
+    return rc;
+}
+
 static enum MHD_Result
 on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
            const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls)
@@ -71,13 +111,20 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
     http_frontend *fe = cls;
     http_request *rq = *con_cls;
     if (rq == NULL) {
-        *con_cls = mpb__http_request_new(fe, conn);
+        rq = mpb__http_request_new(fe, conn);
+        rq->unauthorized = !authorized(fe, conn);
+        *con_cls = rq;
         return MHD_YES;
     }
     if (*upload_data_size > 0) {
-        mpb__http_request_append(rq, upload_data, *upload_data_size);
+        if (!rq->unauthorized) {
+            mpb__http_request_append(rq, upload_data, *upload_data_size);
+        }
         *upload_data_size = 0;
         return MHD_YES;
+    }
+    if (rq->unauthorized) {
+        return respond_unauthorized(conn);
     }
     if (rq->response != NULL) { /* resumed: the items are answered */
         char *body = rq->response;
@@ -191,6 +238,10 @@ fe_destroy(mpb__frontend *self)
 {
     http_frontend *fe = (http_frontend *)self;
     free(fe->address);
+    if (fe->token != NULL) {
+        explicit_bzero(fe->token, strlen(fe->token));
+        free(fe->token);
+    }
     free(fe);
 }
 
@@ -293,6 +344,47 @@ bind_here(mpb_server *server, void *arg)
     return 0;
 }
 
+/* The first line of a token file only its owner may read. */
+static int
+read_token(const char *path, char **out, char *err, size_t err_len)
+{
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        return mpb__set_error(err, err_len, -errno, "token file %s: %s", path, strerror(errno));
+    }
+    if ((st.st_mode & 077) != 0) {
+        return mpb__set_error(err, err_len, MPB_EACCES,
+                              "token file %s may be read by others (mode %03o); run chmod 600 %s",
+                              path, (unsigned)(st.st_mode & 0777), path);
+    }
+    FILE *f = fopen(path, "re");
+    char line[1024] = "";
+    if (f == NULL || fgets(line, sizeof line, f) == NULL) {
+        if (f != NULL) {
+            fclose(f);
+        }
+        return mpb__set_error(err, err_len, MPB_EINVAL, "token file %s is empty or unreadable",
+                              path);
+    }
+    fclose(f);
+    size_t len = strcspn(line, "\r\n");
+    while (len > 0 && (line[len - 1] == ' ' || line[len - 1] == '\t')) {
+        len--;
+    }
+    line[len] = '\0';
+    int rc = 0;
+    if (len < 16) {
+        rc = mpb__set_error(err, err_len, MPB_EINVAL,
+                            "token in %s is shorter than 16 characters (try: head -c 32 "
+                            "/dev/urandom | base64 > %s)",
+                            path, path);
+    } else {
+        *out = mpb_strdup(line);
+    }
+    explicit_bzero(line, sizeof line);
+    return rc;
+}
+
 static int
 serve(mpb_server *server, const char *address, const mpb_frontend_options *options,
       int metrics_only, char *bound, size_t bound_len, char *err, size_t err_len)
@@ -306,7 +398,15 @@ serve(mpb_server *server, const char *address, const mpb_frontend_options *optio
     if (rc != 0) {
         return rc;
     }
+    char *token = NULL;
+    if (options != NULL && options->token_file != NULL) {
+        rc = read_token(options->token_file, &token, err, err_len);
+        if (rc != 0) {
+            return rc;
+        }
+    }
     http_frontend *fe = mpb_calloc(1, sizeof *fe);
+    fe->token = token;
     fe->base.ops = &http_frontend_ops;
     fe->waker.wake = on_round_end;
     fe->server = server;

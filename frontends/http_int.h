@@ -29,6 +29,7 @@ typedef struct http_frontend {
     size_t max_message_bytes;
     int closing;
     int metrics_only; /* mpb_server_serve_metrics: GET /metrics and nothing else */
+    char *token;      /* the bearer token every request must carry, or NULL */
     http_request *requests; /* every request MHD or a job still holds */
 } http_frontend;
 
@@ -41,6 +42,7 @@ struct http_request {
     size_t len;
     size_t cap;
     int too_large;
+    int unauthorized; /* no valid bearer token: the body is not kept, the answer is 401 */
     /* an infer in progress */
     mpb__kserve_request *parsed;
     mpb_servlet *target;

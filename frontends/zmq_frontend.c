@@ -485,6 +485,15 @@ open_socket(zmq_frontend *fe, const char *endpoint, char *err, size_t err_len)
     mpb__zmq_set_int(fe->socket, ZMQ_SNDHWM, REPLY_HWM);
     mpb__zmq_set_int(fe->socket, ZMQ_RCVHWM, REPLY_HWM);
     mpb__zmq_set_int(fe->socket, ZMQ_LINGER, LINGER_MS);
+    const mpb__curve_keys *curve = mpb__server_curve(fe->server);
+    if (curve != NULL && strncmp(endpoint, "tcp://", 6) == 0) {
+        int rc = mpb__curve_server_apply(fe->socket, curve, err, err_len);
+        if (rc != 0) {
+            zmq_close(fe->socket);
+            fe->socket = NULL;
+            return rc;
+        }
+    }
     if (zmq_bind(fe->socket, endpoint) != 0) {
         int rc = mpb__zmq_status();
         mpb__set_error(err, err_len, rc, "bind %s: %s", endpoint, zmq_strerror(zmq_errno()));

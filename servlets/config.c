@@ -79,7 +79,8 @@ parse_flat_section(parse_ctx *ctx, const char *section, const yaml_node_t *node,
         }
         char path[128];
         snprintf(path, sizeof path, "%s.%s", section, name);
-        if (strcmp(section, "sweep") == 0 && value->type == YAML_SEQUENCE_NODE) {
+        if ((strcmp(section, "sweep") == 0 || strcmp(path, "curve.allow") == 0) &&
+            value->type == YAML_SEQUENCE_NODE) {
             /* an axis: its values joined by commas, as on the command line */
             int rc = remember_list(ctx, path, value);
             if (rc != 0) {
@@ -116,10 +117,12 @@ parse_flat_section(parse_ctx *ctx, const char *section, const yaml_node_t *node,
     return 0;
 }
 
-static const char *const top_fields[] = {"servlet", "server", "io", "tracking",
-                                         "serve",   "sweep",  NULL};
+static const char *const top_fields[] = {"servlet", "server", "io",    "tracking",
+                                         "serve",   "sweep",  "curve", NULL};
+static const char *const curve_fields[] = {"secret", "clients", "allow", NULL};
 static const char *const serve_fields[] = {
-    "bind", "http", "metrics", "max_message_bytes", "client_max_in_flight", NULL};
+    "bind", "http", "http_token_file", "metrics", "max_message_bytes", "client_max_in_flight",
+    NULL};
 static const char *const server_fields[] = {"capacity", "stop_timeout_ms", NULL};
 static const char *const io_fields[] = {"format", NULL};
 static const char *const tracking_fields[] = {
@@ -159,6 +162,8 @@ parse_root(parse_ctx *ctx, const yaml_node_t *root)
             rc = parse_flat_section(ctx, "serve", value, serve_fields);
         } else if (strcmp(name, "sweep") == 0) {
             rc = parse_flat_section(ctx, "sweep", value, sweep_fields);
+        } else if (strcmp(name, "curve") == 0) {
+            rc = parse_flat_section(ctx, "curve", value, curve_fields);
         } else {
             rc = mpb__config_unknown_field(ctx, key, "(top level)", name, top_fields);
         }
@@ -276,6 +281,9 @@ void
 mpb_config_server_options(const mpb_config *config, mpb_server_options *out)
 {
     *out = config->server;
+    out->curve.secret_file = mpb_config_get(config, "curve.secret");
+    out->curve.clients_dir = mpb_config_get(config, "curve.clients");
+    out->curve.allow = mpb_config_get(config, "curve.allow");
 }
 
 const char *

@@ -288,6 +288,9 @@ void mpb__pool_shutdown_conns(mpb__pool *pool);
 
 /* argv for mpb-worker index i (NULL-terminated; free with mpb__pool_free_argv). */
 char **mpb__pool_worker_argv(const mpb__pool *pool, const char *exe, unsigned index);
+/* 1 when the pool's socket is a CURVE server: a tcp:// endpoint of a
+ * server with CURVE. Its workers on the socket then need keys. */
+int mpb__pool_uses_curve(const mpb__pool *pool);
 void mpb__pool_free_argv(char **argv);
 
 #endif

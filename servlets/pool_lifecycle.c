@@ -75,6 +75,13 @@ resolve_cpus(mpb__pool *pool, char *err, size_t err_len)
     return rc;
 }
 
+int
+mpb__pool_uses_curve(const mpb__pool *pool)
+{
+    return pool->env.curve != NULL && pool->endpoint != NULL &&
+           strncmp(pool->endpoint, "tcp://", 6) == 0;
+}
+
 static int
 open_router(mpb__pool *pool, char *err, size_t err_len)
 {
@@ -112,6 +119,12 @@ open_router(mpb__pool *pool, char *err, size_t err_len)
         pool->ipc_path =
             mpb_asprintf("%s/mpb-%d-%u.ipc", dir && *dir ? dir : "/tmp", (int)getpid(), n);
         pool->endpoint = mpb_asprintf("ipc://%s", pool->ipc_path);
+    }
+    if (mpb__pool_uses_curve(pool)) {
+        int rc = mpb__curve_server_apply(pool->router, pool->env.curve, err, err_len);
+        if (rc != 0) {
+            return rc;
+        }
     }
     if (zmq_bind(pool->router, pool->endpoint) != 0) {
         int rc = mpb__zmq_status();
@@ -545,6 +558,10 @@ mpb__pool_worker_argv(const mpb__pool *pool, const char *exe, unsigned index)
     }
     if (pool->capacity > 0) {
         argv[n++] = mpb_asprintf("--capacity=%u", pool->capacity);
+    }
+    if (mpb__pool_uses_curve(pool)) { /* the coordinator's own key: its ZAP handler knows it */
+        argv[n++] = mpb_asprintf("--curve-server-key=%s", pool->env.curve_key_file);
+        argv[n++] = mpb_asprintf("--curve-key=%s", pool->env.curve_key_file);
     }
     if (pool->rings != NULL) { /* the launcher hands the rings over as fds 3 and 4 */
         argv[n++] = mpb_strdup("--items-shm-fd=3");

@@ -65,6 +65,7 @@ mpb_server_new(mpb_servlet **root_p, const mpb_server_options *options)
     if (self->options.stop_timeout_ms <= 0) {
         self->options.stop_timeout_ms = DEFAULT_STOP_TIMEOUT_MS;
     }
+    mpb__server_curve_copy(self);
     self->wake_fd = -1;
     pthread_mutex_init(&self->lock, NULL);
     pthread_mutex_init(&self->info_lock, NULL);
@@ -229,12 +230,16 @@ dispatcher_main(void *arg)
         .defer_ctx = self,
     };
     char err[512] = "";
-    int rc = self->root->ops->start(self->root, &env, "", err, sizeof err);
+    int rc = mpb__server_curve_open(self, &env, err, sizeof err);
+    if (rc == 0) {
+        rc = self->root->ops->start(self->root, &env, "", err, sizeof err);
+    }
     pthread_mutex_lock(&self->lock);
     self->start_rc = rc;
     snprintf(self->start_error, sizeof self->start_error, "%s", err);
     pthread_mutex_unlock(&self->lock);
     if (rc != 0) {
+        mpb__server_curve_close(self);
         set_state(self, MPB_SERVER_FAILED);
         return NULL;
     }
@@ -258,6 +263,7 @@ dispatcher_main(void *arg)
         fe->ops->stop(fe);
     }
     mpb__loop_remove_fd(self->loop, self->wake_fd);
+    mpb__server_curve_close(self);
     set_state(self, MPB_SERVER_STOPPED);
     fail_calls(self);
     return NULL;
@@ -273,6 +279,11 @@ mpb_server_start(mpb_server *self, char *err, size_t err_len)
     }
     self->state = MPB_SERVER_STARTING;
     pthread_mutex_unlock(&self->lock);
+    int rc = mpb__server_curve_load(self, err, err_len);
+    if (rc != 0) {
+        set_state(self, MPB_SERVER_FAILED);
+        return rc;
+    }
 
     self->zmq_context = zmq_ctx_new();
     self->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -288,7 +299,7 @@ mpb_server_start(mpb_server *self, char *err, size_t err_len)
     sigset_t old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    int rc = pthread_create(&self->thread, NULL, dispatcher_main, self);
+    rc = pthread_create(&self->thread, NULL, dispatcher_main, self);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc != 0) {
         set_state(self, MPB_SERVER_FAILED);
@@ -372,6 +383,7 @@ mpb_server_destroy(mpb_server **self_p)
     free(self->spare);
     mpb__metrics_free(&self->metrics);
     mpb__interval_free(&self->interval);
+    mpb__server_curve_free(self);
     mpb__loop_destroy(&self->loop);
     if (self->wake_fd >= 0) {
         close(self->wake_fd);
@@ -464,6 +476,12 @@ void *
 mpb__server_zmq_context(mpb_server *server)
 {
     return server->zmq_context;
+}
+
+const mpb__curve_keys *
+mpb__server_curve(mpb_server *server)
+{
+    return server->zap != NULL ? &server->curve_keys : NULL;
 }
 
 mpb_servlet *

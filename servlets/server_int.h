@@ -112,6 +112,13 @@ struct mpb_server {
     mpb__metrics *metrics;   /* end to end: from submission to answer (dispatcher thread) */
     uint64_t next_seq;       /* the next job's number (dispatcher thread) */
     mpb__interval *interval; /* on_interval's state (server_interval.c), or NULL */
+    /* CURVE: copies of options.curve's paths, the keys, and the ZAP
+     * handler on the dispatcher's loop (NULL without CURVE) */
+    char *curve_secret_file;
+    char *curve_clients_dir;
+    char *curve_allow;
+    mpb__curve_keys curve_keys;
+    mpb__zap *zap;
 };
 
 /* Interval telemetry (server_interval.c; dispatcher thread): start adds
@@ -119,6 +126,17 @@ struct mpb_server {
 mpb__interval *mpb__interval_start(mpb_server *server);
 void mpb__interval_finish(mpb__interval *interval);
 void mpb__interval_free(mpb__interval **interval_p);
+
+/* CURVE (server_curve.c). copy: options.curve's paths become the
+ * server's own (mpb_server_new); load: its keys, at start (caller's
+ * thread); open: the ZAP handler on the loop and the keys in env, before
+ * the tree starts (dispatcher); close: at the dispatcher's end; free: at
+ * destroy. */
+void mpb__server_curve_copy(mpb_server *server);
+int mpb__server_curve_load(mpb_server *server, char *err, size_t err_len);
+int mpb__server_curve_open(mpb_server *server, mpb__servlet_env *env, char *err, size_t err_len);
+void mpb__server_curve_close(mpb_server *server);
+void mpb__server_curve_free(mpb_server *server);
 
 /* Queues waker->wake for the end of the dispatcher's current round. */
 void mpb__server_defer_wake(mpb_server *server, mpb__waker *waker);
@@ -132,6 +150,8 @@ int mpb__server_run_on_loop(mpb_server *server, int (*fn)(mpb_server *server, vo
 
 mpb__loop *mpb__server_loop(mpb_server *server);
 void *mpb__server_zmq_context(mpb_server *server);
+/* The server's CURVE keys, or NULL without CURVE: tcp:// binds use them. */
+const mpb__curve_keys *mpb__server_curve(mpb_server *server);
 mpb_servlet *mpb__server_root(mpb_server *server);
 /* 1 while the server runs and every worker of the tree is ready. */
 int mpb__server_ready(mpb_server *server);

@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/curve.h"
 #include "core/loop.h"
 #include "servlets/metrics.h"
 #include "mpbatch/result.h"
@@ -74,6 +75,10 @@ typedef struct mpb__servlet_env {
     /* Queues waker for the end of the dispatcher's current round. */
     void (*defer)(void *ctx, mpb__waker *waker);
     void *defer_ctx;
+    /* CURVE for tcp:// binds (NULL: none): the coordinator's keys, and
+     * its secret file, which its own workers use as their key too. */
+    const mpb__curve_keys *curve;
+    const char *curve_key_file;
 } mpb__servlet_env;
 
 typedef struct mpb__servlet_ops {

@@ -121,6 +121,8 @@ thread_launch(mpb__pool *pool, unsigned index, char *err, size_t err_len)
         .options = st->options,
         .max_item_bytes = pool->max_item_bytes,
         .isolate_bisect = pool->isolate_bisect,
+        .curve_server_key_file = mpb__pool_uses_curve(pool) ? pool->env.curve_key_file : NULL,
+        .curve_key_file = mpb__pool_uses_curve(pool) ? pool->env.curve_key_file : NULL,
         .heartbeat_ms = 100,
         .coordinator_timeout_ms = -1,
         .cancel = &st->cancel,

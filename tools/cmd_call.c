@@ -28,17 +28,20 @@ typedef struct call_io {
 static void
 usage(FILE *out)
 {
-    fprintf(out, "usage: mpb call --connect ENDPOINT [--format text|f32] [--target PATH]\n"
-                 "                [--timeout-ms N] [--window N] [--stop-on-error] [--input FILE]\n"
-                 "       mpb call --connect ENDPOINT --health [--timeout-ms N]\n"
-                 "  Sends each line of FILE (default: standard input) as one item to a running\n"
-                 "  `mpb serve` and prints one JSON line per item, in input order.\n"
-                 "  --format text    each line's bytes are an item (default); f32: a JSON array\n"
-                 "                   of numbers sent as float32\n"
-                 "  --target PATH    call one servlet of the tree (pipeline/models/a)\n"
-                 "  --timeout-ms N   per-item deadline; also how long to wait for the server\n"
-                 "  --window N       items in flight (default 256)\n"
-                 "  --health         print the server's health as JSON; exit 0 when ready\n");
+    fprintf(out,
+            "usage: mpb call --connect ENDPOINT [--format text|f32] [--target PATH]\n"
+            "                [--timeout-ms N] [--window N] [--stop-on-error] [--input FILE]\n"
+            "       mpb call --connect ENDPOINT --health [--timeout-ms N]\n"
+            "  Sends each line of FILE (default: standard input) as one item to a running\n"
+            "  `mpb serve` and prints one JSON line per item, in input order.\n"
+            "  --format text    each line's bytes are an item (default); f32: a JSON array\n"
+            "                   of numbers sent as float32\n"
+            "  --target PATH    call one servlet of the tree (pipeline/models/a)\n"
+            "  --timeout-ms N   per-item deadline; also how long to wait for the server\n"
+            "  --window N       items in flight (default 256)\n"
+            "  --health         print the server's health as JSON; exit 0 when ready\n"
+            "  --curve-server-key FILE  the server's certificate (.pub): call over CURVE\n"
+            "  --curve-key FILE         this client's secret certificate (mpb keygen's .key)\n");
 }
 
 static int
@@ -90,12 +93,20 @@ print_health(mpb_client *client, int timeout_ms)
 int
 mpb_cmd_call(int argc, char **argv)
 {
-    static const struct option options[] = {
-        {"connect", required_argument, NULL, 'c'}, {"format", required_argument, NULL, 'F'},
-        {"target", required_argument, NULL, 't'},  {"timeout-ms", required_argument, NULL, 'T'},
-        {"window", required_argument, NULL, 'w'},  {"stop-on-error", no_argument, NULL, 's'},
-        {"input", required_argument, NULL, 'i'},   {"health", no_argument, NULL, 'H'},
-        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
+    static const struct option options[] = {{"connect", required_argument, NULL, 'c'},
+                                            {"format", required_argument, NULL, 'F'},
+                                            {"target", required_argument, NULL, 't'},
+                                            {"timeout-ms", required_argument, NULL, 'T'},
+                                            {"window", required_argument, NULL, 'w'},
+                                            {"stop-on-error", no_argument, NULL, 's'},
+                                            {"input", required_argument, NULL, 'i'},
+                                            {"health", no_argument, NULL, 'H'},
+                                            {"curve-server-key", required_argument, NULL, 'S'},
+                                            {"curve-key", required_argument, NULL, 'K'},
+                                            {"help", no_argument, NULL, 'h'},
+                                            {NULL, 0, NULL, 0}};
+    const char *server_key = NULL;
+    const char *own_key = NULL;
     const char *endpoint = NULL;
     const char *input_path = NULL;
     mpb_client_stream_options opts = {.return_exceptions = 1};
@@ -121,6 +132,10 @@ mpb_cmd_call(int argc, char **argv)
             input_path = optarg;
         } else if (opt == 'H') {
             health = 1;
+        } else if (opt == 'S') {
+            server_key = optarg;
+        } else if (opt == 'K') {
+            own_key = optarg;
         } else if (opt == 'h') {
             usage(stdout);
             return 0;
@@ -131,6 +146,10 @@ mpb_cmd_call(int argc, char **argv)
     }
     if (endpoint == NULL || optind < argc) {
         usage(stderr);
+        return 2;
+    }
+    if ((server_key == NULL) != (own_key == NULL)) {
+        fprintf(stderr, "mpb call: --curve-server-key and --curve-key go together\n");
         return 2;
     }
     int fd = input_path ? open(input_path, O_RDONLY | O_CLOEXEC) : STDIN_FILENO;
@@ -144,7 +163,10 @@ mpb_cmd_call(int argc, char **argv)
     char err[512];
     mpb_client *client = mpb_client_new();
     int status = 1;
-    if (mpb_client_connect(client, endpoint, err, sizeof err) != 0) {
+    if (server_key != NULL &&
+        mpb_client_set_curve(client, server_key, own_key, err, sizeof err) != 0) {
+        fprintf(stderr, "mpb call: %s\n", err);
+    } else if (mpb_client_connect(client, endpoint, err, sizeof err) != 0) {
         fprintf(stderr, "mpb call: %s\n", err);
     } else if (health) {
         status = print_health(client, opts.item_timeout_ms);

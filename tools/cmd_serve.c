@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/curve.h"
 #include "core/util.h"
 #include "mpbatch/config.h"
 #include "mpbatch/error.h"
@@ -36,6 +37,8 @@ typedef struct serve_args {
     const char *bind;
     const char *http;
     const char *metrics;
+    const char *http_token_file;
+    int curve; /* the config has a curve: section */
     size_t max_message_bytes;
     unsigned client_max_in_flight;
 } serve_args;
@@ -45,8 +48,8 @@ usage(FILE *out)
 {
     fprintf(out,
             "usage: mpb serve --config pipeline.yaml [--bind ENDPOINT] [--http HOST:PORT]\n"
-            "                 [--metrics HOST:PORT] [--max-message-bytes N]\n"
-            "                 [--client-max-in-flight N]\n"
+            "                 [--http-token-file FILE] [--metrics HOST:PORT]\n"
+            "                 [--max-message-bytes N] [--client-max-in-flight N] [--insecure]\n"
             "  Runs the config's servlet tree until SIGINT or SIGTERM, which stop it\n"
             "  gracefully (every accepted call is answered); a second signal exits at once.\n"
             "  --bind      ZeroMQ endpoint for the client protocol (docs/protocol.md);\n"
@@ -59,8 +62,13 @@ usage(FILE *out)
             "  --max-message-bytes     largest request (default 64 MiB)\n"
             "  --client-max-in-flight  calls one client may have pending (default: the\n"
             "                          server's capacity)\n"
-            "  --insecure  allow front ends on addresses other hosts can reach (they have\n"
-            "              no authentication yet)\n",
+            "  --http-token-file FILE  HTTP requests must carry Authorization: Bearer and\n"
+            "              the file's first line (default: serve.http_token_file, else none)\n"
+            "  --insecure  allow addresses other hosts can reach without authentication.\n"
+            "              Without it, a tcp:// endpoint (--bind, a pool's bind:) off\n"
+            "              loopback needs the config's curve: section, --http needs a\n"
+            "              token file, and --metrics must stay on loopback\n"
+            "              (docs/security.md)\n",
             DEFAULT_BIND);
 }
 
@@ -87,6 +95,7 @@ parse_args(int argc, char **argv, serve_args *a)
                                             {"max-message-bytes", required_argument, NULL, 'm'},
                                             {"client-max-in-flight", required_argument, NULL, 'f'},
                                             {"insecure", no_argument, NULL, 'I'},
+                                            {"http-token-file", required_argument, NULL, 'T'},
                                             {"help", no_argument, NULL, 'h'},
                                             {NULL, 0, NULL, 0}};
     int opt;
@@ -112,6 +121,8 @@ parse_args(int argc, char **argv, serve_args *a)
             a->client_max_in_flight = (unsigned)n;
         } else if (opt == 'I') {
             a->insecure = 1;
+        } else if (opt == 'T') {
+            a->http_token_file = optarg;
         } else if (opt == 'h') {
             usage(stdout);
             return 0;
@@ -127,33 +138,59 @@ parse_args(int argc, char **argv, serve_args *a)
     return -1;
 }
 
-/* 1 for an address only this host can reach: ipc://, inproc://, or a
- * loopback host (127.x, localhost, ::1). */
+/* 1 for an address other hosts can reach: tcp:// (or an HTTP HOST:PORT)
+ * off loopback. ipc:// and inproc:// stay on this host. */
 static int
-local_only(const char *address)
+reachable_from_others(const char *address)
 {
     if (strncmp(address, "ipc://", 6) == 0 || strncmp(address, "inproc://", 9) == 0) {
-        return 1;
+        return 0;
     }
-    const char *host = strncmp(address, "tcp://", 6) == 0 ? address + 6 : address;
-    return strncmp(host, "127.", 4) == 0 || strncmp(host, "localhost:", 10) == 0 ||
-           strncmp(host, "[::1]:", 6) == 0;
+    if (strncmp(address, "tcp://", 6) == 0) {
+        return mpb__endpoint_is_remote_tcp(address);
+    }
+    char tcp[512];
+    snprintf(tcp, sizeof tcp, "tcp://%s", address);
+    return mpb__endpoint_is_remote_tcp(tcp);
 }
 
-/* Front ends answer anyone who reaches them: other hosts only when asked. */
 static int
-check_exposure(const serve_args *a)
+refuse_exposure(const char *what, const char *address, const char *remedy)
 {
-    const char *addresses[3] = {a->bind, a->http, a->metrics};
-    for (int i = 0; i < 3 && !a->insecure; i++) {
-        if (addresses[i] != NULL && !local_only(addresses[i])) {
-            fprintf(stderr,
-                    "mpb serve: %s can be reached from other hosts, and the front ends have "
-                    "no authentication yet: use 127.0.0.1 (or ipc://), or pass --insecure "
-                    "to serve it anyway\n",
-                    addresses[i]);
-            return -1;
+    fprintf(stderr,
+            "mpb serve: %s %s can be reached from other hosts without authentication: %s, "
+            "bind 127.0.0.1 (or ipc://), or pass --insecure to serve it anyway "
+            "(docs/security.md)\n",
+            what, address, remedy);
+    return -1;
+}
+
+/* Other hosts reach an endpoint only with authentication, unless asked:
+ * ZeroMQ endpoints (the client protocol, pools' bind:) need CURVE, HTTP a
+ * bearer token; the metrics address has no authentication at all. */
+static int
+check_exposure(const serve_args *a, const mpb_config *config)
+{
+    if (a->insecure) {
+        return 0;
+    }
+    const char *remedy_curve = "add a curve: section to the config";
+    if (!a->curve && reachable_from_others(a->bind)) {
+        return refuse_exposure("--bind", a->bind, remedy_curve);
+    }
+    for (size_t i = 0; i < mpb_config_count(config); i++) {
+        const char *key = mpb_config_key(config, i);
+        size_t len = strlen(key);
+        if (strncmp(key, "servlet", 7) == 0 && len >= 5 && strcmp(key + len - 5, ".bind") == 0 &&
+            !a->curve && reachable_from_others(mpb_config_value(config, i))) {
+            return refuse_exposure(key, mpb_config_value(config, i), remedy_curve);
         }
+    }
+    if (a->http != NULL && a->http_token_file == NULL && reachable_from_others(a->http)) {
+        return refuse_exposure("--http", a->http, "give --http-token-file");
+    }
+    if (a->metrics != NULL && reachable_from_others(a->metrics)) {
+        return refuse_exposure("--metrics", a->metrics, "put it behind a proxy that checks");
     }
     return 0;
 }
@@ -174,6 +211,10 @@ apply_config(serve_args *a, const mpb_config *config)
     if (a->metrics == NULL) {
         a->metrics = mpb_config_get(config, "serve.metrics");
     }
+    if (a->http_token_file == NULL) {
+        a->http_token_file = mpb_config_get(config, "serve.http_token_file");
+    }
+    a->curve = mpb_config_get(config, "curve.secret") != NULL;
     const char *text = mpb_config_get(config, "serve.max_message_bytes");
     if (a->max_message_bytes == 0 && text != NULL) {
         a->max_message_bytes = (size_t)strtoull(text, NULL, 10);
@@ -281,6 +322,7 @@ start_frontends(mpb_server *server, const serve_args *a)
     mpb_frontend_options_init(&options);
     options.max_message_bytes = a->max_message_bytes;
     options.client_max_in_flight = a->client_max_in_flight;
+    options.token_file = a->http_token_file;
     char bound[256];
     char err[512];
     if (mpb_server_serve_zmq(server, a->bind, &options, bound, sizeof bound, err, sizeof err) !=
@@ -323,7 +365,7 @@ mpb_cmd_serve(int argc, char **argv)
         return 2;
     }
     apply_config(&a, config);
-    if (check_exposure(&a) != 0) {
+    if (check_exposure(&a, config) != 0) {
         mpb_config_destroy(&config);
         return 2;
     }

@@ -21,5 +21,7 @@ int mpb_cmd_plugins(int argc, char **argv);
 
 /* mpb bench [--model P | --config SWEEP.yaml] [axes...] (tools/bench/) */
 int mpb_cmd_bench(int argc, char **argv);
+/* tools/cmd_keygen.c */
+int mpb_cmd_keygen(int argc, char **argv);
 
 #endif

@@ -20,6 +20,7 @@ static const struct command commands[] = {
     {"runs", mpb_cmd_runs, "browse a tracking store: experiments, runs, metrics"},
     {"plugins", mpb_cmd_plugins, "list the worker plugins found, or show what one declares"},
     {"bench", mpb_cmd_bench, "sweep batch size, wait, workers and load; tables, plots, runs"},
+    {"keygen", mpb_cmd_keygen, "write a CURVE certificate pair (NAME.key, NAME.pub)"},
 };
 
 static void

@@ -37,6 +37,9 @@ usage(FILE *out)
         "  --max-item-bytes N        largest item or value accepted (default 64 MiB)\n"
         "  --isolate bisect          a batch whose call() fails as a whole runs again in\n"
         "                            halves, so only the items that fail get the error\n"
+        "  --curve-server-key FILE   the coordinator's certificate (its .pub file): connect\n"
+        "                            with CURVE (needs --curve-key)\n"
+        "  --curve-key FILE          this worker's secret certificate (mpb keygen's .key file)\n"
         "  --coordinator-timeout-ms N  leave after this much silence (default 10000, -1 never)\n"
         "  --parent-pid PID          leave when this parent process dies\n"
         "  --items-shm-fd FD, --items-shm-bytes N, --values-shm-fd FD, --values-shm-bytes N\n"
@@ -78,7 +81,9 @@ enum {
     OPT_SHM_BYTES,
     OPT_VALUES_FD,
     OPT_VALUES_BYTES,
-    OPT_LINK_FDS
+    OPT_LINK_FDS,
+    OPT_CURVE_SERVER_KEY,
+    OPT_CURVE_KEY,
 };
 
 static const struct option long_options[] = {
@@ -100,6 +105,8 @@ static const struct option long_options[] = {
     {"values-shm-fd", required_argument, NULL, OPT_VALUES_FD},
     {"values-shm-bytes", required_argument, NULL, OPT_VALUES_BYTES},
     {"link-fds", required_argument, NULL, OPT_LINK_FDS},
+    {"curve-server-key", required_argument, NULL, OPT_CURVE_SERVER_KEY},
+    {"curve-key", required_argument, NULL, OPT_CURVE_KEY},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -189,6 +196,12 @@ apply_option(int opt, const char *arg, mpb__worker_config *cfg, mpb_options *opt
         }
         cfg->has_link = 1;
         break;
+    case OPT_CURVE_SERVER_KEY:
+        cfg->curve_server_key_file = arg;
+        break;
+    case OPT_CURVE_KEY:
+        cfg->curve_key_file = arg;
+        break;
     case OPT_OPTION:
         rc = mpb__options_set_pair(options, arg);
         if (rc != 0) {
@@ -215,6 +228,10 @@ parse_args(int argc, char **argv, mpb__worker_config *cfg, mpb_options *options,
         if (apply_option(opt, optarg, cfg, options, plugin) != 0) {
             return -1;
         }
+    }
+    if ((cfg->curve_server_key_file == NULL) != (cfg->curve_key_file == NULL)) {
+        fprintf(stderr, "mpb-worker: --curve-server-key and --curve-key go together\n");
+        return -1;
     }
     if (*plugin == NULL || cfg->endpoint == NULL) {
         fprintf(stderr, "mpb-worker: --plugin and --connect are required\n");
@@ -250,7 +267,7 @@ main(int argc, char **argv)
     mpb__plugin *plugin = NULL;
     if (mpb__plugin_load(plugin_name, &plugin, err, sizeof err) != 0) {
         fprintf(stderr, "mpb-worker: %s\n", err);
-        mpb__worker_report_failure(cfg.endpoint, MPB_EPLUGIN, err);
+        mpb__worker_report_failure(&cfg, MPB_EPLUGIN, err);
         mpb__options_destroy(&options);
         return 1;
     }

@@ -51,6 +51,14 @@ typedef struct mpb_client_stream_options {
 /* Allocates only. */
 MPB_EXPORT mpb_client *mpb_client_new(void);
 
+/* Makes the connection CURVE (call before connect): server_key_file is
+ * the server's certificate (its .pub file), key_file this client's secret
+ * certificate (mpb keygen's .key file), whose .pub the server's clients
+ * folder must hold. Returns 0, or a status with err (a missing or
+ * unreadable file, a secret file others may read). */
+MPB_EXPORT int mpb_client_set_curve(mpb_client *self, const char *server_key_file,
+                                    const char *key_file, char *err, size_t err_len);
+
 /* Connects to endpoint (tcp://127.0.0.1:5555, ipc://...). ZeroMQ connects
  * in the background: a server that is not there yet is found when it
  * comes. Returns 0, or a status with err. */

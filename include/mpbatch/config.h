@@ -48,7 +48,8 @@ MPB_EXPORT void mpb_pool_override_init(mpb_pool_override *o);
 MPB_EXPORT mpb_servlet *mpb_config_servlet_with(const mpb_config *config,
                                                 const mpb_pool_override *o);
 
-/* Server options from the config's `server:` section (defaults elsewhere). */
+/* Server options from the config's `server:` and `curve:` sections
+ * (defaults elsewhere); out's strings are borrowed from config. */
 MPB_EXPORT void mpb_config_server_options(const mpb_config *config, mpb_server_options *out);
 
 /* A scalar setting by dotted path ("io.format", "tracking.uri",

@@ -27,6 +27,10 @@ typedef struct mpb_frontend_options {
     /* Requests one client may have in flight; 0: the server's capacity.
      * Calls beyond it are answered Overloaded at once. */
     unsigned client_max_in_flight;
+    /* HTTP only: a file (mode 0600) whose first line is a bearer token;
+     * every request without `Authorization: Bearer <token>` is answered
+     * 401 before its body is read. NULL: no token. */
+    const char *token_file;
 } mpb_frontend_options;
 
 MPB_EXPORT void mpb_frontend_options_init(mpb_frontend_options *options);

@@ -32,6 +32,20 @@ typedef void (*mpb_item_fn)(void *ctx, const mpb_item_record *record);
 /* Called on the dispatcher thread at the end of every interval. */
 typedef void (*mpb_interval_fn)(void *ctx, const mpb_interval_telemetry *interval);
 
+/* CURVE on every tcp:// endpoint the server binds (pools' `bind`, the
+ * ZeroMQ front end); docs/security.md. Paths are copied by mpb_server_new. */
+typedef struct mpb_curve_options {
+    /* The coordinator's secret certificate (`mpb keygen NAME` writes
+     * NAME.key and NAME.pub); NULL: no CURVE. */
+    const char *secret_file;
+    /* Folder of the public certificates (.pub) of the workers and clients
+     * allowed in; read again when it changes. Required with secret_file. */
+    const char *clients_dir;
+    /* Optional comma-separated IP addresses peers must come from; NULL:
+     * any address. */
+    const char *allow;
+} mpb_curve_options;
+
 typedef struct mpb_server_options {
     /* Items in flight at most (submit and stream block beyond); 0: 1024;
      * at most 4194304. */
@@ -50,6 +64,8 @@ typedef struct mpb_server_options {
     mpb_interval_fn on_interval;
     void *on_interval_ctx;
     int interval_ms;
+    /* CURVE for tcp:// endpoints; secret_file NULL: none. */
+    mpb_curve_options curve;
 } mpb_server_options;
 
 typedef struct mpb_server_stats {
