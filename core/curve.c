@@ -258,6 +258,126 @@ mpb__endpoint_is_remote_tcp(const char *endpoint)
     return 1; /* a wildcard, an interface name, any other host */
 }
 
+/* ---- A client's connection ---- */
+
+/* One event from a socket monitor: 0 with *event and *value, or -1 when
+ * none came within timeout_ms. */
+static int
+read_monitor_event(void *monitor, int timeout_ms, uint16_t *event, uint32_t *value)
+{
+    zmq_pollitem_t item = {.socket = monitor, .events = ZMQ_POLLIN};
+    if (zmq_poll(&item, 1, timeout_ms) <= 0) {
+        return -1;
+    }
+    zmq_msg_t head;
+    zmq_msg_init(&head);
+    int got = zmq_msg_recv(&head, monitor, 0);
+    if (got == 6) {
+        memcpy(event, zmq_msg_data(&head), 2);
+        memcpy(value, (const char *)zmq_msg_data(&head) + 2, 4);
+    }
+    int more = zmq_msg_more(&head);
+    zmq_msg_close(&head);
+    while (more) { /* the endpoint */
+        zmq_msg_t part;
+        zmq_msg_init(&part);
+        zmq_msg_recv(&part, monitor, 0);
+        more = zmq_msg_more(&part);
+        zmq_msg_close(&part);
+    }
+    return got == 6 ? 0 : -1;
+}
+
+typedef struct handshake {
+    const char *endpoint;
+    const char *server_key_file;
+    const char *key_file;
+    int64_t timeout_ms;
+    const atomic_int *cancel;
+} handshake;
+
+static int
+await_handshake(const handshake *h, void *monitor, char *err, size_t err_len)
+{
+    int64_t deadline = mpb_now_ns() + h->timeout_ms * 1000000;
+    for (;;) {
+        int64_t left_ms = h->timeout_ms < 0 ? 1000 : (deadline - mpb_now_ns()) / 1000000;
+        if (h->timeout_ms >= 0 && left_ms <= 0) {
+            return mpb__set_error(err, err_len, MPB_ETIMEDOUT,
+                                  "no CURVE handshake with %s within %lld ms: is the "
+                                  "coordinator up, and is %s its certificate?",
+                                  h->endpoint, (long long)h->timeout_ms, h->server_key_file);
+        }
+        uint16_t event = 0;
+        uint32_t value = 0;
+        if (read_monitor_event(monitor, (int)(left_ms < 1000 ? left_ms : 1000), &event, &value) !=
+            0) {
+            if (h->cancel != NULL && atomic_load(h->cancel)) {
+                return MPB_ECANCELED;
+            }
+            continue;
+        }
+        if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
+            return 0;
+        }
+        if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
+            return mpb__set_error(err, err_len, MPB_EACCES,
+                                  "the server at %s refused this key (ZAP status %u): the public "
+                                  "certificate of %s must be in its curve clients folder (and "
+                                  "this host in its allow list, if it has one)",
+                                  h->endpoint, (unsigned)value, h->key_file);
+        }
+        if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL ||
+            event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) {
+            return mpb__set_error(err, err_len, MPB_EPROTO,
+                                  "CURVE handshake with %s failed: does the server use CURVE, "
+                                  "and is %s its certificate?",
+                                  h->endpoint, h->server_key_file);
+        }
+    }
+}
+
+int
+mpb__curve_connect(void *context, void *socket, const char *endpoint, const char *server_key_file,
+                   const char *key_file, int64_t timeout_ms, const atomic_int *cancel, char *err,
+                   size_t err_len)
+{
+    void *monitor = NULL;
+    char monitor_endpoint[64];
+    if (key_file != NULL || server_key_file != NULL) {
+        int rc = mpb__curve_client_apply(socket, server_key_file, key_file, err, err_len);
+        if (rc != 0) {
+            return rc;
+        }
+        snprintf(monitor_endpoint, sizeof monitor_endpoint, "inproc://mpb-handshake-%p", socket);
+        if (zmq_socket_monitor(socket, monitor_endpoint,
+                               ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
+                                   ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                                   ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) == 0) {
+            monitor = zmq_socket(context, ZMQ_PAIR);
+            if (monitor != NULL && zmq_connect(monitor, monitor_endpoint) != 0) {
+                zmq_close(monitor);
+                monitor = NULL;
+            }
+        }
+    }
+    int rc = 0;
+    if (zmq_connect(socket, endpoint) != 0) {
+        rc = mpb__set_error(err, err_len, mpb__zmq_status(), "connect %s: %s", endpoint,
+                            zmq_strerror(zmq_errno()));
+    } else if (monitor != NULL) {
+        handshake h = {endpoint, server_key_file, key_file, timeout_ms, cancel};
+        rc = await_handshake(&h, monitor, err, err_len);
+    }
+    if (key_file != NULL || server_key_file != NULL) {
+        zmq_socket_monitor(socket, NULL, 0);
+    }
+    if (monitor != NULL) {
+        zmq_close(monitor);
+    }
+    return rc;
+}
+
 /* ---- The ZAP handler ---- */
 
 struct mpb__zap {

@@ -18,7 +18,9 @@
 #ifndef MPB_CORE_CURVE_H
 #define MPB_CORE_CURVE_H
 
+#include <stdatomic.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* A key pair as ZeroMQ's Z85 text (40 characters and a NUL). */
 typedef struct mpb__curve_keys {
@@ -46,6 +48,14 @@ int mpb__curve_server_apply(void *socket, const mpb__curve_keys *keys, char *err
  * secret certificate, server_key_file the coordinator's certificate. */
 int mpb__curve_client_apply(void *socket, const char *server_key_file, const char *key_file,
                             char *err, size_t err_len);
+
+/* Connects socket (of context) to endpoint. With key files (both or
+ * neither), as a CURVE client that waits for the handshake's outcome, up
+ * to timeout_ms (< 0: until cancel turns nonzero): a refused key or a
+ * wrong server certificate is an error that says so. */
+int mpb__curve_connect(void *context, void *socket, const char *endpoint, const char *server_key_file,
+                       const char *key_file, int64_t timeout_ms, const atomic_int *cancel, char *err,
+                       size_t err_len);
 
 /* 1 when endpoint is tcp:// on an address other than loopback (127.0.0.0/8,
  * ::1, localhost). */

@@ -273,6 +273,10 @@ decode_body(const msgpack_object_array *a, uint64_t type, mpb__frame *out)
         return 0;
     case MPB_FRAME_TELEMETRY:
         return decode_telemetry(a, &out->u.telemetry);
+    case MPB_FRAME_HELLO:
+        return mpb__wire_decode_hello(a, &out->u.hello);
+    case MPB_FRAME_SETTINGS:
+        return mpb__wire_decode_settings(a, &out->u.settings);
     case MPB_FRAME_HEARTBEAT:
     case MPB_FRAME_SHUTDOWN:
     case MPB_FRAME_BYE:
@@ -576,7 +580,8 @@ const char *
 mpb__frame_type_name(int type)
 {
     static const char *const names[] = {"?",         "READY",    "ITEMS", "RESULTS", "TELEMETRY",
-                                        "HEARTBEAT", "SHUTDOWN", "BYE",   "ERROR"};
+                                        "HEARTBEAT", "SHUTDOWN", "BYE",   "ERROR",     "HELLO",
+                                        "SETTINGS"};
     if (type < 1 || type >= (int)MPB_ARRAY_LEN(names)) {
         return "unknown";
     }

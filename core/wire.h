@@ -29,6 +29,8 @@ typedef enum mpb__frame_type {
     MPB_FRAME_SHUTDOWN = 6,  /* coordinator -> worker: finish and leave */
     MPB_FRAME_BYE = 7,       /* worker -> coordinator: everything sent, leaving */
     MPB_FRAME_ERROR = 8,     /* both ways: the receiver could not use a frame, or init failed */
+    MPB_FRAME_HELLO = 9,     /* joining worker -> coordinator: which settings do I take? */
+    MPB_FRAME_SETTINGS = 10, /* coordinator -> joining worker: the servlet's settings */
 } mpb__frame_type;
 
 typedef struct mpb__wire_str {
@@ -47,6 +49,29 @@ typedef struct mpb__ready {
     int64_t batch_wait_us;
     mpb__wire_str host;
 } mpb__ready;
+
+/* A worker started by hand asks for its servlet's settings before it
+ * loads its plugin (core/join.c). plugin: what the worker was told to
+ * run, "" when it takes the servlet's. */
+typedef struct mpb__hello {
+    uint32_t version;
+    mpb__wire_str name;
+    mpb__wire_str plugin;
+    mpb__wire_str host;
+} mpb__hello;
+
+/* The answer: a servlet's settings (-1: the servlet leaves it to the
+ * worker; batch_wait_us may also be MPB_BATCH_WAIT_AUTO). */
+typedef struct mpb__settings {
+    mpb__wire_str plugin;
+    int64_t batch_size;
+    int64_t batch_wait_us;
+    int64_t capacity;
+    int64_t max_item_bytes;
+    uint32_t isolate_bisect;
+    const msgpack_object *options; /* "KEY=VALUE" strings */
+    uint32_t n_options;
+} mpb__settings;
 
 typedef struct mpb__wire_item {
     uint64_t id;
@@ -79,6 +104,8 @@ typedef struct mpb__frame {
             uint64_t values_read; /* ITEMS: shared-memory values read so far (0 if unsaid) */
         } list;
         mpb_batch_telemetry telemetry;
+        mpb__hello hello;
+        mpb__settings settings;
         struct {
             int64_t code;
             mpb__wire_str message;
@@ -121,6 +148,14 @@ void mpb__wire_buf_reset(mpb__wire_buf *buf);
 void mpb__wire_buf_free(mpb__wire_buf *buf);
 
 void mpb__wire_pack_ready(mpb__wire_buf *buf, const mpb__ready *ready);
+/* HELLO and SETTINGS (core/join.c). options: n "KEY=VALUE" strings. */
+void mpb__wire_pack_hello(mpb__wire_buf *buf, const char *name, const char *plugin,
+                          const char *host);
+void mpb__wire_pack_settings(mpb__wire_buf *buf, const char *plugin, int64_t batch_size,
+                             int64_t batch_wait_us, int64_t capacity, int64_t max_item_bytes,
+                             int isolate_bisect, const char *const *options, size_t n_options);
+int mpb__wire_decode_hello(const msgpack_object_array *frame, mpb__hello *out);
+int mpb__wire_decode_settings(const msgpack_object_array *frame, mpb__settings *out);
 void mpb__wire_pack_items_begin(mpb__wire_buf *buf, uint32_t count);
 /* An ITEMS frame that ends with the coordinator's backlog and how many of
  * this worker's shared-memory values it has read: begin with

@@ -54,120 +54,16 @@ mpb__worker_batching(const mpb_worker_def *def, long long batch_size, long long 
     *wait_out = wait;
 }
 
-/* One event from a socket monitor: 0 with *event and *value, or -1 when
- * none came within timeout_ms. */
-static int
-read_monitor_event(void *monitor, int timeout_ms, uint16_t *event, uint32_t *value)
-{
-    zmq_pollitem_t item = {.socket = monitor, .events = ZMQ_POLLIN};
-    if (zmq_poll(&item, 1, timeout_ms) <= 0) {
-        return -1;
-    }
-    zmq_msg_t head;
-    zmq_msg_init(&head);
-    int got = zmq_msg_recv(&head, monitor, 0);
-    if (got == 6) {
-        memcpy(event, zmq_msg_data(&head), 2);
-        memcpy(value, (const char *)zmq_msg_data(&head) + 2, 4);
-    }
-    int more = zmq_msg_more(&head);
-    zmq_msg_close(&head);
-    while (more) { /* the endpoint */
-        zmq_msg_t part;
-        zmq_msg_init(&part);
-        zmq_msg_recv(&part, monitor, 0);
-        more = zmq_msg_more(&part);
-        zmq_msg_close(&part);
-    }
-    return got == 6 ? 0 : -1;
-}
-
-/* With CURVE, the worker waits for the handshake's outcome before it
- * starts its plugin: a key the coordinator refuses is an error that says
- * so, not a worker waiting forever. monitor was attached before connect. */
-static int
-await_handshake(worker *w, void *monitor, char *err, size_t err_len)
-{
-    const mpb__worker_config *cfg = w->cfg;
-    int64_t timeout_ms = cfg->coordinator_timeout_ms ? cfg->coordinator_timeout_ms
-                                                     : MPB_DEFAULT_COORDINATOR_TIMEOUT_MS;
-    int64_t deadline = mpb_now_ns() + timeout_ms * 1000000;
-    for (;;) {
-        int64_t left_ms = timeout_ms < 0 ? 1000 : (deadline - mpb_now_ns()) / 1000000;
-        if (timeout_ms >= 0 && left_ms <= 0) {
-            return mpb__set_error(err, err_len, MPB_ETIMEDOUT,
-                                  "no CURVE handshake with %s within %lld ms: is the "
-                                  "coordinator up, and is %s its certificate?",
-                                  cfg->endpoint, (long long)timeout_ms, cfg->curve_server_key_file);
-        }
-        uint16_t event = 0;
-        uint32_t value = 0;
-        if (read_monitor_event(monitor, (int)(left_ms < 1000 ? left_ms : 1000), &event, &value) !=
-            0) {
-            if (cfg->cancel != NULL && atomic_load(cfg->cancel)) {
-                return MPB_ECANCELED;
-            }
-            continue;
-        }
-        if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
-            return 0;
-        }
-        if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
-            return mpb__set_error(err, err_len, MPB_EACCES,
-                                  "the coordinator at %s refused this worker's key (ZAP status "
-                                  "%u): the public certificate of %s must be in its curve "
-                                  "clients folder (and its address in the allow list, if any)",
-                                  cfg->endpoint, (unsigned)value, cfg->curve_key_file);
-        }
-        if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL ||
-            event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) {
-            return mpb__set_error(err, err_len, MPB_EPROTO,
-                                  "CURVE handshake with %s failed: is the coordinator using "
-                                  "CURVE, and is %s its certificate?",
-                                  cfg->endpoint, cfg->curve_server_key_file);
-        }
-    }
-}
-
-/* Connects the socket; with CURVE, through a monitored handshake. */
+/* Connects the socket; with CURVE, waits for the handshake's outcome
+ * before the plugin starts: a refused key is an error that says so. */
 static int
 connect_socket(worker *w, char *err, size_t err_len)
 {
     const mpb__worker_config *cfg = w->cfg;
-    void *monitor = NULL;
-    char monitor_endpoint[64];
-    if (cfg->curve_key_file != NULL) {
-        int rc = mpb__curve_client_apply(w->socket, cfg->curve_server_key_file, cfg->curve_key_file,
-                                         err, err_len);
-        if (rc != 0) {
-            return rc;
-        }
-        snprintf(monitor_endpoint, sizeof monitor_endpoint, "inproc://mpb-handshake-%p", (void *)w);
-        if (zmq_socket_monitor(w->socket, monitor_endpoint,
-                               ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
-                                   ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
-                                   ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) == 0) {
-            monitor = zmq_socket(w->ctx, ZMQ_PAIR);
-            if (monitor != NULL && zmq_connect(monitor, monitor_endpoint) != 0) {
-                zmq_close(monitor);
-                monitor = NULL;
-            }
-        }
-    }
-    int rc = 0;
-    if (zmq_connect(w->socket, cfg->endpoint) != 0) {
-        rc = mpb__set_error(err, err_len, mpb__zmq_status(), "connect %s: %s", cfg->endpoint,
-                            zmq_strerror(zmq_errno()));
-    } else if (monitor != NULL) {
-        rc = await_handshake(w, monitor, err, err_len);
-    }
-    if (cfg->curve_key_file != NULL) {
-        zmq_socket_monitor(w->socket, NULL, 0);
-    }
-    if (monitor != NULL) {
-        zmq_close(monitor);
-    }
-    return rc;
+    int64_t timeout_ms = cfg->coordinator_timeout_ms ? cfg->coordinator_timeout_ms
+                                                     : MPB_DEFAULT_COORDINATOR_TIMEOUT_MS;
+    return mpb__curve_connect(w->ctx, w->socket, cfg->endpoint, cfg->curve_server_key_file,
+                              cfg->curve_key_file, timeout_ms, cfg->cancel, err, err_len);
 }
 
 static int

@@ -224,13 +224,9 @@ send_error_to_peer(mpb__pool *pool, const void *rid, size_t rid_len, const char 
     mpb__pool_send_out(pool, rid, rid_len);
 }
 
-void
-mpb__pool_protocol_error(mpb__pool *pool, const void *rid, size_t rid_len, const char *who,
-                         const char *reason)
+int
+mpb__pool_reply_budget(mpb__pool *pool)
 {
-    atomic_fetch_add(&pool->env.stats->protocol_errors, 1);
-    /* a peer sending garbage gets ERROR replies (and log lines) at most
-     * ERROR_REPLIES_PER_S a second: it cannot make us do more than that */
     int64_t now = mpb_now_ns();
     if (now - pool->error_window_ns >= 1000000000) {
         if (pool->errors_suppressed > 0) {
@@ -243,9 +239,22 @@ mpb__pool_protocol_error(mpb__pool *pool, const void *rid, size_t rid_len, const
     }
     if (pool->errors_in_window >= ERROR_REPLIES_PER_S) {
         pool->errors_suppressed++;
-        return;
+        return 0;
     }
     pool->errors_in_window++;
+    return 1;
+}
+
+void
+mpb__pool_protocol_error(mpb__pool *pool, const void *rid, size_t rid_len, const char *who,
+                         const char *reason)
+{
+    atomic_fetch_add(&pool->env.stats->protocol_errors, 1);
+    /* a peer sending garbage gets ERROR replies (and log lines) at most
+     * ERROR_REPLIES_PER_S a second: it cannot make us do more than that */
+    if (!mpb__pool_reply_budget(pool)) {
+        return;
+    }
     mpb_log_warn("pool", "%s: protocol error from %s: %s", mpb__pool_path(pool), who, reason);
     send_error_to_peer(pool, rid, rid_len, reason);
 }

@@ -240,6 +240,10 @@ mpb_result *mpb__pool_error(const mpb__pool *pool, const mpb__conn *conn, const 
 void mpb__pool_set_conn_state(mpb__pool *pool, mpb__conn *conn, mpb__conn_state state);
 int mpb__pool_send_signal(mpb__pool *pool, mpb__conn *conn, mpb__frame_type type);
 /* Counts, logs and answers a peer's protocol error. */
+/* 1 when the pool may answer a peer that is not a worker (an ERROR, a
+ * SETTINGS) now: at most ERROR_REPLIES_PER_S a second, so a peer cannot
+ * make the pool do more than that. */
+int mpb__pool_reply_budget(mpb__pool *pool);
 void mpb__pool_protocol_error(mpb__pool *pool, const void *rid, size_t rid_len, const char *who,
                               const char *reason);
 /* Cancels the relaunches waiting out a backoff (the pool stops). */

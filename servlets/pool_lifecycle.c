@@ -540,6 +540,7 @@ mpb__pool_worker_argv(const mpb__pool *pool, const char *exe, unsigned index)
     argv[n++] = mpb_asprintf("--connect=%s", pool->endpoint);
     argv[n++] = mpb_asprintf("--name=%s-%u", pool->base.name, index);
     argv[n++] = mpb_asprintf("--index=%u", index);
+    argv[n++] = mpb_strdup("--launched"); /* every setting is on this command line */
     argv[n++] = mpb_asprintf("--parent-pid=%d", (int)getpid());
     argv[n++] = mpb_asprintf("--max-item-bytes=%zu", pool->max_item_bytes);
     if (pool->isolate_bisect) {

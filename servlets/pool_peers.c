@@ -14,6 +14,7 @@
 #include <zmq.h>
 
 #include "core/affinity.h"
+#include "core/plugin.h"
 #include "core/result_int.h"
 #include "core/util.h"
 #include "core/worker_loop.h"
@@ -96,6 +97,68 @@ new_conn(mpb__pool *pool)
     return c;
 }
 
+/* 1 when a worker's plugin (a name or a path; "" says nothing) is the
+ * pool's: the same short name, or the name the plugin declares. */
+static int
+same_plugin(const mpb__pool *pool, mpb__wire_str theirs)
+{
+    if (theirs.len == 0) {
+        return 1;
+    }
+    char given[256];
+    char want[256];
+    char *text = mpb_strndup(theirs.ptr, theirs.len);
+    mpb__plugin_short_name(text, given, sizeof given);
+    free(text);
+    mpb__plugin_short_name(pool->plugin, want, sizeof want);
+    return strcmp(given, want) == 0 ||
+           (pool->declared != NULL && strcmp(given, pool->declared->name) == 0);
+}
+
+static void
+refuse_plugin(mpb__pool *pool, const void *rid, size_t rid_len, mpb__wire_str theirs)
+{
+    char reason[512];
+    snprintf(reason, sizeof reason,
+             "servlet %s runs plugin %s, and this worker runs %.*s: start it with --plugin %s "
+             "(or without --plugin)",
+             mpb__pool_path(pool), pool->plugin, (int)theirs.len, theirs.ptr, pool->plugin);
+    mpb__pool_protocol_error(pool, rid, rid_len, "a joining worker", reason);
+}
+
+/* A worker started by hand asks for the servlet's settings; it gets them
+ * (or why not) and the pool keeps nothing of it. */
+static void
+handle_hello(mpb__pool *pool, const void *rid, size_t rid_len, const mpb__hello *hello)
+{
+    if (hello->version != MPB_PROTOCOL_VERSION) {
+        char reason[128];
+        snprintf(reason, sizeof reason, "worker speaks protocol %u, coordinator speaks %u",
+                 hello->version, MPB_PROTOCOL_VERSION);
+        mpb__pool_protocol_error(pool, rid, rid_len, "a joining worker", reason);
+        return;
+    }
+    if (!same_plugin(pool, hello->plugin)) {
+        refuse_plugin(pool, rid, rid_len, hello->plugin);
+        return;
+    }
+    if (!mpb__pool_reply_budget(pool)) {
+        return;
+    }
+    size_t n_options = 0;
+    while (pool->options != NULL && pool->options[n_options] != NULL) {
+        n_options++;
+    }
+    mpb__wire_buf_reset(&pool->out);
+    mpb__wire_pack_settings(&pool->out, pool->plugin, pool->batch_size < 0 ? -1 : pool->batch_size,
+                            pool->batch_wait_us, pool->capacity > 0 ? (int64_t)pool->capacity : -1,
+                            (int64_t)pool->max_item_bytes, pool->isolate_bisect,
+                            (const char *const *)pool->options, n_options);
+    mpb__pool_send_out(pool, rid, rid_len);
+    mpb_log_info("pool", "%s: sent settings to joining worker %.*s on %.*s", mpb__pool_path(pool),
+                 (int)hello->name.len, hello->name.ptr, (int)hello->host.len, hello->host.ptr);
+}
+
 static void
 handle_ready(mpb__pool *pool, const void *rid, size_t rid_len, const mpb__ready *ready)
 {
@@ -104,6 +167,10 @@ handle_ready(mpb__pool *pool, const void *rid, size_t rid_len, const mpb__ready 
         snprintf(reason, sizeof reason, "worker speaks protocol %u, coordinator speaks %u",
                  ready->version, MPB_PROTOCOL_VERSION);
         mpb__pool_protocol_error(pool, rid, rid_len, "a new peer", reason);
+        return;
+    }
+    if (!same_plugin(pool, ready->plugin)) {
+        refuse_plugin(pool, rid, rid_len, ready->plugin);
         return;
     }
     if (rid_len > sizeof pool->conns[0].rid || ready->capacity == 0 ||
@@ -284,6 +351,8 @@ mpb__pool_handle_frame(mpb__pool *pool, const void *rid, size_t rid_len, const v
     if (conn == NULL) {
         if (frame.type == MPB_FRAME_READY) {
             handle_ready(pool, rid, rid_len, &frame.u.ready);
+        } else if (frame.type == MPB_FRAME_HELLO) {
+            handle_hello(pool, rid, rid_len, &frame.u.hello);
         } else if (frame.type == MPB_FRAME_ERROR) {
             char *message = wire_strdup(frame.u.error.message);
             if (!pool->started) {

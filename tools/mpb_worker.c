@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/join.h"
 #include "core/options.h"
 #include "core/plugin.h"
 #include "core/util.h"
@@ -25,7 +26,11 @@ usage(FILE *out)
 {
     fprintf(
         out,
-        "usage: mpb-worker --plugin NAME|PATH --connect ENDPOINT [options]\n"
+        "usage: mpb-worker --connect ENDPOINT [--plugin NAME|PATH] [options]\n"
+        "  A worker started by hand joins a servlet whose bind: is ENDPOINT and takes its\n"
+        "  settings from the coordinator: plugin, batch size and wait, capacity, item\n"
+        "  limit, isolation and plugin options (they win over the flags below). With\n"
+        "  --plugin, it must be the servlet's plugin.\n"
         "  --name NAME               worker name in logs and errors (default: plugin-pid)\n"
         "  --index N                 worker index within its servlet (default 0)\n"
         "  --cpus LIST               pin to these CPUs, e.g. 0 or 0-3,8 (default: no pinning)\n"
@@ -46,7 +51,9 @@ usage(FILE *out)
         "                            shared rings for large items and values\n"
         "  --link-fds MEM,EV1,EV2     frames through this shared-memory link instead of the\n"
         "                            socket (--connect is then only for start-up failures)\n"
-        "                            (a local pool passes these)\n");
+        "                            (a local pool passes these)\n"
+        "  --launched                the settings are all on this command line: do not ask\n"
+        "                            the coordinator (a pool that starts its workers says so)\n");
 }
 
 static int
@@ -84,6 +91,7 @@ enum {
     OPT_LINK_FDS,
     OPT_CURVE_SERVER_KEY,
     OPT_CURVE_KEY,
+    OPT_LAUNCHED,
 };
 
 static const struct option long_options[] = {
@@ -107,11 +115,14 @@ static const struct option long_options[] = {
     {"link-fds", required_argument, NULL, OPT_LINK_FDS},
     {"curve-server-key", required_argument, NULL, OPT_CURVE_SERVER_KEY},
     {"curve-key", required_argument, NULL, OPT_CURVE_KEY},
+    {"launched", no_argument, NULL, OPT_LAUNCHED},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
 
 /* Applies one option; returns 0, or -1 after printing what is wrong. */
+static int launched; /* --launched: no HELLO */
+
 static int
 apply_option(int opt, const char *arg, mpb__worker_config *cfg, mpb_options *options,
              const char **plugin)
@@ -202,6 +213,9 @@ apply_option(int opt, const char *arg, mpb__worker_config *cfg, mpb_options *opt
     case OPT_CURVE_KEY:
         cfg->curve_key_file = arg;
         break;
+    case OPT_LAUNCHED:
+        launched = 1;
+        break;
     case OPT_OPTION:
         rc = mpb__options_set_pair(options, arg);
         if (rc != 0) {
@@ -233,12 +247,62 @@ parse_args(int argc, char **argv, mpb__worker_config *cfg, mpb_options *options,
         fprintf(stderr, "mpb-worker: --curve-server-key and --curve-key go together\n");
         return -1;
     }
-    if (*plugin == NULL || cfg->endpoint == NULL) {
-        fprintf(stderr, "mpb-worker: --plugin and --connect are required\n");
+    if (cfg->endpoint == NULL || (*plugin == NULL && (launched || cfg->has_link))) {
+        fprintf(stderr, "mpb-worker: --connect (and --plugin with --launched) are required\n");
         usage(stderr);
         return -1;
     }
     return 0;
+}
+
+/* A worker started by hand takes the settings its servlet has; it says
+ * which of its own flags lost. */
+static void
+take_joined(mpb__worker_config *cfg, mpb_options **options, const mpb__joined *joined)
+{
+    if (joined->batch_size >= 0) {
+        cfg->batch_size = joined->batch_size;
+    }
+    if (joined->batch_wait_us != -1) {
+        cfg->batch_wait_us = joined->batch_wait_us;
+    }
+    if (joined->capacity > 0) {
+        cfg->capacity = (unsigned)joined->capacity;
+    }
+    if (joined->max_item_bytes > 0) {
+        cfg->max_item_bytes = (size_t)joined->max_item_bytes;
+    }
+    cfg->isolate_bisect = joined->isolate_bisect;
+    if (mpb_options_count(*options) > 0 && joined->n_options == 0) {
+        mpb_log_warn("worker", "the servlet sets no plugin options: ignoring this worker's --option");
+    }
+    mpb__options_destroy(options);
+    *options = mpb__options_new();
+    for (size_t i = 0; i < joined->n_options; i++) {
+        mpb__options_set_pair(*options, joined->options[i]);
+    }
+    cfg->options = *options;
+    mpb_log_info("worker",
+                 "joined with the servlet's settings: plugin %s, batch_size %lld, batch_wait_us "
+                 "%lld, %zu plugin options",
+                 joined->plugin, joined->batch_size, joined->batch_wait_us, joined->n_options);
+}
+
+/* The plugin named on the command line, else the servlet's: by its name
+ * or path, then (a path of the coordinator's host) by its short name. */
+static int
+load_plugin(const char *given, const mpb__joined *joined, mpb__plugin **out, const char **used,
+            char *err, size_t err_len)
+{
+    *used = given != NULL ? given : joined->plugin;
+    int rc = mpb__plugin_load(*used, out, err, err_len);
+    if (rc != 0 && given == NULL && strchr(joined->plugin, '/') != NULL) {
+        static char short_name[256];
+        mpb__plugin_short_name(joined->plugin, short_name, sizeof short_name);
+        *used = short_name;
+        rc = mpb__plugin_load(*used, out, err, err_len);
+    }
+    return rc;
 }
 
 int
@@ -264,10 +328,20 @@ main(int argc, char **argv)
         }
     }
     char err[512] = "";
+    mpb__joined joined = {0};
+    if (!launched && !cfg.has_link) {
+        if (mpb__worker_join(&cfg, plugin_name, &joined, err, sizeof err) != 0) {
+            fprintf(stderr, "mpb-worker: %s\n", err);
+            mpb__options_destroy(&options);
+            return 1;
+        }
+        take_joined(&cfg, &options, &joined);
+    }
     mpb__plugin *plugin = NULL;
-    if (mpb__plugin_load(plugin_name, &plugin, err, sizeof err) != 0) {
+    if (load_plugin(plugin_name, &joined, &plugin, &plugin_name, err, sizeof err) != 0) {
         fprintf(stderr, "mpb-worker: %s\n", err);
         mpb__worker_report_failure(&cfg, MPB_EPLUGIN, err);
+        mpb__joined_free(&joined);
         mpb__options_destroy(&options);
         return 1;
     }
@@ -287,6 +361,7 @@ main(int argc, char **argv)
         mpb_log_err("worker", "%s", err);
     }
     mpb__plugin_unload(&plugin);
+    mpb__joined_free(&joined);
     mpb__options_destroy(&options);
     return rc == 0 ? 0 : 1;
 }

@@ -46,8 +46,9 @@ fake_start(fake *f, const char *const *extra)
     char *exe = mpb_asprintf("%s/../bin/mpb-worker", dir);
     char *connect = mpb_asprintf("--connect=%s", f->endpoint);
     char *parent = mpb_asprintf("--parent-pid=%d", (int)getpid()); /* dies with the test */
-    const char *argv[32] = {exe, connect, "--name=w-0", parent};
-    size_t n = 4;
+    /* --launched: this test plays a coordinator that gives every setting */
+    const char *argv[32] = {exe, connect, "--name=w-0", parent, "--launched"};
+    size_t n = 5;
     for (size_t i = 0; extra[i] != NULL; i++) {
         argv[n++] = extra[i];
     }

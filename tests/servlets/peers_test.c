@@ -47,12 +47,12 @@ rogue_ready(rogue *r, int64_t pid, uint32_t capacity, const char *plugin, uint32
     mpb__wire_buf_free(&buf);
 }
 
-/* A peer that says READY, so it is sent items. */
+/* A peer that says READY (as a passthrough worker), so it is sent items. */
 static void
 rogue_join(rogue *r, const char *endpoint)
 {
     rogue_connect(r, endpoint, 10000);
-    rogue_ready(r, 1, 8, "none", 8);
+    rogue_ready(r, 1, 8, "passthrough", 8);
 }
 
 static void
