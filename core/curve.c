@@ -142,14 +142,14 @@ mpb__curve_load_secret(const char *path, mpb__curve_keys *out, char *err, size_t
         return rc;
     }
     struct stat st;
-    if (stat(path, &st) == 0 && (st.st_mode & 077) != 0) {
+    if (is_null_key(zcert_secret_txt(cert))) {
+        rc = mpb__set_error(err, err_len, MPB_EINVAL,
+                            "%s holds no secret key (a .pub file? give the .key file)", path);
+    } else if (stat(path, &st) == 0 && (st.st_mode & 077) != 0) {
         rc = mpb__set_error(err, err_len, MPB_EACCES,
                             "secret key file %s may be read by others (mode %03o); "
                             "run chmod 600 %s",
                             path, (unsigned)(st.st_mode & 0777), path);
-    } else if (is_null_key(zcert_secret_txt(cert))) {
-        rc = mpb__set_error(err, err_len, MPB_EINVAL,
-                            "%s holds no secret key (a .pub file? give the .key file)", path);
     } else {
         snprintf(out->public_txt, sizeof out->public_txt, "%s", zcert_public_txt(cert));
         snprintf(out->secret_txt, sizeof out->secret_txt, "%s", zcert_secret_txt(cert));

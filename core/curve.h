@@ -53,9 +53,9 @@ int mpb__curve_client_apply(void *socket, const char *server_key_file, const cha
  * neither), as a CURVE client that waits for the handshake's outcome, up
  * to timeout_ms (< 0: until cancel turns nonzero): a refused key or a
  * wrong server certificate is an error that says so. */
-int mpb__curve_connect(void *context, void *socket, const char *endpoint, const char *server_key_file,
-                       const char *key_file, int64_t timeout_ms, const atomic_int *cancel, char *err,
-                       size_t err_len);
+int mpb__curve_connect(void *context, void *socket, const char *endpoint,
+                       const char *server_key_file, const char *key_file, int64_t timeout_ms,
+                       const atomic_int *cancel, char *err, size_t err_len);
 
 /* 1 when endpoint is tcp:// on an address other than loopback (127.0.0.0/8,
  * ::1, localhost). */

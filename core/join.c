@@ -156,7 +156,8 @@ await_settings(void *socket, const mpb__worker_config *cfg, mpb__joined *out, ch
     } else if (rc == 0 && frame.type == MPB_FRAME_ERROR) {
         rc = mpb__set_error(err, err_len, MPB_EPLUGIN, "the coordinator refused this worker: %.*s",
                             (int)frame.u.error.message.len, frame.u.error.message.ptr);
-    } else if (rc == 0 && (frame.type != MPB_FRAME_SETTINGS || !check_settings(&frame.u.settings))) {
+    } else if (rc == 0 &&
+               (frame.type != MPB_FRAME_SETTINGS || !check_settings(&frame.u.settings))) {
         rc = mpb__set_error(err, err_len, MPB_EPROTO,
                             "the coordinator answered HELLO with an unusable %s frame",
                             mpb__frame_type_name(frame.type));

@@ -274,7 +274,8 @@ take_joined(mpb__worker_config *cfg, mpb_options **options, const mpb__joined *j
     }
     cfg->isolate_bisect = joined->isolate_bisect;
     if (mpb_options_count(*options) > 0 && joined->n_options == 0) {
-        mpb_log_warn("worker", "the servlet sets no plugin options: ignoring this worker's --option");
+        mpb_log_warn("worker",
+                     "the servlet sets no plugin options: ignoring this worker's --option");
     }
     mpb__options_destroy(options);
     *options = mpb__options_new();

@@ -4,6 +4,7 @@
  * answered with a JSON error while the server keeps serving.
  */
 #include <pthread.h>
+#include <sys/stat.h>
 
 #include <cjson/cJSON.h>
 
@@ -252,11 +253,66 @@ connections_wait_in_parallel(void **state)
     mpb_server_destroy(&s.server);
 }
 
+/* With a token file, only requests carrying the token are served: 401
+ * (with WWW-Authenticate) otherwise, before the body is looked at. */
+static void
+bearer_token_guards_every_route(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/mpb-token-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    const char token[] = "s3cret-token-0123456789abcdef\n";
+    assert_int_equal(write(fd, token, strlen(token)), (ssize_t)strlen(token));
+    close(fd);
+    test_pool tp = {.kind = "thread", .plugin = "passthrough", .name = "echo"};
+    mpb_servlet *root = test_pool_servlet(&tp);
+    served s;
+    s.server = test_server_over(&root, NULL);
+    mpb_frontend_options fo;
+    mpb_frontend_options_init(&fo);
+    fo.token_file = path;
+    char err[256];
+    assert_int_equal(chmod(path, 0644), 0); /* others may read it: refused */
+    assert_int_equal(mpb_server_serve_http(s.server, "127.0.0.1:0", &fo, s.address,
+                                           sizeof s.address, err, sizeof err),
+                     MPB_EACCES);
+    assert_non_null(strstr(err, "chmod 600"));
+    assert_int_equal(chmod(path, 0600), 0);
+    assert_int_equal(mpb_server_serve_http(s.server, "127.0.0.1:0", &fo, s.address,
+                                           sizeof s.address, err, sizeof err),
+                     0);
+    const char *body = "{\"inputs\":[{\"name\":\"x\",\"shape\":[1],\"datatype\":\"BYTES\","
+                       "\"data\":[\"hi\"]}]}";
+    const char *wrong[] = {NULL, "Authorization: Bearer nope\r\n",
+                           "Authorization: Basic czNjcmV0\r\n",
+                           "Authorization: Bearer s3cret-token-0123456789abcdeX\r\n"};
+    for (size_t i = 0; i < MPB_ARRAY_LEN(wrong); i++) {
+        http_reply r = http_with(s.address, "POST", "/v2/models/echo/infer", wrong[i], body);
+        assert_int_equal(r.status, 401);
+        free(r.body);
+        r = http_with(s.address, "GET", "/v2/health/ready", wrong[i], NULL);
+        assert_int_equal(r.status, 401);
+        free(r.body);
+    }
+    const char *right = "Authorization: Bearer s3cret-token-0123456789abcdef\r\n";
+    http_reply r = http_with(s.address, "POST", "/v2/models/echo/infer", right, body);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "hi"));
+    free(r.body);
+    mpb_server_stats stats;
+    mpb_server_stats_get(s.server, &stats);
+    assert_int_equal(stats.completed, 1); /* the refused requests never became items */
+    mpb_server_destroy(&s.server);
+    unlink(path);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(health_and_metadata),
+        cmocka_unit_test(bearer_token_guards_every_route),
         cmocka_unit_test(infer_through_the_tree),
         cmocka_unit_test(bad_requests_get_json_errors),
         cmocka_unit_test(outputs_deadlines_and_routed_shapes),

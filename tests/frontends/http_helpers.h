@@ -28,15 +28,17 @@ connect_to(const char *address)
     return fd;
 }
 
-/* One request on its own connection (Connection: close); reads to EOF. */
+/* One request on its own connection (Connection: close) with extra header
+ * lines (each ending in \r\n, or NULL); reads to EOF. */
 static inline http_reply
-http(const char *address, const char *method, const char *path, const char *body)
+http_with(const char *address, const char *method, const char *path, const char *headers,
+          const char *body)
 {
     int fd = connect_to(address);
     size_t body_len = body ? strlen(body) : 0;
     char *request = mpb_asprintf("%s %s HTTP/1.1\r\nHost: test\r\nConnection: close\r\n"
-                                 "Content-Length: %zu\r\n\r\n%s",
-                                 method, path, body_len, body ? body : "");
+                                 "%sContent-Length: %zu\r\n\r\n%s",
+                                 method, path, headers ? headers : "", body_len, body ? body : "");
     size_t left = strlen(request);
     const char *at = request;
     while (left > 0) {
@@ -65,6 +67,12 @@ http(const char *address, const char *method, const char *path, const char *body
     reply.body = mpb_strdup(start ? start + 4 : "");
     free(text);
     return reply;
+}
+
+static inline http_reply
+http(const char *address, const char *method, const char *path, const char *body)
+{
+    return http_with(address, method, path, NULL, body);
 }
 
 static inline void
