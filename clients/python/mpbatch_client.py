@@ -237,6 +237,11 @@ class Client:
     comes. ``timeout``: seconds to wait for a reply when a method is not
     given one. ``context``: a ``zmq.Context`` to share (the client then
     leaves it open on close); by default the client has its own.
+    ``curve_server_key`` and ``curve_key``: for a server with a ``curve:``
+    section (docs/security.md), the server's certificate file (its ``.pub``)
+    and this client's secret certificate (``mpb keygen``'s ``.key``, whose
+    ``.pub`` is in the server's clients folder); a server that refuses the
+    key never answers, so calls time out.
 
     Ids come from one counter per client, so a reply that arrives after its
     caller gave up carries an id nobody waits for and is dropped.
@@ -244,7 +249,8 @@ class Client:
     Not thread-safe: a client belongs to one thread at a time.
     """
 
-    def __init__(self, endpoint, *, timeout=60.0, context=None):
+    def __init__(self, endpoint, *, timeout=60.0, context=None, curve_server_key=None,
+                 curve_key=None):
         _check_timeout("timeout", timeout)
         if timeout is None:
             raise ValueError("timeout must be a finite number of seconds > 0 (got None)")
@@ -260,10 +266,27 @@ class Client:
             self._socket.setsockopt(zmq.LINGER, 0)
             self._socket.setsockopt(zmq.SNDHWM, 0)
             self._socket.setsockopt(zmq.RCVHWM, 0)
+            if curve_server_key is not None or curve_key is not None:
+                self._use_curve(curve_server_key, curve_key)
             self._socket.connect(endpoint)
         except zmq.ZMQError as e:
             self.close()
             raise ValueError(f"connect {endpoint}: {e}") from None
+
+    def _use_curve(self, server_key_file, key_file):
+        import zmq.auth  # czmq's certificate format, as mpb keygen writes it
+
+        if server_key_file is None or key_file is None:
+            self.close()
+            raise ValueError("curve_server_key and curve_key go together")
+        server_public, _ = zmq.auth.load_certificate(server_key_file)
+        public, secret = zmq.auth.load_certificate(key_file)
+        if secret is None:
+            self.close()
+            raise ValueError(f"{key_file} holds no secret key (give the .key file)")
+        self._socket.curve_serverkey = server_public
+        self._socket.curve_publickey = public
+        self._socket.curve_secretkey = secret
 
     # ---- lifecycle ----
 

@@ -10,7 +10,9 @@ a config written here, and waits for each to say ready:
 - slow: a `sleep` model taking 0.5 s per item (batch_size 1), at most 4
   calls in flight per client;
 - stopping: the same model, for a test that stops it while calls are in
-  flight.
+  flight;
+- curve: a passthrough pool behind CURVE on tcp://127.0.0.1 (keys from
+  `mpb keygen`; only the client key in its clients folder gets in).
 
 Every server is stopped at the end with SIGTERM; each must exit 0 and its
 log (the workers' too) must hold no sanitizer report. Should this process
@@ -103,9 +105,10 @@ def die_with_this_process():
 class Server:
     """One `mpb serve` subprocess with its config and log in a directory."""
 
-    def __init__(self, name, config, directory):
+    def __init__(self, name, config, directory, endpoint=None, client_keys=None):
         self.name = name
-        self.endpoint = f"ipc://{directory}/{name}.ipc"
+        self.endpoint = endpoint or f"ipc://{directory}/{name}.ipc"
+        self.client_keys = client_keys or {}  # Client keyword arguments
         self.config_path = directory / f"{name}.yaml"
         self.config_path.write_text(config)
         self.log_path = directory / f"{name}.log"
@@ -127,7 +130,7 @@ class Server:
 
     def wait_ready(self, deadline):
         """Asks for health until the server says ready; returns the health."""
-        with Client(self.endpoint, timeout=1.0) as client:
+        with Client(self.endpoint, timeout=1.0, **self.client_keys) as client:
             while True:
                 if self.process.poll() is not None:
                     raise RuntimeError(
@@ -165,6 +168,26 @@ SERVERS = {}
 TEMP_DIR = None
 
 
+def free_tcp_endpoint():
+    with zmq.Context() as context, context.socket(zmq.ROUTER) as probe:
+        port = probe.bind_to_random_port("tcp://127.0.0.1")
+    return f"tcp://127.0.0.1:{port}"
+
+
+def curve_server(directory):
+    """A passthrough server behind CURVE; keys made with `mpb keygen`."""
+    (directory / "clients").mkdir()
+    for name in ("server", "client", "stranger"):
+        subprocess.run([MPB, "keygen", directory / name], check=True, stdout=subprocess.DEVNULL)
+    shutil.copy(directory / "client.pub", directory / "clients")
+    config = (
+        "servlet: {plugin: passthrough, name: locked}\n"
+        f"curve: {{secret: {directory}/server.key, clients: {directory}/clients}}\n"
+    )
+    keys = {"curve_server_key": directory / "server.pub", "curve_key": directory / "client.key"}
+    return Server("curve", config, directory, endpoint=free_tcp_endpoint(), client_keys=keys)
+
+
 def setUpModule():
     global TEMP_DIR
     if not MPB.exists():
@@ -178,6 +201,7 @@ def setUpModule():
         ("stopping", SLOW_CONFIG),
     ):
         SERVERS[name] = Server(name, config, TEMP_DIR)
+    SERVERS["curve"] = curve_server(TEMP_DIR)
     try:
         for server in SERVERS.values():  # start together: their workers start in parallel
             server.start()
@@ -219,7 +243,7 @@ class ServerTestCase(unittest.TestCase):
 
     def setUp(self):
         self.server = SERVERS[self.server_name]
-        self.client = Client(self.server.endpoint, timeout=10.0)
+        self.client = Client(self.server.endpoint, timeout=10.0, **self.server.client_keys)
         self.addCleanup(self.client.close)
 
 
@@ -347,6 +371,32 @@ class EchoTest(ServerTestCase):
             context.term()
         self.assertEqual(self.client.call(b"fine"), b"fine")
         self.assertTrue(self.client.health()["ready"])
+
+
+class CurveTest(ServerTestCase):
+    server_name = "curve"
+
+    def test_the_known_key_is_served(self):
+        self.assertEqual(self.client.call(b"locked"), b"locked")
+        self.assertEqual(list(self.client.map([b"a", b"b"])), [b"a", b"b"])
+
+    def test_a_stranger_or_no_key_gets_no_answer(self):
+        stranger = {
+            "curve_server_key": TEMP_DIR / "server.pub",
+            "curve_key": TEMP_DIR / "stranger.key",
+        }
+        for keys in (stranger, {}):
+            with Client(self.server.endpoint, timeout=0.5, **keys) as client:
+                with self.assertRaises(TimeoutError):
+                    client.call(b"let me in")
+
+    def test_a_public_file_is_not_a_key(self):
+        with self.assertRaises(ValueError):
+            Client(
+                self.server.endpoint,
+                curve_server_key=TEMP_DIR / "server.pub",
+                curve_key=TEMP_DIR / "client.pub",
+            )
 
 
 class NoServerTest(unittest.TestCase):
