@@ -222,6 +222,7 @@ start_infer(http_frontend *fe, http_request *rq, mpb_servlet *target, const char
     }
     size_t n = rq->parsed->n_items;
     if (atomic_load(&fe->server->in_flight) + n > capacity) {
+        atomic_fetch_add(&fe->server->rejected, n);
         return mpb__http_respond_error(rq->conn, MHD_HTTP_SERVICE_UNAVAILABLE,
                                        "the server is at capacity: %zu items do not fit now", n);
     }

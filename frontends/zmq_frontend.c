@@ -190,6 +190,7 @@ take_call(zmq_frontend *fe, mpb__client *client, const mpb__client_call *call)
     if (client->in_flight >= fe->client_max_in_flight) {
         snprintf(message, sizeof message,
                  "this client has %u calls in flight (client_max_in_flight)", client->in_flight);
+        atomic_fetch_add(&fe->server->rejected, 1);
         reply_error_entry(fe, client, call->id, "Overloaded", message, "");
         return;
     }

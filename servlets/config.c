@@ -98,6 +98,14 @@ parse_flat_section(parse_ctx *ctx, const char *section, const yaml_node_t *node,
                 return MPB_ECONFIG;
             }
             ctx->config->server.capacity = (size_t)n;
+        } else if (strcmp(path, "server.overload") == 0) {
+            const char *text = mpb__config_scalar(value);
+            if (strcmp(text, "block") != 0 && strcmp(text, "reject") != 0) {
+                return mpb__config_fail_at(
+                    ctx, value, "server.overload must be block or reject (got '%s')", text);
+            }
+            ctx->config->server.overload =
+                strcmp(text, "reject") == 0 ? MPB_OVERLOAD_REJECT : MPB_OVERLOAD_BLOCK;
         } else if (strcmp(path, "server.stop_timeout_ms") == 0) {
             if (mpb__config_integer(ctx, value, path, 1, INT_MAX, &n) != 0) {
                 return MPB_ECONFIG;
@@ -123,7 +131,7 @@ static const char *const curve_fields[] = {"secret", "clients", "allow", NULL};
 static const char *const serve_fields[] = {
     "bind", "http", "http_token_file", "metrics", "max_message_bytes", "client_max_in_flight",
     NULL};
-static const char *const server_fields[] = {"capacity", "stop_timeout_ms", NULL};
+static const char *const server_fields[] = {"capacity", "overload", "stop_timeout_ms", NULL};
 static const char *const io_fields[] = {"format", NULL};
 static const char *const tracking_fields[] = {
     "uri",         "experiment", "run_name",     "interval_ms", "items", "items_first",

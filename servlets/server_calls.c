@@ -135,6 +135,14 @@ wait_for_space(mpb_server *server, int timeout_ms, const struct timespec *deadli
     }
 }
 
+/* How long a call or submit may wait for room: its timeout, or not at all
+ * when the server rejects at capacity. */
+static int
+admission_wait(const mpb_server *server, int timeout_ms)
+{
+    return server->options.overload == MPB_OVERLOAD_REJECT ? 0 : timeout_ms;
+}
+
 int
 mpb__server_enqueue(mpb_server *server, mpb__job **jobs, size_t n, int timeout_ms, size_t *queued)
 {
@@ -148,6 +156,9 @@ mpb__server_enqueue(mpb_server *server, mpb__job **jobs, size_t n, int timeout_m
     for (; done < n; done++) {
         rc = wait_for_space(server, timeout_ms, &deadline);
         if (rc != 0) {
+            if (rc != MPB_ECLOSED) { /* the rest of the batch is refused too */
+                atomic_fetch_add(&server->rejected, n - done - 1);
+            }
             break;
         }
         if (server->n_queue == server->cap_queue) {
@@ -217,7 +228,7 @@ mpb_server_submit(mpb_server *self, const void *input, size_t len, int timeout_m
     job->finish = finish_submit;
     job->user_done = done;
     job->ctx = ctx;
-    int rc = mpb__server_enqueue(self, &job, 1, timeout_ms, NULL);
+    int rc = mpb__server_enqueue(self, &job, 1, admission_wait(self, timeout_ms), NULL);
     if (rc != 0) {
         free(job);
     }
@@ -250,7 +261,8 @@ mpb_server_submit_many(mpb_server *self, const void *const *inputs, const size_t
         jobs[i]->ctx = ctxs != NULL ? ctxs[i] : NULL;
     }
     size_t queued = 0;
-    int rc = n > 0 ? mpb__server_enqueue(self, jobs, n, timeout_ms, &queued) : 0;
+    int rc =
+        n > 0 ? mpb__server_enqueue(self, jobs, n, admission_wait(self, timeout_ms), &queued) : 0;
     for (size_t i = queued; i < n; i++) {
         free(jobs[i]);
     }
@@ -323,7 +335,8 @@ mpb_server_call(mpb_server *self, const void *input, size_t len, int timeout_ms,
     job->finish = finish_call;
     job->ctx = w;
     int64_t start = mpb_now_ns();
-    int rc = mpb__server_enqueue(self, &job, 1, timeout_ms > 0 ? timeout_ms : -1, NULL);
+    int rc = mpb__server_enqueue(self, &job, 1,
+                                 admission_wait(self, timeout_ms > 0 ? timeout_ms : -1), NULL);
     if (rc != 0) {
         free(job);
         call_wait_free(w);
@@ -331,6 +344,9 @@ mpb_server_call(mpb_server *self, const void *input, size_t len, int timeout_ms,
             *out = mpb_result_new_error(MPB_ERROR_TIMEOUT,
                                         "the server stayed at capacity past the call's timeout", "",
                                         "", 0);
+        } else if (rc == MPB_EAGAIN) {
+            *out = mpb_result_new_error("Overloaded", "the server is at capacity", "", "", 0);
+            rc = MPB_EITEM;
         }
         return rc;
     }
@@ -405,11 +421,13 @@ mpb_server_call_many(mpb_server *self, const void *const *inputs, const size_t *
         jobs[i]->index = i;
     }
     size_t queued = 0;
-    int rc = n > 0 ? mpb__server_enqueue(self, jobs, n, -1, &queued) : 0;
+    int rc = n > 0 ? mpb__server_enqueue(self, jobs, n, admission_wait(self, -1), &queued) : 0;
     pthread_mutex_lock(&w.lock);
-    for (size_t i = queued; i < n; i++) { /* the server stopped: those never went in */
-        out[i] = mpb_result_new_error("Unavailable", "the server stopped before the item went in",
-                                      "", "", 0);
+    for (size_t i = queued; i < n; i++) { /* refused at capacity, or the server stopped */
+        out[i] = rc == MPB_EAGAIN
+                     ? mpb_result_new_error("Overloaded", "the server is at capacity", "", "", 0)
+                     : mpb_result_new_error(
+                           "Unavailable", "the server stopped before the item went in", "", "", 0);
         free(jobs[i]);
         w.remaining--;
     }

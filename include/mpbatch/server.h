@@ -46,10 +46,23 @@ typedef struct mpb_curve_options {
     const char *allow;
 } mpb_curve_options;
 
+/* What call and submit do when the server holds `capacity` items. */
+typedef enum mpb_overload {
+    /* Wait for room, up to the call's timeout (then a Timeout error for
+     * call, MPB_ETIMEDOUT for submit); timeout 0 fails at once. */
+    MPB_OVERLOAD_BLOCK = 0,
+    /* Fail at once whatever the timeout: call answers an Overloaded error
+     * (MPB_EITEM), submit and call_many MPB_EAGAIN. Streams still wait:
+     * they pace themselves. */
+    MPB_OVERLOAD_REJECT = 1,
+} mpb_overload;
+
 typedef struct mpb_server_options {
-    /* Items in flight at most (submit and stream block beyond); 0: 1024;
-     * at most 4194304. */
+    /* Items accepted and not yet answered at most (waiting in queues and
+     * at workers): what bounds the server's memory under any load; 0:
+     * 1024; at most 4194304. Beyond it, see overload. */
     size_t capacity;
+    mpb_overload overload;
     /* How long stop waits for workers to leave before killing them; 0: 10000. */
     int stop_timeout_ms;
     /* Optional per-batch observer (dispatcher thread; must not block). */
@@ -84,8 +97,9 @@ typedef struct mpb_server_stats {
     uint64_t workers_lost;    /* workers that died while the server ran */
     uint64_t shm_items;       /* items handed to local workers through shared memory */
     uint64_t shm_values;      /* values local workers returned through shared memory */
-    uint64_t rejected;        /* items refused at capacity: submit's EAGAIN / ETIMEDOUT, front
-                               * ends' Overloaded (HTTP 503) */
+    uint64_t rejected;        /* items refused at capacity: call's and submit's Overloaded or
+                               * Timeout waiting for room, front ends' Overloaded (HTTP 503,
+                               * and a client past client_max_in_flight) */
     char last_exit[192];      /* the latest worker death: "mlp/worker mlp-0 (pid 123) killed by
                                * signal 9 (Killed)"; "" when none died */
 } mpb_server_stats;
@@ -147,7 +161,9 @@ MPB_EXPORT int mpb_server_start(mpb_server *self, char *err, size_t err_len);
 
 /* Runs one item and waits up to timeout_ms (<= 0: no limit). Returns 0 with
  * a value in *out; MPB_EITEM with an error result in *out (MPB_ETIMEDOUT
- * with a Timeout error when the deadline passed; an item larger than its
+ * with a Timeout error when the deadline passed, or when the server stayed
+ * at capacity that long; an Overloaded error at once at capacity with
+ * MPB_OVERLOAD_REJECT; an item larger than its
  * servlet's max_item_bytes is an ItemTooLarge error); another negative
  * status (MPB_ECLOSED, MPB_EINVAL, MPB_ELIMIT over 1 GiB) with *out NULL
  * when the item could not be submitted. The caller owns *out. */
@@ -160,7 +176,9 @@ MPB_EXPORT int mpb_server_call(mpb_server *self, const void *input, size_t len, 
  * the caller destroys each). timeout_ms (<= 0: none) is each item's
  * deadline: past it the item's result is a Timeout error. Returns 0, or
  * MPB_ECLOSED when the server stopped before some items went in (those
- * get an Unavailable error), MPB_EINVAL / MPB_ELIMIT with out untouched. */
+ * get an Unavailable error), MPB_EAGAIN with overload MPB_OVERLOAD_REJECT
+ * when the server was at capacity (the items that did not go in get an
+ * Overloaded error), MPB_EINVAL / MPB_ELIMIT with out untouched. */
 MPB_EXPORT int mpb_server_call_many(mpb_server *self, const void *const *inputs, const size_t *lens,
                                     size_t n, int timeout_ms, mpb_result **out);
 
