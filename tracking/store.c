@@ -45,14 +45,11 @@ scheme_length(const char *uri)
     return uri[len] == ':' && len > 1 ? len : 0;
 }
 
-int
-mpb_store_open(const char *uri, mpb_store **out, char *err, size_t err_len)
+static int
+open_backend(const char *uri, const mpb_store_open_opts *opts, mpb_store **out, char *err,
+             size_t err_len)
 {
-    MPB_ASSERT(out != NULL);
-    if (uri == NULL) {
-        const char *env = getenv("MLFLOW_TRACKING_URI");
-        uri = env != NULL && *env != '\0' ? env : DEFAULT_TRACKING_URI;
-    }
+    static const mpb_store_open_opts defaults = {0};
     if (*uri == '\0') {
         return mpb__set_error(err, err_len, MPB_EINVAL, "empty tracking URI");
     }
@@ -78,7 +75,7 @@ mpb_store_open(const char *uri, mpb_store **out, char *err, size_t err_len)
     const mpb__store_ops *ops = backend->ops();
     void *state = NULL;
     char *resolved = NULL;
-    int rc = ops->open(uri, &state, &resolved, err, err_len);
+    int rc = ops->open(uri, opts != NULL ? opts : &defaults, &state, &resolved, err, err_len);
     if (rc < 0) {
         return rc;
     }
@@ -88,6 +85,30 @@ mpb_store_open(const char *uri, mpb_store **out, char *err, size_t err_len)
     store->uri = resolved;
     *out = store;
     return 0;
+}
+
+char *
+mpb_store_default_uri(void)
+{
+    const char *env = getenv("MLFLOW_TRACKING_URI");
+    return mpb_strdup(env != NULL && *env != '\0' ? env : DEFAULT_TRACKING_URI);
+}
+
+int
+mpb_store_open(const char *uri, mpb_store **out, char *err, size_t err_len)
+{
+    return mpb_store_open_with(uri, NULL, out, err, err_len);
+}
+
+int
+mpb_store_open_with(const char *uri, const mpb_store_open_opts *opts, mpb_store **out, char *err,
+                    size_t err_len)
+{
+    MPB_ASSERT(out != NULL);
+    char *default_uri = uri == NULL ? mpb_store_default_uri() : NULL;
+    int rc = open_backend(uri != NULL ? uri : default_uri, opts, out, err, err_len);
+    free(default_uri);
+    return rc;
 }
 
 void
