@@ -25,6 +25,7 @@
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -150,9 +151,13 @@ mpb__sql_int(sqlite3_stmt *stmt, int column, int64_t if_null)
 }
 
 int
-mpb__sqlstore_experiment_key(const char *experiment_id, int64_t *out)
+mpb__sqlstore_parse_experiment_id(const char *experiment_id, int64_t *out)
 {
-    return mpb__parse_int64(experiment_id, out) == 0 && *out >= 0;
+    char canonical[24] = "";
+    if (mpb__parse_int64(experiment_id, out) == 0 && *out >= 0) {
+        snprintf(canonical, sizeof canonical, "%lld", (long long)*out);
+    }
+    return strcmp(canonical, experiment_id) == 0 ? 0 : MPB_EINVAL; /* "007" is not 7 */
 }
 
 void

@@ -87,7 +87,7 @@ find_experiment(mpb__sqlstore *store, void *ctx, char *err, size_t err_len)
 {
     experiment_query *query = ctx;
     int64_t id = 0;
-    if (!query->by_name && !mpb__sqlstore_experiment_key(query->key, &id)) {
+    if (!query->by_name && mpb__sqlstore_parse_experiment_id(query->key, &id) < 0) {
         return mpb__set_error(err, err_len, MPB_ENOTFOUND, "Could not find experiment with ID %s",
                               query->key);
     }

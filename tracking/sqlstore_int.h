@@ -77,8 +77,9 @@ int64_t mpb__sql_int(sqlite3_stmt *stmt, int column, int64_t if_null);
 int mpb__sqlstore_error(mpb__sqlstore *store, int sqlite_rc, const char *what, char *err,
                         size_t err_len);
 
-/* An experiment id as SQL holds it (an integer); 0 when the text is not one. */
-int mpb__sqlstore_experiment_key(const char *experiment_id, int64_t *out);
+/* An experiment id as SQL holds it (a non-negative integer); MPB_EINVAL when
+ * the text is not one (no experiment of this store has that id). */
+int mpb__sqlstore_parse_experiment_id(const char *experiment_id, int64_t *out);
 
 /* Metric values as MLflow stores them and back (NaN, +-inf). */
 void mpb__sqlstore_metric_to_sql(double value, double *out_value, int *out_is_nan);
