@@ -243,6 +243,12 @@ static int
 list_experiments(mpb__sqlstore *store, void *ctx, char *err, size_t err_len)
 {
     experiment_list *list = ctx;
+    for (size_t i = 0; i < list->n; i++) { /* a retried transaction starts over */
+        mpb__experiment_clear(&list->experiments[i]);
+    }
+    free(list->experiments);
+    list->experiments = NULL;
+    list->n = 0;
     sqlite3_stmt *stmt = NULL;
     int rc = mpb__sql_prepare(store, &stmt, err, err_len, EXPERIMENT_SELECT, NULL);
     return rc < 0 ? rc : read_experiments(store, stmt, &list->experiments, &list->n, err, err_len);
@@ -262,6 +268,10 @@ mpb__sqlstore_search_experiments(void *backend, const mpb_search_opts *opts,
         rc = mpb__sqlstore_transact(backend, 0, list_experiments, &list, err, err_len);
     }
     if (rc < 0) {
+        for (size_t i = 0; i < list.n; i++) {
+            mpb__experiment_clear(&list.experiments[i]);
+        }
+        free(list.experiments);
         return rc;
     }
     size_t next = 0;
