@@ -268,6 +268,11 @@ database_missing_a_column_is_refused_by_name(void **state)
     sql_fixture *f = *state;
     make_mlflow_database(f->db_path);
     sqlite3 *db = open_raw(f->db_path);
+    /* Another revision with every column this store writes: fine. */
+    exec_sql(db, "UPDATE alembic_version SET version_num = '0123456789ab'");
+    mpb_store *store = open_store(f);
+    free(th_run(store, "0", "on-a-later-revision"));
+    mpb_store_destroy(&store);
     exec_sql(db, "ALTER TABLE runs DROP COLUMN deleted_time;"
                  "UPDATE alembic_version SET version_num = 'bf29a5ff90ea';");
     sqlite3_close(db);
@@ -285,6 +290,31 @@ database_missing_a_column_is_refused_by_name(void **state)
     sqlite3_close(db);
     const char *other[] = {"experiments", "revision none", NULL};
     assert_open_refused(f, other);
+}
+
+/* A database another process keeps locked: the call gives up after the
+ * store's timeout with a clear error, and works once the lock is gone. */
+static void
+locked_database_is_a_clear_error_after_the_timeout(void **state)
+{
+    sql_fixture *f = *state;
+    mpb_store_open_opts opts = {.timeout_ms = 200, .artifact_root = f->dir};
+    mpb_store *store = NULL;
+    assert_int_equal(mpb_store_open_with(f->uri, &opts, &store, f->err, sizeof f->err), 0);
+    char *run_id = th_run(store, "0", "locked");
+    sqlite3 *holder = open_raw(f->db_path);
+    exec_sql(holder, "BEGIN EXCLUSIVE");
+    mpb_metric metric = {"m", 1, 1, 1};
+    assert_int_equal(
+        mpb_store_log_batch(store, run_id, &metric, 1, NULL, 0, NULL, 0, f->err, sizeof f->err),
+        MPB_EBUSY);
+    assert_non_null(strstr(f->err, "stayed locked by another process"));
+    exec_sql(holder, "COMMIT");
+    sqlite3_close(holder);
+    assert_int_equal(
+        mpb_store_log_batch(store, run_id, &metric, 1, NULL, 0, NULL, 0, f->err, sizeof f->err), 0);
+    mpb_store_destroy(&store);
+    free(run_id);
 }
 
 static void
@@ -546,6 +576,7 @@ main(void)
         SQL_TEST(new_database_holds_exactly_mlflows_schema_and_rows),
         SQL_TEST(mlflow_made_database_is_written_through_the_core_tables),
         SQL_TEST(database_missing_a_column_is_refused_by_name),
+        SQL_TEST(locked_database_is_a_clear_error_after_the_timeout),
         SQL_TEST(nan_and_infinities_are_stored_as_mlflow_stores_them),
         SQL_TEST(latest_metrics_rows_follow_step_then_timestamp_then_value),
         SQL_TEST(processes_opening_a_new_database_at_once_create_it_once),
