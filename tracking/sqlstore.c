@@ -212,8 +212,8 @@ run_once(mpb__sqlstore *store, int write, mpb__sql_work_fn work, void *ctx, char
 }
 
 int
-mpb__sqlstore_transact(mpb__sqlstore *store, int write, mpb__sql_work_fn work, void *ctx,
-                       char *err, size_t err_len)
+mpb__sqlstore_transact(mpb__sqlstore *store, int write, mpb__sql_work_fn work, void *ctx, char *err,
+                       size_t err_len)
 {
     int64_t deadline = mpb_now_ns() + store->timeout_ms * 1000000;
     int64_t pause_ns = 1000000;
@@ -295,9 +295,9 @@ set_wal(mpb__sqlstore *store, void *ctx, char *err, size_t err_len)
 static int
 connect_db(mpb__sqlstore *store, char *err, size_t err_len)
 {
-    int rc = sqlite3_open_v2(store->path, &store->db,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                             NULL);
+    int rc =
+        sqlite3_open_v2(store->path, &store->db,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
         return mpb__sqlstore_error(store, rc, "cannot open the database", err, err_len);
     }
@@ -321,8 +321,8 @@ connect_db(mpb__sqlstore *store, char *err, size_t err_len)
 }
 
 static int
-sqlstore_open(const char *uri, const mpb_store_open_opts *opts, void **out_backend,
-              char **out_uri, char *err, size_t err_len)
+sqlstore_open(const char *uri, const mpb_store_open_opts *opts, void **out_backend, char **out_uri,
+              char *err, size_t err_len)
 {
     char *path = uri_to_path(uri);
     if (path == NULL) {
@@ -342,9 +342,8 @@ sqlstore_open(const char *uri, const mpb_store_open_opts *opts, void **out_backe
     pthread_mutex_init(&store->lock, NULL);
     store->path = path;
     store->timeout_ms = opts->timeout_ms > 0 ? opts->timeout_ms : DEFAULT_TIMEOUT_MS;
-    store->artifact_root = absolute_root(opts->artifact_root && *opts->artifact_root
-                                             ? opts->artifact_root
-                                             : DEFAULT_ARTIFACT_ROOT);
+    store->artifact_root = absolute_root(
+        opts->artifact_root && *opts->artifact_root ? opts->artifact_root : DEFAULT_ARTIFACT_ROOT);
     rc = connect_db(store, err, err_len);
     if (rc < 0) {
         sqlstore_close(store);
@@ -367,9 +366,9 @@ read_artifact_uri(mpb__sqlstore *store, void *ctx, char *err, size_t err_len)
 {
     artifact_uri_query *query = ctx;
     sqlite3_stmt *stmt = NULL;
-    int rc = mpb__sql_prepare(store, &stmt, err, err_len,
-                              "SELECT artifact_uri FROM runs WHERE run_uuid = ?", "s",
-                              query->run_id);
+    int rc =
+        mpb__sql_prepare(store, &stmt, err, err_len,
+                         "SELECT artifact_uri FROM runs WHERE run_uuid = ?", "s", query->run_id);
     if (rc == 0 && (rc = mpb__sql_step(store, stmt, err, err_len)) == 1) {
         free(query->uri);
         query->uri = mpb__sql_text(stmt, 0);
@@ -427,8 +426,8 @@ sqlstore_download_artifacts(void *backend, const char *run_id, const char *path,
     char *uri = NULL;
     int rc = run_artifact_uri(backend, run_id, &uri, err, err_len);
     if (rc == 0) {
-        rc = mpb__local_artifacts_download(uri, run_id, path, dst_dir, out_local_path, err,
-                                           err_len);
+        rc =
+            mpb__local_artifacts_download(uri, run_id, path, dst_dir, out_local_path, err, err_len);
     }
     free(uri);
     return rc;

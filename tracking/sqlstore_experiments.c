@@ -16,7 +16,7 @@
 #include "tracking/store_int.h"
 
 #define EXPERIMENT_SELECT                                                                          \
-    "SELECT experiment_id, name, artifact_location, lifecycle_stage, creation_time, "             \
+    "SELECT experiment_id, name, artifact_location, lifecycle_stage, creation_time, "              \
     "last_update_time FROM experiments "
 
 static int
@@ -92,11 +92,11 @@ find_experiment(mpb__sqlstore *store, void *ctx, char *err, size_t err_len)
                               query->key);
     }
     sqlite3_stmt *stmt = NULL;
-    int rc = query->by_name ? mpb__sql_prepare(store, &stmt, err, err_len,
-                                               EXPERIMENT_SELECT "WHERE name = ?", "s", query->key)
-                            : mpb__sql_prepare(store, &stmt, err, err_len,
-                                               EXPERIMENT_SELECT "WHERE experiment_id = ?", "i",
-                                               id);
+    int rc = query->by_name
+                 ? mpb__sql_prepare(store, &stmt, err, err_len, EXPERIMENT_SELECT "WHERE name = ?",
+                                    "s", query->key)
+                 : mpb__sql_prepare(store, &stmt, err, err_len,
+                                    EXPERIMENT_SELECT "WHERE experiment_id = ?", "i", id);
     mpb_experiment *list = NULL;
     size_t n = 0;
     if (rc == 0) {
@@ -131,8 +131,8 @@ mpb__sqlstore_get_experiment_in_txn(mpb__sqlstore *store, const char *experiment
 }
 
 static int
-get_experiment(mpb__sqlstore *store, const char *key, int by_name, mpb_experiment **out,
-               char *err, size_t err_len)
+get_experiment(mpb__sqlstore *store, const char *key, int by_name, mpb_experiment **out, char *err,
+               size_t err_len)
 {
     experiment_query query = {.key = key, .by_name = by_name};
     int rc = mpb__sqlstore_transact(store, 0, find_experiment, &query, err, err_len);
@@ -330,8 +330,7 @@ change_experiment(mpb__sqlstore *store, void *ctx, char *err, size_t err_len)
 }
 
 int
-mpb__sqlstore_delete_experiment(void *backend, const char *experiment_id, char *err,
-                                size_t err_len)
+mpb__sqlstore_delete_experiment(void *backend, const char *experiment_id, char *err, size_t err_len)
 {
     if (strcmp(experiment_id, MPB_DEFAULT_EXPERIMENT_ID) == 0) {
         return mpb__set_error(err, err_len, MPB_EINVAL,

@@ -97,8 +97,8 @@ write_batch(mpb__sqlstore *store, void *ctx, char *err, size_t err_len)
         rc = put_param(store, b->run_id, &b->params[i], err, err_len);
     }
     for (size_t i = 0; rc == 0 && i < b->n_tags; i++) {
-        rc = mpb__sqlstore_put_tag(store, b->run_id, b->tags[i].key, b->tags[i].value, err,
-                                   err_len);
+        rc =
+            mpb__sqlstore_put_tag(store, b->run_id, b->tags[i].key, b->tags[i].value, err, err_len);
     }
     for (size_t i = 0; rc == 0 && i < b->n_metrics; i++) {
         rc = put_metric(store, b->run_id, &b->metrics[i], err, err_len);

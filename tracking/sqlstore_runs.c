@@ -54,8 +54,8 @@ read_run_info(mpb__sqlstore *store, const char *run_id, mpb_run_info *out, char 
 
 /* Reads key/value rows of a run's params or tags. */
 static int
-read_values(mpb__sqlstore *store, const char *sql, const char *run_id, mpb_tag **out,
-            size_t *out_n, char *err, size_t err_len)
+read_values(mpb__sqlstore *store, const char *sql, const char *run_id, mpb_tag **out, size_t *out_n,
+            char *err, size_t err_len)
 {
     sqlite3_stmt *stmt = NULL;
     int rc = mpb__sql_prepare(store, &stmt, err, err_len, sql, "s", run_id);
@@ -135,8 +135,7 @@ mpb__sqlstore_run_stage(mpb__sqlstore *store, const char *run_id, char **out, ch
 }
 
 int
-mpb__sqlstore_check_active_run(mpb__sqlstore *store, const char *run_id, char *err,
-                               size_t err_len)
+mpb__sqlstore_check_active_run(mpb__sqlstore *store, const char *run_id, char *err, size_t err_len)
 {
     char *stage = NULL;
     int rc = mpb__sqlstore_run_stage(store, run_id, &stage, err, err_len);
@@ -150,16 +149,16 @@ mpb__sqlstore_check_active_run(mpb__sqlstore *store, const char *run_id, char *e
 }
 
 int
-mpb__sqlstore_put_tag(mpb__sqlstore *store, const char *run_id, const char *key,
-                      const char *value, char *err, size_t err_len)
+mpb__sqlstore_put_tag(mpb__sqlstore *store, const char *run_id, const char *key, const char *value,
+                      char *err, size_t err_len)
 {
     int rc = mpb__sql_exec(store, err, err_len,
                            "INSERT INTO tags (key, value, run_uuid) VALUES (?, ?, ?) "
                            "ON CONFLICT (key, run_uuid) DO UPDATE SET value = excluded.value",
                            "sss", key, value, run_id);
     if (rc == 0 && strcmp(key, MPB_TAG_RUN_NAME) == 0) {
-        rc = mpb__sql_exec(store, err, err_len, "UPDATE runs SET name = ? WHERE run_uuid = ?",
-                           "ss", value, run_id);
+        rc = mpb__sql_exec(store, err, err_len, "UPDATE runs SET name = ? WHERE run_uuid = ?", "ss",
+                           value, run_id);
     }
     return rc;
 }
@@ -385,9 +384,9 @@ load_candidates(mpb__sqlstore *store, void *ctx, char *err, size_t err_len)
  * are the shared in-memory evaluator's (tracking/search_eval.c), not
  * translated to SQL, so both stores answer every search alike. */
 int
-mpb__sqlstore_search_runs(void *backend, const char *const *experiment_ids,
-                          size_t n_experiment_ids, const mpb_search_opts *opts, mpb_run_page **out,
-                          char *err, size_t err_len)
+mpb__sqlstore_search_runs(void *backend, const char *const *experiment_ids, size_t n_experiment_ids,
+                          const mpb_search_opts *opts, mpb_run_page **out, char *err,
+                          size_t err_len)
 {
     size_t offset = 0;
     int rc = mpb__page_token_decode(opts ? opts->page_token : NULL, &offset, err, err_len);

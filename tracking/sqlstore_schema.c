@@ -67,8 +67,7 @@ alembic_revision(mpb__sqlstore *store)
 
 /* 1 when the table has the column, 0 when not, or a negative status. */
 static int
-has_column(mpb__sqlstore *store, const char *table, const char *column, char *err,
-           size_t err_len)
+has_column(mpb__sqlstore *store, const char *table, const char *column, char *err, size_t err_len)
 {
     sqlite3_stmt *stmt = NULL;
     int rc = mpb__sql_prepare(store, &stmt, err, err_len,
@@ -149,6 +148,5 @@ mpb__sqlstore_prepare_schema(mpb__sqlstore *store, void *ctx, char *err, size_t 
     if (rc < 0) {
         return rc;
     }
-    return n_tables == 0 ? create_schema(store, err, err_len)
-                         : check_existing(store, err, err_len);
+    return n_tables == 0 ? create_schema(store, err, err_len) : check_existing(store, err, err_len);
 }

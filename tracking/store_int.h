@@ -5,7 +5,9 @@
  *
  * Threading: every slot may be called from several threads at once on one
  *   backend; the backend serialises what needs it (the file store: flock on
- *   the run folder for run writes, on the root folder for experiment changes).
+ *   the run folder for run writes, on the root folder for experiment changes;
+ *   the SQLite store: its connection's mutex and one SQLite transaction per
+ *   call).
  *   Every slot may block on disk or network I/O.
  * Processes: a backend is never carried across fork().
  * Ownership: inputs are borrowed for the call. Out-parameters are the

@@ -202,9 +202,9 @@ mlflow_made_database_is_written_through_the_core_tables(void **state)
                      0);
     mpb_metric metrics[] = {{"loss", 0.5, 1001, 1}, {"loss", 0.25, 1002, 2}};
     mpb_param params[] = {{"lr", "0.1"}};
-    assert_int_equal(mpb_store_log_batch(store, run_id, metrics, 2, params, 1, NULL, 0, f->err,
-                                         sizeof f->err),
-                     0);
+    assert_int_equal(
+        mpb_store_log_batch(store, run_id, metrics, 2, params, 1, NULL, 0, f->err, sizeof f->err),
+        0);
     assert_int_equal(
         mpb_store_set_experiment_tag(store, exp_id, "team", "vision", f->err, sizeof f->err), 0);
     assert_int_equal(
@@ -221,10 +221,11 @@ mlflow_made_database_is_written_through_the_core_tables(void **state)
     /* MLflow's own row for experiment 0 is untouched. */
     assert_query(db, "SELECT artifact_location FROM experiments WHERE experiment_id = 0",
                  "/home/me/proj/mlruns/0\n");
-    char *sql = th_pathf("SELECT run_uuid, name, source_type, source_name, entry_point_name, "
-                         "user_id, status, start_time, end_time, source_version, lifecycle_stage, "
-                         "artifact_uri, experiment_id, deleted_time FROM runs WHERE run_uuid = '%s'",
-                         run_id);
+    char *sql =
+        th_pathf("SELECT run_uuid, name, source_type, source_name, entry_point_name, "
+                 "user_id, status, start_time, end_time, source_version, lifecycle_stage, "
+                 "artifact_uri, experiment_id, deleted_time FROM runs WHERE run_uuid = '%s'",
+                 run_id);
     row = th_pathf("%s|first|UNKNOWN|||tester|FAILED|1000|2000||active|%s/1/%s/artifacts|1|NULL\n",
                    run_id, f->dir, run_id);
     assert_query(db, sql, row);
@@ -354,9 +355,9 @@ latest_metrics_rows_follow_step_then_timestamp_then_value(void **state)
     char *run_id = th_run(store, "0", "latest");
     mpb_metric batches[][3] = {
         {{"a", 1.0, 100, 5}, {"b", 9.0, 100, 0}, {"c", 0.5, 100, 1}},
-        {{"a", 2.0, 50, 4}, {"b", 1.0, 101, 0}, {"c", 0.7, 100, 1}},   /* a: lower step */
-        {{"a", 3.0, 10, 6}, {"b", 5.0, 99, 0}, {"c", 0.6, 100, 1}},    /* c: lower value */
-        {{"a", NAN, 10, 6}, {"b", 2.0, 101, 0}, {"c", -1.0, 100, 1}},  /* ties on step+time */
+        {{"a", 2.0, 50, 4}, {"b", 1.0, 101, 0}, {"c", 0.7, 100, 1}},  /* a: lower step */
+        {{"a", 3.0, 10, 6}, {"b", 5.0, 99, 0}, {"c", 0.6, 100, 1}},   /* c: lower value */
+        {{"a", NAN, 10, 6}, {"b", 2.0, 101, 0}, {"c", -1.0, 100, 1}}, /* ties on step+time */
     };
     for (size_t i = 0; i < MPB_ARRAY_LEN(batches); i++) {
         assert_int_equal(mpb_store_log_batch(store, run_id, batches[i], 3, NULL, 0, NULL, 0, f->err,
@@ -398,8 +399,8 @@ worker_main(const char *uri, int worker, const char *shared_run)
     snprintf(name, sizeof name, "worker-%d", worker);
     int rc = mpb_store_open(uri, &store, err, sizeof err);
     if (rc == 0) {
-        rc = mpb_store_create_run(store, "0", "tester", -1, name, NULL, 0, &run_id, err,
-                                  sizeof err);
+        rc =
+            mpb_store_create_run(store, "0", "tester", -1, name, NULL, 0, &run_id, err, sizeof err);
     }
     mpb_metric batch[BATCH];
     for (int b = 0; rc == 0 && b < N_METRICS / BATCH; b++) {
@@ -557,8 +558,7 @@ mpb_runs_lists_a_sqlite_store(void **state)
     assert_non_null(strstr(out, "listed-run"));
     free(out);
     free(cmd);
-    cmd = th_pathf("%s/bin/mpb runs --uri '%s' show %s > %s 2>&1", build, f->uri, run_id,
-                   out_path);
+    cmd = th_pathf("%s/bin/mpb runs --uri '%s' show %s > %s 2>&1", build, f->uri, run_id, out_path);
     assert_int_equal(system(cmd), 0);
     out = th_read(out_path);
     assert_non_null(strstr(out, run_id));

@@ -140,12 +140,11 @@ pages_follow_the_backends_own_tokens(void **state)
     }
     size_t found = 0;
     do {
-        mpb_search_opts opts = {.filter = "name LIKE 'more-%'", .max_results = 2,
-                                .page_token = token};
+        mpb_search_opts opts = {
+            .filter = "name LIKE 'more-%'", .max_results = 2, .page_token = token};
         mpb_experiment_page *experiments = NULL;
-        assert_int_equal(mpb_store_search_experiments(c->store, &opts, &experiments, c->err,
-                                                      sizeof c->err),
-                         0);
+        assert_int_equal(
+            mpb_store_search_experiments(c->store, &opts, &experiments, c->err, sizeof c->err), 0);
         free(token);
         token = experiments->next_page_token ? mpb_strdup(experiments->next_page_token) : NULL;
         found += experiments->n_experiments;
@@ -180,8 +179,8 @@ registry_helpers_find_or_create(void **state)
     mpb_tag key[] = {{"model", "mlp"}, {"version", "it's 1"}};
     char *run_id = NULL;
     char *same = NULL;
-    assert_int_equal(mpb_store_get_or_create_run(c->store, again, key, 2, &run_id, &created,
-                                                 c->err, sizeof c->err),
+    assert_int_equal(mpb_store_get_or_create_run(c->store, again, key, 2, &run_id, &created, c->err,
+                                                 sizeof c->err),
                      0);
     assert_int_equal(created, 1);
     assert_int_equal(mpb_store_get_or_create_run(c->store, again, key, 2, &same, &created, c->err,

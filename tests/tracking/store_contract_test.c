@@ -61,18 +61,18 @@ experiment_names_are_unique_and_lifecycle_is_enforced(void **state)
 {
     contract *c = *state;
     char *id = NULL;
-    assert_int_equal(
-        mpb_store_create_experiment(c->store, "contract", NULL, NULL, 0, &id, c->err, sizeof c->err),
-        MPB_EEXIST);
+    assert_int_equal(mpb_store_create_experiment(c->store, "contract", NULL, NULL, 0, &id, c->err,
+                                                 sizeof c->err),
+                     MPB_EEXIST);
     mpb_experiment *experiment = NULL;
-    assert_int_equal(mpb_store_get_experiment_by_name(c->store, "contract", &experiment, c->err,
-                                                      sizeof c->err),
-                     0);
+    assert_int_equal(
+        mpb_store_get_experiment_by_name(c->store, "contract", &experiment, c->err, sizeof c->err),
+        0);
     assert_string_equal(experiment->experiment_id, c->exp_id);
     mpb_experiment_free(&experiment);
-    assert_int_equal(mpb_store_get_experiment_by_name(c->store, "nope", &experiment, c->err,
-                                                      sizeof c->err),
-                     MPB_ENOTFOUND);
+    assert_int_equal(
+        mpb_store_get_experiment_by_name(c->store, "nope", &experiment, c->err, sizeof c->err),
+        MPB_ENOTFOUND);
     assert_int_equal(mpb_store_get_experiment(c->store, "4242", &experiment, c->err, sizeof c->err),
                      MPB_ENOTFOUND);
     assert_int_equal(
@@ -89,9 +89,9 @@ experiment_names_are_unique_and_lifecycle_is_enforced(void **state)
     mpb_experiment_free(&experiment);
     assert_int_equal(mpb_store_delete_experiment(c->store, c->exp_id, c->err, sizeof c->err),
                      MPB_ENOTFOUND);
-    assert_int_equal(
-        mpb_store_create_experiment(c->store, "contract", NULL, NULL, 0, &id, c->err, sizeof c->err),
-        MPB_EEXIST);
+    assert_int_equal(mpb_store_create_experiment(c->store, "contract", NULL, NULL, 0, &id, c->err,
+                                                 sizeof c->err),
+                     MPB_EEXIST);
     assert_err(c, "deleted state");
     assert_int_equal(
         mpb_store_set_experiment_tag(c->store, c->exp_id, "k", "3", c->err, sizeof c->err),
@@ -108,8 +108,7 @@ experiment_names_are_unique_and_lifecycle_is_enforced(void **state)
     assert_int_equal(mpb_store_restore_experiment(c->store, c->exp_id, c->err, sizeof c->err), 0);
     assert_int_equal(mpb_store_restore_experiment(c->store, c->exp_id, c->err, sizeof c->err),
                      MPB_EINVAL);
-    assert_int_equal(mpb_store_delete_experiment(c->store, "0", c->err, sizeof c->err),
-                     MPB_EINVAL);
+    assert_int_equal(mpb_store_delete_experiment(c->store, "0", c->err, sizeof c->err), MPB_EINVAL);
     assert_err(c, "default experiment");
 }
 
@@ -318,8 +317,8 @@ nan_and_infinities_round_trip(void **state)
     contract *c = *state;
     char *run_id = th_run(c->store, c->exp_id, "odd-values");
     mpb_metric values[] = {
-        {"v", NAN, 10, 0}, {"v", INFINITY, 11, 1}, {"v", -INFINITY, 12, 2},
-        {"v", -0.25, 13, 3}, {"n", NAN, 10, 0},   {"p", INFINITY, 10, 0},
+        {"v", NAN, 10, 0},   {"v", INFINITY, 11, 1}, {"v", -INFINITY, 12, 2},
+        {"v", -0.25, 13, 3}, {"n", NAN, 10, 0},      {"p", INFINITY, 10, 0},
     };
     assert_int_equal(
         mpb_store_log_batch(c->store, run_id, values, 6, NULL, 0, NULL, 0, c->err, sizeof c->err),
