@@ -2,8 +2,9 @@
  * The mpbatch demo: a two-layer perceptron (the mlp plugin) served by two
  * worker processes pinned one per core, fed 100,000 generated vectors
  * through an ordered stream. Prints throughput and how batches formed, and
- * tracks the run (parameters, every batch's telemetry, a summary) into
- * ./mlruns (or $MLFLOW_TRACKING_URI), a store MLflow opens.
+ * tracks the run (parameters, every batch's telemetry, a summary) into the
+ * default store (mpb_store_default_uri(): $MLFLOW_TRACKING_URI, else
+ * sqlite:///mlflow.db, or ./mlruns where that holds experiments), which MLflow opens.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 #include "mpbatch/error.h"
 #include "mpbatch/server.h"
 #include "mpbatch/server_tracker.h"
+#include "mpbatch/store.h"
 #include "mpbatch/tracking.h"
 
 #define ITEMS 100000
@@ -114,13 +116,14 @@ finish_tracking(mpb_server_tracker *tracker, const mpb_server_stats *stats, doub
         fprintf(stderr, "demo: tracking: %s\n", err);
         return;
     }
-    const char *uri = getenv("MLFLOW_TRACKING_URI");
+    char *uri = mpb_store_default_uri();
     printf("tracked: run %s of experiment mpbatch-demo in %s (%llu batches logged, %llu "
            "dropped; sampled items in the table items.json)\n",
-           run_id, uri ? uri : "./mlruns", (unsigned long long)logged, (unsigned long long)dropped);
+           run_id, uri, (unsigned long long)logged, (unsigned long long)dropped);
     printf("  see it: ./build/bin/mpb runs show %s\n", run_id);
-    printf("  or in MLflow: MLFLOW_ALLOW_FILE_STORE=true mlflow ui --backend-store-uri %s\n",
-           uri ? uri : "./mlruns");
+    printf("  or in MLflow: %smlflow ui --backend-store-uri %s\n",
+           strncmp(uri, "sqlite:", 7) == 0 ? "" : "MLFLOW_ALLOW_FILE_STORE=true ", uri);
+    free(uri);
 }
 
 int

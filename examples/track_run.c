@@ -1,4 +1,5 @@
-/* Tracks one run into ./mlruns (or MLFLOW_TRACKING_URI); see docs/tracking.md. */
+/* Tracks one run into the default store (MLFLOW_TRACKING_URI, else sqlite:///mlflow.db or an
+ * existing ./mlruns); see docs/tracking.md. */
 #include "mpbatch/tracking.h"
 
 int

@@ -27,7 +27,7 @@
 static const char general_usage[] =
     "usage: mpb runs [--uri URI] [--json] <command> [options]\n"
     "\n"
-    "Browse a tracking store (MLflow's mlruns/ layout).\n"
+    "Browse a tracking store (MLflow's SQLite schema or mlruns/ layout).\n"
     "\n"
     "commands:\n"
     "  experiments          list experiments\n"
@@ -37,7 +37,8 @@ static const char general_usage[] =
     "  compare RUN_ID...    params and latest metrics of runs side by side\n"
     "\n"
     "options (anywhere on the line):\n"
-    "  --uri URI   tracking URI (default: $MLFLOW_TRACKING_URI, else ./mlruns)\n"
+    "  --uri URI   tracking URI (default: $MLFLOW_TRACKING_URI, else ./mlruns if it\n"
+    "              holds experiments, else sqlite:///mlflow.db)\n"
     "  --json      JSON output for scripts\n"
     "\n"
     "'mpb runs <command> --help' describes a command.\n";

@@ -1,7 +1,10 @@
 /*
- * Artifacts of a run: files below the folder named by the run's artifact_uri
- * (MLflow's LocalArtifactRepository for file: URIs). Every file appears whole:
- * it is copied to a temp name in the destination folder and renamed.
+ * Artifacts of a run. The public calls check their arguments and go through
+ * the backend's slots; the mpb__local_artifacts_* helpers are the artifact
+ * repository of backends whose runs keep local artifact URIs (MLflow's
+ * LocalArtifactRepository): files below the folder named by the run's
+ * artifact_uri. Every file appears whole: it is copied to a temp name in the
+ * destination folder and renamed.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -17,23 +20,15 @@
 
 /* Local folder of a run's artifacts; MPB_ENOTSUP for non-local URIs. */
 static int
-artifact_root(mpb_store *self, const char *run_id, char **out_dir, char *err, size_t err_len)
+artifact_root(const char *uri, const char *run_id, char **out_dir, char *err, size_t err_len)
 {
-    mpb_run *run = NULL;
-    int rc = mpb_store_get_run(self, run_id, &run, err, err_len);
-    if (rc < 0) {
-        return rc;
-    }
-    const char *uri = run->info.artifact_uri;
     char *dir = uri[0] == '/' ? mpb_strdup(uri) : mpb__file_uri_to_path(uri);
     if (dir == NULL) {
-        rc = mpb__set_error(err, err_len, MPB_ENOTSUP,
-                            "artifact URI '%s' of run %s is not a local file: URI", uri, run_id);
-    } else {
-        *out_dir = dir;
+        return mpb__set_error(err, err_len, MPB_ENOTSUP,
+                              "artifact URI '%s' of run %s is not a local file: URI", uri, run_id);
     }
-    mpb_run_free(&run);
-    return rc;
+    *out_dir = dir;
+    return 0;
 }
 
 static char *
@@ -43,16 +38,13 @@ join_optional(const char *dir, const char *path)
 }
 
 /* Local path of `path` (NULL or "" for the root) among a run's artifacts,
- * once path is known to stay inside. Caller frees *out. */
+ * path being known to stay inside. Caller frees *out. */
 static int
-artifact_local_path(mpb_store *self, const char *run_id, const char *path, char **out, char *err,
+artifact_local_path(const char *uri, const char *run_id, const char *path, char **out, char *err,
                     size_t err_len)
 {
     char *root = NULL;
-    int rc = mpb__validate_artifact_path(path, err, err_len);
-    if (rc == 0) {
-        rc = artifact_root(self, run_id, &root, err, err_len);
-    }
+    int rc = artifact_root(uri, run_id, &root, err, err_len);
     if (rc == 0) {
         *out = join_optional(root, path);
         free(root);
@@ -75,19 +67,18 @@ base_name(const char *path)
 }
 
 int
-mpb_store_log_artifact(mpb_store *self, const char *run_id, const char *local_path,
-                       const char *artifact_path, char *err, size_t err_len)
+mpb__local_artifacts_log(const char *artifact_uri, const char *run_id, const char *local_path,
+                         const char *artifact_path, char *err, size_t err_len)
 {
-    MPB_ASSERT(self != NULL && local_path != NULL);
-    int rc = mpb__validate_artifact_path(artifact_path, err, err_len);
+    int rc = 0;
     struct stat st;
-    if (rc == 0 && stat(local_path, &st) < 0) {
+    if (stat(local_path, &st) < 0) {
         rc = mpb__set_error(err, err_len, -errno, "cannot read '%s': %s", local_path,
                             mpb_strerror(-errno));
     }
     char *root = NULL;
     if (rc == 0) {
-        rc = artifact_root(self, run_id, &root, err, err_len);
+        rc = artifact_root(artifact_uri, run_id, &root, err, err_len);
     }
     if (rc < 0) {
         return rc;
@@ -111,12 +102,11 @@ mpb_store_log_artifact(mpb_store *self, const char *run_id, const char *local_pa
 }
 
 int
-mpb_store_list_artifacts(mpb_store *self, const char *run_id, const char *path,
-                         mpb_artifact_list **out, char *err, size_t err_len)
+mpb__local_artifacts_list(const char *artifact_uri, const char *run_id, const char *path,
+                          mpb_artifact_list **out, char *err, size_t err_len)
 {
-    MPB_ASSERT(self != NULL && out != NULL);
     char *dir = NULL;
-    int rc = artifact_local_path(self, run_id, path, &dir, err, err_len);
+    int rc = artifact_local_path(artifact_uri, run_id, path, &dir, err, err_len);
     if (rc < 0) {
         return rc;
     }
@@ -153,12 +143,12 @@ mpb_store_list_artifacts(mpb_store *self, const char *run_id, const char *path,
 }
 
 int
-mpb_store_download_artifacts(mpb_store *self, const char *run_id, const char *path,
-                             const char *dst_dir, char **out_local_path, char *err, size_t err_len)
+mpb__local_artifacts_download(const char *artifact_uri, const char *run_id, const char *path,
+                              const char *dst_dir, char **out_local_path, char *err,
+                              size_t err_len)
 {
-    MPB_ASSERT(self != NULL && dst_dir != NULL);
     char *src = NULL;
-    int rc = artifact_local_path(self, run_id, path, &src, err, err_len);
+    int rc = artifact_local_path(artifact_uri, run_id, path, &src, err, err_len);
     if (rc < 0) {
         return rc;
     }
@@ -185,4 +175,46 @@ mpb_store_download_artifacts(mpb_store *self, const char *run_id, const char *pa
     free(dest);
     free(src);
     return rc;
+}
+
+/* ---- The public calls ---- */
+
+int
+mpb_store_log_artifact(mpb_store *self, const char *run_id, const char *local_path,
+                       const char *artifact_path, char *err, size_t err_len)
+{
+    MPB_ASSERT(self != NULL && local_path != NULL);
+    int rc = mpb__validate_run_id(run_id, err, err_len);
+    if (rc == 0) {
+        rc = mpb__validate_artifact_path(artifact_path, err, err_len);
+    }
+    return rc < 0 ? rc
+                  : self->ops->log_artifact(self->backend, run_id, local_path, artifact_path, err,
+                                            err_len);
+}
+
+int
+mpb_store_list_artifacts(mpb_store *self, const char *run_id, const char *path,
+                         mpb_artifact_list **out, char *err, size_t err_len)
+{
+    MPB_ASSERT(self != NULL && out != NULL);
+    int rc = mpb__validate_run_id(run_id, err, err_len);
+    if (rc == 0) {
+        rc = mpb__validate_artifact_path(path, err, err_len);
+    }
+    return rc < 0 ? rc : self->ops->list_artifacts(self->backend, run_id, path, out, err, err_len);
+}
+
+int
+mpb_store_download_artifacts(mpb_store *self, const char *run_id, const char *path,
+                             const char *dst_dir, char **out_local_path, char *err, size_t err_len)
+{
+    MPB_ASSERT(self != NULL && dst_dir != NULL);
+    int rc = mpb__validate_run_id(run_id, err, err_len);
+    if (rc == 0) {
+        rc = mpb__validate_artifact_path(path, err, err_len);
+    }
+    return rc < 0 ? rc
+                  : self->ops->download_artifacts(self->backend, run_id, path, dst_dir,
+                                                  out_local_path, err, err_len);
 }

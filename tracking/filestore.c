@@ -124,8 +124,10 @@ filestore_close(void *backend)
 }
 
 static int
-filestore_open(const char *uri, void **out_backend, char **out_uri, char *err, size_t err_len)
+filestore_open(const char *uri, const mpb_store_open_opts *opts, void **out_backend,
+               char **out_uri, char *err, size_t err_len)
 {
+    (void)opts; /* nothing to tune: no timeouts, no credentials */
     char *path = strncmp(uri, "file:", 5) == 0 ? mpb__file_uri_to_path(uri) : mpb_strdup(uri);
     if (path == NULL) {
         return mpb__set_error(err, err_len, MPB_EINVAL,
@@ -158,6 +160,65 @@ filestore_open(const char *uri, void **out_backend, char **out_uri, char *err, s
     return 0;
 }
 
+/* The artifact URI of a run, read from its meta.yaml. Caller frees. */
+static int
+run_artifact_uri(void *backend, const char *run_id, char **out, char *err, size_t err_len)
+{
+    char *dir = mpb__filestore_run_dir(backend, run_id);
+    if (dir == NULL) {
+        return mpb__set_error(err, err_len, MPB_ENOTFOUND, "Run '%s' not found", run_id);
+    }
+    mpb_run_info info;
+    int rc = mpb__filestore_read_run_info(dir, &info, err, err_len);
+    free(dir);
+    if (rc == 0) {
+        *out = info.artifact_uri;
+        info.artifact_uri = NULL;
+        mpb__run_info_clear(&info);
+    }
+    return rc;
+}
+
+static int
+filestore_log_artifact(void *backend, const char *run_id, const char *local_path,
+                       const char *artifact_path, char *err, size_t err_len)
+{
+    char *uri = NULL;
+    int rc = run_artifact_uri(backend, run_id, &uri, err, err_len);
+    if (rc == 0) {
+        rc = mpb__local_artifacts_log(uri, run_id, local_path, artifact_path, err, err_len);
+    }
+    free(uri);
+    return rc;
+}
+
+static int
+filestore_list_artifacts(void *backend, const char *run_id, const char *path,
+                         mpb_artifact_list **out, char *err, size_t err_len)
+{
+    char *uri = NULL;
+    int rc = run_artifact_uri(backend, run_id, &uri, err, err_len);
+    if (rc == 0) {
+        rc = mpb__local_artifacts_list(uri, run_id, path, out, err, err_len);
+    }
+    free(uri);
+    return rc;
+}
+
+static int
+filestore_download_artifacts(void *backend, const char *run_id, const char *path,
+                             const char *dst_dir, char **out_local_path, char *err, size_t err_len)
+{
+    char *uri = NULL;
+    int rc = run_artifact_uri(backend, run_id, &uri, err, err_len);
+    if (rc == 0) {
+        rc = mpb__local_artifacts_download(uri, run_id, path, dst_dir, out_local_path, err,
+                                           err_len);
+    }
+    free(uri);
+    return rc;
+}
+
 static const mpb__store_ops filestore_ops = {
     .name = "file",
     .open = filestore_open,
@@ -178,6 +239,9 @@ static const mpb__store_ops filestore_ops = {
     .log_batch = mpb__filestore_log_batch,
     .delete_tag = mpb__filestore_delete_tag,
     .get_metric_history = mpb__filestore_get_metric_history,
+    .log_artifact = filestore_log_artifact,
+    .list_artifacts = filestore_list_artifacts,
+    .download_artifacts = filestore_download_artifacts,
 };
 
 const mpb__store_ops *

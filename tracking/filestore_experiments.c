@@ -285,9 +285,14 @@ mpb__filestore_search_experiments(void *backend, const mpb_search_opts *opts,
                                   mpb_experiment_page **out, char *err, size_t err_len)
 {
     mpb__filestore *fs = backend;
+    size_t offset = 0;
+    int rc = mpb__page_token_decode(opts ? opts->page_token : NULL, &offset, err, err_len);
+    if (rc < 0) {
+        return rc;
+    }
     char **dirs = NULL;
     size_t n = 0;
-    int rc = mpb__filestore_experiment_dirs(fs, &dirs, &n);
+    rc = mpb__filestore_experiment_dirs(fs, &dirs, &n);
     if (rc < 0) {
         return mpb__set_error(err, err_len, rc, "cannot list %s: %s", fs->root, mpb_strerror(rc));
     }
@@ -304,7 +309,13 @@ mpb__filestore_search_experiments(void *backend, const mpb_search_opts *opts,
         }
     }
     mpb__fs_names_free(dirs, n);
-    return mpb__search_experiments_in_memory(experiments, kept, opts, out, err, err_len);
+    size_t next = 0;
+    rc = mpb__search_experiments_in_memory(experiments, kept, opts, offset, out, &next, err,
+                                           err_len);
+    if (rc == 0 && next > 0) {
+        (*out)->next_page_token = mpb__page_token_encode(next);
+    }
+    return rc;
 }
 
 /* Experiment meta rewritten with a new lifecycle and last_update_time. */

@@ -473,7 +473,8 @@ mpb__filestore_search_runs(void *backend, const char *const *experiment_ids,
     mpb_run *runs = NULL;
     size_t n = 0;
     size_t cap = 0;
-    int rc = 0;
+    size_t offset = 0;
+    int rc = mpb__page_token_decode(opts ? opts->page_token : NULL, &offset, err, err_len);
     for (size_t i = 0; rc == 0 && i < n_experiment_ids; i++) {
         char *exp_dir = mpb__filestore_experiment_dir(fs, experiment_ids[i], NULL);
         if (exp_dir == NULL) {
@@ -495,6 +496,11 @@ mpb__filestore_search_runs(void *backend, const char *const *experiment_ids,
         free(runs);
         return rc;
     }
-    return mpb__search_runs_in_memory(runs ? runs : mpb_calloc(1, sizeof *runs), n, opts, out, err,
-                                      err_len);
+    size_t next = 0;
+    rc = mpb__search_runs_in_memory(runs ? runs : mpb_calloc(1, sizeof *runs), n, opts, offset, out,
+                                    &next, err, err_len);
+    if (rc == 0 && next > 0) {
+        (*out)->next_page_token = mpb__page_token_encode(next);
+    }
+    return rc;
 }

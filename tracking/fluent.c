@@ -28,7 +28,7 @@
 static struct fluent {
     pthread_mutex_t lock;
     pid_t pid;
-    char *uri; /* explicit; NULL: MLFLOW_TRACKING_URI or ./mlruns */
+    char *uri; /* explicit; NULL: mpb_store_default_uri() */
     mpb_store *store;
     mpb_logging_queue *queue;
     char *experiment_id; /* resolved on first need */

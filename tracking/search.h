@@ -1,8 +1,10 @@
 /*
  * MLflow's search syntax (the subset in docs/tracking-format.md "Search"):
  * filter parsing with error offsets, matching runs and experiments, order_by,
- * opaque page tokens (base64 of {"offset": N}, as MLflow's), and an in-memory
- * search for backends that cannot push it down (the file store).
+ * offset page tokens (base64 of {"offset": N}, as MLflow's file and SQL stores
+ * make them; a backend that pages by offset uses them, the format is the
+ * backend's choice), and an in-memory search for backends that do not push
+ * it down (the file and SQLite stores).
  * Threading: thread-safe. Processes: n/a.
  * Ownership: parsed filters/orders own their strings until *_clear.
  */
@@ -80,20 +82,28 @@ int mpb__like_match(const char *pattern, const char *text, int ignore_case);
 int mpb__filter_match_run(const mpb__filter *filter, const mpb_run *run);
 int mpb__filter_match_experiment(const mpb__filter *filter, const mpb_experiment *experiment);
 
+/* Offset page tokens; NULL or "" decodes to offset 0. MPB_EINVAL for
+ * anything else that is not such a token. Caller frees the encoded token. */
 char *mpb__page_token_encode(size_t offset);
 int mpb__page_token_decode(const char *token, size_t *out_offset, char *err, size_t err_len);
 
-/* Checks every field of search options (filter and order syntax, view type,
- * max_results, page token) before any I/O. */
+/* Checks the fields of search options every backend shares (filter and order
+ * syntax, view type, max_results) before any I/O. The page token is the
+ * backend's to check. */
 int mpb__search_opts_check(mpb__search_target target, const mpb_search_opts *opts, char *err,
                            size_t err_len);
 
-/* Filters by view type and filter, sorts, cuts one page. Consumes `runs`
- * (an array of n_runs runs, freed here whatever the outcome). */
+/* Filters by view type and filter, sorts, and cuts the page that starts at
+ * `offset` (the backend decoded it from its page token). Consumes `runs` (an
+ * array of n_runs runs, freed here whatever the outcome). The page's
+ * next_page_token is left NULL; *out_next is the offset the next page starts
+ * at, 0 when this page is the last. */
 int mpb__search_runs_in_memory(mpb_run *runs, size_t n_runs, const mpb_search_opts *opts,
-                               mpb_run_page **out, char *err, size_t err_len);
+                               size_t offset, mpb_run_page **out, size_t *out_next, char *err,
+                               size_t err_len);
 int mpb__search_experiments_in_memory(mpb_experiment *experiments, size_t n_experiments,
-                                      const mpb_search_opts *opts, mpb_experiment_page **out,
-                                      char *err, size_t err_len);
+                                      const mpb_search_opts *opts, size_t offset,
+                                      mpb_experiment_page **out, size_t *out_next, char *err,
+                                      size_t err_len);
 
 #endif

@@ -305,6 +305,10 @@ mpb__page_token_encode(size_t offset)
 int
 mpb__page_token_decode(const char *token, size_t *out_offset, char *err, size_t err_len)
 {
+    *out_offset = 0;
+    if (token == NULL || *token == '\0') {
+        return 0;
+    }
     size_t len = 0;
     unsigned char *json = mpb__base64_decode(token, &len);
     if (json == NULL) {
@@ -352,10 +356,6 @@ mpb__search_opts_check(mpb__search_target target, const mpb_search_opts *opts, c
         rc = mpb__order_parse(target, opts->order_by, opts->n_order_by, &order, err, err_len);
         mpb__order_clear(&order);
     }
-    size_t offset;
-    if (rc == 0 && opts->page_token != NULL && *opts->page_token != '\0') {
-        rc = mpb__page_token_decode(opts->page_token, &offset, err, err_len);
-    }
     return rc;
 }
 
@@ -379,12 +379,13 @@ typedef struct search_plan {
 } search_plan;
 
 static int
-plan_search(mpb__search_target target, const mpb_search_opts *opts, search_plan *plan, char *err,
-            size_t err_len)
+plan_search(mpb__search_target target, const mpb_search_opts *opts, size_t offset,
+            search_plan *plan, char *err, size_t err_len)
 {
     static const mpb_search_opts defaults = {0};
     opts = opts ? opts : &defaults;
     memset(plan, 0, sizeof *plan);
+    plan->offset = offset;
     plan->view = opts->view_type ? opts->view_type : MPB_VIEW_ACTIVE_ONLY;
     plan->max_results = opts->max_results ? opts->max_results : MPB_SEARCH_MAX_RESULTS_DEFAULT;
     int rc = mpb__search_opts_check(target, opts, err, err_len);
@@ -393,9 +394,6 @@ plan_search(mpb__search_target target, const mpb_search_opts *opts, search_plan 
     }
     if (rc == 0) {
         rc = mpb__order_parse(target, opts->order_by, opts->n_order_by, &plan->order, err, err_len);
-    }
-    if (rc == 0 && opts->page_token != NULL && *opts->page_token != '\0') {
-        rc = mpb__page_token_decode(opts->page_token, &plan->offset, err, err_len);
     }
     return rc;
 }
@@ -421,7 +419,7 @@ typedef struct search_kind {
 typedef struct search_page {
     void *items; /* malloc'd, room for at least one */
     size_t n;
-    char *next_page_token; /* NULL on the last page */
+    size_t next; /* offset of the next page, 0 on the last */
 } search_page;
 
 /* Keeps the items the search selects, sorts them and cuts out the page it
@@ -429,10 +427,10 @@ typedef struct search_page {
  * rest is cleared and freed, on failure too. */
 static int
 search_in_memory(const search_kind *kind, void *items, size_t n, const mpb_search_opts *opts,
-                 search_page *out, char *err, size_t err_len)
+                 size_t offset, search_page *out, char *err, size_t err_len)
 {
     search_plan plan;
-    int rc = plan_search(kind->target, opts, &plan, err, err_len);
+    int rc = plan_search(kind->target, opts, offset, &plan, err, err_len);
     char *base = items;
     size_t kept = 0;
     for (size_t i = 0; i < n; i++) {
@@ -459,7 +457,7 @@ search_in_memory(const search_kind *kind, void *items, size_t n, const mpb_searc
             kind->clear(base + i * kind->size);
         }
     }
-    out->next_page_token = end < kept ? mpb__page_token_encode(end) : NULL;
+    out->next = end < kept ? end : 0;
     free(items);
     plan_clear(&plan);
     return 0;
@@ -489,16 +487,17 @@ static const search_kind run_search = {
 
 int
 mpb__search_runs_in_memory(mpb_run *runs, size_t n_runs, const mpb_search_opts *opts,
-                           mpb_run_page **out, char *err, size_t err_len)
+                           size_t offset, mpb_run_page **out, size_t *out_next, char *err,
+                           size_t err_len)
 {
     search_page found;
-    int rc = search_in_memory(&run_search, runs, n_runs, opts, &found, err, err_len);
+    int rc = search_in_memory(&run_search, runs, n_runs, opts, offset, &found, err, err_len);
     if (rc == 0) {
         mpb_run_page *page = mpb_calloc(1, sizeof *page);
         page->runs = found.items;
         page->n_runs = found.n;
-        page->next_page_token = found.next_page_token;
         *out = page;
+        *out_next = found.next;
     }
     return rc;
 }
@@ -527,18 +526,19 @@ static const search_kind experiment_search = {
 
 int
 mpb__search_experiments_in_memory(mpb_experiment *experiments, size_t n_experiments,
-                                  const mpb_search_opts *opts, mpb_experiment_page **out, char *err,
+                                  const mpb_search_opts *opts, size_t offset,
+                                  mpb_experiment_page **out, size_t *out_next, char *err,
                                   size_t err_len)
 {
     search_page found;
-    int rc = search_in_memory(&experiment_search, experiments, n_experiments, opts, &found, err,
-                              err_len);
+    int rc = search_in_memory(&experiment_search, experiments, n_experiments, opts, offset, &found,
+                              err, err_len);
     if (rc == 0) {
         mpb_experiment_page *page = mpb_calloc(1, sizeof *page);
         page->experiments = found.items;
         page->n_experiments = found.n;
-        page->next_page_token = found.next_page_token;
         *out = page;
+        *out_next = found.next;
     }
     return rc;
 }

@@ -12,12 +12,17 @@
 
 #include "core/util.h"
 #include "mpbatch/error.h"
+#include "tracking/fs_util.h"
 #include "tracking/search.h"
 #include "tracking/store_int.h"
 #include "tracking/text.h"
 #include "tracking/validate.h"
 
-#define DEFAULT_TRACKING_URI "./mlruns"
+/* MLflow's default since 3.7, and the file store it replaced, which stays
+ * the default where ./mlruns already holds experiments. */
+#define DEFAULT_TRACKING_URI "sqlite:///mlflow.db"
+#define LEGACY_TRACKING_URI "./mlruns"
+#define LEGACY_TRACKING_DIR "mlruns"
 
 static const struct backend_entry {
     const char *scheme;
@@ -25,7 +30,7 @@ static const struct backend_entry {
     const char *what;
 } backends[] = {
     {"file", mpb__filestore_backend, "MLflow's FileStore layout"},
-    {"sqlite", NULL, "MLflow's SQLite schema"},
+    {"sqlite", mpb__sqlstore_backend, "MLflow's SQLite schema"},
     {"http", NULL, "an MLflow tracking server's REST API"},
     {"https", NULL, "an MLflow tracking server's REST API"},
 };
@@ -45,14 +50,11 @@ scheme_length(const char *uri)
     return uri[len] == ':' && len > 1 ? len : 0;
 }
 
-int
-mpb_store_open(const char *uri, mpb_store **out, char *err, size_t err_len)
+static int
+open_backend(const char *uri, const mpb_store_open_opts *opts, mpb_store **out, char *err,
+             size_t err_len)
 {
-    MPB_ASSERT(out != NULL);
-    if (uri == NULL) {
-        const char *env = getenv("MLFLOW_TRACKING_URI");
-        uri = env != NULL && *env != '\0' ? env : DEFAULT_TRACKING_URI;
-    }
+    static const mpb_store_open_opts defaults = {0};
     if (*uri == '\0') {
         return mpb__set_error(err, err_len, MPB_EINVAL, "empty tracking URI");
     }
@@ -65,20 +67,20 @@ mpb_store_open(const char *uri, mpb_store **out, char *err, size_t err_len)
     }
     if (backend == NULL) {
         return mpb__set_error(err, err_len, MPB_ENOTSUP,
-                              "tracking URI scheme '%.*s' is not supported (use file:PATH or a "
-                              "plain path)",
+                              "tracking URI scheme '%.*s' is not supported (use "
+                              "sqlite:///PATH.db, file:PATH or a plain path)",
                               (int)len, uri);
     }
     if (backend->ops == NULL) {
         return mpb__set_error(err, err_len, MPB_ENOTSUP,
-                              "tracking URI scheme '%s' (%s) is not built yet; use file:PATH or "
-                              "a plain path",
+                              "tracking URI scheme '%s' (%s) is not built yet; use "
+                              "sqlite:///PATH.db, file:PATH or a plain path",
                               backend->scheme, backend->what);
     }
     const mpb__store_ops *ops = backend->ops();
     void *state = NULL;
     char *resolved = NULL;
-    int rc = ops->open(uri, &state, &resolved, err, err_len);
+    int rc = ops->open(uri, opts != NULL ? opts : &defaults, &state, &resolved, err, err_len);
     if (rc < 0) {
         return rc;
     }
@@ -88,6 +90,54 @@ mpb_store_open(const char *uri, mpb_store **out, char *err, size_t err_len)
     store->uri = resolved;
     *out = store;
     return 0;
+}
+
+/* 1 when ./mlruns holds an experiment: a folder (not hidden) with meta.yaml. */
+static int
+has_mlruns_data(void)
+{
+    char **names = NULL;
+    size_t n = 0;
+    if (mpb__fs_list(LEGACY_TRACKING_DIR, 1, &names, &n) < 0) {
+        return 0;
+    }
+    int found = 0;
+    for (size_t i = 0; i < n && !found; i++) {
+        if (names[i][0] != '.') {
+            char *meta = mpb_asprintf("%s/%s/meta.yaml", LEGACY_TRACKING_DIR, names[i]);
+            found = mpb__fs_is_file(meta);
+            free(meta);
+        }
+    }
+    mpb__fs_names_free(names, n);
+    return found;
+}
+
+char *
+mpb_store_default_uri(void)
+{
+    const char *env = getenv("MLFLOW_TRACKING_URI");
+    if (env != NULL && *env != '\0') {
+        return mpb_strdup(env);
+    }
+    return mpb_strdup(has_mlruns_data() ? LEGACY_TRACKING_URI : DEFAULT_TRACKING_URI);
+}
+
+int
+mpb_store_open(const char *uri, mpb_store **out, char *err, size_t err_len)
+{
+    return mpb_store_open_with(uri, NULL, out, err, err_len);
+}
+
+int
+mpb_store_open_with(const char *uri, const mpb_store_open_opts *opts, mpb_store **out, char *err,
+                    size_t err_len)
+{
+    MPB_ASSERT(out != NULL);
+    char *default_uri = uri == NULL ? mpb_store_default_uri() : NULL;
+    int rc = open_backend(uri != NULL ? uri : default_uri, opts, out, err, err_len);
+    free(default_uri);
+    return rc;
 }
 
 void

@@ -5,7 +5,9 @@
  *
  * Threading: every slot may be called from several threads at once on one
  *   backend; the backend serialises what needs it (the file store: flock on
- *   the run folder for run writes, on the root folder for experiment changes).
+ *   the run folder for run writes, on the root folder for experiment changes;
+ *   the SQLite store: its connection's mutex and one SQLite transaction per
+ *   call).
  *   Every slot may block on disk or network I/O.
  * Processes: a backend is never carried across fork().
  * Ownership: inputs are borrowed for the call. Out-parameters are the
@@ -23,11 +25,13 @@
 #include "mpbatch/store.h"
 
 typedef struct mpb__store_ops {
-    const char *name; /* "file" */
+    const char *name; /* "file", "sqlite" */
 
-    /* Opens the backend at `location` (the URI with the scheme as given);
-     * *out_uri is the resolved URI, the caller's. */
-    int (*open)(const char *uri, void **out_backend, char **out_uri, char *err, size_t err_len);
+    /* Opens the backend named by `uri` (the URI as given, scheme included or
+     * a plain path) with `opts` (never NULL; fields that do not apply to the
+     * backend are ignored); *out_uri is the resolved URI, the caller's. */
+    int (*open)(const char *uri, const mpb_store_open_opts *opts, void **out_backend,
+                char **out_uri, char *err, size_t err_len);
     void (*close)(void *backend);
 
     int (*create_experiment)(void *backend, const char *name, const char *artifact_location,
@@ -63,7 +67,24 @@ typedef struct mpb__store_ops {
                       size_t err_len);
     int (*get_metric_history)(void *backend, const char *run_id, const char *key,
                               mpb_metric_history **out, char *err, size_t err_len);
+
+    /* Artifacts of a run, as mpb_store_log_artifact / _list_artifacts /
+     * _download_artifacts (paths already checked: relative, no '..'). A
+     * backend whose runs keep local artifact URIs calls the
+     * mpb__local_artifacts_* helpers below. */
+    int (*log_artifact)(void *backend, const char *run_id, const char *local_path,
+                        const char *artifact_path, char *err, size_t err_len);
+    int (*list_artifacts)(void *backend, const char *run_id, const char *path,
+                          mpb_artifact_list **out, char *err, size_t err_len);
+    int (*download_artifacts)(void *backend, const char *run_id, const char *path,
+                              const char *dst_dir, char **out_local_path, char *err,
+                              size_t err_len);
 } mpb__store_ops;
+
+/* Page tokens: search_experiments and search_runs get opts->page_token as
+ * the caller got it from an earlier page of the same backend: the format is
+ * the backend's own (made and parsed by it alone), and a token it cannot
+ * parse is MPB_EINVAL. */
 
 struct mpb_store {
     const mpb__store_ops *ops;
@@ -71,8 +92,21 @@ struct mpb_store {
     char *uri;
 };
 
-/* The file store's ops table (a static const in tracking/filestore.c). */
+/* The backends' ops tables (static consts in tracking/filestore.c and
+ * tracking/sqlstore.c). */
 const mpb__store_ops *mpb__filestore_backend(void);
+const mpb__store_ops *mpb__sqlstore_backend(void);
+
+/* ---- Local artifact repository (tracking/artifacts.c) ----
+ * For runs whose artifact_uri is a local path or a file: URI (MLflow's
+ * LocalArtifactRepository); run_id only names the run in messages. */
+int mpb__local_artifacts_log(const char *artifact_uri, const char *run_id, const char *local_path,
+                             const char *artifact_path, char *err, size_t err_len);
+int mpb__local_artifacts_list(const char *artifact_uri, const char *run_id, const char *path,
+                              mpb_artifact_list **out, char *err, size_t err_len);
+int mpb__local_artifacts_download(const char *artifact_uri, const char *run_id, const char *path,
+                                  const char *dst_dir, char **out_local_path, char *err,
+                                  size_t err_len);
 
 /* ---- Entity helpers (tracking/entities.c) ---- */
 

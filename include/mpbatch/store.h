@@ -1,8 +1,9 @@
 /*
  * Tracking store: experiments, runs, params, metrics, tags and artifacts in a
  * backend MLflow itself can read, chosen by tracking URI as MLflow does
- * (`file:PATH` or a plain path: MLflow's FileStore layout; later `sqlite:///`
- * and `http(s)://`).
+ * (`file:PATH` or a plain path: MLflow's FileStore layout; `sqlite:///rel.db`
+ * or `sqlite:////abs.db`: MLflow's SQLite schema; later `http(s)://`).
+ * Every backend keeps one contract (tests/tracking/store_contract_test.c).
  *
  * Threading: one mpb_store may be used from several threads at once; calls on
  *   different runs proceed in parallel, calls on one run are serialised.
@@ -52,7 +53,8 @@
 
 typedef struct mpb_store mpb_store;
 
-/* Run status: the integers MLflow's FileStore writes. */
+/* Run status: the integers MLflow's FileStore writes (the SQL store writes
+ * the names, mpb_run_status_name). */
 typedef enum mpb_run_status {
     MPB_RUN_RUNNING = 1,
     MPB_RUN_SCHEDULED = 2,
@@ -119,10 +121,46 @@ typedef struct mpb_run {
     size_t n_tags;
 } mpb_run;
 
+/* How to reach a store. Zero/NULL fields mean the backend's default; a
+ * backend ignores the fields that do not apply to it (the file store uses
+ * none; the SQLite store uses timeout_ms and artifact_root; the REST store
+ * will use the connection fields). */
+typedef struct mpb_store_open_opts {
+    /* SQLite: how long one call waits for another process's lock (busy
+     * timeout and retries; default 20000). REST: per request (default 120000). */
+    int64_t timeout_ms;
+    /* REST: retries of a retryable failure (408, 429, 5xx); default 7. */
+    int max_retries;
+    /* SQLite: where new experiments keep artifacts (a local folder or a
+     * file: URI); default ./mlruns resolved at open, as MLflow's client. */
+    const char *artifact_root;
+    /* REST: HTTP basic auth (MLFLOW_TRACKING_USERNAME / _PASSWORD). */
+    const char *username;
+    const char *password;
+    /* REST: bearer token (MLFLOW_TRACKING_TOKEN). */
+    const char *token;
+    /* REST: 1 skips TLS certificate checks (MLFLOW_TRACKING_INSECURE_TLS). */
+    int insecure_tls;
+    /* REST: CA bundle and client certificate files (MLFLOW_TRACKING_SERVER_CERT_PATH,
+     * MLFLOW_TRACKING_CLIENT_CERT_PATH). */
+    const char *ca_bundle;
+    const char *client_cert;
+} mpb_store_open_opts;
+
+/* The tracking URI used when none is given: MLFLOW_TRACKING_URI when set and
+ * not empty; else "./mlruns" when that folder already holds an experiment
+ * (a sub-folder with meta.yaml), else "sqlite:///mlflow.db" (MLflow's rule
+ * since 3.7). Caller frees. */
+MPB_EXPORT char *mpb_store_default_uri(void);
+
 /* Opens (creating if needed) the store named by a tracking URI; NULL uri
- * means MLFLOW_TRACKING_URI, else "./mlruns". On success *out is the
- * caller's (mpb_store_destroy). */
+ * means mpb_store_default_uri(). On success *out is the caller's
+ * (mpb_store_destroy). Same as mpb_store_open_with(uri, NULL, ...). */
 MPB_EXPORT int mpb_store_open(const char *uri, mpb_store **out, char *err, size_t err_len);
+
+/* Same, with options (NULL: all defaults); opts is borrowed for the call. */
+MPB_EXPORT int mpb_store_open_with(const char *uri, const mpb_store_open_opts *opts,
+                                   mpb_store **out, char *err, size_t err_len);
 
 /* Closes the store; NULL-safe, idempotent, sets *self_p = NULL. */
 MPB_EXPORT void mpb_store_destroy(mpb_store **self_p);
@@ -168,7 +206,8 @@ MPB_EXPORT int mpb_run_status_parse(const char *name, mpb_run_status *out);
 /* ---- Experiments ------------------------------------------------------ */
 
 /* Creates an experiment. artifact_location NULL means the store's default
- * (file://<root>/<id> for the file store). Names are unique among active and
+ * (file://<root>/<id> for the file store, <artifact_root>/<id> for the
+ * SQLite store). Names are unique among active and
  * deleted experiments (MPB_EEXIST otherwise). *out_experiment_id is the
  * caller's (free()); out_experiment_id may be NULL. */
 MPB_EXPORT int mpb_store_create_experiment(mpb_store *self, const char *name,
@@ -185,7 +224,7 @@ MPB_EXPORT int mpb_store_get_experiment_by_name(mpb_store *self, const char *nam
                                                 mpb_experiment **out, char *err, size_t err_len);
 
 /* Marks the experiment and its active runs deleted (the file store moves the
- * folder to .trash/). The default experiment cannot be deleted. */
+ * folder to .trash/, the SQLite store changes lifecycle_stage). The default experiment cannot be deleted. */
 MPB_EXPORT int mpb_store_delete_experiment(mpb_store *self, const char *experiment_id, char *err,
                                            size_t err_len);
 
@@ -210,7 +249,8 @@ typedef struct mpb_search_opts {
     size_t n_order_by;
     mpb_view_type view_type; /* 0 means MPB_VIEW_ACTIVE_ONLY */
     size_t max_results;      /* 0 means 1000; more than 50000 is MPB_EINVAL */
-    const char *page_token;  /* NULL: first page; else a next_page_token seen before */
+    const char *page_token;  /* NULL: first page; else a next_page_token of the same
+                              * store and search (opaque: each backend has its own) */
 } mpb_search_opts;
 
 /* One page of runs; owns everything. next_page_token is NULL on the last page. */

@@ -12,7 +12,8 @@
  * Ownership: all strings are copied; nothing returned needs freeing.
  *
  * Configuration, read once at first use (explicit calls take precedence):
- *   MLFLOW_TRACKING_URI      store to open (default ./mlruns)
+ *   MLFLOW_TRACKING_URI      store to open (default: mpb_store_default_uri(),
+ *                            sqlite:///mlflow.db unless ./mlruns holds experiments)
  *   MLFLOW_EXPERIMENT_NAME   experiment of new runs, created if missing
  *   MLFLOW_EXPERIMENT_ID     experiment of new runs, when no name is set
  *   MLFLOW_RUN_ID            an outermost start_run resumes this run

@@ -1,6 +1,7 @@
 /*
  * The store API on a real file store: opening by tracking URI (and
- * MLFLOW_TRACKING_URI), experiments with delete to .trash and restore, runs
+ * MLFLOW_TRACKING_URI, else the default rule: ./mlruns if it holds
+ * experiments, else sqlite:///mlflow.db), experiments with delete to .trash and restore, runs
  * through their life, tags, metric history.
  */
 #include <stdarg.h>
@@ -60,7 +61,9 @@ open_resolves_tracking_uris(void **state)
         mpb_store_destroy(&store); /* idempotent */
         free(forms[i]);
     }
-    assert_open_fails("sqlite:///mlflow.db", MPB_ENOTSUP, "not built yet");
+    assert_open_fails("sqlite://", MPB_EINVAL, "names no database file");
+    assert_open_fails("sqlite:///x.db?mode=ro", MPB_EINVAL, "names no database file");
+    assert_open_fails("sqlite://host/x.db", MPB_EINVAL, "names no database file");
     assert_open_fails("https://mlflow.example.com", MPB_ENOTSUP, "not built yet");
     assert_open_fails("ftp://host/x", MPB_ENOTSUP, "'ftp' is not supported");
     assert_open_fails("file://otherhost/x", MPB_EINVAL, "names no local folder");
@@ -70,32 +73,96 @@ open_resolves_tracking_uris(void **state)
     th_cleanup(&dir);
 }
 
+/* Opens the default store from inside `dir`; returns its URI (caller frees). */
+static char *
+open_default_in(const char *dir)
+{
+    char cwd[PATH_MAX];
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    assert_int_equal(chdir(dir), 0);
+    char *uri = mpb_store_default_uri();
+    mpb_store *store = NULL;
+    char err[512] = "";
+    int rc = mpb_store_open(NULL, &store, err, sizeof err);
+    assert_int_equal(chdir(cwd), 0);
+    if (rc != 0) {
+        fail_msg("open the default store in %s: %s", dir, err);
+    }
+    char *resolved = mpb_strdup(mpb_store_uri(store));
+    mpb_store_destroy(&store);
+    free(uri);
+    return resolved;
+}
+
 static void
-null_uri_uses_env_then_default(void **state)
+null_uri_uses_env_then_the_default_rule(void **state)
 {
     (void)state;
     char *dir = th_tempdir();
     char *env_root = th_pathf("%s/from-env", dir);
     assert_int_equal(setenv("MLFLOW_TRACKING_URI", env_root, 1), 0);
+    char *uri = mpb_store_default_uri();
+    assert_string_equal(uri, env_root);
+    free(uri);
     mpb_store *store = NULL;
     assert_int_equal(mpb_store_open(NULL, &store, NULL, 0), 0);
     assert_non_null(strstr(mpb_store_uri(store), "/from-env"));
     mpb_store_destroy(&store);
     assert_true(mpb__fs_is_dir(env_root));
-    /* Unset (or empty): ./mlruns in the working folder. */
+
+    /* Unset (or empty), in a folder without mlruns/: sqlite:///mlflow.db there. */
     assert_int_equal(setenv("MLFLOW_TRACKING_URI", "", 1), 0);
     char cwd[PATH_MAX];
     assert_non_null(getcwd(cwd, sizeof cwd));
     assert_int_equal(chdir(dir), 0);
-    int rc = mpb_store_open(NULL, &store, NULL, 0);
+    uri = mpb_store_default_uri();
     assert_int_equal(chdir(cwd), 0);
-    assert_int_equal(rc, 0);
-    assert_non_null(strstr(mpb_store_uri(store), "/mlruns"));
-    mpb_store_destroy(&store);
-    char *default_root = th_pathf("%s/mlruns/0/meta.yaml", dir);
-    assert_true(mpb__fs_is_file(default_root));
+    assert_string_equal(uri, "sqlite:///mlflow.db");
+    free(uri);
+    char real[PATH_MAX];
+    assert_non_null(realpath(dir, real));
+    char *resolved = open_default_in(dir);
+    char *expected = th_pathf("sqlite:///%s/mlflow.db", real);
+    assert_string_equal(resolved, expected);
+    free(expected);
+    free(resolved);
+    char *db = th_pathf("%s/mlflow.db", dir);
+    assert_true(mpb__fs_is_file(db));
+    free(db);
+
+    /* An mlruns/ without experiments (only .trash, or artifacts) changes nothing. */
+    char *trash = th_pathf("%s/mlruns/.trash", dir);
+    char *artifacts = th_pathf("%s/mlruns/1/abc/artifacts", dir);
+    assert_int_equal(mpb__fs_mkdir_p(trash), 0);
+    assert_int_equal(mpb__fs_mkdir_p(artifacts), 0);
+    resolved = open_default_in(dir);
+    assert_non_null(strstr(resolved, "sqlite:///"));
+    free(resolved);
+
+    /* mlruns/ holding an experiment (a folder with meta.yaml): the file store there. */
+    char *exp_dir = th_pathf("%s/mlruns/0", dir);
+    char *meta = th_pathf("%s/meta.yaml", exp_dir);
+    assert_int_equal(mpb__fs_mkdir_p(exp_dir), 0);
+    assert_int_equal(mpb__fs_write_atomic(exp_dir, meta,
+                                          "artifact_location: x\nexperiment_id: '0'\n"
+                                          "lifecycle_stage: active\nname: Default\n",
+                                          78),
+                     0);
+    assert_int_equal(chdir(dir), 0);
+    uri = mpb_store_default_uri();
+    assert_int_equal(chdir(cwd), 0);
+    assert_string_equal(uri, "./mlruns");
+    free(uri);
+    resolved = open_default_in(dir);
+    expected = th_pathf("file://%s/mlruns", real);
+    assert_string_equal(resolved, expected);
+    free(expected);
+    free(resolved);
     unsetenv("MLFLOW_TRACKING_URI");
-    free(default_root);
+    free(meta);
+    free(exp_dir);
+    free(artifacts);
+    free(trash);
     free(env_root);
     th_cleanup(&dir);
 }
@@ -388,7 +455,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(open_resolves_tracking_uris),
-        cmocka_unit_test(null_uri_uses_env_then_default),
+        cmocka_unit_test(null_uri_uses_env_then_the_default_rule),
         cmocka_unit_test(default_experiment_comes_with_a_new_root_only),
         cmocka_unit_test_setup_teardown(delete_moves_experiment_to_trash_and_restore_brings_it_back,
                                         setup, th_fixture_teardown),

@@ -40,7 +40,8 @@ usage(FILE *out)
             "  --no-baselines    skip bare (the plugin in-process), raw (a ZeroMQ echo) and\n"
             "                    rtt (one ZeroMQ round trip)\n"
             "  --no-track        do not record the sweep in the tracking store (default:\n"
-            "                    MLFLOW_TRACKING_URI, else ./mlruns; experiment mpb-bench)\n"
+            "                    MLFLOW_TRACKING_URI, else sqlite:///mlflow.db or an existing\n"
+            "                    ./mlruns; experiment mpb-bench)\n"
             "  --recommend --p99-ms MS  print the configuration with the most items/s whose\n"
             "                    p99 stayed within MS, as a servlet: block\n");
 }

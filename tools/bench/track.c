@@ -2,7 +2,8 @@
  * A sweep in the tracking store: a parent run (the sweep: model, axes) and
  * a nested run per point (its settings as params, its figures, baselines
  * and ratios as metrics), then the CSV, JSON and plots as artifacts of
- * the parent. The store is MLFLOW_TRACKING_URI's (default ./mlruns); the
+ * the parent. The store is mpb_store_default_uri()'s (MLFLOW_TRACKING_URI,
+ * else sqlite:///mlflow.db or an existing ./mlruns); the
  * experiment MLFLOW_EXPERIMENT_NAME's, else "mpb-bench".
  */
 #include <stdio.h>
