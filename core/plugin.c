@@ -171,11 +171,11 @@ mpb__plugin_load(const char *name_or_path, mpb__plugin **out, char *err, size_t 
     }
     mpb__plugin *plugin = mpb_calloc(1, sizeof *plugin);
     plugin->handle = handle;
-    if (def->abi_version >= 2) {
-        plugin->def_copy = *def;
-    } else {
-        memcpy(&plugin->def_copy, def, offsetof(mpb_worker_def, options));
-    }
+    /* an older plugin's table is shorter: copy what it has, zero the rest */
+    size_t known = def->abi_version >= 3   ? sizeof *def
+                   : def->abi_version == 2 ? offsetof(mpb_worker_def, batch_timeout_ms)
+                                           : offsetof(mpb_worker_def, options);
+    memcpy(&plugin->def_copy, def, known);
     plugin->def = &plugin->def_copy;
     plugin->path = path;
     *out = plugin;

@@ -98,7 +98,7 @@ parse_pool_integer(parse_ctx *ctx, const char *key, const yaml_node_t *value, co
                   {"max_item_bytes", 1, 1 << 30},
                   {"shm_bytes", 0, 1 << 30},
                   {"unavailable_timeout_ms", -1, 1LL << 31},
-                  {"batch_timeout_ms", 0, 1LL << 31},
+                  {"batch_timeout_ms", -1, 1LL << 31},
                   {"retry", 0, 100}};
     long long n = 0;
     for (size_t i = 0; i < MPB_ARRAY_LEN(bounds); i++) {

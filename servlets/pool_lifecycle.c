@@ -233,6 +233,9 @@ pool_start(mpb_servlet *self, const mpb__servlet_env *env, const char *parent_pa
                               pool->launcher->kind, pool->plugin, reason);
     }
     pool->started = 1;
+    if (pool->batch_timeout_ms == 0 && pool->declared != NULL) {
+        pool->batch_timeout_ms = pool->declared->batch_timeout_ms; /* the plugin's default */
+    }
     if (pool->batch_timeout_ms > 0) {
         int every = pool->batch_timeout_ms / 4;
         every = every < 10 ? 10 : every > 250 ? 250 : every;
@@ -513,7 +516,8 @@ mpb__pool_new(const mpb_pool_config *config, const mpb__pool_launcher *launcher)
                                    : config->unavailable_timeout_ms < 0
                                        ? -1
                                        : config->unavailable_timeout_ms;
-    pool->batch_timeout_ms = config->batch_timeout_ms > 0 ? config->batch_timeout_ms : 0;
+    /* 0: the plugin's default (read at start); < 0: off */
+    pool->batch_timeout_ms = config->batch_timeout_ms;
     pool->retry = config->retry;
     pool->isolate_bisect = config->isolate != NULL && strcmp(config->isolate, "bisect") == 0;
     pool->restarts = mpb_calloc(config->workers ? config->workers : 1, sizeof *pool->restarts);

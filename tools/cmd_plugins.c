@@ -309,6 +309,7 @@ print_show_json(const char *name, const mpb__plugin *plugin)
     cJSON_AddNumberToObject(root, "batch_size", def->batch_size);
     cJSON_AddNumberToObject(root, "batch_wait_us", (double)def->batch_wait_us);
     cJSON_AddNumberToObject(root, "effective_batch_wait_us", (double)wait_us);
+    cJSON_AddNumberToObject(root, "batch_timeout_ms", def->batch_timeout_ms);
     cJSON_AddItemToObject(root, "options", json_options(def->options));
     cJSON_AddItemToObject(root, "inputs", json_tensors(def->inputs));
     cJSON_AddItemToObject(root, "outputs", json_tensors(def->outputs));
@@ -384,6 +385,9 @@ print_show_text(const char *name, const mpb__plugin *plugin)
         printf(" (the default when batch_size > 1)");
     }
     printf("\n");
+    if (def->batch_timeout_ms > 0) {
+        printf("batch_timeout_ms: %d (a call running longer is hung)\n", def->batch_timeout_ms);
+    }
     if (def->options == NULL && def->inputs == NULL && def->outputs == NULL) {
         printf("\nThis plugin declares nothing (built for worker ABI %u, or declares no "
                "options, inputs or outputs): its options are not checked.\n",

@@ -64,7 +64,9 @@ typedef struct mpb_pool_config {
      * until a worker is back. 0: 10000; -1: wait forever. */
     int unavailable_timeout_ms;
     /* A batch that runs longer than this is hung: its items fail with
-     * Timeout and its worker is killed and replaced. 0: off. */
+     * Timeout and its worker is killed and replaced. 0: the plugin's
+     * declared default (mpb_worker_def.batch_timeout_ms), else off; -1: off
+     * whatever the plugin says. */
     int batch_timeout_ms;
     /* For idempotent plugins: items of a worker that crashed, hung or left
      * go to another worker, at most this many times, before they fail

@@ -36,9 +36,10 @@
 
 #include "mpbatch/common.h"
 
-/* Version 2 added options, inputs and outputs (declarations). Plugins built
- * for version 1 still load; they are run without option checks. */
-#define MPB_WORKER_ABI_VERSION 2
+/* Version 2 added options, inputs and outputs (declarations); version 3
+ * batch_timeout_ms. Plugins built for an older version still load, with
+ * the newer fields zero (version 1: run without option checks). */
+#define MPB_WORKER_ABI_VERSION 3
 #define MPB_WORKER_ABI_VERSION_MIN 1
 #define MPB_PLUGIN_EXPORT __attribute__((visibility("default")))
 
@@ -133,6 +134,10 @@ typedef struct mpb_worker_def {
     const mpb_tensor_def *outputs;
     /* One line describing the plugin, for `mpb plugins`. */
     const char *doc;
+    /* ABI 3. How long one call() may take before the batch counts as hung
+     * (its items fail Timeout, a process worker is replaced) when the
+     * servlet's config does not set batch_timeout_ms; 0: no default. */
+    int batch_timeout_ms;
 } mpb_worker_def;
 
 /* Items in the batch. */

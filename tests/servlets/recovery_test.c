@@ -317,6 +317,32 @@ a_poison_item_is_retried_then_fails(void **state)
     mpb_server_destroy(&server);
 }
 
+/* A plugin may declare a default batch_timeout_ms (ABI 3): it applies when
+ * the config says nothing; the config's -1 turns it off. */
+static void
+a_plugins_declared_batch_timeout_applies_unless_turned_off(void **state)
+{
+    (void)state;
+    const int configured[] = {0, -1};
+    for (int k = 0; k < 2; k++) {
+        test_pool tp = {.kind = "thread",
+                        .plugin = test_plugin_path("stall"),
+                        .batch_timeout_ms = configured[k]};
+        mpb_server *server = test_server_start(&tp);
+        mpb_result *r = NULL;
+        int rc = mpb_server_call(server, "stall", 5, 10000, &r);
+        if (configured[k] == 0) { /* the plugin's 200 ms */
+            assert_int_equal(rc, MPB_ETIMEDOUT);
+            assert_string_equal(mpb_result_error(r)->type, MPB_ERROR_TIMEOUT);
+            assert_non_null(strstr(mpb_result_error(r)->message, "batch_timeout_ms (200 ms)"));
+        } else { /* off: the 1.5 s call finishes */
+            assert_int_equal(rc, 0);
+        }
+        mpb_result_destroy(&r);
+        mpb_server_destroy(&server);
+    }
+}
+
 int
 main(void)
 {
@@ -328,6 +354,7 @@ main(void)
         cmocka_unit_test(a_hung_batch_times_out_and_its_worker_is_replaced),
         cmocka_unit_test(with_retry_a_killed_worker_costs_nothing),
         cmocka_unit_test(a_poison_item_is_retried_then_fails),
+        cmocka_unit_test(a_plugins_declared_batch_timeout_applies_unless_turned_off),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -107,7 +107,7 @@ the_list_shows_built_in_plugins(void **state)
     assert_int_equal(o.status, 0);
     assert_line(o.out, "NAME ", "DESCRIPTION");
     assert_line(o.out, "sleep ", "/lib/mpb_sleep.so");
-    assert_line(o.out, "sleep ", "  2  ");
+    assert_line(o.out, "sleep ", "  3  ");
     assert_line(o.out, "combine ", "/lib/mpb_combine.so");
     assert_line(o.out, "combine ", "ensemble");
     assert_line(o.out, "passthrough ", "/lib/mpb_passthrough.so");
@@ -202,7 +202,7 @@ json_output_parses(void **state)
     cJSON *root = cJSON_Parse(o.out);
     assert_non_null(root);
     cJSON *combine = find_named(cJSON_GetObjectItem(root, "plugins"), "combine");
-    assert_int_equal(cJSON_GetObjectItem(combine, "abi_version")->valueint, 2);
+    assert_int_equal(cJSON_GetObjectItem(combine, "abi_version")->valueint, MPB_WORKER_ABI_VERSION);
     assert_true(cJSON_IsNull(cJSON_GetObjectItem(combine, "shadowed_by")));
     cJSON_Delete(root);
     output_free(&o);
@@ -211,7 +211,7 @@ json_output_parses(void **state)
     assert_int_equal(o.status, 0);
     root = cJSON_Parse(o.out);
     assert_non_null(root);
-    assert_int_equal(cJSON_GetObjectItem(root, "abi_version")->valueint, 2);
+    assert_int_equal(cJSON_GetObjectItem(root, "abi_version")->valueint, MPB_WORKER_ABI_VERSION);
     assert_int_equal(cJSON_GetObjectItem(root, "batch_size")->valueint, 32);
     cJSON *cost = find_named(cJSON_GetObjectItem(root, "options"), "batch_cost_us");
     assert_string_equal(cJSON_GetObjectItem(cost, "type")->valuestring, "int");
