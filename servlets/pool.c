@@ -78,6 +78,7 @@ slot_take(mpb__pool *pool, mpb__task *task)
     slot->busy = 1;
     slot->shm_index = -1;
     slot->retries = 0;
+    slot->group = 0;
     slot->start_ns = mpb__loop_now(pool->env.loop);
     return index;
 }
@@ -259,14 +260,21 @@ mpb__pool_protocol_error(mpb__pool *pool, const void *rid, size_t rid_len, const
     send_error_to_peer(pool, rid, rid_len, reason);
 }
 
+/* The ready worker with the most credit; with idle_only, one that holds
+ * nothing (for an isolation group). A worker running a group takes
+ * nothing else until it is done with it. */
 static mpb__conn *
-pick_worker(mpb__pool *pool)
+pick_worker(mpb__pool *pool, int idle_only)
 {
     mpb__conn *best = NULL;
     uint32_t best_credit = 0;
     for (size_t i = 0; i < pool->n_conns; i++) {
         mpb__conn *c = &pool->conns[i];
-        if (c->state != MPB_CONN_READY || c->in_flight >= c->capacity) {
+        if (c->in_flight == 0) {
+            c->isolating = 0;
+        }
+        if (c->state != MPB_CONN_READY || c->in_flight >= c->capacity || c->isolating != 0 ||
+            (idle_only && c->in_flight > 0)) {
             continue;
         }
         uint32_t credit = c->capacity - c->in_flight;
@@ -306,10 +314,11 @@ pack_item(mpb__pool *pool, const mpb__conn *conn, mpb__slot *slot, uint64_t id, 
     mpb__wire_pack_item(&pool->out, id, budget_us, task->input, task->len);
 }
 
-/* Sends up to n waiting items to conn in one frame; expired items are
- * answered with Timeout instead. */
+/* Sends up to n waiting items to conn in one frame: items of isolation
+ * group `group` only (0: ungrouped items, up to the first grouped one).
+ * Expired items are answered with Timeout instead. */
 static void
-send_items(mpb__pool *pool, mpb__conn *conn, uint32_t n)
+send_items(mpb__pool *pool, mpb__conn *conn, uint32_t n, uint32_t group)
 {
     int conn_index = (int)(conn - pool->conns);
     int64_t now = mpb_now_ns();
@@ -319,7 +328,8 @@ send_items(mpb__pool *pool, mpb__conn *conn, uint32_t n)
     }
     uint32_t *batch = pool->outgoing;
     uint32_t count = 0;
-    while (count < n && pool->wait_count > 0) {
+    while (count < n && pool->wait_count > 0 &&
+           pool->slots[pool->waiting[pool->wait_head]].group == group) {
         uint32_t index = mpb__pool_waiting_pop(pool);
         mpb__task *task = pool->slots[index].task;
         if (task == NULL) {
@@ -373,13 +383,17 @@ mpb__pool_pump(mpb__pool *pool)
     }
     pool->pumping = 1;
     while (pool->wait_count > 0) {
-        mpb__conn *conn = pick_worker(pool);
+        /* an isolation group goes alone to an idle worker; what queues
+         * behind it waits for one (isolation is rare and short) */
+        uint32_t group = pool->slots[pool->waiting[pool->wait_head]].group;
+        mpb__conn *conn = pick_worker(pool, group != 0);
         if (conn == NULL) {
             break;
         }
         uint32_t credit = conn->capacity - conn->in_flight;
         uint32_t n = credit < MAX_ITEMS_PER_FRAME ? credit : MAX_ITEMS_PER_FRAME;
-        send_items(pool, conn, n);
+        send_items(pool, conn, n, group);
+        conn->isolating = conn->in_flight > 0 ? group : 0;
     }
     pool->pumping = 0;
 }

@@ -5,8 +5,9 @@
  * that differ only in how workers are launched, watched and stopped (the
  * launcher table). pool.c: items; pool_deadlines.c: their deadlines;
  * pool_peers.c: workers and their frames; pool_recovery.c: deaths,
- * relaunches, availability, hung batches; pool_transport.c: bytes in and
- * out; pool_lifecycle.c: start, stop, free.
+ * relaunches, availability, hung batches; pool_isolate.c: the items of a
+ * worker that crashed, run again in halves (isolate: bisect);
+ * pool_transport.c: bytes in and out; pool_lifecycle.c: start, stop, free.
  * Threading: dispatcher thread only. Ownership: the pool owns its config
  * copy, sockets, workers and launcher state.
  */
@@ -88,6 +89,7 @@ typedef struct mpb__conn {
     int index;             /* launched worker index, -1 for workers that joined by themselves */
     uint64_t values_read;  /* values read from its value ring (told back in ITEMS) */
     int64_t busy_since_ns; /* when it last got items while it held none */
+    uint32_t isolating;    /* an isolation group it runs alone (nothing else goes to it), or 0 */
     /* batches of the message being read, waiting for its RESULTS frame
      * (frames of other workers' messages may come in between) */
     mpb__batch_mark *marks;
@@ -105,6 +107,7 @@ typedef struct mpb__slot {
     int64_t start_ns;  /* when the pool took the item (its latency counts from here) */
     uint32_t heap_pos; /* its place in pool->deadlines, or MPB_POOL_NO_DEADLINE */
     uint32_t retries;  /* times it went to another worker after its worker failed */
+    uint32_t group;    /* an isolation group (pool_isolate.c): sent alone to an idle worker; 0 */
 } mpb__slot;
 
 #define MPB_POOL_NO_DEADLINE UINT32_MAX
@@ -114,6 +117,7 @@ typedef struct mpb__slot {
 typedef struct mpb__restart {
     int64_t launched_ns;
     unsigned failures; /* quick deaths in a row */
+    int expected;      /* it died running an isolation group: no backoff for that */
     void *retry;       /* a relaunch waiting on retry_timer, or NULL */
     uint64_t retry_timer;
 } mpb__restart;
@@ -191,7 +195,9 @@ struct mpb__pool {
     char last_exit[160];  /* the latest worker death, described */
     int batch_timeout_ms; /* 0: off */
     unsigned retry;       /* items of a failed worker go to another this many times */
-    int isolate_bisect;   /* workers re-run a batch that failed whole in halves */
+    int isolate_bisect;   /* workers re-run a batch that failed whole in halves, and the
+                           * items of a worker that crashed run again in halves */
+    uint32_t next_group;  /* the last isolation group made */
     uint64_t hung_timer;  /* looks for workers past it (batch_timeout_ms > 0) */
     int retries_pending;  /* relaunch retries waiting on a timer */
     uint32_t batch_seq;   /* batches, numbered as their TELEMETRY arrives */
@@ -291,6 +297,12 @@ void mpb__pool_shutdown_conns(mpb__pool *pool);
 #define MPB_POOL_SHM_DEFAULT_BYTES ((size_t)8 << 20)
 
 /* argv for mpb-worker index i (NULL-terminated; free with mpb__pool_free_argv). */
+/* isolate: bisect for crashes (pool_isolate.c). When worker conn_index
+ * crashed: its items run again in two halves, each alone on an idle
+ * worker, down to single items, which then fail with message. Returns 1
+ * when it took the worker's items, 0 when the caller fails them. */
+int mpb__pool_isolate_crash(mpb__pool *pool, size_t conn_index, const char *message);
+
 char **mpb__pool_worker_argv(const mpb__pool *pool, const char *exe, unsigned index);
 /* 1 when the pool's socket is a CURVE server: a tcp:// endpoint of a
  * server with CURVE. Its workers on the socket then need keys. */

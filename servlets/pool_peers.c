@@ -448,6 +448,10 @@ mpb__pool_conn_fail(mpb__pool *pool, size_t i, const char *type, const char *how
                     c->in_flight);
     }
     mpb__pool_set_conn_state(pool, c, MPB_CONN_GONE);
+    if (pool->isolate_bisect && !pool->stopping && strcmp(type, MPB_ERROR_WORKER_CRASHED) == 0 &&
+        mpb__pool_isolate_crash(pool, i, message)) {
+        return;
+    }
     for (size_t s = 0; s < pool->n_slots; s++) {
         mpb__slot *slot = &pool->slots[s];
         if (slot->busy && slot->conn == (int)i && slot->task != NULL && !pool->stopping &&

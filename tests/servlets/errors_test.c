@@ -172,6 +172,51 @@ bisection_fails_only_the_bad_items(void **state)
     }
 }
 
+/* isolate: bisect for crashes: an item that aborts its worker makes the
+ * coordinator run the dead worker's items again in halves, each alone on
+ * an idle worker, until the crash is pinned on that item: it alone fails
+ * WorkerCrashed, the other items of its batches get their values. Two
+ * marked items in 640, batches of 16 (a worker holds up to 96 at once). */
+static void
+crashing_items_are_isolated_by_bisection(void **state)
+{
+    (void)state;
+    test_pool tp = {.kind = "process",
+                    .plugin = "fail",
+                    .workers = 2,
+                    .batch_size = 16,
+                    .isolate = "bisect",
+                    .options = {"crash_prefix=boom"}};
+    marked_stream s = {.base = {.n = 640}, .every = 320, .marker = "boom"};
+    mpb_server *server = test_server_start(&tp);
+    s.base.keep = mpb_calloc(s.base.n, sizeof(mpb_result *));
+    mpb_stream_options opts = {.return_exceptions = 1};
+    assert_int_equal(mpb_server_stream(server, marked_next, index_output, &s, &opts), 0);
+    assert_int_equal(s.base.outputs, s.base.n);
+    assert_int_equal(s.base.out_of_order, 0);
+    mpb_server_stats stats;
+    mpb_server_stats_get(server, &stats);
+    print_message("2 crashing items in 640: %llu worker deaths\n",
+                  (unsigned long long)stats.workers_lost);
+    /* each bad item: its first crash, then about log2(96) more */
+    assert_true(stats.workers_lost >= 2 && stats.workers_lost <= 2 * 9);
+    mpb_server_destroy(&server);
+    for (uint64_t i = 0; i < s.base.n; i++) {
+        const mpb_item_error *e = mpb_result_error(s.base.keep[i]);
+        if (is_marked(&s, i)) {
+            assert_non_null(e);
+            assert_string_equal(e->type, MPB_ERROR_WORKER_CRASHED);
+            assert_non_null(strstr(e->message, "run alone"));
+        } else {
+            if (e != NULL) {
+                fail_msg("item %llu: %s: %s", (unsigned long long)i, e->type, e->message);
+            }
+            assert_echo(s.base.keep[i], i);
+        }
+    }
+    free_results(s.base.keep, s.base.n);
+}
+
 static int
 stop_counter_output(void *ctx, uint64_t index, const mpb_result *result)
 {
@@ -314,6 +359,7 @@ main(void)
         cmocka_unit_test(preprocess_errors_skip_the_model),
         cmocka_unit_test(whole_batch_failure_fails_exactly_its_batch),
         cmocka_unit_test(bisection_fails_only_the_bad_items),
+        cmocka_unit_test(crashing_items_are_isolated_by_bisection),
         cmocka_unit_test(stream_without_return_exceptions_stops_at_first_error),
         cmocka_unit_test(start_failures_explain_themselves),
         cmocka_unit_test(refused_options_fail_the_start),
