@@ -75,8 +75,11 @@ typedef struct mpb_pool_config {
     unsigned retry;
     /* "bisect": a batch whose call() fails as a whole (BatchError, or a
      * nonzero status) runs again in halves, down to single items, so only
-     * the items that fail get the error; NULL or "none": the whole batch
-     * fails. Costs extra calls only when a batch fails. */
+     * the items that fail get the error; and the items of a process worker
+     * that crashed run again in halves, each alone on an idle worker, so
+     * only the item that crashes it fails WorkerCrashed (then crashes are
+     * bisected, not retried). NULL or "none": the whole batch fails. Costs
+     * extra calls only when a batch fails. */
     const char *isolate;
 } mpb_pool_config;
 
