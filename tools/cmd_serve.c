@@ -149,6 +149,9 @@ reachable_from_others(const char *address)
     if (strncmp(address, "tcp://", 6) == 0) {
         return mpb__endpoint_is_remote_tcp(address);
     }
+    if (address[0] == ':') {
+        return 0; /* HTTP with no host binds loopback */
+    }
     char tcp[512];
     snprintf(tcp, sizeof tcp, "tcp://%s", address);
     return mpb__endpoint_is_remote_tcp(tcp);

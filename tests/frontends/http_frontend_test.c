@@ -303,6 +303,13 @@ bearer_token_guards_every_route(void **state)
     mpb_server_stats stats;
     mpb_server_stats_get(s.server, &stats);
     assert_int_equal(stats.completed, 1); /* the refused requests never became items */
+    /* an address without a host binds loopback */
+    char loopback[128];
+    assert_int_equal(
+        mpb_server_serve_http(s.server, ":0", &fo, loopback, sizeof loopback, err, sizeof err), 0);
+    if (strncmp(loopback, "127.0.0.1:", 10) != 0 && strncmp(loopback, "[::1]:", 6) != 0) {
+        fail_msg("':0' bound %s, not loopback", loopback);
+    }
     mpb_server_destroy(&s.server);
     unlink(path);
 }

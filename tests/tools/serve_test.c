@@ -310,7 +310,7 @@ bad_config_exits_2(void **state)
     assert_true(fd >= 0);
     assert_int_equal(write(fd, "servlet: {plugin: passthrough}\n", 31), 31);
     close(fd);
-    const char *exposed[] = {"--bind tcp://0.0.0.0:5555", "--bind ipc:///tmp/x.ipc --http :8000",
+    const char *exposed[] = {"--bind tcp://0.0.0.0:5555", "--bind ipc:///tmp/x.ipc --http 0.0.0.0:8000",
                              "--bind tcp://192.168.1.1:5555"};
     for (int i = 0; i < 3; i++) {
         cmd = mpb_asprintf("%s serve --config %s %s 2>/dev/null", mpb, config, exposed[i]);
