@@ -35,6 +35,7 @@ static const char general_usage[] =
     "  show RUN_ID          one run: info, params, latest metrics, tags\n"
     "  metrics RUN_ID KEY   a metric's history as CSV (step,timestamp,value)\n"
     "  compare RUN_ID...    params and latest metrics of runs side by side\n"
+    "  migrate              copy a whole store into another one, then verify it\n"
     "\n"
     "options (anywhere on the line):\n"
     "  --tracking-uri URI  tracking URI: sqlite:///PATH.db, file:PATH or a path\n"
@@ -531,6 +532,7 @@ static const struct subcommand {
     {"show", cmd_show},
     {"metrics", cmd_metrics},
     {"compare", mpb_runs_compare},
+    {"migrate", mpb_runs_migrate},
 };
 
 int

@@ -56,5 +56,6 @@ cJSON *mpb_runs_json_run(const mpb_run *run);
 void mpb_runs_print_json(cJSON *root);
 
 int mpb_runs_compare(runs_cli *cli, int argc, char **argv);
+int mpb_runs_migrate(runs_cli *cli, int argc, char **argv);
 
 #endif
