@@ -36,6 +36,7 @@ static const char general_usage[] =
     "  metrics RUN_ID KEY   a metric's history as CSV (step,timestamp,value)\n"
     "  compare RUN_ID...    params and latest metrics of runs side by side\n"
     "  migrate              copy a whole store into another one, then verify it\n"
+    "  gc                   permanently remove deleted runs and experiments\n"
     "\n"
     "options (anywhere on the line):\n"
     "  --tracking-uri URI  tracking URI: sqlite:///PATH.db, file:PATH or a path\n"
@@ -533,6 +534,7 @@ static const struct subcommand {
     {"metrics", cmd_metrics},
     {"compare", mpb_runs_compare},
     {"migrate", mpb_runs_migrate},
+    {"gc", mpb_runs_gc},
 };
 
 int

@@ -57,5 +57,6 @@ void mpb_runs_print_json(cJSON *root);
 
 int mpb_runs_compare(runs_cli *cli, int argc, char **argv);
 int mpb_runs_migrate(runs_cli *cli, int argc, char **argv);
+int mpb_runs_gc(runs_cli *cli, int argc, char **argv);
 
 #endif
