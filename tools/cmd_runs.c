@@ -25,7 +25,7 @@
 #define MAX_ORDER_BY 8
 
 static const char general_usage[] =
-    "usage: mpb runs [--uri URI] [--json] <command> [options]\n"
+    "usage: mpb runs [--tracking-uri URI] [--json] <command> [options]\n"
     "\n"
     "Browse a tracking store (MLflow's SQLite schema or mlruns/ layout).\n"
     "\n"
@@ -35,11 +35,14 @@ static const char general_usage[] =
     "  show RUN_ID          one run: info, params, latest metrics, tags\n"
     "  metrics RUN_ID KEY   a metric's history as CSV (step,timestamp,value)\n"
     "  compare RUN_ID...    params and latest metrics of runs side by side\n"
+    "  migrate              copy a whole store into another one, then verify it\n"
+    "  gc                   permanently remove deleted runs and experiments\n"
     "\n"
     "options (anywhere on the line):\n"
-    "  --uri URI   tracking URI (default: $MLFLOW_TRACKING_URI, else ./mlruns if it\n"
-    "              holds experiments, else sqlite:///mlflow.db)\n"
-    "  --json      JSON output for scripts\n"
+    "  --tracking-uri URI  tracking URI: sqlite:///PATH.db, file:PATH or a path\n"
+    "                      (--uri is the same; default: $MLFLOW_TRACKING_URI, else\n"
+    "                      ./mlruns if it holds experiments, else sqlite:///mlflow.db)\n"
+    "  --json              JSON output for scripts, numbers exact as MLflow's REST API\n"
     "\n"
     "'mpb runs <command> --help' describes a command.\n";
 
@@ -139,8 +142,9 @@ cmd_experiments(runs_cli *cli, int argc, char **argv)
             cJSON_AddStringToObject(item, "name", e->name);
             cJSON_AddStringToObject(item, "artifact_location", e->artifact_location);
             cJSON_AddStringToObject(item, "lifecycle_stage", e->lifecycle_stage);
-            cJSON_AddNumberToObject(item, "creation_time", (double)e->creation_time);
-            cJSON_AddNumberToObject(item, "last_update_time", (double)e->last_update_time);
+            cJSON_AddItemToObject(item, "creation_time", mpb_runs_json_int(e->creation_time));
+            cJSON_AddItemToObject(item, "last_update_time",
+                                  mpb_runs_json_int(e->last_update_time));
             cJSON_AddItemToObject(item, "tags", mpb_runs_json_key_values(e->tags, e->n_tags));
             cJSON_AddItemToArray(list, item);
         }
@@ -529,6 +533,8 @@ static const struct subcommand {
     {"show", cmd_show},
     {"metrics", cmd_metrics},
     {"compare", mpb_runs_compare},
+    {"migrate", mpb_runs_migrate},
+    {"gc", mpb_runs_gc},
 };
 
 int
@@ -541,8 +547,11 @@ mpb_cmd_runs(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--json") == 0) {
             cli.json = 1;
-        } else if (strcmp(argv[i], "--uri") == 0 && i + 1 < argc) {
+        } else if ((strcmp(argv[i], "--tracking-uri") == 0 || strcmp(argv[i], "--uri") == 0) &&
+                   i + 1 < argc) {
             cli.uri = argv[++i];
+        } else if (strncmp(argv[i], "--tracking-uri=", 15) == 0) {
+            cli.uri = argv[i] + 15;
         } else if (strncmp(argv[i], "--uri=", 6) == 0) {
             cli.uri = argv[i] + 6;
         } else {

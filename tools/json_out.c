@@ -1,5 +1,6 @@
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/util.h"
@@ -73,6 +74,21 @@ mpb__json_write_string(FILE *out, const void *bytes, size_t len)
     fputc('}', out);
 }
 
+/* The shortest %g text that reads back to the same float (6 to 9 digits;
+ * fewer digits never round-trip where 6 do not print them already). */
+static void
+write_float(FILE *out, float v)
+{
+    char text[32];
+    for (int digits = 6; digits <= 9; digits++) {
+        snprintf(text, sizeof text, "%.*g", digits, (double)v);
+        if (strtof(text, NULL) == v) {
+            break;
+        }
+    }
+    fputs(text, out);
+}
+
 void
 mpb__json_write_floats(FILE *out, const float *values, size_t count)
 {
@@ -84,7 +100,7 @@ mpb__json_write_floats(FILE *out, const float *values, size_t count)
             fputs(", ", out);
         }
         if (isfinite(v)) {
-            fprintf(out, "%.9g", (double)v);
+            write_float(out, v);
         } else {
             fputs("null", out);
         }

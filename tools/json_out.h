@@ -14,7 +14,8 @@
 /* Valid UTF-8 as a JSON string; other bytes as {"base64": "..."}. */
 void mpb__json_write_string(FILE *out, const void *bytes, size_t len);
 
-/* [f0, f1, ...] with 9 significant digits; NaN and infinities as null. */
+/* [f0, f1, ...], each the shortest text that reads back to the same float
+ * (at most 9 significant digits); NaN and infinities as null. */
 void mpb__json_write_floats(FILE *out, const float *values, size_t count);
 
 /* {"error": {"type", "message", "servlet", "worker", "pid"}} */

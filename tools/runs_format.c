@@ -10,6 +10,7 @@
 
 #include "mpbatch/store.h"
 #include "tools/runs_int.h"
+#include "tracking/text.h"
 
 #define CELL_WIDTH 48
 
@@ -45,7 +46,10 @@ mpb_runs_table_width(void)
     return isatty(STDOUT_FILENO) ? CELL_WIDTH : 0;
 }
 
-/* ---- JSON shapes (MLflow REST-like: non-finite numbers as strings) ---- */
+/* ---- JSON shapes (MLflow REST: non-finite numbers as strings) ----
+ * Numbers are exact: cJSON would print a double with 15 digits or 17 (never
+ * the shortest that reads back) and an int64 through a double, so numbers go
+ * in as raw text made here. */
 
 cJSON *
 mpb_runs_json_number(double value)
@@ -56,7 +60,17 @@ mpb_runs_json_number(double value)
     if (isinf(value)) {
         return cJSON_CreateString(value > 0 ? "Infinity" : "-Infinity");
     }
-    return cJSON_CreateNumber(value);
+    char text[32];
+    mpb__format_double(value, text);
+    return cJSON_CreateRaw(text);
+}
+
+cJSON *
+mpb_runs_json_int(int64_t value)
+{
+    char text[24];
+    snprintf(text, sizeof text, "%" PRId64, value);
+    return cJSON_CreateRaw(text);
 }
 
 cJSON *
@@ -78,8 +92,8 @@ mpb_runs_json_metric(const mpb_metric *metric)
     cJSON *item = cJSON_CreateObject();
     cJSON_AddStringToObject(item, "key", metric->key);
     cJSON_AddItemToObject(item, "value", mpb_runs_json_number(metric->value));
-    cJSON_AddNumberToObject(item, "timestamp", (double)metric->timestamp_ms);
-    cJSON_AddNumberToObject(item, "step", (double)metric->step);
+    cJSON_AddItemToObject(item, "timestamp", mpb_runs_json_int(metric->timestamp_ms));
+    cJSON_AddItemToObject(item, "step", mpb_runs_json_int(metric->step));
     return item;
 }
 
@@ -94,9 +108,9 @@ mpb_runs_json_run(const mpb_run *run)
     cJSON_AddStringToObject(json_info, "experiment_id", info->experiment_id);
     cJSON_AddStringToObject(json_info, "user_id", info->user_id);
     cJSON_AddStringToObject(json_info, "status", mpb_run_status_name(info->status));
-    cJSON_AddNumberToObject(json_info, "start_time", (double)info->start_time);
+    cJSON_AddItemToObject(json_info, "start_time", mpb_runs_json_int(info->start_time));
     if (info->end_time >= 0) {
-        cJSON_AddNumberToObject(json_info, "end_time", (double)info->end_time);
+        cJSON_AddItemToObject(json_info, "end_time", mpb_runs_json_int(info->end_time));
     }
     cJSON_AddStringToObject(json_info, "artifact_uri", info->artifact_uri);
     cJSON_AddStringToObject(json_info, "lifecycle_stage", info->lifecycle_stage);

@@ -44,8 +44,11 @@ void mpb_runs_format_duration(int64_t start, int64_t end, char out[32]);
 /* Widest cell of a table on a terminal; 0 (no limit) into a pipe. */
 size_t mpb_runs_table_width(void);
 
-/* MLflow REST-like JSON: non-finite numbers as "NaN", "Infinity", "-Infinity". */
+/* MLflow REST JSON. A double as the shortest text that reads back to the
+ * same double, non-finite ones as "NaN", "Infinity", "-Infinity"; an int64
+ * (steps, timestamps) as its digits, never through a double. */
 cJSON *mpb_runs_json_number(double value);
+cJSON *mpb_runs_json_int(int64_t value);
 cJSON *mpb_runs_json_key_values(const mpb_tag *items, size_t n);
 cJSON *mpb_runs_json_metric(const mpb_metric *metric);
 cJSON *mpb_runs_json_run(const mpb_run *run);
@@ -53,5 +56,7 @@ cJSON *mpb_runs_json_run(const mpb_run *run);
 void mpb_runs_print_json(cJSON *root);
 
 int mpb_runs_compare(runs_cli *cli, int argc, char **argv);
+int mpb_runs_migrate(runs_cli *cli, int argc, char **argv);
+int mpb_runs_gc(runs_cli *cli, int argc, char **argv);
 
 #endif

@@ -242,6 +242,8 @@ static const mpb__store_ops filestore_ops = {
     .log_artifact = filestore_log_artifact,
     .list_artifacts = filestore_list_artifacts,
     .download_artifacts = filestore_download_artifacts,
+    .purge_run = mpb__filestore_purge_run,
+    .purge_experiment = mpb__filestore_purge_experiment,
 };
 
 const mpb__store_ops *

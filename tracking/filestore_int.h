@@ -149,5 +149,9 @@ int mpb__filestore_search_runs(void *backend, const char *const *experiment_ids,
                                mpb_run_page **out, char *err, size_t err_len);
 int mpb__filestore_delete_run(void *backend, const char *run_id, char *err, size_t err_len);
 int mpb__filestore_restore_run(void *backend, const char *run_id, char *err, size_t err_len);
+/* tracking/filestore_purge.c */
+int mpb__filestore_purge_run(void *backend, const char *run_id, char *err, size_t err_len);
+int mpb__filestore_purge_experiment(void *backend, const char *experiment_id, char *err,
+                                    size_t err_len);
 
 #endif

@@ -331,8 +331,20 @@ check_clause(lexer *lx, const char *start, const mpb__clause *clause, const attr
 {
     int numeric_key = clause->entity == MPB__ENTITY_METRIC || (attr != NULL && attr->numeric);
     int string_op = clause->op >= MPB__OP_LIKE;
+    int list_op = clause->op == MPB__OP_IN || clause->op == MPB__OP_NOT_IN;
     const char *problem = NULL;
-    if (numeric_key && string_op) {
+    /* MLflow's rules: params and tags compare with =, !=, LIKE, ILIKE only;
+     * among attributes only run_id takes a list (IN, NOT IN). */
+    if (list_op && (clause->entity == MPB__ENTITY_PARAM || clause->entity == MPB__ENTITY_TAG)) {
+        problem = clause->entity == MPB__ENTITY_PARAM
+                      ? "params compare with =, !=, LIKE, ILIKE only (IN and NOT IN: "
+                        "only attributes.run_id takes a list)"
+                      : "tags compare with =, !=, LIKE, ILIKE only (IN and NOT IN: "
+                        "only attributes.run_id takes a list)";
+    } else if (list_op && !numeric_key && strcmp(clause->key, "run_id") != 0) {
+        problem = "only the 'run_id' attribute supports comparison with a list of quoted "
+                  "string values (IN, NOT IN)";
+    } else if (numeric_key && string_op) {
         problem = "this key is numeric: compare it with =, !=, <, <=, >, >=";
     } else if (numeric_key && !clause->numeric) {
         problem = "this key is numeric: compare it with a number, e.g. metrics.loss < 0.5";

@@ -456,6 +456,8 @@ static const mpb__store_ops sqlstore_ops = {
     .log_artifact = sqlstore_log_artifact,
     .list_artifacts = sqlstore_list_artifacts,
     .download_artifacts = sqlstore_download_artifacts,
+    .purge_run = mpb__sqlstore_purge_run,
+    .purge_experiment = mpb__sqlstore_purge_experiment,
 };
 
 const mpb__store_ops *

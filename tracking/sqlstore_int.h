@@ -140,6 +140,10 @@ int mpb__sqlstore_search_runs(void *backend, const char *const *experiment_ids,
                               mpb_run_page **out, char *err, size_t err_len);
 int mpb__sqlstore_delete_run(void *backend, const char *run_id, char *err, size_t err_len);
 int mpb__sqlstore_restore_run(void *backend, const char *run_id, char *err, size_t err_len);
+/* tracking/sqlstore_purge.c */
+int mpb__sqlstore_purge_run(void *backend, const char *run_id, char *err, size_t err_len);
+int mpb__sqlstore_purge_experiment(void *backend, const char *experiment_id, char *err,
+                                   size_t err_len);
 
 int mpb__sqlstore_log_batch(void *backend, const char *run_id, const mpb_metric *metrics,
                             size_t n_metrics, const mpb_param *params, size_t n_params,

@@ -79,6 +79,15 @@ typedef struct mpb__store_ops {
     int (*download_artifacts)(void *backend, const char *run_id, const char *path,
                               const char *dst_dir, char **out_local_path, char *err,
                               size_t err_len);
+
+    /* Permanent deletion (`mpb runs gc`); kept last so other slots merge
+     * cleanly. NULL: the backend cannot (the wrappers answer MPB_ENOTSUP).
+     * purge_run removes a run in the deleted lifecycle stage with its
+     * params, tags, metrics and local artifacts (MPB_EINVAL for an active
+     * run); purge_experiment removes a deleted experiment with every run in
+     * it, their artifacts, and its tags. */
+    int (*purge_run)(void *backend, const char *run_id, char *err, size_t err_len);
+    int (*purge_experiment)(void *backend, const char *experiment_id, char *err, size_t err_len);
 } mpb__store_ops;
 
 /* Page tokens: search_experiments and search_runs get opts->page_token as
@@ -96,6 +105,16 @@ struct mpb_store {
  * tracking/sqlstore.c). */
 const mpb__store_ops *mpb__filestore_backend(void);
 const mpb__store_ops *mpb__sqlstore_backend(void);
+
+/* ---- Permanent deletion (tracking/store_purge.c) ----
+ * The wrappers of the purge slots: MPB_ENOTSUP when the backend lacks them,
+ * MPB_EINVAL for the default experiment. */
+int mpb__store_purge_run(mpb_store *self, const char *run_id, char *err, size_t err_len);
+int mpb__store_purge_experiment(mpb_store *self, const char *experiment_id, char *err,
+                                size_t err_len);
+/* Removes a local artifact folder (a path or a file: URI; others are left
+ * alone); a missing folder is not an error. */
+int mpb__local_artifacts_remove(const char *artifact_uri);
 
 /* ---- Local artifact repository (tracking/artifacts.c) ----
  * For runs whose artifact_uri is a local path or a file: URI (MLflow's

@@ -1,7 +1,8 @@
 /*
  * `mpb runs` end to end: the real mpb binary run on a store made through the
- * API, output captured to files, every subcommand in table, CSV and JSON
- * form, --help, and errors with their exit status.
+ * API (every test once on a file store, once on a SQLite store), output
+ * captured to files, every subcommand in table, CSV and JSON form, exact
+ * JSON numbers, --help, and errors with their exit status.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -26,6 +27,8 @@ typedef struct fixture {
     char *runs[3];
     char *out; /* stdout of the last command */
     char *err; /* stderr of the last command */
+    int sqlite;
+    int uri_from_env; /* pass the store as MLFLOW_TRACKING_URI, not an option */
 } fixture;
 
 static char *
@@ -38,14 +41,19 @@ mpb_path(void)
     return th_pathf("%s/bin/mpb", build);
 }
 
-/* Runs `mpb runs --uri <store> ARGS...`; returns the exit status. */
+/* Runs `mpb runs --tracking-uri <store> ARGS...` (--uri on the file store:
+ * the alias; MLFLOW_TRACKING_URI with uri_from_env); returns the exit status. */
 static int
 run_mpb(fixture *f, const char *const *args)
 {
     char *mpb = mpb_path();
-    char *argv[16] = {mpb, "runs", "--uri", f->uri};
+    char *argv[24] = {mpb, "runs", f->sqlite ? "--tracking-uri" : "--uri", f->uri};
     int n = 4;
-    for (; *args != NULL && n < 15; args++) {
+    if (f->uri_from_env) {
+        n = 2;
+        setenv("MLFLOW_TRACKING_URI", f->uri, 1);
+    }
+    for (; *args != NULL && n < 23; args++) {
         argv[n++] = (char *)*args;
     }
     argv[n] = NULL;
@@ -58,6 +66,7 @@ run_mpb(fixture *f, const char *const *args)
     pid_t pid = 0;
     assert_int_equal(posix_spawn(&pid, mpb, &actions, NULL, argv, environ), 0);
     posix_spawn_file_actions_destroy(&actions);
+    unsetenv("MLFLOW_TRACKING_URI");
     int status = th_wait_child(pid, 30000);
     free(f->out);
     free(f->err);
@@ -74,11 +83,21 @@ run_mpb(fixture *f, const char *const *args)
 #define MPB(f, ...) run_mpb((f), (const char *const[]){__VA_ARGS__, NULL})
 
 static int
-setup(void **state)
+setup_store(void **state, int sqlite)
 {
     fixture *f = mpb_calloc(1, sizeof *f);
     f->dir = th_tempdir();
-    f->store = th_open(f->dir);
+    f->sqlite = sqlite;
+    if (sqlite) {
+        char *uri = th_pathf("sqlite:///%s/mlflow.db", f->dir);
+        char err[512] = "";
+        if (mpb_store_open(uri, &f->store, err, sizeof err) != 0) {
+            fail_msg("mpb_store_open(%s): %s", uri, err);
+        }
+        free(uri);
+    } else {
+        f->store = th_open(f->dir);
+    }
     f->uri = mpb_strdup(mpb_store_uri(f->store));
     f->exp_id = th_experiment(f->store, "sweep");
     char err[512];
@@ -103,6 +122,18 @@ setup(void **state)
                      0);
     *state = f;
     return 0;
+}
+
+static int
+setup(void **state)
+{
+    return setup_store(state, 0);
+}
+
+static int
+setup_sqlite(void **state)
+{
+    return setup_store(state, 1);
 }
 
 static int
@@ -271,16 +302,142 @@ help_and_errors(void **state)
     assert_int_equal(strlen(f->out), 0);
 }
 
+/* Values JSON printers get wrong: 16 and 17 significant digits, an int64
+ * past 2^53, the largest double (which SQLite stores for inf), subnormals. */
+static const mpb_metric exact_metrics[] = {
+    {"x", 0.09090909090909091, 1795645240031, 9007199254740993},
+    {"x", 0.1, 1795645240032, -9223372036854775807LL - 1},
+    {"x", 1e300 * 1e10, 1795645240033, 2},
+    {"x", -1e300 * 1e10, 1795645240034, 3},
+    {"x", NAN, 1795645240035, 4},
+    {"x", 4.9406564584124654e-324, 1795645240036, 5},
+    {"x", 123456789012345680.0, 1795645240037, 6},
+    {"x", -0.30000000000000004, 1795645240038, 9223372036854775807LL},
+};
+
+static const char *const exact_texts[] = {
+    "\"value\":0.09090909090909091,\"timestamp\":1795645240031,\"step\":9007199254740993",
+    "\"value\":0.1,\"timestamp\":1795645240032,\"step\":-9223372036854775808",
+    "\"value\":\"Infinity\",\"timestamp\":1795645240033,\"step\":2",
+    "\"value\":\"-Infinity\",\"timestamp\":1795645240034,\"step\":3",
+    "\"value\":\"NaN\",\"timestamp\":1795645240035,\"step\":4",
+    "\"value\":5e-324,\"timestamp\":1795645240036,\"step\":5",
+    "\"value\":1.2345678901234568e+17,\"timestamp\":1795645240037,\"step\":6",
+    "\"value\":-0.30000000000000004,\"timestamp\":1795645240038,\"step\":9223372036854775807",
+};
+
+/* The JSON text without blanks, so the checks do not depend on indentation. */
+static char *
+squeeze(const char *text)
+{
+    char *out = mpb_malloc(strlen(text) + 1);
+    size_t n = 0;
+    for (; *text; text++) {
+        if (*text != ' ' && *text != '\t' && *text != '\n') {
+            out[n++] = *text;
+        }
+    }
+    out[n] = '\0';
+    return out;
+}
+
+static void
+assert_json_value(const cJSON *value, double expected)
+{
+    if (isnan(expected)) {
+        assert_true(cJSON_IsString(value));
+        assert_string_equal(value->valuestring, "NaN");
+    } else if (isinf(expected)) {
+        assert_true(cJSON_IsString(value));
+        assert_string_equal(value->valuestring, expected > 0 ? "Infinity" : "-Infinity");
+    } else {
+        assert_true(cJSON_IsNumber(value));
+        assert_memory_equal(&value->valuedouble, &expected, sizeof expected);
+    }
+}
+
+static void
+json_numbers_are_exact(void **state)
+{
+    fixture *f = *state;
+    char err[512];
+    size_t n = MPB_ARRAY_LEN(exact_metrics);
+    assert_int_equal(mpb_store_log_batch(f->store, f->runs[0], exact_metrics, n, NULL, 0, NULL, 0,
+                                         err, sizeof err),
+                     0);
+    assert_int_equal(MPB(f, "--json", "metrics", f->runs[0], "x"), 0);
+    char *text = squeeze(f->out);
+    for (size_t i = 0; i < n; i++) {
+        if (strstr(text, exact_texts[i]) == NULL) {
+            fail_msg("missing %s in %s", exact_texts[i], text);
+        }
+    }
+    cJSON *root = cJSON_Parse(f->out);
+    cJSON *list = cJSON_GetObjectItem(root, "metrics");
+    assert_int_equal(cJSON_GetArraySize(list), (int)n);
+    for (size_t i = 0; i < n; i++) {
+        cJSON *metric = cJSON_GetArrayItem(list, (int)i);
+        assert_json_value(cJSON_GetObjectItem(metric, "value"), exact_metrics[i].value);
+        assert_true(cJSON_GetObjectItem(metric, "timestamp")->valuedouble ==
+                    (double)exact_metrics[i].timestamp_ms);
+    }
+    cJSON_Delete(root);
+    free(text);
+    /* The latest value (largest step) in show, start_time as an integer. */
+    assert_int_equal(MPB(f, "show", "--json", f->runs[0]), 0);
+    text = squeeze(f->out);
+    assert_non_null(strstr(text, exact_texts[n - 1]));
+    assert_non_null(strstr(text, "\"start_time\":1000000,"));
+    assert_non_null(strstr(text, "\"end_time\":1065000,"));
+    free(text);
+    assert_int_equal(MPB(f, "compare", "--json", f->runs[0]), 0);
+    text = squeeze(f->out);
+    assert_non_null(strstr(text, "\"x\":[-0.30000000000000004]"));
+    free(text);
+    assert_int_equal(MPB(f, "--json", "experiments"), 0);
+    root = cJSON_Parse(f->out);
+    cJSON *experiment = cJSON_GetArrayItem(cJSON_GetObjectItem(root, "experiments"), 0);
+    assert_true(cJSON_GetObjectItem(experiment, "creation_time")->valuedouble > 1.7e12);
+    cJSON_Delete(root);
+    /* The CSV keeps the same digits. */
+    assert_int_equal(MPB(f, "metrics", f->runs[0], "x"), 0);
+    assert_non_null(strstr(f->out, "9007199254740993,1795645240031,0.09090909090909091\n"));
+}
+
+static void
+tracking_uri_from_the_environment(void **state)
+{
+    fixture *f = *state;
+    f->uri_from_env = 1;
+    assert_int_equal(MPB(f, "list", "--experiment", "sweep"), 0);
+    assert_int_equal(count_lines(f->out), 4);
+    assert_int_equal(MPB(f, "show", f->runs[1]), 0);
+    assert_non_null(strstr(f->out, "run-1"));
+    /* An option wins over the environment. */
+    char *other = th_pathf("sqlite:///%s/other.db", f->dir);
+    setenv("MLFLOW_TRACKING_URI", other, 1);
+    f->uri_from_env = 0;
+    assert_int_equal(MPB(f, "show", f->runs[1]), 0);
+    assert_non_null(strstr(f->out, "run-1"));
+    free(other);
+}
+
+#define BOTH(test)                                                                                 \
+    cmocka_unit_test_setup_teardown(test, setup, teardown),                                        \
+        cmocka_unit_test_setup_teardown(test, setup_sqlite, teardown)
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(experiments_lists_tables_and_json, setup, teardown),
-        cmocka_unit_test_setup_teardown(list_filters_orders_and_limits, setup, teardown),
-        cmocka_unit_test_setup_teardown(show_prints_a_run, setup, teardown),
-        cmocka_unit_test_setup_teardown(metrics_prints_the_history_as_csv, setup, teardown),
-        cmocka_unit_test_setup_teardown(compare_puts_runs_side_by_side, setup, teardown),
-        cmocka_unit_test_setup_teardown(help_and_errors, setup, teardown),
+        BOTH(experiments_lists_tables_and_json),
+        BOTH(list_filters_orders_and_limits),
+        BOTH(show_prints_a_run),
+        BOTH(metrics_prints_the_history_as_csv),
+        BOTH(compare_puts_runs_side_by_side),
+        BOTH(help_and_errors),
+        BOTH(json_numbers_are_exact),
+        BOTH(tracking_uri_from_the_environment),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -29,8 +29,8 @@ filters_parse_with_every_comparator(void **state)
         "params.lr = '0.1' AND metrics.loss < 1",
         "metrics.loss <= -1.5e-3 AND metrics.acc >= .5 AND metrics.n > 10 AND metrics.z != 0",
         "params.opt ILIKE 'AD%'",
-        "attributes.status IN ('FINISHED', 'FAILED')",
-        "tags.k NOT IN ('a','b')",
+        "attributes.run_id IN ('a', 'b')",
+        "run_id NOT IN ('a','b')",
         "metrics.train/loss < 2",
         "attributes.start_time >= 1000 AND end_time < 5 AND created > 0",
         "run_name = 'x'",
@@ -71,7 +71,13 @@ bad_filters_say_where_parsing_failed(void **state)
         {"tags.x =", "expected a value"},
         {"= 'x'", "expected an identifier"},
         {"tags. = 'x'", "expected a key"},
-        {"attributes.status IN 'x'", "expected '('"},
+        {"attributes.run_id IN 'x'", "expected '('"},
+        {"attributes.status IN ('FINISHED', 'FAILED')", "only the 'run_id' attribute"},
+        {"attributes.run_name NOT IN ('a')", "only the 'run_id' attribute"},
+        {"attributes.start_time IN ('1')", "numeric"},
+        {"params.lr IN ('0.1')", "params compare with =, !=, LIKE, ILIKE only"},
+        {"tags.k NOT IN ('a','b')", "tags compare with =, !=, LIKE, ILIKE only"},
+        {"metrics.m IN ('1')", "numeric"},
         {"tags.x NOT 'y'", "expected IN after NOT"},
         {"metrics.m < 0x10", "expected a value"},
     };
@@ -92,6 +98,10 @@ bad_filters_say_where_parsing_failed(void **state)
         mpb__filter_parse(MPB__SEARCH_EXPERIMENTS, "metrics.x < 1", &filter, err, sizeof err),
         MPB_EINVAL);
     assert_non_null(strstr(err, "experiments are searched by"));
+    assert_int_equal(mpb__filter_parse(MPB__SEARCH_EXPERIMENTS, "name IN ('a', 'b')", &filter, err,
+                                       sizeof err),
+                     MPB_EINVAL);
+    assert_non_null(strstr(err, "only the 'run_id' attribute"));
 }
 
 static void
@@ -231,7 +241,25 @@ run_filters_select_by_attributes_tags_params_metrics(void **state)
     assert_names(f, NULL, NULL, "other,r3,r2,r1,r0");
     assert_names(f, "attributes.status = 'FINISHED'", NULL, "r1,r0");
     assert_names(f, "attributes.status != 'FINISHED'", NULL, "other,r3,r2");
-    assert_names(f, "attributes.status IN ('FAILED', 'KILLED')", NULL, "other,r2");
+    char *in_list = mpb_asprintf("attributes.run_id IN ('%s', '%s')", f->runs[2], f->runs[4]);
+    assert_names(f, in_list, NULL, "other,r2");
+    free(in_list);
+    in_list = mpb_asprintf("run_id NOT IN ('%s','%s')", f->runs[2], f->runs[4]);
+    assert_names(f, in_list, NULL, "r3,r1,r0");
+    free(in_list);
+    /* MLflow rejects a list for any other attribute, and for params and tags. */
+    const char *ids[] = {f->exp_id};
+    const char *rejected[] = {"attributes.status IN ('FAILED', 'KILLED')",
+                              "params.lr IN ('0.1')", "tags.team NOT IN ('vision')"};
+    for (size_t i = 0; i < MPB_ARRAY_LEN(rejected); i++) {
+        mpb_search_opts opts = {.filter = rejected[i]};
+        mpb_run_page *page = NULL;
+        assert_int_equal(mpb_store_search_runs(f->store, ids, 1, &opts, &page, f->err,
+                                               sizeof f->err),
+                         MPB_EINVAL);
+        assert_null(page);
+        assert_non_null(strstr(f->err, "only"));
+    }
     assert_names(f, "attributes.run_name = 'r1'", NULL, "r1");
     assert_names(f, "attributes.run_name LIKE 'r%'", NULL, "r3,r2,r1,r0");
     assert_names(f, "tags.team = 'vision'", NULL, "r1,r0");

@@ -65,7 +65,9 @@ search_filters_and_view_types_agree(void **state)
     assert_int_equal(search_count(c, NULL, MPB_VIEW_ALL), N_SEARCH_RUNS);
     assert_int_equal(search_count(c, NULL, MPB_VIEW_DELETED_ONLY), 1);
     assert_int_equal(search_count(c, "metrics.m >= 10 AND tags.parity = 'even'", 0), 8);
-    assert_int_equal(search_count(c, "params.i IN ('1', '2', '3')", 0), 2);
+    char *in_list = mpb_asprintf("attributes.run_id IN ('%s', '%s', '%s')", ids[1], ids[2], ids[3]);
+    assert_int_equal(search_count(c, in_list, 0), 2);
+    free(in_list);
     assert_int_equal(search_count(c, "attributes.run_name LIKE 'r1%'", 0), 11);
     assert_int_equal(search_count(c, "attributes.status = 'RUNNING'", 0), N_SEARCH_RUNS - 1);
     assert_int_equal(search_count(c, "attributes.start_time < 1005", MPB_VIEW_ALL), 5);
