@@ -322,3 +322,45 @@ mpb_config_value(const mpb_config *config, size_t index)
 {
     return index < config->n_settings ? config->settings[index].value : NULL;
 }
+
+static int
+rewrite_spec(servlet_spec *spec, const char *path, mpb_config_option_fn fn, void *ctx, char *err,
+             size_t err_len)
+{
+    for (size_t i = 0; i < spec->n_options; i++) {
+        char *pair = spec->options[i];
+        char *eq = strchr(pair, '=');
+        if (eq == NULL) {
+            continue;
+        }
+        char *option_path = mpb_asprintf("%s.options.%.*s", path, (int)(eq - pair), pair);
+        char *replacement = NULL;
+        int rc = fn(ctx, option_path, eq + 1, &replacement, err, err_len);
+        free(option_path);
+        if (rc != 0) {
+            free(replacement);
+            return rc;
+        }
+        if (replacement != NULL) {
+            spec->options[i] = mpb_asprintf("%.*s=%s", (int)(eq - pair), pair, replacement);
+            free(replacement);
+            free(pair);
+        }
+    }
+    for (size_t i = 0; i < spec->n_members; i++) {
+        char *member_path = mpb_asprintf("%s.members.%zu", path, i);
+        int rc = rewrite_spec(&spec->members[i], member_path, fn, ctx, err, err_len);
+        free(member_path);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+int
+mpb_config_rewrite_options(mpb_config *config, mpb_config_option_fn fn, void *ctx, char *err,
+                           size_t err_len)
+{
+    return rewrite_spec(&config->servlet, "servlet", fn, ctx, err, err_len);
+}

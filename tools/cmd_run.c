@@ -267,6 +267,10 @@ mpb_cmd_run(int argc, char **argv)
         fprintf(stderr, "mpb run: %s\n", err);
         return 2;
     }
+    if (mpb__tool_resolve_models(config, "mpb run") != 0) {
+        mpb_config_destroy(&config);
+        return 2;
+    }
     run_io io = {.out = stdout};
     const char *format = mpb_config_get(config, "io.format");
     io.f32 = format != NULL && strcmp(format, "f32") == 0;

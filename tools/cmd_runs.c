@@ -37,6 +37,8 @@ static const char general_usage[] =
     "  compare RUN_ID...    params and latest metrics of runs side by side\n"
     "  migrate              copy a whole store into another one, then verify it\n"
     "  gc                   permanently remove deleted runs and experiments\n"
+    "  create               make a run to hold artifacts (a model); prints its id\n"
+    "  log-artifact RUN_ID FILE [PATH]  put a file into a run; prints its runs:/ URI\n"
     "\n"
     "options (anywhere on the line):\n"
     "  --tracking-uri URI  tracking URI: sqlite:///PATH.db, file:PATH or a path\n"
@@ -535,6 +537,8 @@ static const struct subcommand {
     {"compare", mpb_runs_compare},
     {"migrate", mpb_runs_migrate},
     {"gc", mpb_runs_gc},
+    {"create", mpb_runs_create},
+    {"log-artifact", mpb_runs_log_artifact},
 };
 
 int

@@ -368,7 +368,7 @@ mpb_cmd_serve(int argc, char **argv)
         return 2;
     }
     apply_config(&a, config);
-    if (check_exposure(&a, config) != 0) {
+    if (check_exposure(&a, config) != 0 || mpb__tool_resolve_models(config, "mpb serve") != 0) {
         mpb_config_destroy(&config);
         return 2;
     }

@@ -58,5 +58,7 @@ void mpb_runs_print_json(cJSON *root);
 int mpb_runs_compare(runs_cli *cli, int argc, char **argv);
 int mpb_runs_migrate(runs_cli *cli, int argc, char **argv);
 int mpb_runs_gc(runs_cli *cli, int argc, char **argv);
+int mpb_runs_log_artifact(runs_cli *cli, int argc, char **argv);
+int mpb_runs_create(runs_cli *cli, int argc, char **argv);
 
 #endif

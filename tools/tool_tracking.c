@@ -76,6 +76,7 @@ mpb__tool_tracking_start(const mpb_config *config, const char *tool)
         fprintf(stderr, "%s: tracking: %s\n", tool, err);
         return NULL;
     }
+    mpb__tool_tag_models();
     /* every servlet setting of the tree, by its path below servlet. */
     for (size_t i = 0; i < mpb_config_count(config); i++) {
         const char *path = mpb_config_key(config, i);

@@ -19,6 +19,15 @@
  * (said on stderr, prefixed by tool). */
 mpb_server_tracker *mpb__tool_tracking_start(const mpb_config *config, const char *tool);
 
+/* Every plugin option of config naming a model in a tracking store
+ * (runs:/<run_id>/<path>) becomes a local copy's path (tools/model_sources.c);
+ * each is said on stderr. 0, or a status after saying why. */
+int mpb__tool_resolve_models(mpb_config *config, const char *tool);
+
+/* Tags the active tracking run with the models resolved: mpb.model.<option
+ * path> = "<uri> sha256:<hex>". */
+void mpb__tool_tag_models(void);
+
 /* The config's server, with its tracking: section's tracker (when there
  * is one, *tracker gets it and it records every batch). Allocates only. */
 mpb_server *mpb__tool_server_new(const mpb_config *config, const char *tool,

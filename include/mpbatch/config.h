@@ -48,6 +48,17 @@ MPB_EXPORT void mpb_pool_override_init(mpb_pool_override *o);
 MPB_EXPORT mpb_servlet *mpb_config_servlet_with(const mpb_config *config,
                                                 const mpb_pool_override *o);
 
+/* Called for every plugin option of every pool of the tree; path is the
+ * option's setting ("servlet.members.1.options.weights"). Setting
+ * *replacement (the callee's malloc'd string, which the config takes)
+ * puts that value in the option's place in the servlets the config builds
+ * from then on; mpb_config_get still answers what the file said. Returns
+ * 0, or a status that stops the walk. */
+typedef int (*mpb_config_option_fn)(void *ctx, const char *path, const char *value,
+                                    char **replacement, char *err, size_t err_len);
+MPB_EXPORT int mpb_config_rewrite_options(mpb_config *config, mpb_config_option_fn fn, void *ctx,
+                                          char *err, size_t err_len);
+
 /* Server options from the config's `server:` and `curve:` sections
  * (defaults elsewhere); out's strings are borrowed from config. */
 MPB_EXPORT void mpb_config_server_options(const mpb_config *config, mpb_server_options *out);

@@ -347,6 +347,28 @@ MPB_EXPORT int mpb_store_download_artifacts(mpb_store *self, const char *run_id,
 
 MPB_EXPORT void mpb_artifact_list_free(mpb_artifact_list **list_p);
 
+/* ---- Models from runs (MLflow's runs:/<run_id>/<artifact path> URIs) ---- */
+
+/* 1 when value starts with "runs:/". */
+MPB_EXPORT int mpb_model_uri_is_runs(const char *value);
+
+/* The artifact a runs:/ URI names, as a local path: copied once through
+ * the store into cache_dir/<run_id>/<artifact path> (cache_dir NULL:
+ * mpb_model_cache_dir()), reused afterwards. *out_path is the caller's
+ * (free()); sha256_hex gets the SHA-256 of the file (of a folder: of its
+ * names and contents in name order). Errors name the URI's problem (no
+ * such run, no such artifact). */
+MPB_EXPORT int mpb_store_resolve_runs_uri(mpb_store *self, const char *uri, const char *cache_dir,
+                                          char **out_path, char sha256_hex[65], char *err,
+                                          size_t err_len);
+
+/* $MPB_MODEL_CACHE, else $XDG_CACHE_HOME/mpbatch/models, else
+ * ~/.cache/mpbatch/models; the caller's (free()). */
+MPB_EXPORT char *mpb_model_cache_dir(void);
+
+/* SHA-256 of a file, or of a folder's names and contents, as 64 hex digits. */
+MPB_EXPORT int mpb_model_sha256(const char *path, char hex[65], char *err, size_t err_len);
+
 /* ---- Registry helpers (the way ForML uses MLflow as a model registry) --- */
 
 /* The id of the experiment with this name: an active one as is, a deleted

@@ -1,0 +1,221 @@
+/*
+ * A model named by MLflow's `runs:/<run_id>/<artifact path>` URI, as a
+ * local file or folder a worker can open: the artifact is copied once
+ * into a cache (<cache>/<run_id>/<artifact path>) through the store's
+ * artifact slots, whatever the store (file, SQLite, a tracking server),
+ * and later resolutions of the same URI use the copy. Its SHA-256 says
+ * exactly what is served.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "core/util.h"
+#include "mpbatch/error.h"
+#include "mpbatch/store.h"
+#include "tracking/fs_util.h"
+
+#define RUNS_SCHEME "runs:/"
+
+int
+mpb_model_uri_is_runs(const char *value)
+{
+    return value != NULL && strncmp(value, RUNS_SCHEME, strlen(RUNS_SCHEME)) == 0;
+}
+
+/* runs:/<run_id>/<path>: *run_id and *path are the caller's. */
+static int
+parse_runs_uri(const char *uri, char **run_id, char **path, char *err, size_t err_len)
+{
+    const char *rest = uri + strlen(RUNS_SCHEME);
+    while (*rest == '/') {
+        rest++;
+    }
+    const char *slash = strchr(rest, '/');
+    if (slash == NULL || slash == rest || slash[1] == '\0') {
+        return mpb__set_error(err, err_len, MPB_EINVAL,
+                              "'%s' is not runs:/<run_id>/<artifact path>", uri);
+    }
+    *run_id = mpb_strndup(rest, (size_t)(slash - rest));
+    *path = mpb_strdup(slash + 1);
+    size_t len = strlen(*path);
+    while (len > 0 && (*path)[len - 1] == '/') {
+        (*path)[--len] = '\0';
+    }
+    return 0;
+}
+
+static int
+hash_file(const char *path, crypto_hash_sha256_state *state, char *err, size_t err_len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return mpb__set_error(err, err_len, -errno, "%s: %s", path, strerror(errno));
+    }
+    unsigned char buf[1 << 16];
+    ssize_t got;
+    while ((got = read(fd, buf, sizeof buf)) > 0) {
+        crypto_hash_sha256_update(state, buf, (unsigned long long)got);
+    }
+    int rc = got < 0 ? mpb__set_error(err, err_len, -errno, "%s: %s", path, strerror(errno)) : 0;
+    close(fd);
+    return rc;
+}
+
+static int
+name_order(const struct dirent **a, const struct dirent **b)
+{
+    return strcmp((*a)->d_name, (*b)->d_name);
+}
+
+/* A folder's digest covers, in name order, each entry's name and content
+ * (recursively), so two copies of one artifact folder hash alike. */
+static int
+hash_tree(const char *path, crypto_hash_sha256_state *state, char *err, size_t err_len)
+{
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        return mpb__set_error(err, err_len, -errno, "%s: %s", path, strerror(errno));
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        return hash_file(path, state, err, err_len);
+    }
+    struct dirent **entries = NULL;
+    int n = scandir(path, &entries, NULL, name_order);
+    if (n < 0) {
+        return mpb__set_error(err, err_len, -errno, "%s: %s", path, strerror(errno));
+    }
+    int rc = 0;
+    for (int i = 0; i < n; i++) {
+        const char *name = entries[i]->d_name;
+        if (rc == 0 && strcmp(name, ".") != 0 && strcmp(name, "..") != 0) {
+            crypto_hash_sha256_update(state, (const unsigned char *)name, strlen(name) + 1);
+            char *child = mpb_asprintf("%s/%s", path, name);
+            rc = hash_tree(child, state, err, err_len);
+            free(child);
+        }
+        free(entries[i]);
+    }
+    free(entries);
+    return rc;
+}
+
+int
+mpb_model_sha256(const char *path, char hex[65], char *err, size_t err_len)
+{
+    crypto_hash_sha256_state state;
+    crypto_hash_sha256_init(&state);
+    int rc = hash_tree(path, &state, err, err_len);
+    unsigned char digest[crypto_hash_sha256_BYTES];
+    crypto_hash_sha256_final(&state, digest);
+    for (size_t i = 0; i < sizeof digest; i++) {
+        snprintf(hex + 2 * i, 3, "%02x", digest[i]);
+    }
+    return rc;
+}
+
+char *
+mpb_model_cache_dir(void)
+{
+    const char *env = getenv("MPB_MODEL_CACHE");
+    if (env != NULL && *env != '\0') {
+        return mpb_strdup(env);
+    }
+    const char *xdg = getenv("XDG_CACHE_HOME");
+    if (xdg != NULL && *xdg == '/') {
+        return mpb_asprintf("%s/mpbatch/models", xdg);
+    }
+    const char *home = getenv("HOME");
+    return mpb_asprintf("%s/.cache/mpbatch/models", home != NULL && *home ? home : "/tmp");
+}
+
+/* Copies the artifact into <cache>/<run_id>/<path> unless a copy is there:
+ * downloaded into a fresh folder beside it, then renamed into place, so a
+ * copy is whole or absent (two processes may race: the first rename wins). */
+static int
+fetch(mpb_store *store, const char *run_id, const char *path, const char *cache, char **out,
+      char *err, size_t err_len)
+{
+    char *target = mpb_asprintf("%s/%s/%s", cache, run_id, path);
+    struct stat st;
+    if (stat(target, &st) == 0) {
+        *out = target;
+        return 0;
+    }
+    char *run_dir = mpb_asprintf("%s/%s", cache, run_id);
+    int rc = mpb__fs_mkdir_p(run_dir);
+    if (rc != 0) {
+        rc = mpb__set_error(err, err_len, rc, "cannot make %s: %s", run_dir, mpb_strerror(rc));
+    }
+    char *staging = mpb_asprintf("%s/.fetch-XXXXXX", run_dir);
+    if (rc == 0 && mkdtemp(staging) == NULL) {
+        rc = mpb__set_error(err, err_len, -errno, "%s: %s", staging, strerror(errno));
+    }
+    char *fetched = NULL;
+    if (rc == 0) {
+        rc = mpb_store_download_artifacts(store, run_id, path, staging, &fetched, err, err_len);
+    }
+    if (rc == 0) {
+        rc = mpb__fs_mkdir_parent(target);
+        if (rc != 0) {
+            rc = mpb__set_error(err, err_len, rc, "cannot make the folder of %s: %s", target,
+                                mpb_strerror(rc));
+        }
+    }
+    if (rc == 0 && rename(fetched, target) != 0 && stat(target, &st) != 0) {
+        rc = mpb__set_error(err, err_len, -errno, "rename %s: %s", target, strerror(errno));
+    }
+    mpb__fs_rm_rf(staging);
+    free(fetched);
+    free(staging);
+    free(run_dir);
+    if (rc != 0) {
+        free(target);
+        return rc;
+    }
+    *out = target;
+    return 0;
+}
+
+int
+mpb_store_resolve_runs_uri(mpb_store *store, const char *uri, const char *cache_dir,
+                           char **out_path, char sha256_hex[65], char *err, size_t err_len)
+{
+    *out_path = NULL;
+    if (!mpb_model_uri_is_runs(uri)) {
+        return mpb__set_error(err, err_len, MPB_EINVAL, "'%s' is not a runs:/ URI", uri);
+    }
+    if (sodium_init() < 0) {
+        return mpb__set_error(err, err_len, MPB_EIO, "libsodium did not initialise");
+    }
+    char *run_id = NULL;
+    char *path = NULL;
+    int rc = parse_runs_uri(uri, &run_id, &path, err, err_len);
+    mpb_run *run = NULL;
+    if (rc == 0) {
+        rc = mpb_store_get_run(store, run_id, &run, err, err_len);
+    }
+    char *cache = cache_dir != NULL ? mpb_strdup(cache_dir) : mpb_model_cache_dir();
+    if (rc == 0) {
+        rc = fetch(store, run_id, path, cache, out_path, err, err_len);
+    }
+    if (rc == 0) {
+        rc = mpb_model_sha256(*out_path, sha256_hex, err, err_len);
+    }
+    if (rc != 0) {
+        free(*out_path);
+        *out_path = NULL;
+    }
+    mpb_run_free(&run);
+    free(cache);
+    free(path);
+    free(run_id);
+    return rc;
+}
