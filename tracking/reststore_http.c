@@ -415,6 +415,13 @@ open_download(const char *path, char **out_tmp, FILE **out, char *err, size_t er
         return mpb__set_error(err, err_len, rc, "cannot create %s: %s", path, mpb_strerror(rc));
     }
     *out = fdopen(fd, "wb");
+    if (*out == NULL) {
+        rc = -errno;
+        close(fd);
+        (void)unlink(tmp);
+        free(tmp);
+        return mpb__set_error(err, err_len, rc, "cannot write %s: %s", path, mpb_strerror(rc));
+    }
     *out_tmp = tmp;
     return 0;
 }
