@@ -13,6 +13,7 @@
 #include "core/util.h"
 #include "mpbatch/error.h"
 #include "tracking/fs_util.h"
+#include "tracking/reststore_int.h"
 #include "tracking/search.h"
 #include "tracking/store_int.h"
 #include "tracking/text.h"
@@ -31,8 +32,8 @@ static const struct backend_entry {
 } backends[] = {
     {"file", mpb__filestore_backend, "MLflow's FileStore layout"},
     {"sqlite", mpb__sqlstore_backend, "MLflow's SQLite schema"},
-    {"http", NULL, "an MLflow tracking server's REST API"},
-    {"https", NULL, "an MLflow tracking server's REST API"},
+    {"http", mpb__reststore_backend, "an MLflow tracking server's REST API"},
+    {"https", mpb__reststore_backend, "an MLflow tracking server's REST API"},
 };
 
 /* Length of a URI scheme ("sqlite" in "sqlite:///x"), 0 for a plain path. */
@@ -68,7 +69,7 @@ open_backend(const char *uri, const mpb_store_open_opts *opts, mpb_store **out, 
     if (backend == NULL) {
         return mpb__set_error(err, err_len, MPB_ENOTSUP,
                               "tracking URI scheme '%.*s' is not supported (use "
-                              "sqlite:///PATH.db, file:PATH or a plain path)",
+                              "sqlite:///PATH.db, file:PATH, http(s)://HOST:PORT or a plain path)",
                               (int)len, uri);
     }
     if (backend->ops == NULL) {

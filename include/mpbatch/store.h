@@ -2,7 +2,8 @@
  * Tracking store: experiments, runs, params, metrics, tags and artifacts in a
  * backend MLflow itself can read, chosen by tracking URI as MLflow does
  * (`file:PATH` or a plain path: MLflow's FileStore layout; `sqlite:///rel.db`
- * or `sqlite:////abs.db`: MLflow's SQLite schema; later `http(s)://`).
+ * or `sqlite:////abs.db`: MLflow's SQLite schema; `http(s)://HOST:PORT`: an
+ * MLflow tracking server's REST API, docs/tracking-rest.md).
  * Every backend keeps one contract (tests/tracking/store_contract_test.c).
  *
  * Threading: one mpb_store may be used from several threads at once; calls on
@@ -124,12 +125,14 @@ typedef struct mpb_run {
 /* How to reach a store. Zero/NULL fields mean the backend's default; a
  * backend ignores the fields that do not apply to it (the file store uses
  * none; the SQLite store uses timeout_ms and artifact_root; the REST store
- * will use the connection fields). */
+ * uses timeout_ms and the connection fields, each falling back to MLflow's
+ * environment variable when unset). */
 typedef struct mpb_store_open_opts {
     /* SQLite: how long one call waits for another process's lock (busy
      * timeout and retries; default 20000). REST: per request (default 120000). */
     int64_t timeout_ms;
-    /* REST: retries of a retryable failure (408, 429, 5xx); default 7. */
+    /* REST: retries of a retryable failure (408, 429, 5xx, timeouts); 0 means
+     * the default (7), negative means none. */
     int max_retries;
     /* SQLite: where new experiments keep artifacts (a local folder or a
      * file: URI); default ./mlruns resolved at open, as MLflow's client. */

@@ -64,7 +64,7 @@ open_resolves_tracking_uris(void **state)
     assert_open_fails("sqlite://", MPB_EINVAL, "names no database file");
     assert_open_fails("sqlite:///x.db?mode=ro", MPB_EINVAL, "names no database file");
     assert_open_fails("sqlite://host/x.db", MPB_EINVAL, "names no database file");
-    assert_open_fails("https://mlflow.example.com", MPB_ENOTSUP, "not built yet");
+    assert_open_fails("https://user:pw@mlflow.example.com", MPB_EINVAL, "without credentials");
     assert_open_fails("ftp://host/x", MPB_ENOTSUP, "'ftp' is not supported");
     assert_open_fails("file://otherhost/x", MPB_EINVAL, "names no local folder");
     assert_open_fails("", MPB_EINVAL, "empty");
