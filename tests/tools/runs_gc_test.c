@@ -36,35 +36,13 @@ typedef struct fixture {
 static int
 run_mpb(fixture *f, const char *const *args)
 {
-    const char *build = getenv("MPB_BUILD_DIR");
-    if (build == NULL) {
-        skip();
-    }
-    char *mpb = th_pathf("%s/bin/mpb", build);
-    char *argv[16] = {mpb, "runs", "--tracking-uri", f->uri};
-    int n = 4;
+    const char *argv[16] = {"--tracking-uri", f->uri};
+    int n = 2;
     for (; *args != NULL && n < 15; args++) {
-        argv[n++] = (char *)*args;
+        argv[n++] = *args;
     }
     argv[n] = NULL;
-    char *out_path = th_pathf("%s/stdout", f->dir);
-    char *err_path = th_pathf("%s/stderr", f->dir);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 1, out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_addopen(&actions, 2, err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    pid_t pid = 0;
-    assert_int_equal(posix_spawn(&pid, mpb, &actions, NULL, argv, environ), 0);
-    posix_spawn_file_actions_destroy(&actions);
-    int status = th_wait_child(pid, 30000);
-    free(f->out);
-    free(f->err);
-    f->out = th_read(out_path);
-    f->err = th_read(err_path);
-    free(err_path);
-    free(out_path);
-    free(mpb);
-    return status;
+    return th_mpb_runs(f->dir, argv, 30000, &f->out, &f->err);
 }
 
 #define MPB(f, ...) run_mpb((f), (const char *const[]){__VA_ARGS__, NULL})
@@ -78,8 +56,7 @@ run_with_artifact(fixture *f, const char *exp_id, const char *name)
     assert_non_null(out);
     fputs("weights", out);
     fclose(out);
-    assert_int_equal(mpb_store_log_artifact(f->store, id, file, "model", f->msg, sizeof f->msg),
-                     0);
+    assert_int_equal(mpb_store_log_artifact(f->store, id, file, "model", f->msg, sizeof f->msg), 0);
     mpb_metric metric = {"loss", 0.5, 1, 0};
     mpb_param param = {"lr", "0.1"};
     assert_int_equal(
@@ -124,8 +101,7 @@ setup_store(void **state, int sqlite)
     f->gone_run_artifacts = artifact_dir(f, f->gone_run);
     assert_true(mpb__fs_is_dir(f->gone_run_artifacts));
     assert_int_equal(mpb_store_delete_run(f->store, f->gone_run, f->msg, sizeof f->msg), 0);
-    assert_int_equal(mpb_store_delete_experiment(f->store, f->gone_exp, f->msg, sizeof f->msg),
-                     0);
+    assert_int_equal(mpb_store_delete_experiment(f->store, f->gone_exp, f->msg, sizeof f->msg), 0);
     free(exp);
     *state = f;
     return 0;
@@ -204,8 +180,7 @@ gc_takes_explicit_ids(void **state)
     assert_int_equal(MPB(f, "gc", "--run-ids", f->gone_run), 0);
     assert_non_null(strstr(f->out, "gc: 1 run(s), 0 experiment(s) removed"));
     mpb_experiment *e = NULL;
-    assert_int_equal(mpb_store_get_experiment(f->store, f->gone_exp, &e, f->msg, sizeof f->msg),
-                     0);
+    assert_int_equal(mpb_store_get_experiment(f->store, f->gone_exp, &e, f->msg, sizeof f->msg), 0);
     mpb_experiment_free(&e);
     assert_int_equal(MPB(f, "gc", "--experiment-ids", f->gone_exp), 0);
     assert_non_null(strstr(f->out, "gc: 0 run(s), 1 experiment(s) removed"));

@@ -34,35 +34,7 @@ typedef struct fixture {
 static int
 run_mpb(fixture *f, const char *const *args)
 {
-    const char *build = getenv("MPB_BUILD_DIR");
-    if (build == NULL) {
-        skip();
-    }
-    char *mpb = th_pathf("%s/bin/mpb", build);
-    char *argv[16] = {mpb, "runs"};
-    int n = 2;
-    for (; *args != NULL && n < 15; args++) {
-        argv[n++] = (char *)*args;
-    }
-    argv[n] = NULL;
-    char *out_path = th_pathf("%s/stdout", f->dir);
-    char *err_path = th_pathf("%s/stderr", f->dir);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 1, out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_addopen(&actions, 2, err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    pid_t pid = 0;
-    assert_int_equal(posix_spawn(&pid, mpb, &actions, NULL, argv, environ), 0);
-    posix_spawn_file_actions_destroy(&actions);
-    int status = th_wait_child(pid, 60000);
-    free(f->out);
-    free(f->err);
-    f->out = th_read(out_path);
-    f->err = th_read(err_path);
-    free(err_path);
-    free(out_path);
-    free(mpb);
-    return status;
+    return th_mpb_runs(f->dir, args, 60000, &f->out, &f->err);
 }
 
 #define MPB(f, ...) run_mpb((f), (const char *const[]){__VA_ARGS__, NULL})
@@ -110,9 +82,8 @@ setup(void **state)
     char *a = th_experiment(f->source, "exp-a");
     char *b = th_experiment(f->source, "exp-b");
     char *gone = th_experiment(f->source, "exp-gone");
-    assert_int_equal(mpb_store_set_experiment_tag(f->source, a, "team", "vision", f->msg,
-                                                  sizeof f->msg),
-                     0);
+    assert_int_equal(
+        mpb_store_set_experiment_tag(f->source, a, "team", "vision", f->msg, sizeof f->msg), 0);
     char *parent = make_run(f, a, "parent", 1000, NULL, 0);
     mpb_tag child_tags[] = {{MPB_TAG_PARENT_RUN_ID, parent}, {"stage", "train"}};
     char *child = make_run(f, a, "child", 2000, child_tags, 2);
@@ -135,9 +106,9 @@ setup(void **state)
     }
     log_artifacts(f, child);
     log_artifacts(f, deleted);
-    assert_int_equal(
-        mpb_store_update_run(f->source, parent, MPB_RUN_FINISHED, 9000, NULL, f->msg, sizeof f->msg),
-        0);
+    assert_int_equal(mpb_store_update_run(f->source, parent, MPB_RUN_FINISHED, 9000, NULL, f->msg,
+                                          sizeof f->msg),
+                     0);
     assert_int_equal(
         mpb_store_update_run(f->source, child, MPB_RUN_FAILED, 8000, NULL, f->msg, sizeof f->msg),
         0);

@@ -31,52 +31,25 @@ typedef struct fixture {
     int uri_from_env; /* pass the store as MLFLOW_TRACKING_URI, not an option */
 } fixture;
 
-static char *
-mpb_path(void)
-{
-    const char *build = getenv("MPB_BUILD_DIR");
-    if (build == NULL) {
-        skip();
-    }
-    return th_pathf("%s/bin/mpb", build);
-}
-
 /* Runs `mpb runs --tracking-uri <store> ARGS...` (--uri on the file store:
  * the alias; MLFLOW_TRACKING_URI with uri_from_env); returns the exit status. */
 static int
 run_mpb(fixture *f, const char *const *args)
 {
-    char *mpb = mpb_path();
-    char *argv[24] = {mpb, "runs", f->sqlite ? "--tracking-uri" : "--uri", f->uri};
-    int n = 4;
+    const char *argv[24] = {f->sqlite ? "--tracking-uri" : "--uri", f->uri};
+    int n = 2;
     if (f->uri_from_env) {
-        n = 2;
+        n = 0;
         setenv("MLFLOW_TRACKING_URI", f->uri, 1);
     }
     for (; *args != NULL && n < 23; args++) {
-        argv[n++] = (char *)*args;
+        argv[n++] = *args;
     }
     argv[n] = NULL;
-    char *out_path = th_pathf("%s/stdout", f->dir);
-    char *err_path = th_pathf("%s/stderr", f->dir);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 1, out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_addopen(&actions, 2, err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    pid_t pid = 0;
-    assert_int_equal(posix_spawn(&pid, mpb, &actions, NULL, argv, environ), 0);
-    posix_spawn_file_actions_destroy(&actions);
+    int status = th_mpb_runs(f->dir, argv, 30000, &f->out, &f->err);
     unsetenv("MLFLOW_TRACKING_URI");
-    int status = th_wait_child(pid, 30000);
-    free(f->out);
-    free(f->err);
-    f->out = th_read(out_path);
-    f->err = th_read(err_path);
     assert_non_null(f->out);
     assert_non_null(f->err);
-    free(err_path);
-    free(out_path);
-    free(mpb);
     return status;
 }
 

@@ -5,7 +5,9 @@
 #ifndef MPB_TESTS_TRACKING_HELPERS_H
 #define MPB_TESTS_TRACKING_HELPERS_H
 
+#include <fcntl.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -225,6 +227,45 @@ th_wait_child(pid_t pid, int timeout_ms)
         struct timespec pause = {0, 2 * 1000 * 1000};
         nanosleep(&pause, NULL);
     }
+}
+
+/* Runs `<build>/bin/mpb runs <args...>` (args NULL-terminated) with
+ * standard output and error into files of dir, waits at most timeout_ms;
+ * *out and *err (replaced; the caller's) get what it wrote. The exit
+ * status; skips the test without MPB_BUILD_DIR. */
+static inline int
+th_mpb_runs(const char *dir, const char *const *args, int timeout_ms, char **out, char **err)
+{
+    extern char **environ;
+    const char *build = getenv("MPB_BUILD_DIR");
+    if (build == NULL) {
+        skip();
+    }
+    char *mpb = th_pathf("%s/bin/mpb", build);
+    char *argv[32] = {mpb, "runs"};
+    int n = 2;
+    for (; *args != NULL && n < 31; args++) {
+        argv[n++] = (char *)*args;
+    }
+    argv[n] = NULL;
+    char *out_path = th_pathf("%s/stdout", dir);
+    char *err_path = th_pathf("%s/stderr", dir);
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, 1, out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_addopen(&actions, 2, err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    pid_t pid = 0;
+    assert_int_equal(posix_spawn(&pid, mpb, &actions, NULL, argv, environ), 0);
+    posix_spawn_file_actions_destroy(&actions);
+    int status = th_wait_child(pid, timeout_ms);
+    free(*out);
+    free(*err);
+    *out = th_read(out_path);
+    *err = th_read(err_path);
+    free(err_path);
+    free(out_path);
+    free(mpb);
+    return status;
 }
 
 #endif
