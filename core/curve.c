@@ -94,6 +94,7 @@ mpb__curve_keygen(const char *name, char *err, size_t err_len)
     }
     if (zcert_save_public(cert, public_path) != 0) {
         rc = mpb__set_error(err, err_len, MPB_EIO, "cannot write %s", public_path);
+        unlink(public_path);
         unlink(secret_path);
         goto out_destroy;
     }
@@ -254,6 +255,11 @@ mpb__endpoint_is_remote_tcp(const char *endpoint)
     struct in_addr addr;
     if (inet_pton(AF_INET, name, &addr) == 1) {
         return (ntohl(addr.s_addr) >> 24) != 127;
+    }
+    struct in6_addr addr6;
+    if (inet_pton(AF_INET6, name, &addr6) == 1) {
+        int mapped_loopback = IN6_IS_ADDR_V4MAPPED(&addr6) && addr6.s6_addr[12] == 127;
+        return !IN6_IS_ADDR_LOOPBACK(&addr6) && !mapped_loopback;
     }
     return 1; /* a wildcard, an interface name, any other host */
 }
@@ -544,11 +550,11 @@ decide(mpb__zap *zap, zap_request *req, char key_txt[41], const char *address)
         return "not a CURVE peer";
     }
     zmq_z85_encode(key_txt, zmq_msg_data(&req->parts[ZAP_CREDENTIAL]), 32);
+    if (zap->own_public[0] != '\0' && strcmp(key_txt, zap->own_public) == 0) {
+        return NULL; /* the coordinator's own workers, wherever the allow list points */
+    }
     if (!address_allowed(zap, address)) {
         return "address not in the allow list";
-    }
-    if (zap->own_public[0] != '\0' && strcmp(key_txt, zap->own_public) == 0) {
-        return NULL; /* the coordinator's own workers */
     }
     if (zcertstore_lookup(zap->certs, key_txt) == NULL) {
         return "public key not in the clients folder";

@@ -182,6 +182,8 @@ mpb__worker_join(const mpb__worker_config *cfg, const char *plugin, mpb__joined 
         goto out_term;
     }
     mpb__zmq_set_int(socket, ZMQ_LINGER, 0);
+    int64_t max_message = 1 << 20; /* SETTINGS is small: nothing larger is read */
+    zmq_setsockopt(socket, ZMQ_MAXMSGSIZE, &max_message, sizeof max_message);
     int64_t timeout_ms = cfg->coordinator_timeout_ms ? cfg->coordinator_timeout_ms
                                                      : MPB_DEFAULT_COORDINATOR_TIMEOUT_MS;
     rc = mpb__curve_connect(ctx, socket, cfg->endpoint, cfg->curve_server_key_file,

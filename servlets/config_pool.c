@@ -3,6 +3,7 @@
  * plugin, cpus, options, the integers with their bounds, retry, isolate,
  * and the strings a node owns. Errors name the field at its line.
  */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,11 +95,11 @@ parse_pool_integer(parse_ctx *ctx, const char *key, const yaml_node_t *value, co
                   {"batch_size", 0, 1 << 20},
                   {"batch_wait_us", 0, 3600LL * 1000000},
                   {"capacity", 1, 1 << 20},
-                  {"start_timeout_ms", 1, 1LL << 31},
+                  {"start_timeout_ms", 1, INT_MAX},
                   {"max_item_bytes", 1, 1 << 30},
                   {"shm_bytes", 0, 1 << 30},
-                  {"unavailable_timeout_ms", -1, 1LL << 31},
-                  {"batch_timeout_ms", -1, 1LL << 31},
+                  {"unavailable_timeout_ms", -1, INT_MAX},
+                  {"batch_timeout_ms", -1, INT_MAX},
                   {"retry", 0, 100}};
     long long n = 0;
     for (size_t i = 0; i < MPB_ARRAY_LEN(bounds); i++) {

@@ -117,6 +117,9 @@ void
 mpb__pool_slot_complete(mpb__pool *pool, mpb__slot *slot, mpb_result *result)
 {
     mpb__task *task = slot->task;
+    if (pool->isolation_gave_up && result != NULL && !mpb_result_is_error(result)) {
+        pool->isolation_gave_up = 0; /* the plugin serves again: isolation may help again */
+    }
     if (slot->conn >= 0) {
         pool->conns[slot->conn].in_flight--;
     }
@@ -270,8 +273,9 @@ pick_worker(mpb__pool *pool, int idle_only)
     uint32_t best_credit = 0;
     for (size_t i = 0; i < pool->n_conns; i++) {
         mpb__conn *c = &pool->conns[i];
-        if (c->in_flight == 0) {
+        if (c->in_flight == 0 && c->isolating != 0) {
             c->isolating = 0;
+            pool->isolation_crashes = 0; /* a group came back whole: isolation is working */
         }
         if (c->state != MPB_CONN_READY || c->in_flight >= c->capacity || c->isolating != 0 ||
             (idle_only && c->in_flight > 0)) {

@@ -198,6 +198,8 @@ struct mpb__pool {
     int isolate_bisect;   /* workers re-run a batch that failed whole in halves, and the
                            * items of a worker that crashed run again in halves */
     uint32_t next_group;  /* the last isolation group made */
+    unsigned isolation_crashes; /* isolation groups that crashed since one came back */
+    int isolation_gave_up;      /* set by a give-up, cleared by the next value answered */
     uint64_t hung_timer;  /* looks for workers past it (batch_timeout_ms > 0) */
     int retries_pending;  /* relaunch retries waiting on a timer */
     uint32_t batch_seq;   /* batches, numbered as their TELEMETRY arrives */
@@ -259,6 +261,9 @@ void mpb__pool_cancel_retries(mpb__pool *pool);
 void mpb__pool_check_available(mpb__pool *pool);
 /* Answers WorkerCrashed for every item in flight on conn i; forgets it. */
 void mpb__pool_conn_lost(mpb__pool *pool, size_t i, const char *how);
+/* The same for a worker whose process died: with isolate: bisect its items
+ * are run again in halves (pool_isolate.c) instead. */
+void mpb__pool_conn_died(mpb__pool *pool, size_t i, const char *how);
 /* Puts an item a failed worker held back in front of the waiting ring,
  * under a new id (a late answer from that worker matches nothing). */
 void mpb__pool_requeue(mpb__pool *pool, uint32_t index);

@@ -14,7 +14,12 @@
  * one that crashes its worker is the culprit: that item alone fails
  * WorkerCrashed. One bad item among n costs about log2(n) more crashes;
  * the worker deaths it causes are expected, so they relaunch at once
- * instead of backing off (pool_recovery.c).
+ * instead of backing off (pool_recovery.c). A plugin that crashes on
+ * most items would make that a crash loop without backoff: after
+ * MAX_ISOLATION_CRASHES groups in a row crash with none coming back,
+ * isolation gives up, every item it holds fails WorkerCrashed, and
+ * relaunches back off as for any crash loop; crashes are not isolated
+ * again until some item gets a value.
  *
  * Items keep their deadlines meanwhile: one that expires while isolated is
  * answered Timeout as any other.
@@ -25,6 +30,8 @@
 #include "core/util.h"
 #include "mpbatch/log.h"
 #include "servlets/pool.h"
+
+#define MAX_ISOLATION_CRASHES 24 /* 2 bad items in 4096 need about that many */
 
 /* Suspects in the order the pool took them. */
 static int
@@ -54,10 +61,53 @@ new_group(mpb__pool *pool)
     return pool->next_group;
 }
 
+/* Isolation gives up: every item of a group (waiting, or on the dead
+ * worker) fails with message. */
+static void
+give_up(mpb__pool *pool, mpb__conn *c, const char *message)
+{
+    char why[384];
+    snprintf(why, sizeof why,
+             "%s (isolate: bisect gave up after %u crashes in a row: the plugin crashes on "
+             "most items)",
+             message, pool->isolation_crashes);
+    mpb_log_err("pool", "%s: %s", mpb__pool_path(pool), why);
+    for (size_t s = 0; s < pool->n_slots; s++) {
+        mpb__slot *slot = &pool->slots[s];
+        if (!slot->busy || slot->task == NULL) {
+            continue;
+        }
+        if (slot->conn == (int)(c - pool->conns)) { /* on the dead worker: done with it */
+            slot->group = 0;
+            mpb__pool_slot_complete(pool, slot,
+                                    mpb__pool_error(pool, c, MPB_ERROR_WORKER_CRASHED, why));
+        } else if (slot->conn < 0 && slot->group != 0) {
+            /* waiting in the ring: answered now, its slot freed when the
+             * ring reaches it (as for a cancelled item) */
+            mpb__task *task = slot->task;
+            slot->task = NULL;
+            slot->group = 0;
+            mpb__pool_deadline_remove(pool, (uint32_t)s);
+            mpb__pool_answer(pool, task, slot->start_ns,
+                             mpb__pool_error(pool, c, MPB_ERROR_WORKER_CRASHED, why));
+        }
+    }
+    pool->isolation_crashes = 0;
+    pool->isolation_gave_up = 1;
+    c->isolating = 0;
+}
+
 int
 mpb__pool_isolate_crash(mpb__pool *pool, size_t conn_index, const char *message)
 {
     mpb__conn *c = &pool->conns[conn_index];
+    if (pool->isolation_gave_up) {
+        return 0; /* nothing has worked since the last give-up: fail as without isolate */
+    }
+    if (c->isolating != 0 && ++pool->isolation_crashes > MAX_ISOLATION_CRASHES) {
+        give_up(pool, c, message);
+        return 1;
+    }
     uint32_t *suspects = mpb_malloc((c->in_flight ? c->in_flight : 1) * sizeof *suspects);
     size_t n = 0;
     for (size_t s = 0; s < pool->n_slots; s++) {
@@ -73,8 +123,9 @@ mpb__pool_isolate_crash(mpb__pool *pool, size_t conn_index, const char *message)
     }
     if (n == 1) { /* alone on its worker when it crashed: the culprit */
         char why[320];
-        snprintf(why, sizeof why,
-                 "%s (the item crashed its worker when run alone: isolate: bisect)", message);
+        snprintf(why, sizeof why, "%s (%s: isolate: bisect)", message,
+                 c->isolating != 0 ? "the item crashed its worker when run alone"
+                                   : "the only item its worker held when it crashed");
         mpb__pool_slot_complete(pool, &pool->slots[suspects[0]],
                                 mpb__pool_error(pool, c, MPB_ERROR_WORKER_CRASHED, why));
     } else if (n > 1) {
@@ -90,6 +141,7 @@ mpb__pool_isolate_crash(mpb__pool *pool, size_t conn_index, const char *message)
     if (n > 0 && c->index >= 0 && c->isolating != 0) {
         pool->restarts[c->index].expected = 1; /* it was running a group: no backoff */
     }
+    c->isolating = 0; /* gone: it came back with nothing */
     free(suspects);
     mpb__pool_pump(pool);
     return 1;

@@ -115,14 +115,30 @@ same_plugin(const mpb__pool *pool, mpb__wire_str theirs)
            (pool->declared != NULL && strcmp(given, pool->declared->name) == 0);
 }
 
+/* A peer's string fit for a log line: at most cap - 1 bytes, anything
+ * but printable ASCII shown as '?'. */
+static const char *
+printable(mpb__wire_str s, char *out, size_t cap)
+{
+    size_t n = s.len < cap - 1 ? s.len : cap - 1;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s.ptr[i];
+        out[i] = c >= 0x20 && c < 0x7f ? (char)c : '?';
+    }
+    out[n] = '\0';
+    return out;
+}
+
 static void
 refuse_plugin(mpb__pool *pool, const void *rid, size_t rid_len, mpb__wire_str theirs)
 {
     char reason[512];
+    char plugin[128];
     snprintf(reason, sizeof reason,
-             "servlet %s runs plugin %s, and this worker runs %.*s: start it with --plugin %s "
+             "servlet %s runs plugin %s, and this worker runs %s: start it with --plugin %s "
              "(or without --plugin)",
-             mpb__pool_path(pool), pool->plugin, (int)theirs.len, theirs.ptr, pool->plugin);
+             mpb__pool_path(pool), pool->plugin, printable(theirs, plugin, sizeof plugin),
+             pool->plugin);
     mpb__pool_protocol_error(pool, rid, rid_len, "a joining worker", reason);
 }
 
@@ -155,8 +171,11 @@ handle_hello(mpb__pool *pool, const void *rid, size_t rid_len, const mpb__hello 
                             (int64_t)pool->max_item_bytes, pool->isolate_bisect,
                             (const char *const *)pool->options, n_options);
     mpb__pool_send_out(pool, rid, rid_len);
-    mpb_log_info("pool", "%s: sent settings to joining worker %.*s on %.*s", mpb__pool_path(pool),
-                 (int)hello->name.len, hello->name.ptr, (int)hello->host.len, hello->host.ptr);
+    char name[128];
+    char host[128];
+    mpb_log_info("pool", "%s: sent settings to joining worker %s on %s", mpb__pool_path(pool),
+                 printable(hello->name, name, sizeof name),
+                 printable(hello->host, host, sizeof host));
 }
 
 static void
@@ -431,14 +450,30 @@ mpb__pool_on_heartbeat(mpb__loop *loop, void *arg)
 }
 
 /* Answers every item in flight on conn i with WorkerCrashed; forgets it. */
+static void conn_fail(mpb__pool *pool, size_t i, const char *type, const char *how, int died);
+
 void
 mpb__pool_conn_lost(mpb__pool *pool, size_t i, const char *how)
 {
-    mpb__pool_conn_fail(pool, i, MPB_ERROR_WORKER_CRASHED, how);
+    conn_fail(pool, i, MPB_ERROR_WORKER_CRASHED, how, 0);
+}
+
+void
+mpb__pool_conn_died(mpb__pool *pool, size_t i, const char *how)
+{
+    conn_fail(pool, i, MPB_ERROR_WORKER_CRASHED, how, 1);
 }
 
 void
 mpb__pool_conn_fail(mpb__pool *pool, size_t i, const char *type, const char *how)
+{
+    conn_fail(pool, i, type, how, 0);
+}
+
+/* Fails (or retries, or with died and isolate: bisect, isolates) the
+ * items of worker i; died: its process is known to have died. */
+static void
+conn_fail(mpb__pool *pool, size_t i, const char *type, const char *how, int died)
 {
     mpb__conn *c = &pool->conns[i];
     char message[256];
@@ -448,7 +483,7 @@ mpb__pool_conn_fail(mpb__pool *pool, size_t i, const char *type, const char *how
                     c->in_flight);
     }
     mpb__pool_set_conn_state(pool, c, MPB_CONN_GONE);
-    if (pool->isolate_bisect && !pool->stopping && strcmp(type, MPB_ERROR_WORKER_CRASHED) == 0 &&
+    if (died && pool->isolate_bisect && !pool->stopping &&
         mpb__pool_isolate_crash(pool, i, message)) {
         return;
     }

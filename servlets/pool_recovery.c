@@ -177,7 +177,7 @@ on_death(mpb__loop *loop, void *arg)
         if (c->pid == d->pid && c->index == d->index) {
             had_conn = 1; /* known: READY once (a hung one was failed already) */
             if (c->state != MPB_CONN_GONE) {
-                mpb__pool_conn_lost(pool, i, d->how);
+                mpb__pool_conn_died(pool, i, d->how);
             }
         }
     }

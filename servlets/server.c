@@ -239,7 +239,6 @@ dispatcher_main(void *arg)
     snprintf(self->start_error, sizeof self->start_error, "%s", err);
     pthread_mutex_unlock(&self->lock);
     if (rc != 0) {
-        mpb__server_curve_close(self);
         set_state(self, MPB_SERVER_FAILED);
         return NULL;
     }
@@ -263,7 +262,6 @@ dispatcher_main(void *arg)
         fe->ops->stop(fe);
     }
     mpb__loop_remove_fd(self->loop, self->wake_fd);
-    mpb__server_curve_close(self);
     set_state(self, MPB_SERVER_STOPPED);
     fail_calls(self);
     return NULL;
@@ -376,6 +374,10 @@ mpb_server_destroy(mpb_server **self_p)
         fe->ops->destroy(fe);
     }
     mpb_servlet_destroy(&self->root);
+    /* Only now: a context without a ZAP handler lets every CURVE peer in,
+     * and the tree's sockets were open until the line above. Peers that
+     * knock meanwhile wait unanswered, which keeps them out. */
+    mpb__server_curve_close(self);
     for (size_t i = 0; i < self->n_queue; i++) {
         free(self->queue[i]);
     }

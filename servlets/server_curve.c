@@ -22,7 +22,8 @@ void
 mpb__server_curve_copy(mpb_server *self)
 {
     const mpb_curve_options *curve = &self->options.curve;
-    self->curve_secret_file = copy_or_null(curve->secret_file);
+    /* an empty secret is kept as given: start refuses it */
+    self->curve_secret_file = curve->secret_file != NULL ? mpb_strdup(curve->secret_file) : NULL;
     self->curve_clients_dir = copy_or_null(curve->clients_dir);
     self->curve_allow = copy_or_null(curve->allow);
     self->options.curve.secret_file = self->curve_secret_file;
@@ -33,6 +34,10 @@ mpb__server_curve_copy(mpb_server *self)
 int
 mpb__server_curve_load(mpb_server *self, char *err, size_t err_len)
 {
+    if (self->curve_secret_file != NULL && *self->curve_secret_file == '\0') {
+        return mpb__set_error(err, err_len, MPB_EINVAL,
+                              "curve: secret is empty (name the coordinator's .key file)");
+    }
     if (self->curve_secret_file == NULL) {
         if (self->curve_clients_dir != NULL) {
             return mpb__set_error(err, err_len, MPB_EINVAL,

@@ -130,8 +130,8 @@ void mpb__interval_free(mpb__interval **interval_p);
 /* CURVE (server_curve.c). copy: options.curve's paths become the
  * server's own (mpb_server_new); load: its keys, at start (caller's
  * thread); open: the ZAP handler on the loop and the keys in env, before
- * the tree starts (dispatcher); close: at the dispatcher's end; free: at
- * destroy. */
+ * the tree starts (dispatcher); close: at destroy, once the tree's sockets
+ * are closed (any thread, the dispatcher gone); free: at destroy. */
 void mpb__server_curve_copy(mpb_server *server);
 int mpb__server_curve_load(mpb_server *server, char *err, size_t err_len);
 int mpb__server_curve_open(mpb_server *server, mpb__servlet_env *env, char *err, size_t err_len);

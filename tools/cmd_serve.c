@@ -138,8 +138,9 @@ parse_args(int argc, char **argv, serve_args *a)
     return -1;
 }
 
-/* 1 for an address other hosts can reach: tcp:// (or an HTTP HOST:PORT)
- * off loopback. ipc:// and inproc:// stay on this host. */
+/* 1 for an address other hosts can reach: a ZeroMQ endpoint other than
+ * ipc://, inproc:// and tcp:// on loopback (tipc://, ws://... count as
+ * reachable), or an HTTP HOST:PORT off loopback. */
 static int
 reachable_from_others(const char *address)
 {
@@ -149,12 +150,22 @@ reachable_from_others(const char *address)
     if (strncmp(address, "tcp://", 6) == 0) {
         return mpb__endpoint_is_remote_tcp(address);
     }
-    if (address[0] == ':') {
-        return 0; /* HTTP with no host binds loopback */
+    if (strstr(address, "://") != NULL) {
+        return 1;
+    }
+    if (address[0] == ':' && strchr(address + 1, ':') == NULL) {
+        return 0; /* HTTP ":PORT": no host binds loopback */
     }
     char tcp[512];
     snprintf(tcp, sizeof tcp, "tcp://%s", address);
     return mpb__endpoint_is_remote_tcp(tcp);
+}
+
+/* CURVE covers tcp:// only: other network transports stay unauthenticated. */
+static int
+covered_by_curve(const serve_args *a, const char *endpoint)
+{
+    return a->curve && strncmp(endpoint, "tcp://", 6) == 0;
 }
 
 static int
@@ -178,14 +189,15 @@ check_exposure(const serve_args *a, const mpb_config *config)
         return 0;
     }
     const char *remedy_curve = "add a curve: section to the config";
-    if (!a->curve && reachable_from_others(a->bind)) {
+    if (!covered_by_curve(a, a->bind) && reachable_from_others(a->bind)) {
         return refuse_exposure("--bind", a->bind, remedy_curve);
     }
     for (size_t i = 0; i < mpb_config_count(config); i++) {
         const char *key = mpb_config_key(config, i);
         size_t len = strlen(key);
+        const char *value = mpb_config_value(config, i);
         if (strncmp(key, "servlet", 7) == 0 && len >= 5 && strcmp(key + len - 5, ".bind") == 0 &&
-            !a->curve && reachable_from_others(mpb_config_value(config, i))) {
+            !covered_by_curve(a, value) && reachable_from_others(value)) {
             return refuse_exposure(key, mpb_config_value(config, i), remedy_curve);
         }
     }
@@ -217,7 +229,8 @@ apply_config(serve_args *a, const mpb_config *config)
     if (a->http_token_file == NULL) {
         a->http_token_file = mpb_config_get(config, "serve.http_token_file");
     }
-    a->curve = mpb_config_get(config, "curve.secret") != NULL;
+    const char *secret = mpb_config_get(config, "curve.secret");
+    a->curve = secret != NULL && *secret != '\0';
     const char *text = mpb_config_get(config, "serve.max_message_bytes");
     if (a->max_message_bytes == 0 && text != NULL) {
         a->max_message_bytes = (size_t)strtoull(text, NULL, 10);

@@ -280,7 +280,10 @@ take_joined(mpb__worker_config *cfg, mpb_options **options, const mpb__joined *j
     mpb__options_destroy(options);
     *options = mpb__options_new();
     for (size_t i = 0; i < joined->n_options; i++) {
-        mpb__options_set_pair(*options, joined->options[i]);
+        if (mpb__options_set_pair(*options, joined->options[i]) != 0) {
+            mpb_log_warn("worker", "the servlet's option '%s' is not KEY=VALUE: ignored",
+                         joined->options[i]);
+        }
     }
     cfg->options = *options;
     mpb_log_info("worker",
@@ -289,21 +292,22 @@ take_joined(mpb__worker_config *cfg, mpb_options **options, const mpb__joined *j
                  joined->plugin, joined->batch_size, joined->batch_wait_us, joined->n_options);
 }
 
-/* The plugin named on the command line, else the servlet's: by its name
- * or path, then (a path of the coordinator's host) by its short name. */
+/* The plugin named on the command line, else the servlet's by its short
+ * name, found on this host's plugin path: a path the coordinator sends is
+ * never opened as such (whoever answers HELLO must not choose a file for
+ * this process to load). */
 static int
 load_plugin(const char *given, const mpb__joined *joined, mpb__plugin **out, const char **used,
             char *err, size_t err_len)
 {
-    *used = given != NULL ? given : joined->plugin;
-    int rc = mpb__plugin_load(*used, out, err, err_len);
-    if (rc != 0 && given == NULL && strchr(joined->plugin, '/') != NULL) {
-        static char short_name[256];
+    static char short_name[256];
+    if (given != NULL) {
+        *used = given;
+    } else {
         mpb__plugin_short_name(joined->plugin, short_name, sizeof short_name);
         *used = short_name;
-        rc = mpb__plugin_load(*used, out, err, err_len);
     }
-    return rc;
+    return mpb__plugin_load(*used, out, err, err_len);
 }
 
 int

@@ -274,16 +274,23 @@ class Client:
             raise ValueError(f"connect {endpoint}: {e}") from None
 
     def _use_curve(self, server_key_file, key_file):
+        import os
+        import stat
+
         import zmq.auth  # czmq's certificate format, as mpb keygen writes it
 
-        if server_key_file is None or key_file is None:
+        try:
+            if server_key_file is None or key_file is None:
+                raise ValueError("curve_server_key and curve_key go together")
+            server_public, _ = zmq.auth.load_certificate(server_key_file)
+            public, secret = zmq.auth.load_certificate(key_file)
+            if secret is None:
+                raise ValueError(f"{key_file} holds no secret key (give the .key file)")
+            if os.stat(key_file).st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+                raise ValueError(f"{key_file} may be read by others: chmod 600 {key_file}")
+        except (OSError, ValueError) as e:
             self.close()
-            raise ValueError("curve_server_key and curve_key go together")
-        server_public, _ = zmq.auth.load_certificate(server_key_file)
-        public, secret = zmq.auth.load_certificate(key_file)
-        if secret is None:
-            self.close()
-            raise ValueError(f"{key_file} holds no secret key (give the .key file)")
+            raise ValueError(f"CURVE keys: {e}") from None
         self._socket.curve_serverkey = server_public
         self._socket.curve_publickey = public
         self._socket.curve_secretkey = secret

@@ -29,7 +29,7 @@ typedef struct mpb_frontend_options {
     unsigned client_max_in_flight;
     /* HTTP only: a file (mode 0600) whose first line is a bearer token;
      * every request without `Authorization: Bearer <token>` is answered
-     * 401 before its body is read. NULL: no token. */
+     * 401 (its body discarded as it arrives). NULL: no token. */
     const char *token_file;
 } mpb_frontend_options;
 

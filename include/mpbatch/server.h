@@ -49,7 +49,8 @@ typedef struct mpb_curve_options {
 /* What call and submit do when the server holds `capacity` items. */
 typedef enum mpb_overload {
     /* Wait for room, up to the call's timeout (then a Timeout error for
-     * call, MPB_ETIMEDOUT for submit); timeout 0 fails at once. */
+     * call, MPB_ETIMEDOUT for submit); submit's timeout 0 fails at once,
+     * call's timeout <= 0 waits without limit. */
     MPB_OVERLOAD_BLOCK = 0,
     /* Fail at once whatever the timeout: call answers an Overloaded error
      * (MPB_EITEM), submit and call_many MPB_EAGAIN. Streams still wait:
@@ -62,7 +63,6 @@ typedef struct mpb_server_options {
      * at workers): what bounds the server's memory under any load; 0:
      * 1024; at most 4194304. Beyond it, see overload. */
     size_t capacity;
-    mpb_overload overload;
     /* How long stop waits for workers to leave before killing them; 0: 10000. */
     int stop_timeout_ms;
     /* Optional per-batch observer (dispatcher thread; must not block). */
@@ -79,6 +79,8 @@ typedef struct mpb_server_options {
     int interval_ms;
     /* CURVE for tcp:// endpoints; secret_file NULL: none. */
     mpb_curve_options curve;
+    /* What call and submit do past capacity (default MPB_OVERLOAD_BLOCK). */
+    mpb_overload overload;
 } mpb_server_options;
 
 typedef struct mpb_server_stats {

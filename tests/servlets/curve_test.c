@@ -232,9 +232,36 @@ own_workers_use_the_coordinators_key(void **state)
     char endpoint[64];
     free_tcp_endpoint(endpoint, sizeof endpoint);
     test_pool tp = {.kind = "thread", .plugin = "passthrough", .workers = 2, .bind = endpoint};
-    mpb_server *server = curve_server(&k, &tp, NULL);
+    /* the allow list names another host: the coordinator's own key gets in anyway */
+    mpb_server *server = curve_server(&k, &tp, "10.9.9.9");
     assert_int_equal(mpb_server_workers(server, NULL, 0), 2);
     call_ok(server, "own");
+    mpb_server_destroy(&server);
+    keys_teardown(&k);
+}
+
+/* A stranger knocking on a pool's tcp socket between stop and destroy
+ * (the socket is still open, the dispatcher gone) is kept out, not let in
+ * by a context without a ZAP handler. */
+static void
+a_stopped_server_still_refuses_strangers(void **state)
+{
+    (void)state;
+    keys k;
+    keys_setup(&k);
+    char endpoint[64];
+    free_tcp_endpoint(endpoint, sizeof endpoint);
+    test_pool tp = {.kind = "process", .plugin = "passthrough", .joined_only = 1, .bind = endpoint};
+    mpb_server *server = curve_server(&k, &tp, NULL);
+    mpb_server_stop(server);
+    void *ctx = zmq_ctx_new();
+    void *dealer = zmq_socket(ctx, ZMQ_DEALER);
+    char err[512];
+    int rc = mpb__curve_connect(ctx, dealer, endpoint, key_file(&k, 1, "server", "pub"),
+                                key_file(&k, 2, "stranger", "key"), 700, NULL, err, sizeof err);
+    assert_int_not_equal(rc, 0); /* no handshake: refused, or never answered */
+    zmq_close(dealer);
+    zmq_ctx_term(ctx);
     mpb_server_destroy(&server);
     keys_teardown(&k);
 }
@@ -343,6 +370,13 @@ bad_key_files_fail_start_with_the_reason(void **state)
     assert_int_equal(mpb_server_start(server, err, sizeof err), MPB_EINVAL);
     assert_non_null(strstr(err, "no secret key"));
     mpb_server_destroy(&server);
+
+    opts.curve.secret_file = ""; /* an empty secret is an error, not "no CURVE" */
+    root = test_pool_servlet(&tp);
+    server = mpb_server_new(&root, &opts);
+    assert_int_equal(mpb_server_start(server, err, sizeof err), MPB_EINVAL);
+    assert_non_null(strstr(err, "secret is empty"));
+    mpb_server_destroy(&server);
     keys_teardown(&k);
 }
 
@@ -413,6 +447,7 @@ main(void)
         cmocka_unit_test(only_known_keys_join),
         cmocka_unit_test(allow_list_keeps_other_addresses_out),
         cmocka_unit_test(own_workers_use_the_coordinators_key),
+        cmocka_unit_test(a_stopped_server_still_refuses_strangers),
         cmocka_unit_test(front_end_clients_need_a_known_key),
         cmocka_unit_test(application_signal_handler_survives),
         cmocka_unit_test(bad_key_files_fail_start_with_the_reason),

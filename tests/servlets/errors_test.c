@@ -217,6 +217,41 @@ crashing_items_are_isolated_by_bisection(void **state)
     free_results(s.base.keep, s.base.n);
 }
 
+/* A plugin that crashes on every item: isolation cannot pin the crash on
+ * a few items, gives up after a bounded number of crashes, fails what it
+ * holds WorkerCrashed and lets the crash-loop backoff take over; every
+ * item is still answered. */
+static void
+isolation_gives_up_on_a_plugin_that_always_crashes(void **state)
+{
+    (void)state;
+    test_pool tp = {.kind = "process",
+                    .plugin = "fail",
+                    .workers = 1,
+                    .batch_size = 8,
+                    .isolate = "bisect",
+                    .unavailable_timeout_ms = -1,
+                    .options = {"crash_prefix=boom"}};
+    marked_stream s = {.base = {.n = 200}, .every = 1, .marker = "boom"};
+    mpb_server *server = test_server_start(&tp);
+    s.base.keep = mpb_calloc(s.base.n, sizeof(mpb_result *));
+    mpb_stream_options opts = {.return_exceptions = 1};
+    assert_int_equal(mpb_server_stream(server, marked_next, index_output, &s, &opts), 0);
+    assert_int_equal(s.base.outputs, s.base.n);
+    mpb_server_stats stats;
+    mpb_server_stats_get(server, &stats);
+    print_message("200 items that all crash: %llu worker deaths\n",
+                  (unsigned long long)stats.workers_lost);
+    assert_true(stats.workers_lost < 60); /* bounded: not two per item */
+    mpb_server_destroy(&server);
+    for (uint64_t i = 0; i < s.base.n; i++) {
+        const mpb_item_error *e = mpb_result_error(s.base.keep[i]);
+        assert_non_null(e);
+        assert_string_equal(e->type, MPB_ERROR_WORKER_CRASHED);
+    }
+    free_results(s.base.keep, s.base.n);
+}
+
 static int
 stop_counter_output(void *ctx, uint64_t index, const mpb_result *result)
 {
@@ -360,6 +395,7 @@ main(void)
         cmocka_unit_test(whole_batch_failure_fails_exactly_its_batch),
         cmocka_unit_test(bisection_fails_only_the_bad_items),
         cmocka_unit_test(crashing_items_are_isolated_by_bisection),
+        cmocka_unit_test(isolation_gives_up_on_a_plugin_that_always_crashes),
         cmocka_unit_test(stream_without_return_exceptions_stops_at_first_error),
         cmocka_unit_test(start_failures_explain_themselves),
         cmocka_unit_test(refused_options_fail_the_start),

@@ -221,6 +221,12 @@ serve_refuses_unauthenticated_exposure(void **state)
     write_file(&s, "plain.yaml", "servlet: {plugin: passthrough}\n");
     write_file(&s, "pool.yaml",
                "servlet: {plugin: passthrough, workers: 0, bind: 'tcp://0.0.0.0:5999'}\n");
+    write_file(&s, "empty.yaml",
+               "servlet: {plugin: passthrough, workers: 0, bind: 'tcp://0.0.0.0:5999'}\n"
+               "curve: {secret: ''}\n");
+    write_file(&s, "tipc.yaml",
+               "servlet: {plugin: passthrough}\n"
+               "curve: {secret: x.key, clients: .}\n");
     const struct {
         const char *args;
         const char *says;
@@ -229,6 +235,11 @@ serve_refuses_unauthenticated_exposure(void **state)
         {"--config pool.yaml --bind ipc://x.ipc", "servlet.bind"},
         {"--config plain.yaml --bind ipc://x.ipc --http 0.0.0.0:8999", "--http-token-file"},
         {"--config plain.yaml --bind ipc://x.ipc --metrics 0.0.0.0:9999", "--metrics"},
+        {"--config plain.yaml --bind ipc://x.ipc --http :::8999", "--http-token-file"},
+        {"--config plain.yaml --bind ipc://x.ipc --metrics [::]:9999", "--metrics"},
+        {"--config plain.yaml --bind tcp://[::ffff:10.0.0.1]:5999", "curve: section"},
+        {"--config empty.yaml --bind ipc://x.ipc", "servlet.bind"},
+        {"--config tipc.yaml --bind tipc://{5560,0,0}", "--bind"},
     };
     for (size_t i = 0; i < MPB_ARRAY_LEN(cases); i++) {
         char *cmd = mpb_asprintf("%s serve %s 2>err.txt", s.mpb, cases[i].args);
