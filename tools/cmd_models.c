@@ -205,8 +205,7 @@ cmd_show(runs_cli *cli, int argc, char **argv)
     mpb_model_version_list *versions = NULL;
     int rc = mpb_runs_open_store(cli);
     if (rc == 0) {
-        rc = mpb_store_get_registered_model(cli->store, argv[1], &model, cli->err,
-                                            sizeof cli->err);
+        rc = mpb_store_get_registered_model(cli->store, argv[1], &model, cli->err, sizeof cli->err);
     }
     if (rc == 0) {
         rc = mpb_store_list_model_versions(cli->store, argv[1], &versions, cli->err,
@@ -278,7 +277,7 @@ cmd_alias(runs_cli *cli, int argc, char **argv)
         return usage_error("%salias needs NAME ALIAS VERSION, or NAME ALIAS --delete", "");
     }
     int64_t version = 0;
-    if (!delete && (mpb__parse_int64(positional[2], &version) < 0 || version < 1)) {
+    if (!delete &&(mpb__parse_int64(positional[2], &version) < 0 || version < 1)) {
         return usage_error("VERSION must be a positive integer, not '%s'", positional[2]);
     }
     int rc = mpb_runs_open_store(cli);

@@ -60,11 +60,11 @@ resolve_one(void *arg, const char *path, const char *value, char **replacement, 
         return rc;
     }
     if (version > 0) {
-        fprintf(stderr, "%s: %s: %s (version %lld) -> %s (sha256 %.12s)\n", ctx->tool, path,
-                value, (long long)version, *replacement, sha256);
+        fprintf(stderr, "%s: %s: %s (version %lld) -> %s (sha256 %.12s)\n", ctx->tool, path, value,
+                (long long)version, *replacement, sha256);
     } else {
-        fprintf(stderr, "%s: %s: %s -> %s (sha256 %.12s)\n", ctx->tool, path, value,
-                *replacement, sha256);
+        fprintf(stderr, "%s: %s: %s -> %s (sha256 %.12s)\n", ctx->tool, path, value, *replacement,
+                sha256);
     }
     models = mpb_realloc(models, (n_models + 1) * sizeof *models);
     resolved *r = &models[n_models++];
@@ -96,11 +96,10 @@ mpb__tool_tag_models(void)
         const char *below =
             strncmp(models[i].path, "servlet.", 8) == 0 ? models[i].path + 8 : models[i].path;
         char *key = mpb_asprintf("mpb.model.%s", below);
-        char *value =
-            models[i].version > 0
-                ? mpb_asprintf("%s version:%lld sha256:%s", models[i].uri,
-                               (long long)models[i].version, models[i].sha256)
-                : mpb_asprintf("%s sha256:%s", models[i].uri, models[i].sha256);
+        char *value = models[i].version > 0
+                          ? mpb_asprintf("%s version:%lld sha256:%s", models[i].uri,
+                                         (long long)models[i].version, models[i].sha256)
+                          : mpb_asprintf("%s sha256:%s", models[i].uri, models[i].sha256);
         mpb_tracking_set_tag(key, value);
         free(value);
         free(key);

@@ -136,8 +136,7 @@ aliases_free(mpb_model_alias *aliases, size_t n)
 
 /* Reads <dir>/meta.yaml, tags and aliases; MPB_ENOTFOUND without meta.yaml. */
 static int
-read_model(const char *dir, const char *name, mpb_registered_model *out, char *err,
-           size_t err_len)
+read_model(const char *dir, const char *name, mpb_registered_model *out, char *err, size_t err_len)
 {
     memset(out, 0, sizeof *out);
     char *meta_path = mpb__path_join(dir, "meta.yaml");
@@ -173,8 +172,8 @@ read_model(const char *dir, const char *name, mpb_registered_model *out, char *e
 /* Reads <model_dir>/version-<n>/meta.yaml; MPB_ENOTFOUND when absent or
  * marked deleted. Aliases are not filled. */
 static int
-read_version(const char *dir, const char *name, int64_t number, mpb_model_version *out,
-             char *err, size_t err_len)
+read_version(const char *dir, const char *name, int64_t number, mpb_model_version *out, char *err,
+             size_t err_len)
 {
     memset(out, 0, sizeof *out);
     char *meta_path = mpb_asprintf("%s/" VERSION_PREFIX "%lld/meta.yaml", dir, (long long)number);
@@ -353,8 +352,7 @@ mpb__filestore_list_registered_models(void *backend, mpb_registered_model_list *
 }
 
 int
-mpb__filestore_delete_registered_model(void *backend, const char *name, char *err,
-                                       size_t err_len)
+mpb__filestore_delete_registered_model(void *backend, const char *name, char *err, size_t err_len)
 {
     char *dir = NULL;
     int lock = -1;
@@ -386,8 +384,8 @@ add_aliases(const char *dir, mpb_model_version *versions, size_t n)
 }
 
 static int
-load_version(const char *dir, const char *name, int64_t number, mpb_model_version **out,
-             char *err, size_t err_len)
+load_version(const char *dir, const char *name, int64_t number, mpb_model_version **out, char *err,
+             size_t err_len)
 {
     mpb_model_version *version = mpb_calloc(1, sizeof *version);
     int rc = read_version(dir, name, number, version, err, err_len);
@@ -506,8 +504,8 @@ mpb__filestore_list_model_versions(void *backend, const char *name, mpb_model_ve
 }
 
 int
-mpb__filestore_set_model_alias(void *backend, const char *name, const char *alias,
-                               int64_t version, char *err, size_t err_len)
+mpb__filestore_set_model_alias(void *backend, const char *name, const char *alias, int64_t version,
+                               char *err, size_t err_len)
 {
     char *dir = NULL;
     int lock = -1;

@@ -22,8 +22,7 @@ static int
 validate_model_name(const char *name, char *err, size_t err_len)
 {
     if (name == NULL || *name == '\0') {
-        return mpb__set_error(err, err_len, MPB_EINVAL,
-                              "Registered model name cannot be empty");
+        return mpb__set_error(err, err_len, MPB_EINVAL, "Registered model name cannot be empty");
     }
     long len = mpb__utf8_length(name);
     if (len < 0) {
@@ -31,8 +30,8 @@ validate_model_name(const char *name, char *err, size_t err_len)
     }
     if (len > MPB_MAX_MODEL_NAME_LENGTH) {
         return mpb__set_error(err, err_len, MPB_EINVAL,
-                              "Registered model name '%.40s...' is longer than %d characters",
-                              name, MPB_MAX_MODEL_NAME_LENGTH);
+                              "Registered model name '%.40s...' is longer than %d characters", name,
+                              MPB_MAX_MODEL_NAME_LENGTH);
     }
     if (strpbrk(name, "/\\%") != NULL || strcmp(name, ".") == 0 || strcmp(name, "..") == 0) {
         return mpb__set_error(err, err_len, MPB_EINVAL,
@@ -68,8 +67,8 @@ validate_alias(const char *alias, char *err, size_t err_len)
                               "underscores (_) and dashes (-)",
                               alias);
     }
-    int version_like =
-        (alias[0] == 'v' || alias[0] == 'V') && len > 1 && strspn(alias + 1, "0123456789") == len - 1;
+    int version_like = (alias[0] == 'v' || alias[0] == 'V') && len > 1 &&
+                       strspn(alias + 1, "0123456789") == len - 1;
     if (version_like || strcasecmp(alias, "latest") == 0) {
         return mpb__set_error(err, err_len, MPB_EINVAL,
                               "Invalid alias '%s': 'latest' and v<number> are reserved (they name "
@@ -123,8 +122,8 @@ mpb_store_create_registered_model(mpb_store *self, const char *name, const char 
     REGISTRY_SLOT(self, create_registered_model, err, err_len);
     int rc = validate_model_name(name, err, err_len);
     if (rc == 0 && description != NULL) {
-        rc = mpb__validate_value("Description", name, description,
-                                 MPB_MAX_MODEL_DESCRIPTION_LENGTH, err, err_len);
+        rc = mpb__validate_value("Description", name, description, MPB_MAX_MODEL_DESCRIPTION_LENGTH,
+                                 err, err_len);
     }
     if (rc == 0) {
         rc = validate_tags(tags, n_tags, err, err_len);
@@ -179,8 +178,7 @@ mpb_store_create_model_version(mpb_store *self, const char *name, const char *so
         rc = mpb__set_error(err, err_len, MPB_EINVAL, "A model version needs a source URI");
     }
     if (rc == 0) {
-        rc = mpb__validate_value("Source", name, source, MPB_MAX_MODEL_SOURCE_LENGTH, err,
-                                 err_len);
+        rc = mpb__validate_value("Source", name, source, MPB_MAX_MODEL_SOURCE_LENGTH, err, err_len);
     }
     /* runs:/<run_id>/... names its run */
     char *from_uri = NULL;
@@ -363,8 +361,7 @@ mpb_model_version_list_free(mpb_model_version_list **list_p)
 static int
 model_order(const void *a, const void *b)
 {
-    return strcmp(((const mpb_registered_model *)a)->name,
-                  ((const mpb_registered_model *)b)->name);
+    return strcmp(((const mpb_registered_model *)a)->name, ((const mpb_registered_model *)b)->name);
 }
 
 static int
@@ -417,7 +414,6 @@ mpb__model_version_take_aliases(mpb_model_version *version, const mpb_model_alia
         }
     }
     if (version->n_aliases > 1) {
-        qsort(version->aliases, version->n_aliases, sizeof *version->aliases,
-              mpb__compare_strings);
+        qsort(version->aliases, version->n_aliases, sizeof *version->aliases, mpb__compare_strings);
     }
 }

@@ -103,15 +103,14 @@ as_runs_uri(const mpb_model_version *version)
 /* Copies a local file or folder into <cache>/models/<name>/<version>/<basename>
  * unless a copy is there; whole or absent, as runs:/ copies. */
 static int
-copy_local(const mpb_model_version *version, const char *source_path, const char *cache,
-           char **out, char *err, size_t err_len)
+copy_local(const mpb_model_version *version, const char *source_path, const char *cache, char **out,
+           char *err, size_t err_len)
 {
     struct stat st;
     if (stat(source_path, &st) != 0) {
-        return mpb__set_error(err, err_len, MPB_ENOTFOUND,
-                              "version %lld of model '%s': source %s: %s",
-                              (long long)version->version, version->name, source_path,
-                              strerror(errno));
+        return mpb__set_error(
+            err, err_len, MPB_ENOTFOUND, "version %lld of model '%s': source %s: %s",
+            (long long)version->version, version->name, source_path, strerror(errno));
     }
     const char *base = strrchr(source_path, '/');
     base = base != NULL && base[1] != '\0' ? base + 1 : source_path;
@@ -191,12 +190,11 @@ mpb_store_resolve_model_uri(mpb_store *self, const char *uri, const char *cache_
         *out_version = 0;
     }
     if (mpb_model_uri_is_runs(uri)) {
-        return mpb_store_resolve_runs_uri(self, uri, cache_dir, out_path, sha256_hex, err,
-                                          err_len);
+        return mpb_store_resolve_runs_uri(self, uri, cache_dir, out_path, sha256_hex, err, err_len);
     }
     if (!mpb_model_uri_is_models(uri)) {
-        return mpb__set_error(err, err_len, MPB_EINVAL, "'%s' is neither a runs:/ nor a models:/ URI",
-                              uri);
+        return mpb__set_error(err, err_len, MPB_EINVAL,
+                              "'%s' is neither a runs:/ nor a models:/ URI", uri);
     }
     mpb_model_version *version = NULL;
     int rc = lookup_version(self, uri, &version, err, err_len);

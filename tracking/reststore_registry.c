@@ -62,8 +62,7 @@ mpb__rest_model_version_from_json(const cJSON *object, mpb_model_version *out)
     cJSON_ArrayForEach(alias, aliases)
     {
         if (cJSON_IsString(alias)) {
-            out->aliases =
-                mpb_realloc(out->aliases, (out->n_aliases + 1) * sizeof *out->aliases);
+            out->aliases = mpb_realloc(out->aliases, (out->n_aliases + 1) * sizeof *out->aliases);
             out->aliases[out->n_aliases++] = mpb_strdup(alias->valuestring);
         }
     }
@@ -98,8 +97,7 @@ mpb__rest_registered_model_from_json(const cJSON *object, mpb_registered_model *
             rc = MPB_ESTORE;
         }
         if (rc == 0) {
-            out->aliases =
-                mpb_realloc(out->aliases, (out->n_aliases + 1) * sizeof *out->aliases);
+            out->aliases = mpb_realloc(out->aliases, (out->n_aliases + 1) * sizeof *out->aliases);
             out->aliases[out->n_aliases].alias = mpb_strdup(name);
             out->aliases[out->n_aliases++].version = version;
         }
@@ -211,8 +209,8 @@ mpb__reststore_get_registered_model(void *backend, const char *name, mpb_registe
 {
     char *query = mpb__reststore_query1("name", name);
     cJSON *answer = NULL;
-    int rc = mpb__rest_call(backend, "GET", "registered-models/get", query, NULL, &answer, err,
-                            err_len);
+    int rc =
+        mpb__rest_call(backend, "GET", "registered-models/get", query, NULL, &answer, err, err_len);
     if (rc == 0) {
         mpb_registered_model *model = mpb_calloc(1, sizeof *model);
         if (mpb__rest_registered_model_from_json(
@@ -237,9 +235,9 @@ mpb__reststore_list_registered_models(void *backend, mpb_registered_model_list *
     int rc = 0;
     do {
         char *escaped = token != NULL ? mpb__rest_escape(token) : NULL;
-        char *query = mpb_asprintf("max_results=%d%s%s", SEARCH_PAGE,
-                                   escaped != NULL ? "&page_token=" : "",
-                                   escaped != NULL ? escaped : "");
+        char *query =
+            mpb_asprintf("max_results=%d%s%s", SEARCH_PAGE, escaped != NULL ? "&page_token=" : "",
+                         escaped != NULL ? escaped : "");
         free(escaped);
         free(token);
         token = NULL;
@@ -251,8 +249,7 @@ mpb__reststore_list_registered_models(void *backend, mpb_registered_model_list *
             rc == 0 ? cJSON_GetObjectItemCaseSensitive(answer, "registered_models") : NULL;
         cJSON_ArrayForEach(item, items)
         {
-            list->models =
-                mpb_realloc(list->models, (list->n_models + 1) * sizeof *list->models);
+            list->models = mpb_realloc(list->models, (list->n_models + 1) * sizeof *list->models);
             if (rc == 0 &&
                 mpb__rest_registered_model_from_json(item, &list->models[list->n_models]) < 0) {
                 rc = mpb__reststore_malformed(backend, "registered-models/search", err, err_len);
@@ -345,9 +342,9 @@ mpb__reststore_list_model_versions(void *backend, const char *name, mpb_model_ve
     char *token = NULL;
     do {
         char *escaped = token != NULL ? mpb__rest_escape(token) : NULL;
-        char *query = mpb_asprintf("filter=%s&max_results=%d%s%s", escaped_filter, SEARCH_PAGE,
-                                   escaped != NULL ? "&page_token=" : "",
-                                   escaped != NULL ? escaped : "");
+        char *query =
+            mpb_asprintf("filter=%s&max_results=%d%s%s", escaped_filter, SEARCH_PAGE,
+                         escaped != NULL ? "&page_token=" : "", escaped != NULL ? escaped : "");
         free(escaped);
         free(token);
         token = NULL;
@@ -385,8 +382,8 @@ mpb__reststore_list_model_versions(void *backend, const char *name, mpb_model_ve
 }
 
 int
-mpb__reststore_set_model_alias(void *backend, const char *name, const char *alias,
-                               int64_t version, char *err, size_t err_len)
+mpb__reststore_set_model_alias(void *backend, const char *name, const char *alias, int64_t version,
+                               char *err, size_t err_len)
 {
     cJSON *body = cJSON_CreateObject();
     cJSON_AddStringToObject(body, "name", name);
@@ -413,8 +410,8 @@ mpb__reststore_get_model_version_by_alias(void *backend, const char *name, const
     char *escaped_name = mpb__rest_escape(name);
     char *escaped_alias = mpb__rest_escape(alias);
     char *query = mpb_asprintf("name=%s&alias=%s", escaped_name, escaped_alias);
-    int rc = version_call(backend, "GET", "registered-models/alias", query, NULL, out, err,
-                          err_len);
+    int rc =
+        version_call(backend, "GET", "registered-models/alias", query, NULL, out, err, err_len);
     free(query);
     free(escaped_alias);
     free(escaped_name);

@@ -141,7 +141,7 @@ load_model(mpb__sqlstore *store, const char *name, mpb_registered_model *model, 
 }
 
 #define VERSION_SELECT                                                                             \
-    "SELECT name, version, creation_time, last_updated_time, source, run_id, status "             \
+    "SELECT name, version, creation_time, last_updated_time, source, run_id, status "              \
     "FROM model_versions WHERE workspace = ? AND name = ? AND " LIVE_VERSION " "
 
 /* Reads every version the statement yields (VERSION_SELECT's columns) with
@@ -192,8 +192,9 @@ load_version(mpb__sqlstore *store, const char *name, int64_t number, mpb_model_v
     }
     if (rc == 0 && list.n_versions == 0) {
         rc = model_exists(store, name, err, err_len);
-        rc = rc == 0 ? model_not_found(name, err, err_len)
-                     : rc == 1 ? version_not_found(name, number, err, err_len) : rc;
+        rc = rc == 0   ? model_not_found(name, err, err_len)
+             : rc == 1 ? version_not_found(name, number, err, err_len)
+                       : rc;
     }
     if (rc == 0) {
         *out = mpb_malloc(sizeof **out);
@@ -406,8 +407,8 @@ delete_alias_work(mpb__sqlstore *store, void *ctx, char *err, size_t err_len)
                            "sss", WORKSPACE, call->name, call->alias);
     }
     if (rc == 0 && sqlite3_changes(store->db) == 0) {
-        return mpb__set_error(err, err_len, MPB_ENOTFOUND,
-                              "Registered model alias %s not found.", call->alias);
+        return mpb__set_error(err, err_len, MPB_ENOTFOUND, "Registered model alias %s not found.",
+                              call->alias);
     }
     return rc == 0 ? touch_model(store, call->name, err, err_len) : rc;
 }
@@ -443,8 +444,7 @@ version_by_alias_work(mpb__sqlstore *store, void *ctx, char *err, size_t err_len
 
 int
 mpb__sqlstore_create_registered_model(void *backend, const char *name, const char *description,
-                                      const mpb_tag *tags, size_t n_tags, char *err,
-                                      size_t err_len)
+                                      const mpb_tag *tags, size_t n_tags, char *err, size_t err_len)
 {
     registry_call call = {.name = name, .description = description, .tags = tags, .n_tags = n_tags};
     return mpb__sqlstore_transact(backend, 1, create_model_work, &call, err, err_len);

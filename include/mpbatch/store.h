@@ -420,9 +420,9 @@ typedef struct mpb_model_version {
     int64_t version; /* 1, 2, ... per model */
     int64_t creation_time;
     int64_t last_updated_time;
-    char *source;  /* where the model lives: runs:/..., a path, a file: or mlflow-artifacts: URI */
-    char *run_id;  /* "" when none */
-    char *status;  /* "READY" */
+    char *source;   /* where the model lives: runs:/..., a path, a file: or mlflow-artifacts: URI */
+    char *run_id;   /* "" when none */
+    char *status;   /* "READY" */
     char **aliases; /* the aliases pointing here, sorted */
     size_t n_aliases;
 } mpb_model_version;
@@ -462,9 +462,9 @@ MPB_EXPORT int mpb_store_delete_registered_model(mpb_store *self, const char *na
  * source names the model (at most 500 characters); run_id (may be NULL) the
  * run that produced it: when NULL and source is runs:/<run_id>/..., the
  * run is taken from the URI. *out (out may be NULL) is the caller's. */
-MPB_EXPORT int mpb_store_create_model_version(mpb_store *self, const char *name,
-                                              const char *source, const char *run_id,
-                                              mpb_model_version **out, char *err, size_t err_len);
+MPB_EXPORT int mpb_store_create_model_version(mpb_store *self, const char *name, const char *source,
+                                              const char *run_id, mpb_model_version **out,
+                                              char *err, size_t err_len);
 
 /* Reads one version; MPB_ENOTFOUND when the model or the version is unknown. */
 MPB_EXPORT int mpb_store_get_model_version(mpb_store *self, const char *name, int64_t version,

@@ -2,7 +2,8 @@
  * The model registry as each store keeps it, looked at from outside: the
  * files of mlruns/models/ as MLflow's registry FileStore reads them, and the
  * rows of MLflow's registry tables (workspace 'default') in SQLite. Also
- * checks that models/ is never taken for an experiment.
+ * checks that models/ is never taken for an experiment, and that threads
+ * adding versions at once (each with its own store) get distinct numbers.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,6 +11,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <pthread.h>
 #include <sqlite3.h>
 
 #include "helpers.h"
@@ -30,8 +32,8 @@ register_mlp(mpb_store *store, const char *source)
     mpb_tag tags[] = {{"team", "vision"}};
     if (mpb_store_create_registered_model(store, "mlp", NULL, tags, 1, err, sizeof err) != 0 ||
         mpb_store_create_model_version(store, "mlp", source, NULL, NULL, err, sizeof err) != 0 ||
-        mpb_store_create_model_version(store, "mlp", "/srv/w2.bin", NULL, NULL, err,
-                                       sizeof err) != 0 ||
+        mpb_store_create_model_version(store, "mlp", "/srv/w2.bin", NULL, NULL, err, sizeof err) !=
+            0 ||
         mpb_store_set_model_alias(store, "mlp", "champion", 1, err, sizeof err) != 0) {
         fail_msg("register mlp: %s", err);
     }
@@ -62,7 +64,8 @@ file_store_keeps_mlflows_registry_layout(void **state)
     path = th_pathf("%s/mlruns/models/mlp/version-1/meta.yaml", dir);
     meta = th_read(path);
     assert_non_null(strstr(meta, "\nversion: 1\n"));
-    assert_non_null(strstr(meta, "source: \"runs:/0123456789abcdef0123456789abcdef/models/w.bin\""));
+    assert_non_null(
+        strstr(meta, "source: \"runs:/0123456789abcdef0123456789abcdef/models/w.bin\""));
     assert_non_null(strstr(meta, "run_id: \"0123456789abcdef0123456789abcdef\"\n"));
     assert_non_null(strstr(meta, "current_stage: \"None\"\n"));
     assert_non_null(strstr(meta, "status: \"READY\"\n"));
@@ -193,12 +196,72 @@ sqlite_store_writes_mlflows_registry_rows(void **state)
     th_cleanup(&dir);
 }
 
+#define CREATORS 4
+#define VERSIONS_EACH 5
+
+static void *
+create_versions(void *arg)
+{
+    const char *uri = arg;
+    mpb_store *store = NULL;
+    char err[512] = "";
+    intptr_t failures = mpb_store_open(uri, &store, err, sizeof err) != 0;
+    for (int i = 0; failures == 0 && i < VERSIONS_EACH; i++) {
+        failures += mpb_store_create_model_version(store, "mlp", "/srv/w.bin", NULL, NULL, err,
+                                                   sizeof err) != 0;
+    }
+    mpb_store_destroy(&store);
+    return (void *)failures;
+}
+
+static void
+concurrent_creators_get_distinct_versions(const char *uri)
+{
+    char err[512] = "";
+    mpb_store *store = NULL;
+    assert_int_equal(mpb_store_open(uri, &store, err, sizeof err), 0);
+    assert_int_equal(
+        mpb_store_create_registered_model(store, "mlp", NULL, NULL, 0, err, sizeof err), 0);
+    pthread_t threads[CREATORS];
+    for (int i = 0; i < CREATORS; i++) {
+        assert_int_equal(pthread_create(&threads[i], NULL, create_versions, (void *)uri), 0);
+    }
+    for (int i = 0; i < CREATORS; i++) {
+        void *failures = NULL;
+        pthread_join(threads[i], &failures);
+        assert_null(failures);
+    }
+    mpb_model_version_list *list = NULL;
+    assert_int_equal(mpb_store_list_model_versions(store, "mlp", &list, err, sizeof err), 0);
+    assert_int_equal(list->n_versions, CREATORS * VERSIONS_EACH);
+    for (size_t i = 0; i < list->n_versions; i++) {
+        assert_int_equal(list->versions[i].version, (int64_t)i + 1);
+    }
+    mpb_model_version_list_free(&list);
+    mpb_store_destroy(&store);
+}
+
+static void
+versions_made_at_once_are_numbered_apart(void **state)
+{
+    (void)state;
+    char *dir = th_tempdir();
+    char *file_uri = th_pathf("file:%s/mlruns", dir);
+    char *sqlite_uri = th_pathf("sqlite:///%s/mlflow.db", dir);
+    concurrent_creators_get_distinct_versions(file_uri);
+    concurrent_creators_get_distinct_versions(sqlite_uri);
+    free(sqlite_uri);
+    free(file_uri);
+    th_cleanup(&dir);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(file_store_keeps_mlflows_registry_layout),
         cmocka_unit_test(sqlite_store_writes_mlflows_registry_rows),
+        cmocka_unit_test(versions_made_at_once_are_numbered_apart),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -21,8 +21,8 @@ need(rts_request *r, const char *name, char *err, size_t err_len, int *rc)
 {
     const char *value = rts_field(r, name);
     if (value == NULL && *rc == 0) {
-        *rc = mpb__set_error(err, err_len, MPB_EINVAL,
-                             "Missing value for required parameter '%s'.", name);
+        *rc = mpb__set_error(err, err_len, MPB_EINVAL, "Missing value for required parameter '%s'.",
+                             name);
     }
     return value;
 }
@@ -60,9 +60,8 @@ models_create(rts_request *r, cJSON *answer, char *err, size_t err_len)
         rc = mpb__set_error(err, err_len, MPB_EINVAL, "Invalid tags");
     }
     if (rc == 0) {
-        rc = mpb_store_create_registered_model(r->server->store, name,
-                                               rts_field(r, "description"), tags, n_tags, err,
-                                               err_len);
+        rc = mpb_store_create_registered_model(r->server->store, name, rts_field(r, "description"),
+                                               tags, n_tags, err, err_len);
     }
     mpb_registered_model *model = NULL;
     if (rc == 0) {
@@ -127,8 +126,8 @@ versions_create(rts_request *r, cJSON *answer, char *err, size_t err_len)
     const char *source = need(r, "source", err, err_len, &rc);
     mpb_model_version *version = NULL;
     if (rc == 0) {
-        rc = mpb_store_create_model_version(r->server->store, name, source,
-                                            rts_field(r, "run_id"), &version, err, err_len);
+        rc = mpb_store_create_model_version(r->server->store, name, source, rts_field(r, "run_id"),
+                                            &version, err, err_len);
     }
     return version_answer(rc, version, answer);
 }

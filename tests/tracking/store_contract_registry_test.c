@@ -30,9 +30,9 @@ registered_models_are_unique_listed_and_named_safely(void **state)
     assert_int_equal(mpb_store_create_registered_model(c->store, "mlp", "a small net", tags, 1,
                                                        c->err, sizeof c->err),
                      0);
-    assert_int_equal(mpb_store_create_registered_model(c->store, "mlp", NULL, NULL, 0, c->err,
-                                                       sizeof c->err),
-                     MPB_EEXIST);
+    assert_int_equal(
+        mpb_store_create_registered_model(c->store, "mlp", NULL, NULL, 0, c->err, sizeof c->err),
+        MPB_EEXIST);
     assert_err(c, "already exists");
     assert_int_equal(mpb_store_create_registered_model(c->store, "a model", NULL, NULL, 0, c->err,
                                                        sizeof c->err),
@@ -58,9 +58,9 @@ registered_models_are_unique_listed_and_named_safely(void **state)
     assert_string_equal(list->models[1].name, "mlp");
     mpb_registered_model_list_free(&list);
 
-    assert_int_equal(mpb_store_get_registered_model(c->store, "nope", &model, c->err,
-                                                    sizeof c->err),
-                     MPB_ENOTFOUND);
+    assert_int_equal(
+        mpb_store_get_registered_model(c->store, "nope", &model, c->err, sizeof c->err),
+        MPB_ENOTFOUND);
     assert_null(model);
     const char *bad[] = {"", "a/b", "50%", "..", "a\\b"};
     for (size_t i = 0; i < MPB_ARRAY_LEN(bad); i++) {
@@ -76,15 +76,15 @@ versions_are_numbered_per_model_and_keep_their_source(void **state)
     contract *c = *state;
     char *run_id = th_run(c->store, c->exp_id, "trainer");
     char *source = th_pathf("runs:/%s/models/weights.bin", run_id);
-    assert_int_equal(mpb_store_create_model_version(c->store, "mlp", source, NULL, NULL, c->err,
-                                                    sizeof c->err),
-                     MPB_ENOTFOUND);
-    assert_int_equal(mpb_store_create_registered_model(c->store, "mlp", NULL, NULL, 0, c->err,
-                                                       sizeof c->err),
-                     0);
-    assert_int_equal(mpb_store_create_registered_model(c->store, "other", NULL, NULL, 0, c->err,
-                                                       sizeof c->err),
-                     0);
+    assert_int_equal(
+        mpb_store_create_model_version(c->store, "mlp", source, NULL, NULL, c->err, sizeof c->err),
+        MPB_ENOTFOUND);
+    assert_int_equal(
+        mpb_store_create_registered_model(c->store, "mlp", NULL, NULL, 0, c->err, sizeof c->err),
+        0);
+    assert_int_equal(
+        mpb_store_create_registered_model(c->store, "other", NULL, NULL, 0, c->err, sizeof c->err),
+        0);
     mpb_model_version *v1 = new_version(c, "mlp", source, NULL);
     assert_int_equal(v1->version, 1);
     assert_string_equal(v1->name, "mlp");
@@ -99,19 +99,17 @@ versions_are_numbered_per_model_and_keep_their_source(void **state)
     assert_string_equal(o1->run_id, "");
 
     mpb_model_version *got = NULL;
-    assert_int_equal(
-        mpb_store_get_model_version(c->store, "mlp", 2, &got, c->err, sizeof c->err), 0);
+    assert_int_equal(mpb_store_get_model_version(c->store, "mlp", 2, &got, c->err, sizeof c->err),
+                     0);
     assert_string_equal(got->source, "/srv/models/w2.bin");
     assert_string_equal(got->run_id, run_id);
     mpb_model_version_free(&got);
-    assert_int_equal(
-        mpb_store_get_model_version(c->store, "mlp", 3, &got, c->err, sizeof c->err),
-        MPB_ENOTFOUND);
-    assert_int_equal(
-        mpb_store_get_model_version(c->store, "nope", 1, &got, c->err, sizeof c->err),
-        MPB_ENOTFOUND);
-    assert_int_equal(
-        mpb_store_get_model_version(c->store, "mlp", 0, &got, c->err, sizeof c->err), MPB_EINVAL);
+    assert_int_equal(mpb_store_get_model_version(c->store, "mlp", 3, &got, c->err, sizeof c->err),
+                     MPB_ENOTFOUND);
+    assert_int_equal(mpb_store_get_model_version(c->store, "nope", 1, &got, c->err, sizeof c->err),
+                     MPB_ENOTFOUND);
+    assert_int_equal(mpb_store_get_model_version(c->store, "mlp", 0, &got, c->err, sizeof c->err),
+                     MPB_EINVAL);
 
     mpb_model_version_list *list = NULL;
     assert_int_equal(mpb_store_list_model_versions(c->store, "mlp", &list, c->err, sizeof c->err),
@@ -122,9 +120,9 @@ versions_are_numbered_per_model_and_keep_their_source(void **state)
     mpb_model_version_list_free(&list);
     assert_int_equal(mpb_store_list_model_versions(c->store, "nope", &list, c->err, sizeof c->err),
                      MPB_ENOTFOUND);
-    assert_int_equal(mpb_store_create_model_version(c->store, "mlp", "", NULL, NULL, c->err,
-                                                    sizeof c->err),
-                     MPB_EINVAL);
+    assert_int_equal(
+        mpb_store_create_model_version(c->store, "mlp", "", NULL, NULL, c->err, sizeof c->err),
+        MPB_EINVAL);
 
     mpb_model_version_free(&o1);
     mpb_model_version_free(&v2);
@@ -137,9 +135,9 @@ static void
 aliases_point_at_versions_move_and_go(void **state)
 {
     contract *c = *state;
-    assert_int_equal(mpb_store_create_registered_model(c->store, "mlp", NULL, NULL, 0, c->err,
-                                                       sizeof c->err),
-                     0);
+    assert_int_equal(
+        mpb_store_create_registered_model(c->store, "mlp", NULL, NULL, 0, c->err, sizeof c->err),
+        0);
     mpb_model_version *v = new_version(c, "mlp", "/srv/w1.bin", NULL);
     mpb_model_version_free(&v);
     v = new_version(c, "mlp", "/srv/w2.bin", NULL);
@@ -214,9 +212,9 @@ static void
 deleting_a_model_frees_its_name(void **state)
 {
     contract *c = *state;
-    assert_int_equal(mpb_store_create_registered_model(c->store, "mlp", NULL, NULL, 0, c->err,
-                                                       sizeof c->err),
-                     0);
+    assert_int_equal(
+        mpb_store_create_registered_model(c->store, "mlp", NULL, NULL, 0, c->err, sizeof c->err),
+        0);
     mpb_model_version *v = new_version(c, "mlp", "/srv/w1.bin", NULL);
     mpb_model_version_free(&v);
     v = new_version(c, "mlp", "/srv/w2.bin", NULL);
@@ -235,9 +233,9 @@ deleting_a_model_frees_its_name(void **state)
     mpb_registered_model_list_free(&list);
 
     /* the name is free again, and numbering starts over */
-    assert_int_equal(mpb_store_create_registered_model(c->store, "mlp", NULL, NULL, 0, c->err,
-                                                       sizeof c->err),
-                     0);
+    assert_int_equal(
+        mpb_store_create_registered_model(c->store, "mlp", NULL, NULL, 0, c->err, sizeof c->err),
+        0);
     v = new_version(c, "mlp", "/srv/w3.bin", NULL);
     assert_int_equal(v->version, 1);
     assert_int_equal(v->n_aliases, 0);
@@ -261,9 +259,9 @@ models_uris_resolve_to_the_registered_files(void **state)
                                                 c->err, sizeof c->err),
                      0);
 
-    assert_int_equal(mpb_store_create_registered_model(c->store, "mlp", NULL, NULL, 0, c->err,
-                                                       sizeof c->err),
-                     0);
+    assert_int_equal(
+        mpb_store_create_registered_model(c->store, "mlp", NULL, NULL, 0, c->err, sizeof c->err),
+        0);
     mpb_model_version *v = new_version(c, "mlp", runs_uri, NULL);
     mpb_model_version_free(&v);
     v = new_version(c, "mlp", weights, NULL); /* a local path */
@@ -275,11 +273,8 @@ models_uris_resolve_to_the_registered_files(void **state)
         const char *uri;
         int64_t version;
     } cases[] = {
-        {"models:/mlp@champion", 1},
-        {"models:/mlp/1", 1},
-        {"models:/mlp/2", 2},
-        {"models:/mlp/latest", 2},
-        {"runs:/", 0}, /* placeholder: the runs:/ URI itself, below */
+        {"models:/mlp@champion", 1}, {"models:/mlp/1", 1}, {"models:/mlp/2", 2},
+        {"models:/mlp/latest", 2},   {"runs:/", 0}, /* placeholder: the runs:/ URI itself, below */
     };
     for (size_t i = 0; i < MPB_ARRAY_LEN(cases); i++) {
         const char *uri = cases[i].version > 0 ? cases[i].uri : runs_uri;
@@ -303,10 +298,8 @@ models_uris_resolve_to_the_registered_files(void **state)
         const char *uri;
         int status;
     } bad[] = {
-        {"models:/mlp@nope", MPB_ENOTFOUND},
-        {"models:/mlp/7", MPB_ENOTFOUND},
-        {"models:/nope/1", MPB_ENOTFOUND},
-        {"models:/mlp/Production", MPB_EINVAL},
+        {"models:/mlp@nope", MPB_ENOTFOUND}, {"models:/mlp/7", MPB_ENOTFOUND},
+        {"models:/nope/1", MPB_ENOTFOUND},   {"models:/mlp/Production", MPB_EINVAL},
         {"models:/mlp", MPB_EINVAL},
     };
     for (size_t i = 0; i < MPB_ARRAY_LEN(bad); i++) {
