@@ -11,6 +11,9 @@ int mpb_cmd_run(int argc, char **argv);
 /* mpb runs experiments|list|show|metrics|compare ... */
 int mpb_cmd_runs(int argc, char **argv);
 
+/* mpb models register|list|show|alias ... (tools/cmd_models.c) */
+int mpb_cmd_models(int argc, char **argv);
+
 /* mpb serve --config pipeline.yaml [--bind ENDPOINT] [--http ADDR] */
 int mpb_cmd_serve(int argc, char **argv);
 

@@ -18,6 +18,7 @@ static const struct command commands[] = {
     {"serve", mpb_cmd_serve, "serve a YAML config's servlet tree to clients (ZeroMQ, HTTP)"},
     {"call", mpb_cmd_call, "send input lines to a running mpb serve, print results in order"},
     {"runs", mpb_cmd_runs, "browse a tracking store: experiments, runs, metrics"},
+    {"models", mpb_cmd_models, "the model registry: register versions, list, show, aliases"},
     {"plugins", mpb_cmd_plugins, "list the worker plugins found, or show what one declares"},
     {"bench", mpb_cmd_bench, "sweep batch size, wait, workers and load; tables, plots, runs"},
     {"keygen", mpb_cmd_keygen, "write a CURVE certificate pair (NAME.key, NAME.pub)"},

@@ -244,6 +244,16 @@ static const mpb__store_ops filestore_ops = {
     .download_artifacts = filestore_download_artifacts,
     .purge_run = mpb__filestore_purge_run,
     .purge_experiment = mpb__filestore_purge_experiment,
+    .create_registered_model = mpb__filestore_create_registered_model,
+    .get_registered_model = mpb__filestore_get_registered_model,
+    .list_registered_models = mpb__filestore_list_registered_models,
+    .delete_registered_model = mpb__filestore_delete_registered_model,
+    .create_model_version = mpb__filestore_create_model_version,
+    .get_model_version = mpb__filestore_get_model_version,
+    .list_model_versions = mpb__filestore_list_model_versions,
+    .set_model_alias = mpb__filestore_set_model_alias,
+    .delete_model_alias = mpb__filestore_delete_model_alias,
+    .get_model_version_by_alias = mpb__filestore_get_model_version_by_alias,
 };
 
 const mpb__store_ops *

@@ -154,4 +154,28 @@ int mpb__filestore_purge_run(void *backend, const char *run_id, char *err, size_
 int mpb__filestore_purge_experiment(void *backend, const char *experiment_id, char *err,
                                     size_t err_len);
 
+/* tracking/filestore_registry.c: the model registry */
+int mpb__filestore_create_registered_model(void *backend, const char *name, const char *description,
+                                           const mpb_tag *tags, size_t n_tags, char *err,
+                                           size_t err_len);
+int mpb__filestore_get_registered_model(void *backend, const char *name, mpb_registered_model **out,
+                                        char *err, size_t err_len);
+int mpb__filestore_list_registered_models(void *backend, mpb_registered_model_list **out, char *err,
+                                          size_t err_len);
+int mpb__filestore_delete_registered_model(void *backend, const char *name, char *err,
+                                           size_t err_len);
+int mpb__filestore_create_model_version(void *backend, const char *name, const char *source,
+                                        const char *run_id, mpb_model_version **out, char *err,
+                                        size_t err_len);
+int mpb__filestore_get_model_version(void *backend, const char *name, int64_t version,
+                                     mpb_model_version **out, char *err, size_t err_len);
+int mpb__filestore_list_model_versions(void *backend, const char *name,
+                                       mpb_model_version_list **out, char *err, size_t err_len);
+int mpb__filestore_set_model_alias(void *backend, const char *name, const char *alias,
+                                   int64_t version, char *err, size_t err_len);
+int mpb__filestore_delete_model_alias(void *backend, const char *name, const char *alias, char *err,
+                                      size_t err_len);
+int mpb__filestore_get_model_version_by_alias(void *backend, const char *name, const char *alias,
+                                              mpb_model_version **out, char *err, size_t err_len);
+
 #endif

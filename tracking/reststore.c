@@ -349,6 +349,16 @@ static const mpb__store_ops reststore_ops = {
     .log_artifact = mpb__reststore_log_artifact,
     .list_artifacts = mpb__reststore_list_artifacts,
     .download_artifacts = mpb__reststore_download_artifacts,
+    .create_registered_model = mpb__reststore_create_registered_model,
+    .get_registered_model = mpb__reststore_get_registered_model,
+    .list_registered_models = mpb__reststore_list_registered_models,
+    .delete_registered_model = mpb__reststore_delete_registered_model,
+    .create_model_version = mpb__reststore_create_model_version,
+    .get_model_version = mpb__reststore_get_model_version,
+    .list_model_versions = mpb__reststore_list_model_versions,
+    .set_model_alias = mpb__reststore_set_model_alias,
+    .delete_model_alias = mpb__reststore_delete_model_alias,
+    .get_model_version_by_alias = mpb__reststore_get_model_version_by_alias,
 };
 
 const mpb__store_ops *

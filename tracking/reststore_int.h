@@ -191,4 +191,35 @@ int mpb__reststore_download_artifacts(void *backend, const char *run_id, const c
                                       const char *dst_dir, char **out_local_path, char *err,
                                       size_t err_len);
 
+/* Registry entities as MLflow's REST API spells them (versions as strings
+ * of digits) and back; readers return 0 or MPB_ESTORE (reststore_registry.c). */
+cJSON *mpb__rest_registered_model_to_json(const mpb_registered_model *model);
+cJSON *mpb__rest_model_version_to_json(const mpb_model_version *version);
+int mpb__rest_registered_model_from_json(const cJSON *object, mpb_registered_model *out);
+int mpb__rest_model_version_from_json(const cJSON *object, mpb_model_version *out);
+
+/* tracking/reststore_registry.c: the model registry */
+int mpb__reststore_create_registered_model(void *backend, const char *name, const char *description,
+                                           const mpb_tag *tags, size_t n_tags, char *err,
+                                           size_t err_len);
+int mpb__reststore_get_registered_model(void *backend, const char *name, mpb_registered_model **out,
+                                        char *err, size_t err_len);
+int mpb__reststore_list_registered_models(void *backend, mpb_registered_model_list **out, char *err,
+                                          size_t err_len);
+int mpb__reststore_delete_registered_model(void *backend, const char *name, char *err,
+                                           size_t err_len);
+int mpb__reststore_create_model_version(void *backend, const char *name, const char *source,
+                                        const char *run_id, mpb_model_version **out, char *err,
+                                        size_t err_len);
+int mpb__reststore_get_model_version(void *backend, const char *name, int64_t version,
+                                     mpb_model_version **out, char *err, size_t err_len);
+int mpb__reststore_list_model_versions(void *backend, const char *name,
+                                       mpb_model_version_list **out, char *err, size_t err_len);
+int mpb__reststore_set_model_alias(void *backend, const char *name, const char *alias,
+                                   int64_t version, char *err, size_t err_len);
+int mpb__reststore_delete_model_alias(void *backend, const char *name, const char *alias, char *err,
+                                      size_t err_len);
+int mpb__reststore_get_model_version_by_alias(void *backend, const char *name, const char *alias,
+                                              mpb_model_version **out, char *err, size_t err_len);
+
 #endif

@@ -458,6 +458,16 @@ static const mpb__store_ops sqlstore_ops = {
     .download_artifacts = sqlstore_download_artifacts,
     .purge_run = mpb__sqlstore_purge_run,
     .purge_experiment = mpb__sqlstore_purge_experiment,
+    .create_registered_model = mpb__sqlstore_create_registered_model,
+    .get_registered_model = mpb__sqlstore_get_registered_model,
+    .list_registered_models = mpb__sqlstore_list_registered_models,
+    .delete_registered_model = mpb__sqlstore_delete_registered_model,
+    .create_model_version = mpb__sqlstore_create_model_version,
+    .get_model_version = mpb__sqlstore_get_model_version,
+    .list_model_versions = mpb__sqlstore_list_model_versions,
+    .set_model_alias = mpb__sqlstore_set_model_alias,
+    .delete_model_alias = mpb__sqlstore_delete_model_alias,
+    .get_model_version_by_alias = mpb__sqlstore_get_model_version_by_alias,
 };
 
 const mpb__store_ops *

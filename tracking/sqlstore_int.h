@@ -153,4 +153,28 @@ int mpb__sqlstore_delete_tag(void *backend, const char *run_id, const char *key,
 int mpb__sqlstore_get_metric_history(void *backend, const char *run_id, const char *key,
                                      mpb_metric_history **out, char *err, size_t err_len);
 
+/* tracking/sqlstore_registry.c: the model registry */
+int mpb__sqlstore_create_registered_model(void *backend, const char *name, const char *description,
+                                          const mpb_tag *tags, size_t n_tags, char *err,
+                                          size_t err_len);
+int mpb__sqlstore_get_registered_model(void *backend, const char *name, mpb_registered_model **out,
+                                       char *err, size_t err_len);
+int mpb__sqlstore_list_registered_models(void *backend, mpb_registered_model_list **out, char *err,
+                                         size_t err_len);
+int mpb__sqlstore_delete_registered_model(void *backend, const char *name, char *err,
+                                          size_t err_len);
+int mpb__sqlstore_create_model_version(void *backend, const char *name, const char *source,
+                                       const char *run_id, mpb_model_version **out, char *err,
+                                       size_t err_len);
+int mpb__sqlstore_get_model_version(void *backend, const char *name, int64_t version,
+                                    mpb_model_version **out, char *err, size_t err_len);
+int mpb__sqlstore_list_model_versions(void *backend, const char *name, mpb_model_version_list **out,
+                                      char *err, size_t err_len);
+int mpb__sqlstore_set_model_alias(void *backend, const char *name, const char *alias,
+                                  int64_t version, char *err, size_t err_len);
+int mpb__sqlstore_delete_model_alias(void *backend, const char *name, const char *alias, char *err,
+                                     size_t err_len);
+int mpb__sqlstore_get_model_version_by_alias(void *backend, const char *name, const char *alias,
+                                             mpb_model_version **out, char *err, size_t err_len);
+
 #endif

@@ -88,6 +88,36 @@ typedef struct mpb__store_ops {
      * it, their artifacts, and its tags. */
     int (*purge_run)(void *backend, const char *run_id, char *err, size_t err_len);
     int (*purge_experiment)(void *backend, const char *experiment_id, char *err, size_t err_len);
+
+    /* Model registry (mpb_store_*_registered_model, *_model_version*,
+     * *_model_alias). NULL: the backend has no registry (the wrappers
+     * answer MPB_ENOTSUP). Names, aliases, sources and versions have passed
+     * validation; slots check what is stored: MPB_EEXIST for a taken model
+     * name, MPB_ENOTFOUND for an unknown model, version or alias (with
+     * MLflow's message). create_model_version numbers versions 1 + the
+     * highest so far, atomically against concurrent creators; run_id may be
+     * NULL. set_model_alias checks the version exists. Lists are sorted (models
+     * by name, versions by version, aliases by alias). */
+    int (*create_registered_model)(void *backend, const char *name, const char *description,
+                                   const mpb_tag *tags, size_t n_tags, char *err, size_t err_len);
+    int (*get_registered_model)(void *backend, const char *name, mpb_registered_model **out,
+                                char *err, size_t err_len);
+    int (*list_registered_models)(void *backend, mpb_registered_model_list **out, char *err,
+                                  size_t err_len);
+    int (*delete_registered_model)(void *backend, const char *name, char *err, size_t err_len);
+    int (*create_model_version)(void *backend, const char *name, const char *source,
+                                const char *run_id, mpb_model_version **out, char *err,
+                                size_t err_len);
+    int (*get_model_version)(void *backend, const char *name, int64_t version,
+                             mpb_model_version **out, char *err, size_t err_len);
+    int (*list_model_versions)(void *backend, const char *name, mpb_model_version_list **out,
+                               char *err, size_t err_len);
+    int (*set_model_alias)(void *backend, const char *name, const char *alias, int64_t version,
+                           char *err, size_t err_len);
+    int (*delete_model_alias)(void *backend, const char *name, const char *alias, char *err,
+                              size_t err_len);
+    int (*get_model_version_by_alias)(void *backend, const char *name, const char *alias,
+                                      mpb_model_version **out, char *err, size_t err_len);
 } mpb__store_ops;
 
 /* Page tokens: search_experiments and search_runs get opts->page_token as
@@ -138,6 +168,17 @@ void mpb__tags_free(mpb_tag *tags, size_t n);
 const char *mpb__tag_find(const mpb_tag *tags, size_t n, const char *key);
 const char *mpb__param_find(const mpb_param *params, size_t n, const char *key);
 const mpb_metric *mpb__metric_find(const mpb_metric *metrics, size_t n, const char *key);
+
+/* ---- Registry entity helpers (tracking/model_registry.c) ---- */
+void mpb__registered_model_clear(mpb_registered_model *model);
+void mpb__model_version_clear(mpb_model_version *version);
+/* Sorts models by name, versions by version, aliases by alias. */
+void mpb__registered_models_sort(mpb_registered_model *models, size_t n);
+void mpb__model_versions_sort(mpb_model_version *versions, size_t n);
+void mpb__model_aliases_sort(mpb_model_alias *aliases, size_t n);
+/* Fills version->aliases from a model's aliases that point at it. */
+void mpb__model_version_take_aliases(mpb_model_version *version, const mpb_model_alias *aliases,
+                                     size_t n_aliases);
 
 /* ---- Fault injection for tests (implemented in tracking/fs_util.c) ----
  * After `succeed_first` more successful writing file operations (open for

@@ -388,4 +388,125 @@ MPB_EXPORT int mpb_store_get_or_create_run(mpb_store *self, const char *experime
                                            const mpb_tag *tags, size_t n_tags, char **out_run_id,
                                            int *out_created, char *err, size_t err_len);
 
+/* ---- Model registry (MLflow's registered models, versions and aliases) -- */
+
+/* MLflow's limits for registry names. */
+#define MPB_MAX_MODEL_NAME_LENGTH 256
+#define MPB_MAX_MODEL_ALIAS_LENGTH 255
+#define MPB_MAX_MODEL_SOURCE_LENGTH 500
+#define MPB_MAX_MODEL_DESCRIPTION_LENGTH 5000
+
+/* An alias of a registered model: a name pointing to one of its versions. */
+typedef struct mpb_model_alias {
+    char *alias;
+    int64_t version;
+} mpb_model_alias;
+
+/* A registered model; owns every string and array. */
+typedef struct mpb_registered_model {
+    char *name;
+    char *description; /* "" when none */
+    int64_t creation_time;
+    int64_t last_updated_time;
+    mpb_tag *tags;
+    size_t n_tags;
+    mpb_model_alias *aliases; /* sorted by alias */
+    size_t n_aliases;
+} mpb_registered_model;
+
+/* One version of a registered model; owns every string and array. */
+typedef struct mpb_model_version {
+    char *name;
+    int64_t version; /* 1, 2, ... per model */
+    int64_t creation_time;
+    int64_t last_updated_time;
+    char *source;   /* where the model lives: runs:/..., a path, a file: or mlflow-artifacts: URI */
+    char *run_id;   /* "" when none */
+    char *status;   /* "READY" */
+    char **aliases; /* the aliases pointing here, sorted */
+    size_t n_aliases;
+} mpb_model_version;
+
+typedef struct mpb_registered_model_list {
+    mpb_registered_model *models; /* sorted by name */
+    size_t n_models;
+} mpb_registered_model_list;
+
+typedef struct mpb_model_version_list {
+    mpb_model_version *versions; /* sorted by version */
+    size_t n_versions;
+} mpb_model_version_list;
+
+/* Creates a registered model (MPB_EEXIST when the name is taken). Names are
+ * non-empty UTF-8 of at most 256 characters without '/', '\\' or '%' (so the
+ * file store can keep one folder per model); description may be NULL; tags
+ * as experiment tags. */
+MPB_EXPORT int mpb_store_create_registered_model(mpb_store *self, const char *name,
+                                                 const char *description, const mpb_tag *tags,
+                                                 size_t n_tags, char *err, size_t err_len);
+
+/* Reads a registered model with its tags and aliases; *out is the caller's. */
+MPB_EXPORT int mpb_store_get_registered_model(mpb_store *self, const char *name,
+                                              mpb_registered_model **out, char *err,
+                                              size_t err_len);
+
+/* Every registered model of the store, by name; *out is the caller's. */
+MPB_EXPORT int mpb_store_list_registered_models(mpb_store *self, mpb_registered_model_list **out,
+                                                char *err, size_t err_len);
+
+/* Deletes a registered model with its versions, tags and aliases. */
+MPB_EXPORT int mpb_store_delete_registered_model(mpb_store *self, const char *name, char *err,
+                                                 size_t err_len);
+
+/* Adds the next version (1 + the highest so far) of a registered model.
+ * source names the model (at most 500 characters); run_id (may be NULL) the
+ * run that produced it: when NULL and source is runs:/<run_id>/..., the
+ * run is taken from the URI. *out (out may be NULL) is the caller's. */
+MPB_EXPORT int mpb_store_create_model_version(mpb_store *self, const char *name, const char *source,
+                                              const char *run_id, mpb_model_version **out,
+                                              char *err, size_t err_len);
+
+/* Reads one version; MPB_ENOTFOUND when the model or the version is unknown. */
+MPB_EXPORT int mpb_store_get_model_version(mpb_store *self, const char *name, int64_t version,
+                                           mpb_model_version **out, char *err, size_t err_len);
+
+/* Every version of a registered model, by version; *out is the caller's. */
+MPB_EXPORT int mpb_store_list_model_versions(mpb_store *self, const char *name,
+                                             mpb_model_version_list **out, char *err,
+                                             size_t err_len);
+
+/* Points an alias of a model at one of its versions (moving it if it
+ * pointed elsewhere). Aliases are [A-Za-z0-9_-], at most 255 characters,
+ * neither "latest" nor v<digits> (those name versions in models:/ URIs). */
+MPB_EXPORT int mpb_store_set_model_alias(mpb_store *self, const char *name, const char *alias,
+                                         int64_t version, char *err, size_t err_len);
+
+/* Removes an alias; MPB_ENOTFOUND when the model has no such alias. */
+MPB_EXPORT int mpb_store_delete_model_alias(mpb_store *self, const char *name, const char *alias,
+                                            char *err, size_t err_len);
+
+/* The version an alias points to; MPB_ENOTFOUND when there is no such alias. */
+MPB_EXPORT int mpb_store_get_model_version_by_alias(mpb_store *self, const char *name,
+                                                    const char *alias, mpb_model_version **out,
+                                                    char *err, size_t err_len);
+
+MPB_EXPORT void mpb_registered_model_free(mpb_registered_model **model_p);
+MPB_EXPORT void mpb_model_version_free(mpb_model_version **version_p);
+MPB_EXPORT void mpb_registered_model_list_free(mpb_registered_model_list **list_p);
+MPB_EXPORT void mpb_model_version_list_free(mpb_model_version_list **list_p);
+
+/* 1 when value starts with "models:/". */
+MPB_EXPORT int mpb_model_uri_is_models(const char *value);
+
+/* The model a runs:/ URI or a models:/ URI (models:/<name>/<version>,
+ * models:/<name>@<alias>, models:/<name>/latest) names, as a local path in
+ * the model cache, as mpb_store_resolve_runs_uri. A models:/ URI is looked
+ * up in the registry and its version's source resolved: a runs:/ URI
+ * through the run's artifacts, a local path or file: URI copied into
+ * cache_dir/models/<name>/<version>/. *out_version (may be NULL) is the
+ * version served (0 for a runs:/ URI). */
+MPB_EXPORT int mpb_store_resolve_model_uri(mpb_store *self, const char *uri, const char *cache_dir,
+                                           char **out_path, char sha256_hex[65],
+                                           int64_t *out_version, char *err, size_t err_len);
+
 #endif

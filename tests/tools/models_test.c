@@ -4,7 +4,11 @@
  * a run of an SQLite store; `mpb run` with `weights: runs:/<run>/...`
  * serves exactly what the same file served from disk, records the URI and
  * the file's SHA-256 on its tracking run, and a URI naming no artifact or
- * no run stops it before any worker starts.
+ * no run stops it before any worker starts. `mpb models register` and
+ * `mpb models alias` put the same weights into the registry (SQLite and
+ * file stores) as model "mlp" version 1, alias "champion"; `mpb run` with
+ * `weights: models:/mlp@champion` serves the same outputs and records the
+ * URI, the version and the digest.
  */
 #include <unistd.h>
 
@@ -15,14 +19,16 @@
 typedef struct sandbox {
     char dir[64];
     char *mpb;
+    const char *tracking_uri; /* relative to dir; NULL: sqlite:///models.db */
 } sandbox;
 
 static int
 run_in(const sandbox *s, const char *command)
 {
-    char *cmd = mpb_asprintf("cd %s && export MLFLOW_TRACKING_URI=sqlite:///models.db "
+    char *cmd = mpb_asprintf("cd %s && export MLFLOW_TRACKING_URI=%s "
                              "MPB_MODEL_CACHE=%s/cache && %s",
-                             s->dir, s->dir, command);
+                             s->dir, s->tracking_uri ? s->tracking_uri : "sqlite:///models.db",
+                             s->dir, command);
     int rc = shell_status(cmd);
     free(cmd);
     return rc;
@@ -74,7 +80,7 @@ static void
 a_runs_uri_serves_the_logged_weights(void **state)
 {
     (void)state;
-    sandbox s;
+    sandbox s = {0};
     snprintf(s.dir, sizeof s.dir, "/tmp/mpb-models-test-XXXXXX");
     assert_non_null(mkdtemp(s.dir));
     s.mpb = tool_path("mpb");
@@ -175,11 +181,137 @@ a_runs_uri_serves_the_logged_weights(void **state)
     free(s.mpb);
 }
 
+/* Runs a command in the sandbox and returns its stdout, trailing newline cut. */
+static char *
+output_of(const sandbox *s, const char *command)
+{
+    char *cmd = mpb_asprintf("%s > out.txt", command);
+    assert_int_equal(run_in(s, cmd), 0);
+    free(cmd);
+    char *text = read_in(s, "out.txt");
+    text[strcspn(text, "\n")] = '\0';
+    return text;
+}
+
+static void
+registered_weights_serve_by_alias(const char *tracking_uri, const char *store_uri_fmt)
+{
+    sandbox s = {.tracking_uri = tracking_uri};
+    snprintf(s.dir, sizeof s.dir, "/tmp/mpb-models-test-XXXXXX");
+    assert_non_null(mkdtemp(s.dir));
+    s.mpb = tool_path("mpb");
+    write_weights(&s);
+    write_in(&s, "in.txt", "[1,2,3,4]\n[0,0,0,1]\n[-1,0.5,2,0]\n", 33);
+
+    char *cmd = mpb_asprintf("%s runs create --name mlp-weights", s.mpb);
+    char *run_id = output_of(&s, cmd);
+    free(cmd);
+    cmd = mpb_asprintf("%s runs log-artifact %s weights.bin models", s.mpb, run_id);
+    char *uri = output_of(&s, cmd);
+    free(cmd);
+    cmd = mpb_asprintf("%s models register mlp %s", s.mpb, uri);
+    char *version = output_of(&s, cmd);
+    free(cmd);
+    assert_string_equal(version, "1");
+    cmd = mpb_asprintf("%s models alias mlp champion 1", s.mpb);
+    assert_int_equal(run_in(&s, cmd), 0);
+    free(cmd);
+    cmd = mpb_asprintf("%s models --json show mlp > shown.json", s.mpb);
+    assert_int_equal(run_in(&s, cmd), 0);
+    free(cmd);
+    char *shown = read_in(&s, "shown.json");
+    assert_non_null(strstr(shown, "\"champion\""));
+    assert_non_null(strstr(shown, uri));
+
+    char local[128];
+    snprintf(local, sizeof local, "%s/weights.bin", s.dir);
+    write_config(&s, "local.yaml", local, 0);
+    write_config(&s, "served.yaml", "models:/mlp@champion", 1);
+    cmd = mpb_asprintf("%s run --config local.yaml < in.txt > local.out 2>/dev/null && "
+                       "%s run --config served.yaml < in.txt > served.out 2>served.err",
+                       s.mpb, s.mpb);
+    assert_int_equal(run_in(&s, cmd), 0);
+    free(cmd);
+    char *from_disk = read_in(&s, "local.out");
+    char *from_registry = read_in(&s, "served.out");
+    assert_true(strlen(from_disk) > 20);
+    assert_string_equal(from_registry, from_disk);
+    char *said = read_in(&s, "served.err");
+    assert_non_null(strstr(said, "models:/mlp@champion (version 1)"));
+
+    /* the serving run names the registry URI, the version and the digest */
+    char sha[65];
+    char err[256];
+    assert_int_equal(mpb_model_sha256(local, sha, err, sizeof err), 0);
+    char *store_uri = mpb_asprintf(store_uri_fmt, s.dir);
+    mpb_store *store = NULL;
+    assert_int_equal(mpb_store_open(store_uri, &store, err, sizeof err), 0);
+    mpb_experiment *experiment = NULL;
+    assert_int_equal(
+        mpb_store_get_experiment_by_name(store, "serving", &experiment, err, sizeof err), 0);
+    const char *ids[] = {experiment->experiment_id};
+    mpb_search_opts opts = {0};
+    mpb_run_page *page = NULL;
+    assert_int_equal(mpb_store_search_runs(store, ids, 1, &opts, &page, err, sizeof err), 0);
+    assert_int_equal(page->n_runs, 1);
+    char *expect = mpb_asprintf("models:/mlp@champion version:1 sha256:%s", sha);
+    const char *tag = NULL;
+    for (size_t i = 0; i < page->runs[0].n_tags; i++) {
+        if (strcmp(page->runs[0].tags[i].key, "mpb.model.options.weights") == 0) {
+            tag = page->runs[0].tags[i].value;
+        }
+    }
+    assert_non_null(tag);
+    assert_string_equal(tag, expect);
+    mpb_run_page_free(&page);
+    mpb_experiment_free(&experiment);
+    mpb_store_destroy(&store);
+
+    /* an alias nobody set stops mpb run before a worker starts */
+    write_config(&s, "unset.yaml", "models:/mlp@nobody", 0);
+    cmd = mpb_asprintf("%s run --config unset.yaml < in.txt 2> unset.err", s.mpb);
+    assert_int_equal(run_in(&s, cmd), 2);
+    free(cmd);
+    char *unset_err = read_in(&s, "unset.err");
+    assert_non_null(strstr(unset_err, "nobody"));
+
+    free(unset_err);
+    free(expect);
+    free(store_uri);
+    free(said);
+    free(from_registry);
+    free(from_disk);
+    free(shown);
+    free(version);
+    free(uri);
+    free(run_id);
+    cmd = mpb_asprintf("rm -rf %s", s.dir);
+    assert_int_equal(system(cmd), 0);
+    free(cmd);
+    free(s.mpb);
+}
+
+static void
+a_models_uri_serves_registered_weights_sqlite(void **state)
+{
+    (void)state;
+    registered_weights_serve_by_alias("sqlite:///models.db", "sqlite:///%s/models.db");
+}
+
+static void
+a_models_uri_serves_registered_weights_file(void **state)
+{
+    (void)state;
+    registered_weights_serve_by_alias("file:mlruns", "file:%s/mlruns");
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(a_runs_uri_serves_the_logged_weights),
+        cmocka_unit_test(a_models_uri_serves_registered_weights_sqlite),
+        cmocka_unit_test(a_models_uri_serves_registered_weights_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -278,8 +278,10 @@ dispatch(rest_server *s, struct MHD_Connection *conn, const char *url, const cha
     if (route == NULL) {
         return reply(conn, 404, "text/html; charset=utf-8", FLASK_404, strlen(FLASK_404), NULL);
     }
-    rts_request r = {
-        .server = s, .conn = conn, .is_post = strcmp(method, "POST") == 0, .raw_body = p->data};
+    rts_request r = {.server = s,
+                     .conn = conn,
+                     .is_post = strcmp(method, "POST") == 0 || strcmp(method, "DELETE") == 0,
+                     .raw_body = p->data};
     if (r.is_post) {
         const char *type = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type");
         if (type == NULL || strncmp(type, "application/json", 16) != 0) {

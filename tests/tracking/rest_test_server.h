@@ -92,7 +92,7 @@ struct rest_server {
 typedef struct rts_request {
     rest_server *server;
     struct MHD_Connection *conn;
-    int is_post;
+    int is_post; /* the fields are in a JSON body (POST, DELETE) */
     cJSON *body;
     const char *raw_body;
 } rts_request;
@@ -103,6 +103,9 @@ typedef int (*rts_route_fn)(rts_request *r, cJSON *answer, char *err, size_t err
 /* The tracking API's routes (rest_test_server_routes.c): the handler of
  * `endpoint` for `method`, or NULL (Flask's 404). */
 rts_route_fn rts_route(const char *method, const char *endpoint);
+
+/* The model registry's routes (rest_test_server_registry.c), as rts_route. */
+rts_route_fn rts_registry_route(const char *method, const char *endpoint);
 
 /* A string field of the request (GET argument or JSON body), or NULL. */
 const char *rts_field(rts_request *r, const char *name);

@@ -502,5 +502,5 @@ rts_route(const char *method, const char *endpoint)
             return routes[i].fn;
         }
     }
-    return NULL;
+    return rts_registry_route(method, endpoint);
 }
