@@ -19,17 +19,21 @@ open_fds(pid_t pid)
     char path[64];
     snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
     uint64_t set = 0;
-    /* the child may still be between fork and exec: wait for sleep to run */
-    for (int tries = 0; tries < 200; tries++) {
+    /* the child may still be between fork and exec (it holds the parent's
+     * descriptors until then): wait for sleep to run, however loaded the
+     * machine, and say so if it never does */
+    int running = 0;
+    for (int tries = 0; tries < 3000 && !running; tries++) {
         char exe[256] = "";
         char link[64];
         snprintf(link, sizeof link, "/proc/%d/exe", (int)pid);
         ssize_t n = readlink(link, exe, sizeof exe - 1);
-        if (n > 0 && strstr(exe, "sleep") != NULL) {
-            break;
+        running = n > 0 && strstr(exe, "sleep") != NULL;
+        if (!running) {
+            usleep(10000);
         }
-        usleep(10000);
     }
+    assert_true(running);
     DIR *dir = opendir(path);
     assert_non_null(dir);
     struct dirent *e;
