@@ -302,55 +302,16 @@ cmd_alias(runs_cli *cli, int argc, char **argv)
     return 0;
 }
 
-static const struct {
-    const char *name;
-    int (*main)(runs_cli *cli, int argc, char **argv);
-} subcommands[] = {
-    {"register", cmd_register},
-    {"list", cmd_list},
-    {"show", cmd_show},
-    {"alias", cmd_alias},
+static const runs_subcommand subcommands[] = {
+    {"register", cmd_register, general_usage},
+    {"list", cmd_list, general_usage},
+    {"show", cmd_show, general_usage},
+    {"alias", cmd_alias, general_usage},
 };
 
 int
 mpb_cmd_models(int argc, char **argv)
 {
-    runs_cli cli = {0};
-    /* Global options may appear anywhere; the rest goes to the subcommand. */
-    char **rest = mpb_calloc((size_t)argc + 1, sizeof *rest);
-    int n_rest = 0;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--json") == 0) {
-            cli.json = 1;
-        } else if ((strcmp(argv[i], "--tracking-uri") == 0 || strcmp(argv[i], "--uri") == 0) &&
-                   i + 1 < argc) {
-            cli.uri = argv[++i];
-        } else if (strncmp(argv[i], "--tracking-uri=", 15) == 0) {
-            cli.uri = argv[i] + 15;
-        } else if (strncmp(argv[i], "--uri=", 6) == 0) {
-            cli.uri = argv[i] + 6;
-        } else {
-            rest[n_rest++] = argv[i];
-        }
-    }
-    int status = -1;
-    if (n_rest == 0 || mpb_runs_is_help(rest[0])) {
-        fputs(general_usage, n_rest == 0 ? stderr : stdout);
-        status = n_rest == 0 ? 2 : 0;
-    } else if (n_rest == 2 && mpb_runs_is_help(rest[1])) {
-        fputs(general_usage, stdout);
-        status = 0;
-    } else {
-        for (size_t i = 0; i < MPB_ARRAY_LEN(subcommands); i++) {
-            if (strcmp(rest[0], subcommands[i].name) == 0) {
-                status = subcommands[i].main(&cli, n_rest, rest);
-            }
-        }
-        if (status < 0) {
-            status = usage_error("unknown command '%s'", rest[0]);
-        }
-    }
-    mpb_store_destroy(&cli.store);
-    free(rest);
-    return status;
+    return mpb_runs_dispatch("mpb models", general_usage, subcommands, MPB_ARRAY_LEN(subcommands),
+                             argc, argv);
 }

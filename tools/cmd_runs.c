@@ -145,8 +145,7 @@ cmd_experiments(runs_cli *cli, int argc, char **argv)
             cJSON_AddStringToObject(item, "artifact_location", e->artifact_location);
             cJSON_AddStringToObject(item, "lifecycle_stage", e->lifecycle_stage);
             cJSON_AddItemToObject(item, "creation_time", mpb_runs_json_int(e->creation_time));
-            cJSON_AddItemToObject(item, "last_update_time",
-                                  mpb_runs_json_int(e->last_update_time));
+            cJSON_AddItemToObject(item, "last_update_time", mpb_runs_json_int(e->last_update_time));
             cJSON_AddItemToObject(item, "tags", mpb_runs_json_key_values(e->tags, e->n_tags));
             cJSON_AddItemToArray(list, item);
         }
@@ -526,23 +525,21 @@ cmd_metrics(runs_cli *cli, int argc, char **argv)
 
 /* ---- dispatch ---- */
 
-static const struct subcommand {
-    const char *name;
-    int (*main)(runs_cli *cli, int argc, char **argv);
-} subcommands[] = {
-    {"experiments", cmd_experiments},
-    {"list", cmd_list},
-    {"show", cmd_show},
-    {"metrics", cmd_metrics},
-    {"compare", mpb_runs_compare},
-    {"migrate", mpb_runs_migrate},
-    {"gc", mpb_runs_gc},
-    {"create", mpb_runs_create},
-    {"log-artifact", mpb_runs_log_artifact},
+static const runs_subcommand subcommands[] = {
+    {"experiments", cmd_experiments, NULL},
+    {"list", cmd_list, NULL},
+    {"show", cmd_show, NULL},
+    {"metrics", cmd_metrics, NULL},
+    {"compare", mpb_runs_compare, NULL},
+    {"migrate", mpb_runs_migrate, NULL},
+    {"gc", mpb_runs_gc, NULL},
+    {"create", mpb_runs_create, NULL},
+    {"log-artifact", mpb_runs_log_artifact, NULL},
 };
 
 int
-mpb_cmd_runs(int argc, char **argv)
+mpb_runs_dispatch(const char *tool, const char *usage, const runs_subcommand *table, size_t n,
+                  int argc, char **argv)
 {
     runs_cli cli = {0};
     /* Global options may appear anywhere; the rest goes to the subcommand. */
@@ -562,22 +559,34 @@ mpb_cmd_runs(int argc, char **argv)
             rest[n_rest++] = argv[i];
         }
     }
-    int status;
+    int status = -1;
     if (n_rest == 0 || mpb_runs_is_help(rest[0])) {
-        fputs(general_usage, n_rest == 0 ? stderr : stdout);
+        fputs(usage, n_rest == 0 ? stderr : stdout);
         status = n_rest == 0 ? 2 : 0;
-    } else {
-        status = -1;
-        for (size_t i = 0; i < MPB_ARRAY_LEN(subcommands); i++) {
-            if (strcmp(rest[0], subcommands[i].name) == 0) {
-                status = subcommands[i].main(&cli, n_rest, rest);
-            }
+    }
+    for (size_t i = 0; status < 0 && i < n; i++) {
+        if (strcmp(rest[0], table[i].name) != 0) {
+            continue;
         }
-        if (status < 0) {
-            status = mpb_runs_usage_error(general_usage, "unknown command '%s'", rest[0]);
+        if (table[i].usage != NULL && n_rest == 2 && mpb_runs_is_help(rest[1])) {
+            fputs(table[i].usage, stdout);
+            status = 0;
+        } else {
+            status = table[i].main(&cli, n_rest, rest);
         }
+    }
+    if (status < 0) {
+        fprintf(stderr, "%s: unknown command '%s'\n%s", tool, rest[0], usage);
+        status = 2;
     }
     mpb_store_destroy(&cli.store);
     free(rest);
     return status;
+}
+
+int
+mpb_cmd_runs(int argc, char **argv)
+{
+    return mpb_runs_dispatch("mpb runs", general_usage, subcommands, MPB_ARRAY_LEN(subcommands),
+                             argc, argv);
 }

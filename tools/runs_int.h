@@ -29,6 +29,20 @@ int mpb_runs_usage_error(const char *usage, const char *fmt, const char *arg);
 
 int mpb_runs_open_store(runs_cli *cli);
 
+/* A subcommand of mpb runs or mpb models. usage NULL: it answers --help
+ * itself; else `<command> --help` prints usage. */
+typedef struct runs_subcommand {
+    const char *name;
+    int (*main)(runs_cli *cli, int argc, char **argv);
+    const char *usage;
+} runs_subcommand;
+
+/* The shared main of mpb runs and mpb models: --tracking-uri (--uri) and
+ * --json anywhere on the line, then the subcommand of the table; tool
+ * ("mpb models") prefixes its messages. The exit status. */
+int mpb_runs_dispatch(const char *tool, const char *usage, const runs_subcommand *table, size_t n,
+                      int argc, char **argv);
+
 /* 1 when arg asks for help ("--help" or "-h"). */
 int mpb_runs_is_help(const char *arg);
 

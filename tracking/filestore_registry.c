@@ -35,21 +35,6 @@ model_dir(const mpb__filestore *fs, const char *name)
 }
 
 static int
-model_not_found(const char *name, char *err, size_t err_len)
-{
-    return mpb__set_error(err, err_len, MPB_ENOTFOUND, "Registered Model with name=%s not found",
-                          name);
-}
-
-static int
-version_not_found(const char *name, int64_t version, char *err, size_t err_len)
-{
-    return mpb__set_error(err, err_len, MPB_ENOTFOUND,
-                          "Model Version (name=%s, version=%lld) not found", name,
-                          (long long)version);
-}
-
-static int
 io_error(int rc, const char *path, char *err, size_t err_len)
 {
     return mpb__set_error(err, err_len, rc, "cannot write %s: %s", path, mpb_strerror(rc));
@@ -144,7 +129,7 @@ read_model(const char *dir, const char *name, mpb_registered_model *out, char *e
     int rc = mpb__filestore_read_meta(meta_path, &meta, err, err_len);
     free(meta_path);
     if (rc == MPB_ENOTFOUND) {
-        return model_not_found(name, err, err_len);
+        return mpb__registry_model_not_found(name, err, err_len);
     }
     if (rc < 0) {
         return rc;
@@ -181,7 +166,7 @@ read_version(const char *dir, const char *name, int64_t number, mpb_model_versio
     int rc = mpb__filestore_read_meta(meta_path, &meta, err, err_len);
     free(meta_path);
     if (rc == MPB_ENOTFOUND) {
-        return version_not_found(name, number, err, err_len);
+        return mpb__registry_version_not_found(name, number, err, err_len);
     }
     if (rc < 0) {
         return rc;
@@ -191,7 +176,7 @@ read_version(const char *dir, const char *name, int64_t number, mpb_model_versio
     const char *run_id = mpb__yaml_map_string(&meta, "run_id");
     const char *status = mpb__yaml_map_string(&meta, "status");
     if (stage != NULL && strcmp(stage, DELETED_STAGE) == 0) {
-        rc = version_not_found(name, number, err, err_len);
+        rc = mpb__registry_version_not_found(name, number, err, err_len);
     } else {
         out->name = mpb_strdup(name);
         out->version = number;
@@ -235,7 +220,7 @@ lock_model(mpb__filestore *fs, const char *name, char **out_dir, int *out_lock, 
     char *dir = model_dir(fs, name);
     if (!mpb__filestore_has_meta(dir)) {
         free(dir);
-        return model_not_found(name, err, err_len);
+        return mpb__registry_model_not_found(name, err, err_len);
     }
     int rc = mpb__fs_lock(dir, 0, out_lock);
     if (rc < 0) {
@@ -462,7 +447,7 @@ mpb__filestore_get_model_version(void *backend, const char *name, int64_t versio
 {
     char *dir = model_dir(backend, name);
     int rc = mpb__filestore_has_meta(dir) ? load_version(dir, name, version, out, err, err_len)
-                                          : model_not_found(name, err, err_len);
+                                          : mpb__registry_model_not_found(name, err, err_len);
     free(dir);
     return rc;
 }
@@ -474,7 +459,7 @@ mpb__filestore_list_model_versions(void *backend, const char *name, mpb_model_ve
     char *dir = model_dir(backend, name);
     if (!mpb__filestore_has_meta(dir)) {
         free(dir);
-        return model_not_found(name, err, err_len);
+        return mpb__registry_model_not_found(name, err, err_len);
     }
     int64_t *numbers = NULL;
     size_t n = 0;
@@ -566,7 +551,7 @@ mpb__filestore_get_model_version_by_alias(void *backend, const char *name, const
     char *dir = model_dir(backend, name);
     if (!mpb__filestore_has_meta(dir)) {
         free(dir);
-        return model_not_found(name, err, err_len);
+        return mpb__registry_model_not_found(name, err, err_len);
     }
     char *path = mpb_asprintf("%s/aliases/%s", dir, alias);
     char *text = NULL;

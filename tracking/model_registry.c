@@ -417,3 +417,18 @@ mpb__model_version_take_aliases(mpb_model_version *version, const mpb_model_alia
         qsort(version->aliases, version->n_aliases, sizeof *version->aliases, mpb__compare_strings);
     }
 }
+
+int
+mpb__registry_model_not_found(const char *name, char *err, size_t err_len)
+{
+    return mpb__set_error(err, err_len, MPB_ENOTFOUND, "Registered Model with name=%s not found",
+                          name);
+}
+
+int
+mpb__registry_version_not_found(const char *name, int64_t version, char *err, size_t err_len)
+{
+    return mpb__set_error(err, err_len, MPB_ENOTFOUND,
+                          "Model Version (name=%s, version=%lld) not found", name,
+                          (long long)version);
+}

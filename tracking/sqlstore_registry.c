@@ -33,21 +33,6 @@ typedef struct registry_call {
     mpb_model_version_list *versions;
 } registry_call;
 
-static int
-model_not_found(const char *name, char *err, size_t err_len)
-{
-    return mpb__set_error(err, err_len, MPB_ENOTFOUND, "Registered Model with name=%s not found",
-                          name);
-}
-
-static int
-version_not_found(const char *name, int64_t version, char *err, size_t err_len)
-{
-    return mpb__set_error(err, err_len, MPB_ENOTFOUND,
-                          "Model Version (name=%s, version=%lld) not found", name,
-                          (long long)version);
-}
-
 /* 1 when the model exists, 0 when not, or a negative status. */
 static int
 model_exists(mpb__sqlstore *store, const char *name, char *err, size_t err_len)
@@ -113,7 +98,7 @@ load_model(mpb__sqlstore *store, const char *name, mpb_registered_model *model, 
         model->last_updated_time = mpb__sql_int(stmt, 3, -1);
         rc = 0;
     } else if (rc == 0) {
-        rc = model_not_found(name, err, err_len);
+        rc = mpb__registry_model_not_found(name, err, err_len);
     }
     sqlite3_finalize(stmt);
     stmt = NULL;
@@ -192,8 +177,8 @@ load_version(mpb__sqlstore *store, const char *name, int64_t number, mpb_model_v
     }
     if (rc == 0 && list.n_versions == 0) {
         rc = model_exists(store, name, err, err_len);
-        rc = rc == 0   ? model_not_found(name, err, err_len)
-             : rc == 1 ? version_not_found(name, number, err, err_len)
+        rc = rc == 0   ? mpb__registry_model_not_found(name, err, err_len)
+             : rc == 1 ? mpb__registry_version_not_found(name, number, err, err_len)
                        : rc;
     }
     if (rc == 0) {
@@ -291,7 +276,7 @@ delete_model_work(mpb__sqlstore *store, void *ctx, char *err, size_t err_len)
     registry_call *call = ctx;
     int rc = model_exists(store, call->name, err, err_len);
     if (rc == 0) {
-        return model_not_found(call->name, err, err_len);
+        return mpb__registry_model_not_found(call->name, err, err_len);
     }
     static const char *const tables[] = {"model_version_tags", "registered_model_aliases",
                                          "model_versions", "registered_model_tags",
@@ -310,7 +295,7 @@ create_version_work(mpb__sqlstore *store, void *ctx, char *err, size_t err_len)
     registry_call *call = ctx;
     int rc = model_exists(store, call->name, err, err_len);
     if (rc == 0) {
-        return model_not_found(call->name, err, err_len);
+        return mpb__registry_model_not_found(call->name, err, err_len);
     }
     sqlite3_stmt *stmt = NULL;
     if (rc == 1) {
@@ -357,7 +342,7 @@ list_versions_work(mpb__sqlstore *store, void *ctx, char *err, size_t err_len)
     registry_call *call = ctx;
     int rc = model_exists(store, call->name, err, err_len);
     if (rc == 0) {
-        return model_not_found(call->name, err, err_len);
+        return mpb__registry_model_not_found(call->name, err, err_len);
     }
     sqlite3_stmt *stmt = NULL;
     mpb_model_version_list *list = mpb_calloc(1, sizeof *list);
@@ -398,7 +383,7 @@ delete_alias_work(mpb__sqlstore *store, void *ctx, char *err, size_t err_len)
     registry_call *call = ctx;
     int rc = model_exists(store, call->name, err, err_len);
     if (rc == 0) {
-        return model_not_found(call->name, err, err_len);
+        return mpb__registry_model_not_found(call->name, err, err_len);
     }
     if (rc == 1) {
         rc = mpb__sql_exec(store, err, err_len,
@@ -419,7 +404,7 @@ version_by_alias_work(mpb__sqlstore *store, void *ctx, char *err, size_t err_len
     registry_call *call = ctx;
     int rc = model_exists(store, call->name, err, err_len);
     if (rc == 0) {
-        return model_not_found(call->name, err, err_len);
+        return mpb__registry_model_not_found(call->name, err, err_len);
     }
     sqlite3_stmt *stmt = NULL;
     if (rc == 1) {

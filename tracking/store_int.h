@@ -176,6 +176,9 @@ void mpb__model_version_clear(mpb_model_version *version);
 void mpb__registered_models_sort(mpb_registered_model *models, size_t n);
 void mpb__model_versions_sort(mpb_model_version *versions, size_t n);
 void mpb__model_aliases_sort(mpb_model_alias *aliases, size_t n);
+/* MPB_ENOTFOUND with MLflow's message for a missing model or version. */
+int mpb__registry_model_not_found(const char *name, char *err, size_t err_len);
+int mpb__registry_version_not_found(const char *name, int64_t version, char *err, size_t err_len);
 /* Fills version->aliases from a model's aliases that point at it. */
 void mpb__model_version_take_aliases(mpb_model_version *version, const mpb_model_alias *aliases,
                                      size_t n_aliases);
