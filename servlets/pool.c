@@ -229,9 +229,16 @@ send_error_to_peer(mpb__pool *pool, const void *rid, size_t rid_len, const char 
 }
 
 int
-mpb__pool_reply_budget(mpb__pool *pool)
+mpb__pool_reply_budget(mpb__pool *pool, int hello)
 {
     int64_t now = mpb_now_ns();
+    if (hello) {
+        if (now - pool->hello_window_ns >= 1000000000) {
+            pool->hello_window_ns = now;
+            pool->hellos_in_window = 0;
+        }
+        return pool->hellos_in_window++ < ERROR_REPLIES_PER_S;
+    }
     if (now - pool->error_window_ns >= 1000000000) {
         if (pool->errors_suppressed > 0) {
             mpb_log_warn("pool", "%s: %llu more protocol errors (not answered, not logged)",
@@ -256,7 +263,7 @@ mpb__pool_protocol_error(mpb__pool *pool, const void *rid, size_t rid_len, const
     atomic_fetch_add(&pool->env.stats->protocol_errors, 1);
     /* a peer sending garbage gets ERROR replies (and log lines) at most
      * ERROR_REPLIES_PER_S a second: it cannot make us do more than that */
-    if (!mpb__pool_reply_budget(pool)) {
+    if (!mpb__pool_reply_budget(pool, 0)) {
         return;
     }
     mpb_log_warn("pool", "%s: protocol error from %s: %s", mpb__pool_path(pool), who, reason);

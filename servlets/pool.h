@@ -207,6 +207,8 @@ struct mpb__pool {
     int64_t error_window_ns; /* protocol errors answered in the second since then */
     unsigned errors_in_window;
     uint64_t errors_suppressed;
+    int64_t hello_window_ns; /* HELLOs answered in the second since then (a budget of */
+    unsigned hellos_in_window; /* their own: garbage cannot starve joining workers) */
 };
 
 mpb_servlet *mpb__pool_new(const mpb_pool_config *config, const mpb__pool_launcher *launcher);
@@ -248,10 +250,11 @@ mpb_result *mpb__pool_error(const mpb__pool *pool, const mpb__conn *conn, const 
 void mpb__pool_set_conn_state(mpb__pool *pool, mpb__conn *conn, mpb__conn_state state);
 int mpb__pool_send_signal(mpb__pool *pool, mpb__conn *conn, mpb__frame_type type);
 /* Counts, logs and answers a peer's protocol error. */
-/* 1 when the pool may answer a peer that is not a worker (an ERROR, a
- * SETTINGS) now: at most ERROR_REPLIES_PER_S a second, so a peer cannot
- * make the pool do more than that. */
-int mpb__pool_reply_budget(mpb__pool *pool);
+/* 1 when the pool may answer a peer that is not a worker now: at most
+ * ERROR_REPLIES_PER_S ERRORs a second, and as many SETTINGS (hello: 1)
+ * on a budget of their own, so a peer cannot make the pool do more than
+ * that, and garbage cannot crowd out workers that join. */
+int mpb__pool_reply_budget(mpb__pool *pool, int hello);
 void mpb__pool_protocol_error(mpb__pool *pool, const void *rid, size_t rid_len, const char *who,
                               const char *reason);
 /* Cancels the relaunches waiting out a backoff (the pool stops). */

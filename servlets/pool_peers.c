@@ -158,7 +158,7 @@ handle_hello(mpb__pool *pool, const void *rid, size_t rid_len, const mpb__hello 
         refuse_plugin(pool, rid, rid_len, hello->plugin);
         return;
     }
-    if (!mpb__pool_reply_budget(pool)) {
+    if (!mpb__pool_reply_budget(pool, 1)) {
         return;
     }
     size_t n_options = 0;
