@@ -1,6 +1,7 @@
 /*
- * CURVE security for tcp:// endpoints: key files, socket options, and the
- * ZAP handler that decides which peers may connect.
+ * CURVE security for tcp:// endpoints: key files, socket options and
+ * connections (the ZAP handler that decides which peers may connect is
+ * core/zap.h).
  *
  * Keys live in czmq certificate files (zcert's text format): a secret file
  * (mode 0600) holds a public and a secret key, a public file only the
@@ -27,6 +28,10 @@ typedef struct mpb__curve_keys {
     char public_txt[41];
     char secret_txt[41];
 } mpb__curve_keys;
+
+/* Tells czmq, once, to leave signals to the application; every use of
+ * czmq goes through it first. */
+void mpb__czmq_quiet(void);
 
 /* Writes a new certificate: `<name>.key` (public and secret key, mode
  * 0600) and `<name>.pub` (public key only, to hand to the other side).
@@ -60,29 +65,5 @@ int mpb__curve_connect(void *context, void *socket, const char *endpoint,
 /* 1 when endpoint is tcp:// on an address other than loopback (127.0.0.0/8,
  * ::1, localhost). */
 int mpb__endpoint_is_remote_tcp(const char *endpoint);
-
-typedef struct mpb__zap mpb__zap;
-
-/* Binds a ZAP handler in zmq_context: CURVE peers whose public key is in
- * a certificate of clients_dir (read again when the folder changes), or
- * equals own_public (the coordinator's own workers), are accepted;
- * allow_list (NULL or "": any address) is a comma-separated list of IP
- * addresses a peer must come from. Every other peer is refused and logged
- * (at most a few lines a second). */
-int mpb__zap_open(void *zmq_context, const char *clients_dir, const char *allow_list,
-                  const char *own_public, mpb__zap **out, char *err, size_t err_len);
-
-/* The handler's socket, to register in the owner's loop. */
-void *mpb__zap_socket(mpb__zap *self);
-
-/* Answers every request waiting on the socket (never blocks). */
-void mpb__zap_handle(mpb__zap *self);
-
-/* Counts of answered requests since open. */
-size_t mpb__zap_accepted(const mpb__zap *self);
-size_t mpb__zap_refused(const mpb__zap *self);
-
-/* NULL-safe; closes the socket and sets *self_p = NULL. */
-void mpb__zap_close(mpb__zap **self_p);
 
 #endif

@@ -1,7 +1,8 @@
 /*
  * DESIGN
- * HELLO / SETTINGS (core/join.h, docs/protocol.md): the codec of the two
- * frames and the worker's side of the exchange. The coordinator's side is
+ * HELLO / SETTINGS (core/join.h, docs/protocol.md): the worker's side of
+ * the exchange (the frames' codec is core/wire.c and core/wire_pack.c).
+ * The coordinator's side is
  * servlets/pool_peers.c: it answers a HELLO from any peer with SETTINGS
  * (or ERROR) and keeps no state for it, so the exchange cannot hold a
  * place among the pool's workers. The worker asks on a socket of its own
@@ -18,87 +19,6 @@
 #include "core/wire.h"
 #include "core/zmq_util.h"
 #include "mpbatch/error.h"
-
-#define HELLO_FIELDS 5
-#define SETTINGS_FIELDS 8
-#define MAX_JOIN_OPTIONS 1024
-
-static void
-pack_text(msgpack_packer *pk, const char *text)
-{
-    text = text != NULL ? text : "";
-    msgpack_pack_str_with_body(pk, text, strlen(text));
-}
-
-void
-mpb__wire_pack_hello(mpb__wire_buf *buf, const char *name, const char *plugin, const char *host)
-{
-    msgpack_packer *pk = &buf->pk;
-    msgpack_pack_array(pk, HELLO_FIELDS);
-    msgpack_pack_uint8(pk, MPB_FRAME_HELLO);
-    msgpack_pack_uint32(pk, MPB_PROTOCOL_VERSION);
-    pack_text(pk, name);
-    pack_text(pk, plugin);
-    pack_text(pk, host);
-}
-
-void
-mpb__wire_pack_settings(mpb__wire_buf *buf, const char *plugin, int64_t batch_size,
-                        int64_t batch_wait_us, int64_t capacity, int64_t max_item_bytes,
-                        int isolate_bisect, const char *const *options, size_t n_options)
-{
-    msgpack_packer *pk = &buf->pk;
-    msgpack_pack_array(pk, SETTINGS_FIELDS);
-    msgpack_pack_uint8(pk, MPB_FRAME_SETTINGS);
-    pack_text(pk, plugin);
-    msgpack_pack_int64(pk, batch_size);
-    msgpack_pack_int64(pk, batch_wait_us);
-    msgpack_pack_int64(pk, capacity);
-    msgpack_pack_int64(pk, max_item_bytes);
-    msgpack_pack_uint32(pk, isolate_bisect ? 1 : 0);
-    msgpack_pack_array(pk, (uint32_t)n_options);
-    for (size_t i = 0; i < n_options; i++) {
-        pack_text(pk, options[i]);
-    }
-}
-
-int
-mpb__wire_decode_hello(const msgpack_object_array *a, mpb__hello *out)
-{
-    uint64_t version;
-    if (a->size < HELLO_FIELDS || mpb__wire_as_uint(&a->ptr[1], &version) != 0 ||
-        version > UINT32_MAX || mpb__wire_as_str(&a->ptr[2], &out->name) != 0 ||
-        mpb__wire_as_str(&a->ptr[3], &out->plugin) != 0 ||
-        mpb__wire_as_str(&a->ptr[4], &out->host) != 0) {
-        return MPB_EPROTO;
-    }
-    out->version = (uint32_t)version;
-    return 0;
-}
-
-int
-mpb__wire_decode_settings(const msgpack_object_array *a, mpb__settings *out)
-{
-    uint64_t isolate;
-    if (a->size < SETTINGS_FIELDS || mpb__wire_as_str(&a->ptr[1], &out->plugin) != 0 ||
-        mpb__wire_as_int(&a->ptr[2], &out->batch_size) != 0 ||
-        mpb__wire_as_int(&a->ptr[3], &out->batch_wait_us) != 0 ||
-        mpb__wire_as_int(&a->ptr[4], &out->capacity) != 0 ||
-        mpb__wire_as_int(&a->ptr[5], &out->max_item_bytes) != 0 ||
-        mpb__wire_as_uint(&a->ptr[6], &isolate) != 0 || a->ptr[7].type != MSGPACK_OBJECT_ARRAY ||
-        a->ptr[7].via.array.size > MAX_JOIN_OPTIONS) {
-        return MPB_EPROTO;
-    }
-    out->isolate_bisect = isolate != 0;
-    out->options = a->ptr[7].via.array.ptr;
-    out->n_options = a->ptr[7].via.array.size;
-    for (uint32_t i = 0; i < out->n_options; i++) {
-        if (out->options[i].type != MSGPACK_OBJECT_STR) {
-            return MPB_EPROTO;
-        }
-    }
-    return 0;
-}
 
 /* Limits a coordinator's settings to what a worker accepts. */
 static int

@@ -15,12 +15,11 @@
 #include "core/wire.h"
 #include "mpbatch/error.h"
 
-#define READY_FIELDS 10
 /* Values in one frame, at most: msgpack-c spends ~24 bytes of zone per
  * value, so this bounds what one frame can make the receiver allocate
  * (~25 MB). Real frames hold a few thousand. */
 #define MAX_ELEMENTS (1u << 20)
-#define TELEMETRY_FIELDS 7
+#define MAX_SETTINGS_OPTIONS 1024
 
 int
 mpb__wire_as_uint(const msgpack_object *obj, uint64_t *out)
@@ -218,7 +217,7 @@ bounds_ok(const unsigned char *p, size_t len)
 static int
 decode_ready(const msgpack_object_array *a, mpb__ready *r)
 {
-    if (a->size < READY_FIELDS) {
+    if (a->size < MPB_WIRE_READY_FIELDS) {
         return MPB_EPROTO;
     }
     const msgpack_object *f = a->ptr;
@@ -235,7 +234,7 @@ decode_ready(const msgpack_object_array *a, mpb__ready *r)
 static int
 decode_telemetry(const msgpack_object_array *a, mpb_batch_telemetry *t)
 {
-    if (a->size < TELEMETRY_FIELDS) {
+    if (a->size < MPB_WIRE_TELEMETRY_FIELDS) {
         return MPB_EPROTO;
     }
     const msgpack_object *f = a->ptr;
@@ -248,6 +247,44 @@ decode_telemetry(const msgpack_object_array *a, mpb_batch_telemetry *t)
         return MPB_EPROTO;
     }
     t->closed_by = (mpb_batch_close)closed_by;
+    return 0;
+}
+
+int
+mpb__wire_decode_hello(const msgpack_object_array *a, mpb__hello *out)
+{
+    uint64_t version;
+    if (a->size < MPB_WIRE_HELLO_FIELDS || mpb__wire_as_uint(&a->ptr[1], &version) != 0 ||
+        version > UINT32_MAX || mpb__wire_as_str(&a->ptr[2], &out->name) != 0 ||
+        mpb__wire_as_str(&a->ptr[3], &out->plugin) != 0 ||
+        mpb__wire_as_str(&a->ptr[4], &out->host) != 0) {
+        return MPB_EPROTO;
+    }
+    out->version = (uint32_t)version;
+    return 0;
+}
+
+int
+mpb__wire_decode_settings(const msgpack_object_array *a, mpb__settings *out)
+{
+    uint64_t isolate;
+    if (a->size < MPB_WIRE_SETTINGS_FIELDS || mpb__wire_as_str(&a->ptr[1], &out->plugin) != 0 ||
+        mpb__wire_as_int(&a->ptr[2], &out->batch_size) != 0 ||
+        mpb__wire_as_int(&a->ptr[3], &out->batch_wait_us) != 0 ||
+        mpb__wire_as_int(&a->ptr[4], &out->capacity) != 0 ||
+        mpb__wire_as_int(&a->ptr[5], &out->max_item_bytes) != 0 ||
+        mpb__wire_as_uint(&a->ptr[6], &isolate) != 0 || a->ptr[7].type != MSGPACK_OBJECT_ARRAY ||
+        a->ptr[7].via.array.size > MAX_SETTINGS_OPTIONS) {
+        return MPB_EPROTO;
+    }
+    out->isolate_bisect = isolate != 0;
+    out->options = a->ptr[7].via.array.ptr;
+    out->n_options = a->ptr[7].via.array.size;
+    for (uint32_t i = 0; i < out->n_options; i++) {
+        if (out->options[i].type != MSGPACK_OBJECT_STR) {
+            return MPB_EPROTO;
+        }
+    }
     return 0;
 }
 
@@ -408,180 +445,12 @@ mpb__wire_result_at(const mpb__frame *frame, uint32_t index, mpb__wire_result *o
     return 0;
 }
 
-void
-mpb__wire_buf_init(mpb__wire_buf *buf)
-{
-    msgpack_sbuffer_init(&buf->sbuf);
-    msgpack_packer_init(&buf->pk, &buf->sbuf, msgpack_sbuffer_write);
-}
-
-void
-mpb__wire_buf_reset(mpb__wire_buf *buf)
-{
-    buf->sbuf.size = 0;
-}
-
-void
-mpb__wire_buf_free(mpb__wire_buf *buf)
-{
-    msgpack_sbuffer_destroy(&buf->sbuf);
-    memset(buf, 0, sizeof *buf);
-}
-
-static void
-pack_cstr(msgpack_packer *pk, const char *text)
-{
-    size_t len = text ? strlen(text) : 0;
-    msgpack_pack_str_with_body(pk, text ? text : "", len);
-}
-
-static void
-pack_wstr(msgpack_packer *pk, mpb__wire_str s)
-{
-    msgpack_pack_str_with_body(pk, s.ptr ? s.ptr : "", s.len);
-}
-
-void
-mpb__wire_pack_ready(mpb__wire_buf *buf, const mpb__ready *r)
-{
-    msgpack_packer *pk = &buf->pk;
-    msgpack_pack_array(pk, READY_FIELDS);
-    msgpack_pack_uint8(pk, MPB_FRAME_READY);
-    msgpack_pack_uint32(pk, r->version);
-    pack_wstr(pk, r->name);
-    msgpack_pack_int64(pk, r->pid);
-    pack_wstr(pk, r->cpus);
-    msgpack_pack_uint32(pk, r->capacity);
-    pack_wstr(pk, r->plugin);
-    msgpack_pack_uint32(pk, r->batch_size);
-    msgpack_pack_int64(pk, r->batch_wait_us);
-    pack_wstr(pk, r->host);
-}
-
-/* [type, [entries...]]: the caller packs the count entries. */
-static void
-pack_list_begin(mpb__wire_buf *buf, mpb__frame_type type, uint32_t count)
-{
-    msgpack_pack_array(&buf->pk, 2);
-    msgpack_pack_uint8(&buf->pk, (uint8_t)type);
-    msgpack_pack_array(&buf->pk, count);
-}
-
-void
-mpb__wire_pack_items_begin_backlog(mpb__wire_buf *buf, uint32_t count)
-{
-    msgpack_pack_array(&buf->pk, 4);
-    msgpack_pack_uint8(&buf->pk, MPB_FRAME_ITEMS);
-    msgpack_pack_array(&buf->pk, count);
-}
-
-void
-mpb__wire_pack_items_end_backlog(mpb__wire_buf *buf, uint64_t backlog, uint64_t values_read)
-{
-    msgpack_pack_uint64(&buf->pk, backlog);
-    msgpack_pack_uint64(&buf->pk, values_read);
-}
-
-void
-mpb__wire_pack_items_begin(mpb__wire_buf *buf, uint32_t count)
-{
-    pack_list_begin(buf, MPB_FRAME_ITEMS, count);
-}
-
-void
-mpb__wire_pack_result_value_shm(mpb__wire_buf *buf, uint64_t id, uint64_t offset, uint64_t len)
-{
-    msgpack_pack_array(&buf->pk, 3);
-    msgpack_pack_uint64(&buf->pk, id);
-    msgpack_pack_uint8(&buf->pk, 0);
-    msgpack_pack_array(&buf->pk, 2);
-    msgpack_pack_uint64(&buf->pk, offset);
-    msgpack_pack_uint64(&buf->pk, len);
-}
-
-void
-mpb__wire_pack_item_shm(mpb__wire_buf *buf, uint64_t id, uint64_t budget_us, uint64_t offset,
-                        uint64_t len)
-{
-    msgpack_pack_array(&buf->pk, 3);
-    msgpack_pack_uint64(&buf->pk, id);
-    msgpack_pack_uint64(&buf->pk, budget_us);
-    msgpack_pack_array(&buf->pk, 2);
-    msgpack_pack_uint64(&buf->pk, offset);
-    msgpack_pack_uint64(&buf->pk, len);
-}
-
-void
-mpb__wire_pack_item(mpb__wire_buf *buf, uint64_t id, uint64_t budget_us, const void *data,
-                    size_t len)
-{
-    msgpack_pack_array(&buf->pk, 3);
-    msgpack_pack_uint64(&buf->pk, id);
-    msgpack_pack_uint64(&buf->pk, budget_us);
-    msgpack_pack_bin_with_body(&buf->pk, data, len);
-}
-
-void
-mpb__wire_pack_results_begin(mpb__wire_buf *buf, uint32_t count)
-{
-    pack_list_begin(buf, MPB_FRAME_RESULTS, count);
-}
-
-void
-mpb__wire_pack_result_value(mpb__wire_buf *buf, uint64_t id, const void *data, size_t len)
-{
-    msgpack_pack_array(&buf->pk, 3);
-    msgpack_pack_uint64(&buf->pk, id);
-    msgpack_pack_uint8(&buf->pk, 0);
-    msgpack_pack_bin_with_body(&buf->pk, data, len);
-}
-
-void
-mpb__wire_pack_result_error(mpb__wire_buf *buf, uint64_t id, const char *type, const char *message)
-{
-    msgpack_pack_array(&buf->pk, 4);
-    msgpack_pack_uint64(&buf->pk, id);
-    msgpack_pack_uint8(&buf->pk, 1);
-    pack_cstr(&buf->pk, type);
-    pack_cstr(&buf->pk, message);
-}
-
-void
-mpb__wire_pack_telemetry(mpb__wire_buf *buf, const mpb_batch_telemetry *t)
-{
-    msgpack_packer *pk = &buf->pk;
-    msgpack_pack_array(pk, TELEMETRY_FIELDS);
-    msgpack_pack_uint8(pk, MPB_FRAME_TELEMETRY);
-    msgpack_pack_uint32(pk, t->size);
-    msgpack_pack_uint32(pk, t->errors);
-    msgpack_pack_int64(pk, t->first_wait_us);
-    msgpack_pack_int64(pk, t->compute_us);
-    msgpack_pack_uint32(pk, (uint32_t)t->closed_by);
-    msgpack_pack_uint32(pk, t->queued_after);
-}
-
-void
-mpb__wire_pack_signal(mpb__wire_buf *buf, mpb__frame_type type)
-{
-    msgpack_pack_array(&buf->pk, 1);
-    msgpack_pack_uint8(&buf->pk, (uint8_t)type);
-}
-
-void
-mpb__wire_pack_error(mpb__wire_buf *buf, int64_t code, const char *message)
-{
-    msgpack_pack_array(&buf->pk, 3);
-    msgpack_pack_uint8(&buf->pk, MPB_FRAME_ERROR);
-    msgpack_pack_int64(&buf->pk, code);
-    pack_cstr(&buf->pk, message);
-}
-
 const char *
 mpb__frame_type_name(int type)
 {
-    static const char *const names[] = {"?",         "READY",    "ITEMS", "RESULTS", "TELEMETRY",
-                                        "HEARTBEAT", "SHUTDOWN", "BYE",   "ERROR",     "HELLO",
-                                        "SETTINGS"};
+    static const char *const names[] = {"?",         "READY",     "ITEMS",    "RESULTS",
+                                        "TELEMETRY", "HEARTBEAT", "SHUTDOWN", "BYE",
+                                        "ERROR",     "HELLO",     "SETTINGS"};
     if (type < 1 || type >= (int)MPB_ARRAY_LEN(names)) {
         return "unknown";
     }

@@ -1,6 +1,7 @@
 /*
  * Wire codec: every frame between coordinator and worker is one msgpack
  * array whose first element is the frame type (docs/protocol.md).
+ * core/wire.c decodes, core/wire_pack.c encodes.
  * Threading: a mpb__wire_buf or a decode zone belongs to one thread.
  * Processes: no state. Ownership: decoded frames point into the received
  *   bytes and the zone; they are valid until either is released or reused.
@@ -19,6 +20,12 @@
 #include "mpbatch/telemetry.h"
 
 #define MPB_PROTOCOL_VERSION 2 /* 2: TELEMETRY frames before their RESULTS frame */
+
+/* Fields of the fixed-size frames, the type included (docs/protocol.md). */
+#define MPB_WIRE_READY_FIELDS 10
+#define MPB_WIRE_TELEMETRY_FIELDS 7
+#define MPB_WIRE_HELLO_FIELDS 5
+#define MPB_WIRE_SETTINGS_FIELDS 8
 
 typedef enum mpb__frame_type {
     MPB_FRAME_READY = 1,     /* worker -> coordinator: hello, who and where I am */
@@ -148,7 +155,7 @@ void mpb__wire_buf_reset(mpb__wire_buf *buf);
 void mpb__wire_buf_free(mpb__wire_buf *buf);
 
 void mpb__wire_pack_ready(mpb__wire_buf *buf, const mpb__ready *ready);
-/* HELLO and SETTINGS (core/join.c). options: n "KEY=VALUE" strings. */
+/* HELLO and SETTINGS (core/join.h). options: n "KEY=VALUE" strings. */
 void mpb__wire_pack_hello(mpb__wire_buf *buf, const char *name, const char *plugin,
                           const char *host);
 void mpb__wire_pack_settings(mpb__wire_buf *buf, const char *plugin, int64_t batch_size,

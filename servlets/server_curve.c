@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/util.h"
+#include "core/zap.h"
 #include "mpbatch/error.h"
 #include "servlets/server_int.h"
 

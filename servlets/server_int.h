@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "core/zap.h"
 #include "mpbatch/server.h"
 #include "servlets/servlet_int.h"
 
