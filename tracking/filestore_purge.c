@@ -38,8 +38,7 @@ mpb__filestore_purge_run(void *backend, const char *run_id, char *err, size_t er
         rc = mpb__fs_rm_rf(dir);
     }
     if (rc < 0 && err != NULL && err[0] == '\0') {
-        rc = mpb__set_error(err, err_len, rc, "cannot remove run %s: %s", run_id,
-                            mpb_strerror(rc));
+        rc = mpb__set_error(err, err_len, rc, "cannot remove run %s: %s", run_id, mpb_strerror(rc));
     }
     mpb__run_info_clear(&info);
     free(dir);
@@ -48,8 +47,7 @@ mpb__filestore_purge_run(void *backend, const char *run_id, char *err, size_t er
 }
 
 int
-mpb__filestore_purge_experiment(void *backend, const char *experiment_id, char *err,
-                                size_t err_len)
+mpb__filestore_purge_experiment(void *backend, const char *experiment_id, char *err, size_t err_len)
 {
     mpb__filestore *fs = backend;
     int lock = -1;
@@ -89,9 +87,8 @@ mpb__filestore_purge_experiment(void *backend, const char *experiment_id, char *
         free(run_dir);
     }
     mpb__fs_names_free(runs, n_runs);
-    if (rc == 0) {
-        rc = mpb__local_artifacts_remove(experiment.artifact_location);
-    }
+    /* the experiment's artifact location itself stays, as with mlflow gc:
+     * it may be a folder shared with others; its runs' artifacts are gone */
     if (rc == 0) {
         rc = mpb__fs_rm_rf(dir);
     }

@@ -21,6 +21,8 @@
 #include "mpbatch/error.h"
 #include "mpbatch/store.h"
 #include "tracking/fs_util.h"
+#include "tracking/model_uri_int.h"
+#include "tracking/validate.h"
 
 #define RUNS_SCHEME "runs:/"
 
@@ -49,7 +51,30 @@ parse_runs_uri(const char *uri, char **run_id, char **path, char *err, size_t er
     while (len > 0 && (*path)[len - 1] == '/') {
         (*path)[--len] = '\0';
     }
-    return 0;
+    /* checked before any path is built from them: the cache is a folder
+     * of this host, and a URI may come from a remote registry */
+    int rc = mpb__validate_run_id(*run_id, err, err_len);
+    if (rc == 0) {
+        rc = len == 0 ? mpb__set_error(err, err_len, MPB_EINVAL, "'%s' names no artifact", uri)
+                      : mpb__validate_artifact_path(*path, err, err_len);
+    }
+    if (rc != 0) {
+        free(*run_id);
+        free(*path);
+        *run_id = NULL;
+        *path = NULL;
+    }
+    return rc;
+}
+
+void
+mpb__model_cache_key(const char *text, char out[33])
+{
+    unsigned char digest[crypto_hash_sha256_BYTES];
+    crypto_hash_sha256(digest, (const unsigned char *)text, strlen(text));
+    for (size_t i = 0; i < 16; i++) {
+        snprintf(out + 2 * i, 3, "%02x", digest[i]);
+    }
 }
 
 static int
@@ -136,14 +161,19 @@ mpb_model_cache_dir(void)
     return mpb_asprintf("%s/.cache/mpbatch/models", home != NULL && *home ? home : "/tmp");
 }
 
-/* Copies the artifact into <cache>/<run_id>/<path> unless a copy is there:
- * downloaded into a fresh folder beside it, then renamed into place, so a
- * copy is whole or absent (two processes may race: the first rename wins). */
+/* Copies the artifact into <cache>/<run_id>/<key>/<its name>, key a digest
+ * of its path: each URI has a folder of its own, so a folder artifact's
+ * copy never holds only what another URI fetched inside it. Downloaded
+ * into a fresh folder beside it, then renamed into place, so a copy is
+ * whole or absent (two processes may race: the first rename wins). */
 static int
 fetch(mpb_store *store, const char *run_id, const char *path, const char *cache, char **out,
       char *err, size_t err_len)
 {
-    char *target = mpb_asprintf("%s/%s/%s", cache, run_id, path);
+    char key[33];
+    mpb__model_cache_key(path, key);
+    const char *name = strrchr(path, '/') != NULL ? strrchr(path, '/') + 1 : path;
+    char *target = mpb_asprintf("%s/%s/%s/%s", cache, run_id, key, name);
     struct stat st;
     if (stat(target, &st) == 0) {
         *out = target;

@@ -18,6 +18,7 @@
 #include "mpbatch/error.h"
 #include "mpbatch/store.h"
 #include "tracking/fs_util.h"
+#include "tracking/model_uri_int.h"
 #include "tracking/text.h"
 
 #define MODELS_SCHEME "models:/"
@@ -100,11 +101,13 @@ as_runs_uri(const mpb_model_version *version)
     return uri;
 }
 
-/* Copies a local file or folder into <cache>/models/<name>/<version>/<basename>
+/* Copies a local file or folder into <cache>/sources/<key>/<its name>,
+ * key a digest of the store and the source path (a model deleted and made
+ * again, or the same name in another store, never finds another's copy),
  * unless a copy is there; whole or absent, as runs:/ copies. */
 static int
-copy_local(const mpb_model_version *version, const char *source_path, const char *cache, char **out,
-           char *err, size_t err_len)
+copy_local(mpb_store *store, const mpb_model_version *version, char *source_path, const char *cache,
+           char **out, char *err, size_t err_len)
 {
     struct stat st;
     if (stat(source_path, &st) != 0) {
@@ -112,10 +115,17 @@ copy_local(const mpb_model_version *version, const char *source_path, const char
             err, err_len, MPB_ENOTFOUND, "version %lld of model '%s': source %s: %s",
             (long long)version->version, version->name, source_path, strerror(errno));
     }
+    size_t len = strlen(source_path);
+    while (len > 1 && source_path[len - 1] == '/') { /* file:///dir/ names dir */
+        source_path[--len] = '\0';
+    }
     const char *base = strrchr(source_path, '/');
-    base = base != NULL && base[1] != '\0' ? base + 1 : source_path;
-    char *dir =
-        mpb_asprintf("%s/models/%s/%lld", cache, version->name, (long long)version->version);
+    base = base != NULL && base[1] != '\0' ? base + 1 : "source";
+    char *identity = mpb_asprintf("%s\n%s", mpb_store_uri(store), source_path);
+    char key[33];
+    mpb__model_cache_key(identity, key);
+    free(identity);
+    char *dir = mpb_asprintf("%s/sources/%s", cache, key);
     char *target = mpb_asprintf("%s/%s", dir, base);
     if (stat(target, &st) == 0) {
         free(dir);
@@ -171,7 +181,7 @@ fetch_source(mpb_store *store, const mpb_model_version *version, const char *cac
                               "cannot fetch (register a runs:/ URI, a local path or a file: URI)",
                               (long long)version->version, version->name, version->source);
     }
-    int rc = copy_local(version, path, cache, out, err, err_len);
+    int rc = copy_local(store, version, path, cache, out, err, err_len);
     free(path);
     if (rc == 0) {
         rc = mpb_model_sha256(*out, sha256_hex, err, err_len);

@@ -42,6 +42,9 @@
 
 #define PERMANENT_MESSAGE "Changing param values is not allowed"
 #define MESSAGE_SNIPPET 300
+/* Largest answer kept in memory (JSON, an error page): a server cannot make
+ * the client hold more. Downloads go to a file. */
+#define MAX_BODY_BYTES ((size_t)64 << 20)
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 
@@ -109,6 +112,7 @@ typedef struct attempt {
     int to_file;    /* -1 undecided, 0 memory, 1 the download file */
     size_t cap;
     long retry_after_s; /* -1 when absent */
+    int too_large;      /* the answer passed MAX_BODY_BYTES: the transfer was stopped */
     char curl_error[CURL_ERROR_SIZE];
 } attempt;
 
@@ -126,6 +130,10 @@ on_body(char *data, size_t size, size_t count, void *ctx)
         return fwrite(data, 1, len, a->download);
     }
     mpb__rest_exchange *x = a->x;
+    if (x->body_len + len > MAX_BODY_BYTES) {
+        a->too_large = 1;
+        return 0; /* curl stops with CURLE_WRITE_ERROR */
+    }
     if (x->body_len + len + 1 > a->cap) {
         a->cap = (x->body_len + len + 1) * 2;
         x->body = mpb_realloc(x->body, a->cap);
@@ -232,6 +240,10 @@ send_once(mpb__reststore *store, attempt *a, char *err, size_t err_len, int *loc
     curl_easy_reset(a->handle);
     struct curl_slist *headers = set_options(store, a, upload, upload_len);
     CURLcode code = curl_easy_perform(a->handle);
+    if (code == CURLE_WRITE_ERROR && a->too_large) {
+        snprintf(a->curl_error, sizeof a->curl_error,
+                 "the server's answer is larger than %zu MiB: not read", MAX_BODY_BYTES >> 20);
+    }
     curl_easy_setopt(a->handle, CURLOPT_HTTPHEADER, NULL);
     curl_slist_free_all(headers);
     if (upload != NULL) {

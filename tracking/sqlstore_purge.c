@@ -137,7 +137,8 @@ purge_experiment_txn(mpb__sqlstore *store, void *ctx, char *err, size_t err_len)
                                       "deleted experiments can be deleted permanently",
                                       p->id);
             free(stage);
-            purge_keep_uri(p, mpb__sql_text(stmt, 1));
+            /* its artifact location itself stays, as with mlflow gc: it
+             * may be shared; the runs' artifacts below are removed */
         }
     } else {
         rc = mpb__set_error(err, err_len, MPB_ENOTFOUND, "No Experiment with id=%s exists", p->id);
@@ -177,8 +178,7 @@ purge_experiment_txn(mpb__sqlstore *store, void *ctx, char *err, size_t err_len)
 }
 
 int
-mpb__sqlstore_purge_experiment(void *backend, const char *experiment_id, char *err,
-                               size_t err_len)
+mpb__sqlstore_purge_experiment(void *backend, const char *experiment_id, char *err, size_t err_len)
 {
     purge p = {experiment_id, NULL, 0};
     int rc = mpb__sqlstore_transact(backend, 1, purge_experiment_txn, &p, err, err_len);

@@ -10,6 +10,7 @@
  * `weights: models:/mlp@champion` serves the same outputs and records the
  * URI, the version and the digest.
  */
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "tool_helpers.h"
@@ -149,6 +150,41 @@ a_runs_uri_serves_the_logged_weights(void **state)
     assert_true(found);
     mpb_run_page_free(&page);
     mpb_experiment_free(&experiment);
+
+    /* a URI may not reach out of the cache, however often it is asked */
+    char cache[128];
+    snprintf(cache, sizeof cache, "%s/cache", s.dir);
+    char *local_path = NULL;
+    char *escape = mpb_asprintf("runs:/%s/../../../../../../../../etc/hostname", run_id);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(
+            mpb_store_resolve_runs_uri(store, escape, cache, &local_path, sha, err, sizeof err),
+            MPB_EINVAL);
+        assert_null(local_path);
+    }
+    /* a folder asked for after one of its files is fetched whole */
+    cmd = mpb_asprintf("mkdir pack && printf A > pack/a.bin && printf B > pack/b.json && "
+                       "%s runs log-artifact %s pack pack > /dev/null",
+                       s.mpb, run_id);
+    assert_int_equal(run_in(&s, cmd), 0);
+    free(cmd);
+    const char *parts[] = {"pack/a.bin", "pack"};
+    for (int i = 0; i < 2; i++) {
+        char *part_uri = mpb_asprintf("runs:/%s/%s", run_id, parts[i]);
+        assert_int_equal(
+            mpb_store_resolve_runs_uri(store, part_uri, cache, &local_path, sha, err, sizeof err),
+            0);
+        free(part_uri);
+        if (i == 1) {
+            char *b = mpb_asprintf("%s/b.json", local_path);
+            struct stat st;
+            assert_int_equal(stat(b, &st), 0);
+            free(b);
+        }
+        free(local_path);
+        local_path = NULL;
+    }
+    free(escape);
     mpb_store_destroy(&store);
 
     /* a URI naming nothing stops mpb run before a worker starts */

@@ -173,6 +173,33 @@ gc_removes_deleted_runs_and_experiments(void **state)
     assert_non_null(strstr(f->out, "gc: 0 run(s), 0 experiment(s) removed"));
 }
 
+/* An experiment's artifact location may be a folder others use too: gc
+ * removes its runs' artifacts, never the location (as mlflow gc). */
+static void
+gc_keeps_an_experiments_own_artifact_location(void **state)
+{
+    fixture *f = *state;
+    char *shared = th_pathf("%s/shared", f->dir);
+    assert_int_equal(mpb__fs_mkdir_p(shared), 0);
+    char *other = th_pathf("%s/other-team-model.bin", shared);
+    FILE *out = fopen(other, "w");
+    assert_non_null(out);
+    fputs("theirs", out);
+    fclose(out);
+    char *id = NULL;
+    assert_int_equal(mpb_store_create_experiment(f->store, "sharing", shared, NULL, 0, &id, f->msg,
+                                                 sizeof f->msg),
+                     0);
+    char *run = run_with_artifact(f, id, "in-shared");
+    assert_int_equal(mpb_store_delete_experiment(f->store, id, f->msg, sizeof f->msg), 0);
+    assert_int_equal(MPB(f, "gc", "--experiment-ids", id), 0);
+    assert_true(mpb__fs_is_file(other));
+    free(run);
+    free(id);
+    free(other);
+    free(shared);
+}
+
 static void
 gc_takes_explicit_ids(void **state)
 {
@@ -209,7 +236,11 @@ main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(gc_removes_deleted_runs_and_experiments, setup_sqlite,
                                         teardown),
+        cmocka_unit_test_setup_teardown(gc_keeps_an_experiments_own_artifact_location, setup_file,
+                                        teardown),
         cmocka_unit_test_setup_teardown(gc_takes_explicit_ids, setup_file, teardown),
+        cmocka_unit_test_setup_teardown(gc_keeps_an_experiments_own_artifact_location, setup_sqlite,
+                                        teardown),
         cmocka_unit_test_setup_teardown(gc_takes_explicit_ids, setup_sqlite, teardown),
         cmocka_unit_test(a_backend_without_purge_slots_answers_enotsup),
     };
