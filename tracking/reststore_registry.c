@@ -226,12 +226,27 @@ mpb__reststore_get_registered_model(void *backend, const char *name, mpb_registe
     return rc;
 }
 
+/* A server that answers the page token it was given as the next one would
+ * be asked forever: stop with an error instead. */
+static int
+same_token(mpb__reststore *store, const char *previous, const char *token, char *err,
+           size_t err_len)
+{
+    if (previous == NULL || token == NULL || strcmp(previous, token) != 0) {
+        return 0;
+    }
+    return mpb__set_error(err, err_len, MPB_ESTORE,
+                          "%s answered the page token it was given as the next one: stopped",
+                          store->base);
+}
+
 int
 mpb__reststore_list_registered_models(void *backend, mpb_registered_model_list **out, char *err,
                                       size_t err_len)
 {
     mpb_registered_model_list *list = mpb_calloc(1, sizeof *list);
     char *token = NULL;
+    char *previous = NULL;
     int rc = 0;
     do {
         char *escaped = token != NULL ? mpb__rest_escape(token) : NULL;
@@ -239,7 +254,8 @@ mpb__reststore_list_registered_models(void *backend, mpb_registered_model_list *
             mpb_asprintf("max_results=%d%s%s", SEARCH_PAGE, escaped != NULL ? "&page_token=" : "",
                          escaped != NULL ? escaped : "");
         free(escaped);
-        free(token);
+        free(previous);
+        previous = token;
         token = NULL;
         cJSON *answer = NULL;
         rc = mpb__rest_call(backend, "GET", "registered-models/search", query, NULL, &answer, err,
@@ -258,11 +274,13 @@ mpb__reststore_list_registered_models(void *backend, mpb_registered_model_list *
         }
         if (rc == 0) {
             token = mpb__reststore_page_token(answer);
+            rc = same_token(backend, previous, token, err, err_len);
         }
         cJSON_Delete(answer);
         free(query);
     } while (rc == 0 && token != NULL);
     free(token);
+    free(previous);
     if (rc < 0) {
         mpb_registered_model_list_free(&list);
         return rc;
@@ -340,13 +358,15 @@ mpb__reststore_list_model_versions(void *backend, const char *name, mpb_model_ve
     free(filter);
     mpb_model_version_list *list = mpb_calloc(1, sizeof *list);
     char *token = NULL;
+    char *previous = NULL;
     do {
         char *escaped = token != NULL ? mpb__rest_escape(token) : NULL;
         char *query =
             mpb_asprintf("filter=%s&max_results=%d%s%s", escaped_filter, SEARCH_PAGE,
                          escaped != NULL ? "&page_token=" : "", escaped != NULL ? escaped : "");
         free(escaped);
-        free(token);
+        free(previous);
+        previous = token;
         token = NULL;
         cJSON *answer = NULL;
         rc = mpb__rest_call(backend, "GET", "model-versions/search", query, NULL, &answer, err,
@@ -366,11 +386,13 @@ mpb__reststore_list_model_versions(void *backend, const char *name, mpb_model_ve
         }
         if (rc == 0) {
             token = mpb__reststore_page_token(answer);
+            rc = same_token(backend, previous, token, err, err_len);
         }
         cJSON_Delete(answer);
         free(query);
     } while (rc == 0 && token != NULL);
     free(token);
+    free(previous);
     free(escaped_filter);
     if (rc < 0) {
         mpb_model_version_list_free(&list);
