@@ -12,7 +12,8 @@
  * What flows: SQL on MLflow's core tables only (experiments, experiment_tags,
  *   runs, tags, params, metrics, latest_metrics). Connection settings as
  *   MLflow's (foreign_keys=ON, case_sensitive_like, a busy timeout), plus the
- *   WAL journal so readers never wait for a writer. Every call is one
+ *   WAL journal for a database made here, so readers never wait for a
+ *   writer (one made by others keeps its journal mode). Every call is one
  *   transaction; writes start with BEGIN IMMEDIATE, so two processes never
  *   both hold a read lock they then try to upgrade.
  * On failure: a transaction that fails is rolled back whole (a batch is all
@@ -28,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <strings.h>
 #include <time.h>
 #include <unistd.h>
@@ -290,11 +292,15 @@ set_wal(mpb__sqlstore *store, void *ctx, char *err, size_t err_len)
     return mpb__sql_exec(store, err, err_len, "PRAGMA journal_mode=WAL", NULL);
 }
 
-/* Connection settings, then the WAL journal (outside any transaction,
- * retried while another process holds the file), then the schema. */
+/* Connection settings, then for a database this store creates the WAL
+ * journal (outside any transaction, retried while another process holds
+ * the file; a database someone else made keeps its journal mode, which
+ * the file records for good), then the schema. */
 static int
 connect_db(mpb__sqlstore *store, char *err, size_t err_len)
 {
+    struct stat st;
+    int fresh = stat(store->path, &st) != 0 || st.st_size == 0;
     int rc =
         sqlite3_open_v2(store->path, &store->db,
                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
@@ -309,7 +315,7 @@ connect_db(mpb__sqlstore *store, char *err, size_t err_len)
     }
     int64_t deadline = mpb_now_ns() + store->timeout_ms * 1000000;
     int64_t pause_ns = 1000000;
-    while (rc == 0 && (rc = set_wal(store, NULL, err, err_len)) == MPB_EBUSY &&
+    while (rc == 0 && fresh && (rc = set_wal(store, NULL, err, err_len)) == MPB_EBUSY &&
            mpb_now_ns() < deadline) {
         backoff_pause(&pause_ns);
         rc = 0;

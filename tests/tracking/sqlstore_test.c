@@ -245,6 +245,8 @@ mlflow_made_database_is_written_through_the_core_tables(void **state)
     free(sql);
     assert_query(db, "PRAGMA foreign_key_check", "");
     assert_query(db, "PRAGMA integrity_check", "ok\n");
+    /* MLflow's database keeps its journal mode: only ours are made WAL */
+    assert_query(db, "PRAGMA journal_mode", "delete\n");
     sqlite3_close(db);
     free(run_id);
     free(exp_id);
