@@ -144,8 +144,7 @@ mpb__local_artifacts_list(const char *artifact_uri, const char *run_id, const ch
 
 int
 mpb__local_artifacts_download(const char *artifact_uri, const char *run_id, const char *path,
-                              const char *dst_dir, char **out_local_path, char *err,
-                              size_t err_len)
+                              const char *dst_dir, char **out_local_path, char *err, size_t err_len)
 {
     char *src = NULL;
     int rc = artifact_local_path(artifact_uri, run_id, path, &src, err, err_len);
@@ -179,18 +178,38 @@ mpb__local_artifacts_download(const char *artifact_uri, const char *run_id, cons
 
 /* ---- The public calls ---- */
 
+/* Checks run_id and path; with a local-artifact backend also gets the
+ * run's artifact URI (*uri, the caller's; NULL for other backends). */
+static int
+prepare(mpb_store *self, const char *run_id, const char *path, char **uri, char *err,
+        size_t err_len)
+{
+    *uri = NULL;
+    int rc = mpb__validate_run_id(run_id, err, err_len);
+    if (rc == 0) {
+        rc = mpb__validate_artifact_path(path, err, err_len);
+    }
+    if (rc == 0 && self->ops->run_artifact_uri != NULL) {
+        rc = self->ops->run_artifact_uri(self->backend, run_id, uri, err, err_len);
+    }
+    return rc;
+}
+
 int
 mpb_store_log_artifact(mpb_store *self, const char *run_id, const char *local_path,
                        const char *artifact_path, char *err, size_t err_len)
 {
     MPB_ASSERT(self != NULL && local_path != NULL);
-    int rc = mpb__validate_run_id(run_id, err, err_len);
+    char *uri = NULL;
+    int rc = prepare(self, run_id, artifact_path, &uri, err, err_len);
     if (rc == 0) {
-        rc = mpb__validate_artifact_path(artifact_path, err, err_len);
+        rc = uri != NULL
+                 ? mpb__local_artifacts_log(uri, run_id, local_path, artifact_path, err, err_len)
+                 : self->ops->log_artifact(self->backend, run_id, local_path, artifact_path, err,
+                                           err_len);
     }
-    return rc < 0 ? rc
-                  : self->ops->log_artifact(self->backend, run_id, local_path, artifact_path, err,
-                                            err_len);
+    free(uri);
+    return rc;
 }
 
 int
@@ -198,11 +217,15 @@ mpb_store_list_artifacts(mpb_store *self, const char *run_id, const char *path,
                          mpb_artifact_list **out, char *err, size_t err_len)
 {
     MPB_ASSERT(self != NULL && out != NULL);
-    int rc = mpb__validate_run_id(run_id, err, err_len);
+    char *uri = NULL;
+    int rc = prepare(self, run_id, path, &uri, err, err_len);
     if (rc == 0) {
-        rc = mpb__validate_artifact_path(path, err, err_len);
+        rc = uri != NULL
+                 ? mpb__local_artifacts_list(uri, run_id, path, out, err, err_len)
+                 : self->ops->list_artifacts(self->backend, run_id, path, out, err, err_len);
     }
-    return rc < 0 ? rc : self->ops->list_artifacts(self->backend, run_id, path, out, err, err_len);
+    free(uri);
+    return rc;
 }
 
 int
@@ -210,11 +233,14 @@ mpb_store_download_artifacts(mpb_store *self, const char *run_id, const char *pa
                              const char *dst_dir, char **out_local_path, char *err, size_t err_len)
 {
     MPB_ASSERT(self != NULL && dst_dir != NULL);
-    int rc = mpb__validate_run_id(run_id, err, err_len);
+    char *uri = NULL;
+    int rc = prepare(self, run_id, path, &uri, err, err_len);
     if (rc == 0) {
-        rc = mpb__validate_artifact_path(path, err, err_len);
+        rc = uri != NULL ? mpb__local_artifacts_download(uri, run_id, path, dst_dir, out_local_path,
+                                                         err, err_len)
+                         : self->ops->download_artifacts(self->backend, run_id, path, dst_dir,
+                                                         out_local_path, err, err_len);
     }
-    return rc < 0 ? rc
-                  : self->ops->download_artifacts(self->backend, run_id, path, dst_dir,
-                                                  out_local_path, err, err_len);
+    free(uri);
+    return rc;
 }

@@ -124,8 +124,8 @@ filestore_close(void *backend)
 }
 
 static int
-filestore_open(const char *uri, const mpb_store_open_opts *opts, void **out_backend,
-               char **out_uri, char *err, size_t err_len)
+filestore_open(const char *uri, const mpb_store_open_opts *opts, void **out_backend, char **out_uri,
+               char *err, size_t err_len)
 {
     (void)opts; /* nothing to tune: no timeouts, no credentials */
     char *path = strncmp(uri, "file:", 5) == 0 ? mpb__file_uri_to_path(uri) : mpb_strdup(uri);
@@ -179,46 +179,6 @@ run_artifact_uri(void *backend, const char *run_id, char **out, char *err, size_
     return rc;
 }
 
-static int
-filestore_log_artifact(void *backend, const char *run_id, const char *local_path,
-                       const char *artifact_path, char *err, size_t err_len)
-{
-    char *uri = NULL;
-    int rc = run_artifact_uri(backend, run_id, &uri, err, err_len);
-    if (rc == 0) {
-        rc = mpb__local_artifacts_log(uri, run_id, local_path, artifact_path, err, err_len);
-    }
-    free(uri);
-    return rc;
-}
-
-static int
-filestore_list_artifacts(void *backend, const char *run_id, const char *path,
-                         mpb_artifact_list **out, char *err, size_t err_len)
-{
-    char *uri = NULL;
-    int rc = run_artifact_uri(backend, run_id, &uri, err, err_len);
-    if (rc == 0) {
-        rc = mpb__local_artifacts_list(uri, run_id, path, out, err, err_len);
-    }
-    free(uri);
-    return rc;
-}
-
-static int
-filestore_download_artifacts(void *backend, const char *run_id, const char *path,
-                             const char *dst_dir, char **out_local_path, char *err, size_t err_len)
-{
-    char *uri = NULL;
-    int rc = run_artifact_uri(backend, run_id, &uri, err, err_len);
-    if (rc == 0) {
-        rc = mpb__local_artifacts_download(uri, run_id, path, dst_dir, out_local_path, err,
-                                           err_len);
-    }
-    free(uri);
-    return rc;
-}
-
 static const mpb__store_ops filestore_ops = {
     .name = "file",
     .open = filestore_open,
@@ -239,9 +199,7 @@ static const mpb__store_ops filestore_ops = {
     .log_batch = mpb__filestore_log_batch,
     .delete_tag = mpb__filestore_delete_tag,
     .get_metric_history = mpb__filestore_get_metric_history,
-    .log_artifact = filestore_log_artifact,
-    .list_artifacts = filestore_list_artifacts,
-    .download_artifacts = filestore_download_artifacts,
+    .run_artifact_uri = run_artifact_uri,
     .purge_run = mpb__filestore_purge_run,
     .purge_experiment = mpb__filestore_purge_experiment,
     .create_registered_model = mpb__filestore_create_registered_model,

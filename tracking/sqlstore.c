@@ -399,46 +399,6 @@ run_artifact_uri(void *backend, const char *run_id, char **out, char *err, size_
     return 0;
 }
 
-static int
-sqlstore_log_artifact(void *backend, const char *run_id, const char *local_path,
-                      const char *artifact_path, char *err, size_t err_len)
-{
-    char *uri = NULL;
-    int rc = run_artifact_uri(backend, run_id, &uri, err, err_len);
-    if (rc == 0) {
-        rc = mpb__local_artifacts_log(uri, run_id, local_path, artifact_path, err, err_len);
-    }
-    free(uri);
-    return rc;
-}
-
-static int
-sqlstore_list_artifacts(void *backend, const char *run_id, const char *path,
-                        mpb_artifact_list **out, char *err, size_t err_len)
-{
-    char *uri = NULL;
-    int rc = run_artifact_uri(backend, run_id, &uri, err, err_len);
-    if (rc == 0) {
-        rc = mpb__local_artifacts_list(uri, run_id, path, out, err, err_len);
-    }
-    free(uri);
-    return rc;
-}
-
-static int
-sqlstore_download_artifacts(void *backend, const char *run_id, const char *path,
-                            const char *dst_dir, char **out_local_path, char *err, size_t err_len)
-{
-    char *uri = NULL;
-    int rc = run_artifact_uri(backend, run_id, &uri, err, err_len);
-    if (rc == 0) {
-        rc =
-            mpb__local_artifacts_download(uri, run_id, path, dst_dir, out_local_path, err, err_len);
-    }
-    free(uri);
-    return rc;
-}
-
 static const mpb__store_ops sqlstore_ops = {
     .name = "sqlite",
     .open = sqlstore_open,
@@ -459,9 +419,7 @@ static const mpb__store_ops sqlstore_ops = {
     .log_batch = mpb__sqlstore_log_batch,
     .delete_tag = mpb__sqlstore_delete_tag,
     .get_metric_history = mpb__sqlstore_get_metric_history,
-    .log_artifact = sqlstore_log_artifact,
-    .list_artifacts = sqlstore_list_artifacts,
-    .download_artifacts = sqlstore_download_artifacts,
+    .run_artifact_uri = run_artifact_uri,
     .purge_run = mpb__sqlstore_purge_run,
     .purge_experiment = mpb__sqlstore_purge_experiment,
     .create_registered_model = mpb__sqlstore_create_registered_model,

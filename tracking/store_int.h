@@ -68,10 +68,14 @@ typedef struct mpb__store_ops {
     int (*get_metric_history)(void *backend, const char *run_id, const char *key,
                               mpb_metric_history **out, char *err, size_t err_len);
 
-    /* Artifacts of a run, as mpb_store_log_artifact / _list_artifacts /
-     * _download_artifacts (paths already checked: relative, no '..'). A
-     * backend whose runs keep local artifact URIs calls the
-     * mpb__local_artifacts_* helpers below. */
+    /* Artifacts of a run. A backend whose runs keep local artifact URIs
+     * (a path or file:) sets only run_artifact_uri: the run's artifact_uri
+     * in *out (the caller's), and the public calls use the local
+     * repository (mpb__local_artifacts_*). Another sets the three slots
+     * below, called as mpb_store_log_artifact / _list_artifacts /
+     * _download_artifacts (paths already checked: relative, no '..'). */
+    int (*run_artifact_uri)(void *backend, const char *run_id, char **out, char *err,
+                            size_t err_len);
     int (*log_artifact)(void *backend, const char *run_id, const char *local_path,
                         const char *artifact_path, char *err, size_t err_len);
     int (*list_artifacts)(void *backend, const char *run_id, const char *path,
