@@ -427,6 +427,23 @@ version_by_alias_work(mpb__sqlstore *store, void *ctx, char *err, size_t err_len
 
 /* ---- Slots ---- */
 
+/* Runs one registry call as a transaction; on failure what it read is
+ * freed (a retried transaction may have read before), so the caller hands
+ * out NULL. */
+static int
+run_call(void *backend, int write, mpb__sql_work_fn work, registry_call *call, char *err,
+         size_t err_len)
+{
+    int rc = mpb__sqlstore_transact(backend, write, work, call, err, err_len);
+    if (rc != 0) {
+        mpb_registered_model_free(&call->model);
+        mpb_registered_model_list_free(&call->models);
+        mpb_model_version_free(&call->found);
+        mpb_model_version_list_free(&call->versions);
+    }
+    return rc;
+}
+
 int
 mpb__sqlstore_create_registered_model(void *backend, const char *name, const char *description,
                                       const mpb_tag *tags, size_t n_tags, char *err, size_t err_len)
@@ -440,10 +457,7 @@ mpb__sqlstore_get_registered_model(void *backend, const char *name, mpb_register
                                    char *err, size_t err_len)
 {
     registry_call call = {.name = name};
-    int rc = mpb__sqlstore_transact(backend, 0, get_model_work, &call, err, err_len);
-    if (rc != 0) {
-        mpb_registered_model_free(&call.model);
-    }
+    int rc = run_call(backend, 0, get_model_work, &call, err, err_len);
     *out = call.model;
     return rc;
 }
@@ -453,10 +467,7 @@ mpb__sqlstore_list_registered_models(void *backend, mpb_registered_model_list **
                                      size_t err_len)
 {
     registry_call call = {0};
-    int rc = mpb__sqlstore_transact(backend, 0, list_models_work, &call, err, err_len);
-    if (rc != 0) {
-        mpb_registered_model_list_free(&call.models);
-    }
+    int rc = run_call(backend, 0, list_models_work, &call, err, err_len);
     *out = call.models;
     return rc;
 }
@@ -474,10 +485,7 @@ mpb__sqlstore_create_model_version(void *backend, const char *name, const char *
                                    size_t err_len)
 {
     registry_call call = {.name = name, .source = source, .run_id = run_id};
-    int rc = mpb__sqlstore_transact(backend, 1, create_version_work, &call, err, err_len);
-    if (rc != 0) {
-        mpb_model_version_free(&call.found);
-    }
+    int rc = run_call(backend, 1, create_version_work, &call, err, err_len);
     *out = call.found;
     return rc;
 }
@@ -487,10 +495,7 @@ mpb__sqlstore_get_model_version(void *backend, const char *name, int64_t version
                                 mpb_model_version **out, char *err, size_t err_len)
 {
     registry_call call = {.name = name, .version = version};
-    int rc = mpb__sqlstore_transact(backend, 0, get_version_work, &call, err, err_len);
-    if (rc != 0) {
-        mpb_model_version_free(&call.found);
-    }
+    int rc = run_call(backend, 0, get_version_work, &call, err, err_len);
     *out = call.found;
     return rc;
 }
@@ -500,10 +505,7 @@ mpb__sqlstore_list_model_versions(void *backend, const char *name, mpb_model_ver
                                   char *err, size_t err_len)
 {
     registry_call call = {.name = name};
-    int rc = mpb__sqlstore_transact(backend, 0, list_versions_work, &call, err, err_len);
-    if (rc != 0) {
-        mpb_model_version_list_free(&call.versions);
-    }
+    int rc = run_call(backend, 0, list_versions_work, &call, err, err_len);
     *out = call.versions;
     return rc;
 }
@@ -529,10 +531,7 @@ mpb__sqlstore_get_model_version_by_alias(void *backend, const char *name, const 
                                          mpb_model_version **out, char *err, size_t err_len)
 {
     registry_call call = {.name = name, .alias = alias};
-    int rc = mpb__sqlstore_transact(backend, 0, version_by_alias_work, &call, err, err_len);
-    if (rc != 0) {
-        mpb_model_version_free(&call.found);
-    }
+    int rc = run_call(backend, 0, version_by_alias_work, &call, err, err_len);
     *out = call.found;
     return rc;
 }
