@@ -240,47 +240,75 @@ same_token(mpb__reststore *store, const char *previous, const char *token, char 
                           store->base);
 }
 
-int
-mpb__reststore_list_registered_models(void *backend, mpb_registered_model_list **out, char *err,
-                                      size_t err_len)
+/* Walks every page of a registry search: GET path with query (its own
+ * filters, or "") and max_results, following next_page_token (a token that
+ * does not advance stops it), calling take(ctx, item) for each element of
+ * the answer's items array. 0, or the first failure. */
+static int
+walk_pages(mpb__reststore *store, const char *path, const char *query, const char *items_key,
+           int (*take)(void *ctx, const cJSON *item), void *ctx, char *err, size_t err_len)
 {
-    mpb_registered_model_list *list = mpb_calloc(1, sizeof *list);
     char *token = NULL;
     char *previous = NULL;
     int rc = 0;
     do {
         char *escaped = token != NULL ? mpb__rest_escape(token) : NULL;
-        char *query =
-            mpb_asprintf("max_results=%d%s%s", SEARCH_PAGE, escaped != NULL ? "&page_token=" : "",
-                         escaped != NULL ? escaped : "");
+        char *page_query =
+            mpb_asprintf("%s%smax_results=%d%s%s", query, *query ? "&" : "", SEARCH_PAGE,
+                         escaped != NULL ? "&page_token=" : "", escaped != NULL ? escaped : "");
         free(escaped);
         free(previous);
         previous = token;
         token = NULL;
         cJSON *answer = NULL;
-        rc = mpb__rest_call(backend, "GET", "registered-models/search", query, NULL, &answer, err,
-                            err_len);
+        rc = mpb__rest_call(store, "GET", path, page_query, NULL, &answer, err, err_len);
         const cJSON *item = NULL;
-        const cJSON *items =
-            rc == 0 ? cJSON_GetObjectItemCaseSensitive(answer, "registered_models") : NULL;
+        const cJSON *items = rc == 0 ? cJSON_GetObjectItemCaseSensitive(answer, items_key) : NULL;
         cJSON_ArrayForEach(item, items)
         {
-            list->models = mpb_realloc(list->models, (list->n_models + 1) * sizeof *list->models);
-            if (rc == 0 &&
-                mpb__rest_registered_model_from_json(item, &list->models[list->n_models]) < 0) {
-                rc = mpb__reststore_malformed(backend, "registered-models/search", err, err_len);
+            if (rc == 0 && take(ctx, item) < 0) {
+                rc = mpb__reststore_malformed(store, path, err, err_len);
             }
-            list->n_models += rc == 0;
         }
         if (rc == 0) {
             token = mpb__reststore_page_token(answer);
-            rc = same_token(backend, previous, token, err, err_len);
+            rc = same_token(store, previous, token, err, err_len);
         }
         cJSON_Delete(answer);
-        free(query);
+        free(page_query);
     } while (rc == 0 && token != NULL);
     free(token);
     free(previous);
+    return rc;
+}
+
+static int
+take_model(void *ctx, const cJSON *item)
+{
+    mpb_registered_model_list *list = ctx;
+    list->models = mpb_realloc(list->models, (list->n_models + 1) * sizeof *list->models);
+    int rc = mpb__rest_registered_model_from_json(item, &list->models[list->n_models]);
+    list->n_models += rc >= 0;
+    return rc;
+}
+
+static int
+take_version(void *ctx, const cJSON *item)
+{
+    mpb_model_version_list *list = ctx;
+    list->versions = mpb_realloc(list->versions, (list->n_versions + 1) * sizeof *list->versions);
+    int rc = mpb__rest_model_version_from_json(item, &list->versions[list->n_versions]);
+    list->n_versions += rc >= 0;
+    return rc;
+}
+
+int
+mpb__reststore_list_registered_models(void *backend, mpb_registered_model_list **out, char *err,
+                                      size_t err_len)
+{
+    mpb_registered_model_list *list = mpb_calloc(1, sizeof *list);
+    int rc = walk_pages(backend, "registered-models/search", "", "registered_models", take_model,
+                        list, err, err_len);
     if (rc < 0) {
         mpb_registered_model_list_free(&list);
         return rc;
@@ -357,42 +385,10 @@ mpb__reststore_list_model_versions(void *backend, const char *name, mpb_model_ve
     char *escaped_filter = mpb__rest_escape(filter);
     free(filter);
     mpb_model_version_list *list = mpb_calloc(1, sizeof *list);
-    char *token = NULL;
-    char *previous = NULL;
-    do {
-        char *escaped = token != NULL ? mpb__rest_escape(token) : NULL;
-        char *query =
-            mpb_asprintf("filter=%s&max_results=%d%s%s", escaped_filter, SEARCH_PAGE,
-                         escaped != NULL ? "&page_token=" : "", escaped != NULL ? escaped : "");
-        free(escaped);
-        free(previous);
-        previous = token;
-        token = NULL;
-        cJSON *answer = NULL;
-        rc = mpb__rest_call(backend, "GET", "model-versions/search", query, NULL, &answer, err,
-                            err_len);
-        const cJSON *item = NULL;
-        const cJSON *items =
-            rc == 0 ? cJSON_GetObjectItemCaseSensitive(answer, "model_versions") : NULL;
-        cJSON_ArrayForEach(item, items)
-        {
-            list->versions =
-                mpb_realloc(list->versions, (list->n_versions + 1) * sizeof *list->versions);
-            if (rc == 0 &&
-                mpb__rest_model_version_from_json(item, &list->versions[list->n_versions]) < 0) {
-                rc = mpb__reststore_malformed(backend, "model-versions/search", err, err_len);
-            }
-            list->n_versions += rc == 0;
-        }
-        if (rc == 0) {
-            token = mpb__reststore_page_token(answer);
-            rc = same_token(backend, previous, token, err, err_len);
-        }
-        cJSON_Delete(answer);
-        free(query);
-    } while (rc == 0 && token != NULL);
-    free(token);
-    free(previous);
+    char *query = mpb_asprintf("filter=%s", escaped_filter);
+    rc = walk_pages(backend, "model-versions/search", query, "model_versions", take_version, list,
+                    err, err_len);
+    free(query);
     free(escaped_filter);
     if (rc < 0) {
         mpb_model_version_list_free(&list);
