@@ -327,13 +327,7 @@ mpb__filestore_list_registered_models(void *backend, mpb_registered_model_list *
     }
     mpb__fs_names_free(names, n);
     free(models);
-    if (rc < 0) {
-        mpb_registered_model_list_free(&list);
-        return rc;
-    }
-    mpb__registered_models_sort(list->models, list->n_models);
-    *out = list;
-    return 0;
+    return mpb__registry_models_hand_out(list, rc, out);
 }
 
 int
@@ -479,13 +473,7 @@ mpb__filestore_list_model_versions(void *backend, const char *name, mpb_model_ve
     }
     free(numbers);
     free(dir);
-    if (rc < 0) {
-        mpb_model_version_list_free(&list);
-        return rc;
-    }
-    mpb__model_versions_sort(list->versions, list->n_versions);
-    *out = list;
-    return 0;
+    return mpb__registry_versions_hand_out(list, rc, out);
 }
 
 int

@@ -432,3 +432,28 @@ mpb__registry_version_not_found(const char *name, int64_t version, char *err, si
                           "Model Version (name=%s, version=%lld) not found", name,
                           (long long)version);
 }
+
+int
+mpb__registry_models_hand_out(mpb_registered_model_list *list, int rc,
+                              mpb_registered_model_list **out)
+{
+    if (rc < 0) {
+        mpb_registered_model_list_free(&list);
+        return rc;
+    }
+    mpb__registered_models_sort(list->models, list->n_models);
+    *out = list;
+    return 0;
+}
+
+int
+mpb__registry_versions_hand_out(mpb_model_version_list *list, int rc, mpb_model_version_list **out)
+{
+    if (rc < 0) {
+        mpb_model_version_list_free(&list);
+        return rc;
+    }
+    mpb__model_versions_sort(list->versions, list->n_versions);
+    *out = list;
+    return 0;
+}

@@ -309,13 +309,7 @@ mpb__reststore_list_registered_models(void *backend, mpb_registered_model_list *
     mpb_registered_model_list *list = mpb_calloc(1, sizeof *list);
     int rc = walk_pages(backend, "registered-models/search", "", "registered_models", take_model,
                         list, err, err_len);
-    if (rc < 0) {
-        mpb_registered_model_list_free(&list);
-        return rc;
-    }
-    mpb__registered_models_sort(list->models, list->n_models);
-    *out = list;
-    return 0;
+    return mpb__registry_models_hand_out(list, rc, out);
 }
 
 int
@@ -390,13 +384,7 @@ mpb__reststore_list_model_versions(void *backend, const char *name, mpb_model_ve
                     err, err_len);
     free(query);
     free(escaped_filter);
-    if (rc < 0) {
-        mpb_model_version_list_free(&list);
-        return rc;
-    }
-    mpb__model_versions_sort(list->versions, list->n_versions);
-    *out = list;
-    return 0;
+    return mpb__registry_versions_hand_out(list, rc, out);
 }
 
 int

@@ -48,6 +48,14 @@ model_exists(mpb__sqlstore *store, const char *name, char *err, size_t err_len)
     return rc;
 }
 
+/* 0 when the model exists, its not-found error when not, or a status. */
+static int
+require_model(mpb__sqlstore *store, const char *name, char *err, size_t err_len)
+{
+    int rc = model_exists(store, name, err, err_len);
+    return rc == 1 ? 0 : rc == 0 ? mpb__registry_model_not_found(name, err, err_len) : rc;
+}
+
 static int
 touch_model(mpb__sqlstore *store, const char *name, char *err, size_t err_len)
 {
@@ -274,10 +282,7 @@ static int
 delete_model_work(mpb__sqlstore *store, void *ctx, char *err, size_t err_len)
 {
     registry_call *call = ctx;
-    int rc = model_exists(store, call->name, err, err_len);
-    if (rc == 0) {
-        return mpb__registry_model_not_found(call->name, err, err_len);
-    }
+    int rc = require_model(store, call->name, err, err_len);
     static const char *const tables[] = {"model_version_tags", "registered_model_aliases",
                                          "model_versions", "registered_model_tags",
                                          "registered_models"};
@@ -293,12 +298,9 @@ static int
 create_version_work(mpb__sqlstore *store, void *ctx, char *err, size_t err_len)
 {
     registry_call *call = ctx;
-    int rc = model_exists(store, call->name, err, err_len);
-    if (rc == 0) {
-        return mpb__registry_model_not_found(call->name, err, err_len);
-    }
+    int rc = require_model(store, call->name, err, err_len);
     sqlite3_stmt *stmt = NULL;
-    if (rc == 1) {
+    if (rc == 0) {
         rc = mpb__sql_prepare(store, &stmt, err, err_len,
                               "SELECT COALESCE(MAX(version), 0) + 1 FROM model_versions "
                               "WHERE workspace = ? AND name = ?",
@@ -340,13 +342,10 @@ static int
 list_versions_work(mpb__sqlstore *store, void *ctx, char *err, size_t err_len)
 {
     registry_call *call = ctx;
-    int rc = model_exists(store, call->name, err, err_len);
-    if (rc == 0) {
-        return mpb__registry_model_not_found(call->name, err, err_len);
-    }
+    int rc = require_model(store, call->name, err, err_len);
     sqlite3_stmt *stmt = NULL;
     mpb_model_version_list *list = mpb_calloc(1, sizeof *list);
-    if (rc == 1) {
+    if (rc == 0) {
         rc = mpb__sql_prepare(store, &stmt, err, err_len, VERSION_SELECT "ORDER BY version", "ss",
                               WORKSPACE, call->name);
     }
@@ -381,11 +380,8 @@ static int
 delete_alias_work(mpb__sqlstore *store, void *ctx, char *err, size_t err_len)
 {
     registry_call *call = ctx;
-    int rc = model_exists(store, call->name, err, err_len);
+    int rc = require_model(store, call->name, err, err_len);
     if (rc == 0) {
-        return mpb__registry_model_not_found(call->name, err, err_len);
-    }
-    if (rc == 1) {
         rc = mpb__sql_exec(store, err, err_len,
                            "DELETE FROM registered_model_aliases "
                            "WHERE workspace = ? AND name = ? AND alias = ?",
@@ -402,12 +398,9 @@ static int
 version_by_alias_work(mpb__sqlstore *store, void *ctx, char *err, size_t err_len)
 {
     registry_call *call = ctx;
-    int rc = model_exists(store, call->name, err, err_len);
-    if (rc == 0) {
-        return mpb__registry_model_not_found(call->name, err, err_len);
-    }
+    int rc = require_model(store, call->name, err, err_len);
     sqlite3_stmt *stmt = NULL;
-    if (rc == 1) {
+    if (rc == 0) {
         rc = mpb__sql_prepare(store, &stmt, err, err_len,
                               "SELECT version FROM registered_model_aliases "
                               "WHERE workspace = ? AND name = ? AND alias = ?",

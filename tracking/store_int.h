@@ -182,6 +182,12 @@ void mpb__model_versions_sort(mpb_model_version *versions, size_t n);
 void mpb__model_aliases_sort(mpb_model_alias *aliases, size_t n);
 /* MPB_ENOTFOUND with MLflow's message for a missing model or version. */
 int mpb__registry_model_not_found(const char *name, char *err, size_t err_len);
+/* The end of a backend's list call: rc < 0 frees list and returns rc;
+ * else the list, sorted, goes to *out (0). */
+int mpb__registry_models_hand_out(mpb_registered_model_list *list, int rc,
+                                  mpb_registered_model_list **out);
+int mpb__registry_versions_hand_out(mpb_model_version_list *list, int rc,
+                                    mpb_model_version_list **out);
 int mpb__registry_version_not_found(const char *name, int64_t version, char *err, size_t err_len);
 /* Fills version->aliases from a model's aliases that point at it. */
 void mpb__model_version_take_aliases(mpb_model_version *version, const mpb_model_alias *aliases,
