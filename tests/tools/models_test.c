@@ -77,6 +77,31 @@ write_config(const sandbox *s, const char *name, const char *weights, int tracke
     free(text);
 }
 
+/* The one run of experiment "serving" tags its weights option with expect. */
+static void
+assert_serving_tag(mpb_store *store, const char *expect)
+{
+    char err[256];
+    mpb_experiment *experiment = NULL;
+    assert_int_equal(
+        mpb_store_get_experiment_by_name(store, "serving", &experiment, err, sizeof err), 0);
+    const char *ids[] = {experiment->experiment_id};
+    mpb_search_opts opts = {0};
+    mpb_run_page *page = NULL;
+    assert_int_equal(mpb_store_search_runs(store, ids, 1, &opts, &page, err, sizeof err), 0);
+    assert_int_equal(page->n_runs, 1);
+    const char *tag = NULL;
+    for (size_t i = 0; i < page->runs[0].n_tags; i++) {
+        if (strcmp(page->runs[0].tags[i].key, "mpb.model.options.weights") == 0) {
+            tag = page->runs[0].tags[i].value;
+        }
+    }
+    assert_non_null(tag);
+    assert_string_equal(tag, expect);
+    mpb_run_page_free(&page);
+    mpb_experiment_free(&experiment);
+}
+
 static void
 a_runs_uri_serves_the_logged_weights(void **state)
 {
@@ -130,26 +155,8 @@ a_runs_uri_serves_the_logged_weights(void **state)
     char *db = mpb_asprintf("sqlite:///%s/models.db", s.dir);
     mpb_store *store = NULL;
     assert_int_equal(mpb_store_open(db, &store, err, sizeof err), 0);
-    mpb_experiment *experiment = NULL;
-    assert_int_equal(
-        mpb_store_get_experiment_by_name(store, "serving", &experiment, err, sizeof err), 0);
-    const char *ids[] = {experiment->experiment_id};
-    mpb_search_opts opts = {0};
-    mpb_run_page *page = NULL;
-    assert_int_equal(mpb_store_search_runs(store, ids, 1, &opts, &page, err, sizeof err), 0);
-    assert_int_equal(page->n_runs, 1);
-    const mpb_run *run = &page->runs[0];
     char *tag = mpb_asprintf("%s sha256:%s", uri, sha);
-    int found = 0;
-    for (size_t i = 0; i < run->n_tags; i++) {
-        if (strcmp(run->tags[i].key, "mpb.model.options.weights") == 0) {
-            assert_string_equal(run->tags[i].value, tag);
-            found = 1;
-        }
-    }
-    assert_true(found);
-    mpb_run_page_free(&page);
-    mpb_experiment_free(&experiment);
+    assert_serving_tag(store, tag);
 
     /* a URI may not reach out of the cache, however often it is asked */
     char cache[128];
@@ -282,25 +289,8 @@ registered_weights_serve_by_alias(const char *tracking_uri, const char *store_ur
     char *store_uri = mpb_asprintf(store_uri_fmt, s.dir);
     mpb_store *store = NULL;
     assert_int_equal(mpb_store_open(store_uri, &store, err, sizeof err), 0);
-    mpb_experiment *experiment = NULL;
-    assert_int_equal(
-        mpb_store_get_experiment_by_name(store, "serving", &experiment, err, sizeof err), 0);
-    const char *ids[] = {experiment->experiment_id};
-    mpb_search_opts opts = {0};
-    mpb_run_page *page = NULL;
-    assert_int_equal(mpb_store_search_runs(store, ids, 1, &opts, &page, err, sizeof err), 0);
-    assert_int_equal(page->n_runs, 1);
     char *expect = mpb_asprintf("models:/mlp@champion version:1 sha256:%s", sha);
-    const char *tag = NULL;
-    for (size_t i = 0; i < page->runs[0].n_tags; i++) {
-        if (strcmp(page->runs[0].tags[i].key, "mpb.model.options.weights") == 0) {
-            tag = page->runs[0].tags[i].value;
-        }
-    }
-    assert_non_null(tag);
-    assert_string_equal(tag, expect);
-    mpb_run_page_free(&page);
-    mpb_experiment_free(&experiment);
+    assert_serving_tag(store, expect);
     mpb_store_destroy(&store);
 
     /* an alias nobody set stops mpb run before a worker starts */
