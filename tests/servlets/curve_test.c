@@ -98,6 +98,17 @@ curve_server(keys *k, const test_pool *tp, const char *allow)
     return test_server_over(&root, &opts);
 }
 
+/* Keys, and a CURVE server whose passthrough pool has no workers of its
+ * own, only those that join at endpoint (a free loopback port). */
+static mpb_server *
+joined_only_server(keys *k, char endpoint[64], const char *allow)
+{
+    keys_setup(k);
+    free_tcp_endpoint(endpoint, 64);
+    test_pool tp = {.kind = "process", .plugin = "passthrough", .joined_only = 1, .bind = endpoint};
+    return curve_server(k, &tp, allow);
+}
+
 /* mpb-worker joining endpoint with the key pair `who` (NULL: no CURVE),
  * with stderr to err_path; extra: one more flag or NULL. */
 static pid_t
@@ -172,11 +183,8 @@ only_known_keys_join(void **state)
 {
     (void)state;
     keys k;
-    keys_setup(&k);
     char endpoint[64];
-    free_tcp_endpoint(endpoint, sizeof endpoint);
-    test_pool tp = {.kind = "process", .plugin = "passthrough", .joined_only = 1, .bind = endpoint};
-    mpb_server *server = curve_server(&k, &tp, NULL);
+    mpb_server *server = joined_only_server(&k, endpoint, NULL);
     char log[3][160];
     for (int i = 0; i < 3; i++) {
         snprintf(log[i], sizeof log[i], "%s/worker-%d.log", k.dir, i);
@@ -206,11 +214,8 @@ allow_list_keeps_other_addresses_out(void **state)
 {
     (void)state;
     keys k;
-    keys_setup(&k);
     char endpoint[64];
-    free_tcp_endpoint(endpoint, sizeof endpoint);
-    test_pool tp = {.kind = "process", .plugin = "passthrough", .joined_only = 1, .bind = endpoint};
-    mpb_server *server = curve_server(&k, &tp, "127.0.0.2, 10.9.9.9");
+    mpb_server *server = joined_only_server(&k, endpoint, "127.0.0.2, 10.9.9.9");
     char log[160];
     snprintf(log, sizeof log, "%s/worker.log", k.dir);
     pid_t good = spawn_worker(&k, endpoint, "good", NULL, log); /* from 127.0.0.1 */
@@ -248,11 +253,8 @@ a_stopped_server_still_refuses_strangers(void **state)
 {
     (void)state;
     keys k;
-    keys_setup(&k);
     char endpoint[64];
-    free_tcp_endpoint(endpoint, sizeof endpoint);
-    test_pool tp = {.kind = "process", .plugin = "passthrough", .joined_only = 1, .bind = endpoint};
-    mpb_server *server = curve_server(&k, &tp, NULL);
+    mpb_server *server = joined_only_server(&k, endpoint, NULL);
     mpb_server_stop(server);
     void *ctx = zmq_ctx_new();
     void *dealer = zmq_socket(ctx, ZMQ_DEALER);
