@@ -304,17 +304,14 @@ void mpb__pool_shutdown_conns(mpb__pool *pool);
  * only as items use them). */
 #define MPB_POOL_SHM_DEFAULT_BYTES ((size_t)8 << 20)
 
-/* argv for mpb-worker index i (NULL-terminated; free with mpb__pool_free_argv). */
 /* isolate: bisect for crashes (pool_isolate.c). When worker conn_index
  * crashed: its items run again in two halves, each alone on an idle
  * worker, down to single items, which then fail with message. Returns 1
  * when it took the worker's items, 0 when the caller fails them. */
 int mpb__pool_isolate_crash(mpb__pool *pool, size_t conn_index, const char *message);
 
-char **mpb__pool_worker_argv(const mpb__pool *pool, const char *exe, unsigned index);
 /* 1 when the pool's socket is a CURVE server: a tcp:// endpoint of a
  * server with CURVE. Its workers on the socket then need keys. */
 int mpb__pool_uses_curve(const mpb__pool *pool);
-void mpb__pool_free_argv(char **argv);
 
 #endif

@@ -4,7 +4,8 @@
  * launcher and waits for every READY (or the first reason one cannot
  * start); shutdown asks workers to leave once nothing is in flight; kill
  * forces them and fails what is left; destroy frees. Also the pool's config
- * copy and the mpb-worker command line.
+ * copy (the mpb-worker command line is the process launcher's,
+ * servlets/process.c).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -528,69 +529,6 @@ mpb__pool_new(const mpb_pool_config *config, const mpb__pool_launcher *launcher)
     msgpack_zone_init(&pool->zone, 65536);
     mpb__wire_buf_init(&pool->out);
     return &pool->base;
-}
-
-char **
-mpb__pool_worker_argv(const mpb__pool *pool, const char *exe, unsigned index)
-{
-    size_t n_options = 0;
-    while (pool->options[n_options]) {
-        n_options++;
-    }
-    char **argv = mpb_calloc(32 + 2 * n_options, sizeof(char *));
-    size_t n = 0;
-    argv[n++] = mpb_strdup(exe);
-    argv[n++] = mpb_asprintf("--plugin=%s", pool->plugin_path ? pool->plugin_path : pool->plugin);
-    argv[n++] = mpb_asprintf("--connect=%s", pool->endpoint);
-    argv[n++] = mpb_asprintf("--name=%s-%u", pool->base.name, index);
-    argv[n++] = mpb_asprintf("--index=%u", index);
-    argv[n++] = mpb_strdup("--launched"); /* every setting is on this command line */
-    argv[n++] = mpb_asprintf("--parent-pid=%d", (int)getpid());
-    argv[n++] = mpb_asprintf("--max-item-bytes=%zu", pool->max_item_bytes);
-    if (pool->isolate_bisect) {
-        argv[n++] = mpb_strdup("--isolate=bisect");
-    }
-    if (pool->cpu_lists[index] != NULL) {
-        argv[n++] = mpb_asprintf("--cpus=%s", pool->cpu_lists[index]);
-    }
-    if (pool->batch_size >= 0) {
-        argv[n++] = mpb_asprintf("--batch-size=%lld", pool->batch_size);
-    }
-    if (pool->batch_wait_us == MPB_BATCH_WAIT_AUTO) {
-        argv[n++] = mpb_strdup("--batch-wait-us=auto");
-    } else if (pool->batch_wait_us >= 0) {
-        argv[n++] = mpb_asprintf("--batch-wait-us=%lld", pool->batch_wait_us);
-    }
-    if (pool->capacity > 0) {
-        argv[n++] = mpb_asprintf("--capacity=%u", pool->capacity);
-    }
-    if (mpb__pool_uses_curve(pool)) { /* the coordinator's own key: its ZAP handler knows it */
-        argv[n++] = mpb_asprintf("--curve-server-key=%s", pool->env.curve_key_file);
-        argv[n++] = mpb_asprintf("--curve-key=%s", pool->env.curve_key_file);
-    }
-    if (pool->rings != NULL) { /* the launcher hands the rings over as fds 3 and 4 */
-        argv[n++] = mpb_strdup("--items-shm-fd=3");
-        argv[n++] = mpb_asprintf("--items-shm-bytes=%zu", pool->rings[index].size);
-        argv[n++] = mpb_strdup("--values-shm-fd=4");
-        argv[n++] = mpb_asprintf("--values-shm-bytes=%zu", pool->vrings[index].size);
-    }
-    if (pool->links != NULL) { /* and the link as fds 5, 6 and 7 */
-        argv[n++] = mpb_strdup("--link-fds=5,6,7");
-    }
-    for (size_t i = 0; i < n_options; i++) {
-        argv[n++] = mpb_asprintf("--option=%s", pool->options[i]);
-    }
-    argv[n] = NULL;
-    return argv;
-}
-
-void
-mpb__pool_free_argv(char **argv)
-{
-    for (size_t i = 0; argv != NULL && argv[i] != NULL; i++) {
-        free(argv[i]);
-    }
-    free(argv);
 }
 
 void

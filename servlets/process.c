@@ -8,7 +8,8 @@
  * parent pid and leaves if this process dies, so none outlive us.
  * Unless shm_bytes is 0, each worker gets, as fds 3 to 7, a shared ring
  * for large items, one for large values, and a link (core/link.h) its
- * frames travel through instead of the pool's socket.
+ * frames travel through instead of the pool's socket. Every setting goes
+ * on the worker's command line (--launched: it asks for none).
  */
 #include <signal.h>
 #include <stdio.h>
@@ -200,12 +201,77 @@ process_prepare(mpb__pool *pool, char *err, size_t err_len)
     return rc == 0 ? open_shared(pool, err, err_len) : rc;
 }
 
+/* argv for mpb-worker index (NULL-terminated; free with free_argv): every
+ * setting on the command line, so the worker asks the coordinator for none. */
+static char **
+worker_argv(const mpb__pool *pool, const char *exe, unsigned index)
+{
+    size_t n_options = 0;
+    while (pool->options[n_options]) {
+        n_options++;
+    }
+    char **argv = mpb_calloc(32 + 2 * n_options, sizeof(char *));
+    size_t n = 0;
+    argv[n++] = mpb_strdup(exe);
+    argv[n++] = mpb_asprintf("--plugin=%s", pool->plugin_path ? pool->plugin_path : pool->plugin);
+    argv[n++] = mpb_asprintf("--connect=%s", pool->endpoint);
+    argv[n++] = mpb_asprintf("--name=%s-%u", pool->base.name, index);
+    argv[n++] = mpb_asprintf("--index=%u", index);
+    argv[n++] = mpb_strdup("--launched"); /* every setting is on this command line */
+    argv[n++] = mpb_asprintf("--parent-pid=%d", (int)getpid());
+    argv[n++] = mpb_asprintf("--max-item-bytes=%zu", pool->max_item_bytes);
+    if (pool->isolate_bisect) {
+        argv[n++] = mpb_strdup("--isolate=bisect");
+    }
+    if (pool->cpu_lists[index] != NULL) {
+        argv[n++] = mpb_asprintf("--cpus=%s", pool->cpu_lists[index]);
+    }
+    if (pool->batch_size >= 0) {
+        argv[n++] = mpb_asprintf("--batch-size=%lld", pool->batch_size);
+    }
+    if (pool->batch_wait_us == MPB_BATCH_WAIT_AUTO) {
+        argv[n++] = mpb_strdup("--batch-wait-us=auto");
+    } else if (pool->batch_wait_us >= 0) {
+        argv[n++] = mpb_asprintf("--batch-wait-us=%lld", pool->batch_wait_us);
+    }
+    if (pool->capacity > 0) {
+        argv[n++] = mpb_asprintf("--capacity=%u", pool->capacity);
+    }
+    if (mpb__pool_uses_curve(pool)) { /* the coordinator's own key: its ZAP handler knows it */
+        argv[n++] = mpb_asprintf("--curve-server-key=%s", pool->env.curve_key_file);
+        argv[n++] = mpb_asprintf("--curve-key=%s", pool->env.curve_key_file);
+    }
+    if (pool->rings != NULL) { /* the launcher hands the rings over as fds 3 and 4 */
+        argv[n++] = mpb_strdup("--items-shm-fd=3");
+        argv[n++] = mpb_asprintf("--items-shm-bytes=%zu", pool->rings[index].size);
+        argv[n++] = mpb_strdup("--values-shm-fd=4");
+        argv[n++] = mpb_asprintf("--values-shm-bytes=%zu", pool->vrings[index].size);
+    }
+    if (pool->links != NULL) { /* and the link as fds 5, 6 and 7 */
+        argv[n++] = mpb_strdup("--link-fds=5,6,7");
+    }
+    for (size_t i = 0; i < n_options; i++) {
+        argv[n++] = mpb_asprintf("--option=%s", pool->options[i]);
+    }
+    argv[n] = NULL;
+    return argv;
+}
+
+static void
+free_argv(char **argv)
+{
+    for (size_t i = 0; argv != NULL && argv[i] != NULL; i++) {
+        free(argv[i]);
+    }
+    free(argv);
+}
+
 static int
 process_launch(mpb__pool *pool, unsigned index, char *err, size_t err_len)
 {
     process_state *st = pool->launcher_state;
     child *c = &st->children[index];
-    char **argv = mpb__pool_worker_argv(pool, st->exe, index);
+    char **argv = worker_argv(pool, st->exe, index);
     int fds[5] = {-1, -1, -1, -1, -1};
     size_t n_fds = 0;
     mpb__pool_link *pl = pool->links != NULL ? &pool->links[index] : NULL;
@@ -222,7 +288,7 @@ process_launch(mpb__pool *pool, unsigned index, char *err, size_t err_len)
         n_fds = 5;
     }
     int rc = mpb__spawn_with_fds(st->exe, argv, fds, n_fds, &c->pid, &c->pidfd, err, err_len);
-    mpb__pool_free_argv(argv);
+    free_argv(argv);
     if (rc != 0) {
         return rc;
     }
