@@ -12,7 +12,8 @@
  * metric histories, artifacts through a local temp folder), sets its status
  * and end time, and deletes it when the source run is deleted; pass 3
  * deletes the experiments deleted in the source. Deletion times become the
- * migration's time. Progress goes to stderr, the counts to stdout.
+ * migration's time. Progress goes to stderr; the counts of both sides
+ * (tools/runs_migrate_verify.c) to stdout.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -24,6 +25,7 @@
 #include "mpbatch/error.h"
 #include "mpbatch/store.h"
 #include "tools/runs_int.h"
+#include "tools/runs_migrate_int.h"
 #include "tracking/fs_util.h"
 #include "tracking/store_int.h"
 
@@ -42,41 +44,10 @@ static const char migrate_usage[] =
     "                   (default ./mlruns, as MLflow's)\n"
     "  --from defaults to the global --tracking-uri.\n";
 
-typedef struct run_map {
-    char *src;
-    char *dst; /* NULL: skipped (already in the target) */
-} run_map;
-
-typedef struct experiment_copy {
-    mpb_experiment *src;
-    char *dst_id;
-    mpb_run *runs; /* the source runs, all lifecycles */
-    size_t n_runs;
-    run_map *map; /* one per run */
-} experiment_copy;
-
-typedef struct migration {
-    mpb_store *from;
-    mpb_store *to;
-    int into_existing;
-    const char *artifact_root;
-    experiment_copy *experiments;
-    size_t n_experiments;
-    size_t n_runs_total;
-    char err[1024];
-} migration;
-
-typedef struct run_counts {
-    size_t params;
-    size_t tags;
-    size_t points;
-    size_t files;
-} run_counts;
-
 /* ---- reading a store ---- */
 
-static int
-all_experiments(mpb_store *store, mpb_experiment_page **out, char *err, size_t err_len)
+int
+mpb__migrate_all_experiments(mpb_store *store, mpb_experiment_page **out, char *err, size_t err_len)
 {
     mpb_search_opts opts = {.view_type = MPB_VIEW_ALL,
                             .max_results = MPB_SEARCH_MAX_RESULTS_THRESHOLD};
@@ -129,44 +100,6 @@ runs_free(mpb_run *runs, size_t n)
     free(runs);
 }
 
-/* Number of artifact files under path (recursively). */
-static int
-count_artifacts(mpb_store *store, const char *run_id, const char *path, size_t *count, char *err,
-                size_t err_len)
-{
-    mpb_artifact_list *list = NULL;
-    int rc = mpb_store_list_artifacts(store, run_id, path, &list, err, err_len);
-    for (size_t i = 0; rc == 0 && i < list->n_files; i++) {
-        if (list->files[i].is_dir) {
-            rc = count_artifacts(store, run_id, list->files[i].path, count, err, err_len);
-        } else {
-            (*count)++;
-        }
-    }
-    mpb_artifact_list_free(&list);
-    return rc;
-}
-
-/* Params, tags, metric points and artifact files of one run. */
-static int
-count_run(mpb_store *store, const mpb_run *run, run_counts *out, char *err, size_t err_len)
-{
-    memset(out, 0, sizeof *out);
-    out->params = run->n_params;
-    out->tags = run->n_tags;
-    int rc = 0;
-    for (size_t i = 0; rc == 0 && i < run->n_metrics; i++) {
-        mpb_metric_history *history = NULL;
-        rc = mpb_store_get_metric_history(store, run->info.run_id, run->metrics[i].key, &history,
-                                          err, err_len);
-        if (rc == 0) {
-            out->points += history->n_metrics;
-        }
-        mpb_metric_history_free(&history);
-    }
-    return rc < 0 ? rc : count_artifacts(store, run->info.run_id, NULL, &out->files, err, err_len);
-}
-
 /* ---- pass 1: experiments and empty runs ---- */
 
 /* 1 when the store holds nothing but an empty Default experiment. */
@@ -174,7 +107,7 @@ static int
 store_is_empty(mpb_store *store, char *err, size_t err_len, int *out_empty)
 {
     mpb_experiment_page *page = NULL;
-    int rc = all_experiments(store, &page, err, err_len);
+    int rc = mpb__migrate_all_experiments(store, &page, err, err_len);
     *out_empty = rc == 0;
     for (size_t i = 0; rc == 0 && *out_empty && i < page->n_experiments; i++) {
         const mpb_experiment *e = &page->experiments[i];
@@ -259,7 +192,7 @@ static int
 create_all(migration *m)
 {
     mpb_experiment_page *page = NULL;
-    int rc = all_experiments(m->from, &page, m->err, sizeof m->err);
+    int rc = mpb__migrate_all_experiments(m->from, &page, m->err, sizeof m->err);
     if (rc < 0) {
         return rc;
     }
@@ -320,8 +253,7 @@ copy_params_tags(migration *m, const mpb_run *run, const char *dst)
     for (size_t i = 0; rc == 0 && i < run->n_tags; i += MPB_MAX_PARAMS_TAGS_PER_BATCH) {
         size_t n = run->n_tags - i;
         n = n < MPB_MAX_PARAMS_TAGS_PER_BATCH ? n : MPB_MAX_PARAMS_TAGS_PER_BATCH;
-        rc = mpb_store_log_batch(m->to, dst, NULL, 0, NULL, 0, tags + i, n, m->err,
-                                 sizeof m->err);
+        rc = mpb_store_log_batch(m->to, dst, NULL, 0, NULL, 0, tags + i, n, m->err, sizeof m->err);
     }
     free(tags);
     return rc;
@@ -333,13 +265,13 @@ copy_metrics(migration *m, const mpb_run *run, const char *dst)
     int rc = 0;
     for (size_t k = 0; rc == 0 && k < run->n_metrics; k++) {
         mpb_metric_history *history = NULL;
-        rc = mpb_store_get_metric_history(m->from, run->info.run_id, run->metrics[k].key,
-                                          &history, m->err, sizeof m->err);
+        rc = mpb_store_get_metric_history(m->from, run->info.run_id, run->metrics[k].key, &history,
+                                          m->err, sizeof m->err);
         for (size_t i = 0; rc == 0 && i < history->n_metrics; i += MPB_MAX_METRICS_PER_BATCH) {
             size_t n = history->n_metrics - i;
             n = n < MPB_MAX_METRICS_PER_BATCH ? n : MPB_MAX_METRICS_PER_BATCH;
-            rc = mpb_store_log_batch(m->to, dst, history->metrics + i, n, NULL, 0, NULL, 0,
-                                     m->err, sizeof m->err);
+            rc = mpb_store_log_batch(m->to, dst, history->metrics + i, n, NULL, 0, NULL, 0, m->err,
+                                     sizeof m->err);
         }
         mpb_metric_history_free(&history);
     }
@@ -351,7 +283,8 @@ static int
 copy_artifacts(migration *m, const mpb_run *run, const char *dst)
 {
     size_t files = 0;
-    int rc = count_artifacts(m->from, run->info.run_id, NULL, &files, m->err, sizeof m->err);
+    int rc = mpb__migrate_count_artifacts(m->from, run->info.run_id, NULL, &files, m->err,
+                                          sizeof m->err);
     if (rc < 0 || files == 0) {
         return rc;
     }
@@ -422,108 +355,6 @@ fill_all(migration *m)
 }
 
 /* ---- verification ---- */
-
-static int
-report_line(const char *what, size_t src, size_t dst)
-{
-    printf("  %-16s %8zu %8zu%s\n", what, src, dst, src == dst ? "" : "  MISMATCH");
-    return src != dst;
-}
-
-/* Counts each copied run on both sides; returns the number of mismatches or
- * a negative status. */
-static int
-verify_experiment(migration *m, const experiment_copy *copy)
-{
-    run_counts src_total = {0};
-    run_counts dst_total = {0};
-    size_t copied = 0;
-    size_t found = 0;
-    int rc = 0;
-    for (size_t r = 0; rc == 0 && r < copy->n_runs; r++) {
-        if (copy->map[r].dst == NULL) {
-            continue;
-        }
-        copied++;
-        run_counts src;
-        run_counts dst;
-        mpb_run *target = NULL;
-        rc = count_run(m->from, &copy->runs[r], &src, m->err, sizeof m->err);
-        if (rc == 0) {
-            rc = mpb_store_get_run(m->to, copy->map[r].dst, &target, m->err, sizeof m->err);
-        }
-        if (rc == 0) {
-            found += strcmp(target->info.experiment_id, copy->dst_id) == 0;
-            rc = count_run(m->to, target, &dst, m->err, sizeof m->err);
-            /* The target may add system tags: count the source's it holds. */
-            dst.tags = 0;
-            for (size_t i = 0; i < copy->runs[r].n_tags; i++) {
-                dst.tags += mpb__tag_find(target->tags, target->n_tags,
-                                          copy->runs[r].tags[i].key) != NULL;
-            }
-        }
-        mpb_run_free(&target);
-        if (rc == 0) {
-            src_total.params += src.params;
-            src_total.tags += src.tags;
-            src_total.points += src.points;
-            src_total.files += src.files;
-            dst_total.params += dst.params;
-            dst_total.tags += dst.tags;
-            dst_total.points += dst.points;
-            dst_total.files += dst.files;
-        }
-    }
-    if (rc < 0) {
-        return rc;
-    }
-    mpb_experiment *target = NULL;
-    rc = mpb_store_get_experiment(m->to, copy->dst_id, &target, m->err, sizeof m->err);
-    if (rc < 0) {
-        return rc;
-    }
-    printf("experiment '%s' (%s -> %s, %s)\n", copy->src->name, copy->src->experiment_id,
-           copy->dst_id, copy->src->lifecycle_stage);
-    printf("  %-16s %8s %8s\n", "", "source", "target");
-    int bad = strcmp(target->lifecycle_stage, copy->src->lifecycle_stage) != 0;
-    if (bad) {
-        printf("  lifecycle        %8s %8s  MISMATCH\n", copy->src->lifecycle_stage,
-               target->lifecycle_stage);
-    }
-    bad += report_line("experiment tags", copy->src->n_tags, target->n_tags);
-    mpb_experiment_free(&target);
-    bad += report_line("runs copied", copied, found);
-    bad += report_line("params", src_total.params, dst_total.params);
-    bad += report_line("tags", src_total.tags, dst_total.tags);
-    bad += report_line("metric points", src_total.points, dst_total.points);
-    bad += report_line("artifact files", src_total.files, dst_total.files);
-    if (copied < copy->n_runs) {
-        printf("  %zu run(s) already in the target, skipped\n", copy->n_runs - copied);
-    }
-    return bad;
-}
-
-static int
-verify_all(migration *m, int *out_bad)
-{
-    mpb_experiment_page *page = NULL;
-    int rc = all_experiments(m->to, &page, m->err, sizeof m->err);
-    if (rc < 0) {
-        return rc;
-    }
-    printf("experiments: %zu source, %zu target\n", m->n_experiments, page->n_experiments);
-    int bad = page->n_experiments < m->n_experiments;
-    mpb_experiment_page_free(&page);
-    for (size_t e = 0; e < m->n_experiments; e++) {
-        rc = verify_experiment(m, &m->experiments[e]);
-        if (rc < 0) {
-            return rc;
-        }
-        bad += rc;
-    }
-    *out_bad = bad;
-    return 0;
-}
 
 static void
 migration_clear(migration *m)
@@ -601,14 +432,13 @@ mpb_runs_migrate(runs_cli *cli, int argc, char **argv)
     int rc = migrate(&m, from, to);
     int bad = 0;
     if (rc == 0) {
-        rc = verify_all(&m, &bad);
+        rc = mpb__migrate_verify(&m, &bad);
     }
     if (rc < 0) {
         fprintf(stderr, "mpb runs migrate: %s\n", m.err[0] ? m.err : mpb_strerror(rc));
     } else {
-        printf("%s: %zu experiment(s), %zu run(s) from %s to %s\n",
-               bad ? "MISMATCH" : "OK", m.n_experiments, m.n_runs_total,
-               mpb_store_uri(m.from), mpb_store_uri(m.to));
+        printf("%s: %zu experiment(s), %zu run(s) from %s to %s\n", bad ? "MISMATCH" : "OK",
+               m.n_experiments, m.n_runs_total, mpb_store_uri(m.from), mpb_store_uri(m.to));
     }
     migration_clear(&m);
     return rc < 0 || bad ? 1 : 0;
