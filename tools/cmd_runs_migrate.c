@@ -46,14 +46,6 @@ static const char migrate_usage[] =
 
 /* ---- reading a store ---- */
 
-int
-mpb__migrate_all_experiments(mpb_store *store, mpb_experiment_page **out, char *err, size_t err_len)
-{
-    mpb_search_opts opts = {.view_type = MPB_VIEW_ALL,
-                            .max_results = MPB_SEARCH_MAX_RESULTS_THRESHOLD};
-    return mpb_store_search_experiments(store, &opts, out, err, err_len);
-}
-
 /* Every run of one experiment, every lifecycle, oldest first; *out_runs is
  * the caller's (each mpb__run_clear, then free). */
 static int

@@ -1,6 +1,6 @@
 /*
  * Internals of `mpb runs migrate`: tools/cmd_runs_migrate.c copies,
- * tools/runs_migrate_verify.c counts both sides.
+ * tools/runs_migrate_verify.c lists and counts both sides.
  * Threading: single-threaded tool. Ownership: a migration owns its stores,
  * source entities and id map (cmd_runs_migrate.c frees them).
  */

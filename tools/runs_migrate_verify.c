@@ -2,7 +2,9 @@
  * The check after `mpb runs migrate` copied a store: for every experiment,
  * its lifecycle and tags, and over its copied runs the params, tags,
  * metric points and artifact files, counted on both sides through the
- * store API and printed side by side; a difference is a mismatch.
+ * store API and printed side by side; a difference is a mismatch. The
+ * listings it counts with (every experiment, artifact files) serve the copy
+ * too, so the arrows run one way: cmd_runs_migrate.c -> here.
  */
 #include <stdio.h>
 #include <string.h>
@@ -17,6 +19,15 @@ typedef struct run_counts {
     size_t points;
     size_t files;
 } run_counts;
+
+/* Every experiment of store, all lifecycles, in one page. */
+int
+mpb__migrate_all_experiments(mpb_store *store, mpb_experiment_page **out, char *err, size_t err_len)
+{
+    mpb_search_opts opts = {.view_type = MPB_VIEW_ALL,
+                            .max_results = MPB_SEARCH_MAX_RESULTS_THRESHOLD};
+    return mpb_store_search_experiments(store, &opts, out, err, err_len);
+}
 
 /* Number of artifact files under path (recursively). */
 int
