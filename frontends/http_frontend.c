@@ -144,8 +144,8 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 /* Lets MHD work until it has nothing ready: with edge-triggered epoll it
  * keeps connections whose data it has not finished reading to itself,
  * and says so with a timeout of 0. */
-void
-mpb__http_run(http_frontend *fe)
+static void
+http_run(http_frontend *fe)
 {
     MHD_UNSIGNED_LONG_LONG timeout = 1;
     for (int round = 0; round < 64; round++) {
@@ -160,7 +160,7 @@ static void
 on_epoll(mpb__loop *loop, void *arg)
 {
     (void)loop;
-    mpb__http_run(arg);
+    http_run(arg);
 }
 
 /* End of the dispatcher round in which answers were made: resumed
@@ -171,16 +171,7 @@ on_round_end(mpb__waker *waker)
     http_frontend *fe = (http_frontend *)((char *)waker - offsetof(http_frontend, waker));
     fe->run_armed = 0;
     if (fe->daemon != NULL) {
-        mpb__http_run(fe);
-    }
-}
-
-void
-mpb__http_run_soon(http_frontend *fe)
-{
-    if (!fe->run_armed) {
-        fe->run_armed = 1;
-        mpb__server_defer_wake(fe->server, &fe->waker);
+        http_run(fe);
     }
 }
 
@@ -207,7 +198,7 @@ fe_idle(mpb__frontend *self)
     for (http_request *rq = fe->requests; rq != NULL; rq = rq->next) {
         if (rq->pending > 0 || rq->response != NULL) {
             if (rq->response != NULL) {
-                mpb__http_run(fe); /* let a resumed connection take its answer */
+                http_run(fe); /* let a resumed connection take its answer */
             }
             return 0;
         }
@@ -222,7 +213,7 @@ fe_stop(mpb__frontend *self)
     if (fe->daemon == NULL) {
         return;
     }
-    mpb__http_run(fe);
+    http_run(fe);
     mpb__loop *loop = mpb__server_loop(fe->server);
     mpb__loop_remove_fd(loop, fe->epoll_fd);
     mpb__loop_cancel_timer(loop, fe->tick);
@@ -319,7 +310,7 @@ static void
 on_tick(mpb__loop *loop, void *arg)
 {
     (void)loop;
-    mpb__http_run(arg);
+    http_run(arg);
 }
 
 typedef struct bind_args {

@@ -71,10 +71,16 @@ enum MHD_Result mpb__http_respond_text(struct MHD_Connection *conn, unsigned sta
 enum MHD_Result mpb__http_respond_error(struct MHD_Connection *conn, unsigned status,
                                         const char *fmt, ...) MPB_PRINTF(3, 4);
 
-/* Runs MHD until it has nothing ready now. */
-void mpb__http_run(http_frontend *fe);
-/* Runs MHD at the end of this dispatcher round (once however often asked). */
-void mpb__http_run_soon(http_frontend *fe);
+/* Runs MHD at the end of this dispatcher round (once however often asked):
+ * the waker, http_frontend.c's, runs MHD until it has nothing ready now. */
+static inline void
+mpb__http_run_soon(http_frontend *fe)
+{
+    if (!fe->run_armed) {
+        fe->run_armed = 1;
+        mpb__server_defer_wake(fe->server, &fe->waker);
+    }
+}
 
 /* Answers a complete request (dispatcher thread, inside MHD's callback). */
 enum MHD_Result mpb__http_route(http_frontend *fe, http_request *rq, const char *url,
