@@ -12,6 +12,10 @@
  * has run longer than that; a writer thread that exits in a sink completes
  * everything from its cleanup handler. Shutdown past its deadline cancels
  * what the store has not been handed and says which runs lost what.
+ * Files: this one is the API (start, flush, shutdown, stats);
+ * logging_queue_enqueue.c makes nodes and handles; logging_queue_writer.c
+ * is the writer thread; logging_queue_exit.c drains queues at exit; all of
+ * them call down to logging_queue_state.c, what is done under the lock.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -357,22 +361,6 @@ mpb_logging_queue_destroy(mpb_logging_queue **self_p)
     }
     pthread_mutex_unlock(&q->lock);
     mpb__logging_queue_unref(q);
-}
-
-void
-mpb__logging_queue_unref(mpb_logging_queue *q)
-{
-    if (atomic_fetch_sub(&q->refs, 1) != 1) {
-        return;
-    }
-    free(q->merge_metrics);
-    free(q->merge_params);
-    free(q->merge_tags);
-    pthread_cond_destroy(&q->work_cond);
-    pthread_cond_destroy(&q->room_cond);
-    pthread_cond_destroy(&q->done_cond);
-    pthread_mutex_destroy(&q->lock);
-    free(q);
 }
 
 mpb_logging_status

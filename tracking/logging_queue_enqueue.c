@@ -105,16 +105,6 @@ node_new_plain(mpb__log_node_kind kind, const char *run_id)
     return node;
 }
 
-void
-mpb__logging_free_node(mpb__log_node *node)
-{
-    if (node->kind == MPB__NODE_JOB && node->free_ctx != NULL) {
-        node->free_ctx(node->ctx);
-    }
-    free(node->result_message);
-    free(node);
-}
-
 static void
 free_node_list(mpb__log_node *node)
 {
@@ -135,15 +125,6 @@ handle_new(mpb_logging_queue *q, size_t parts)
     h->parts_left = parts;
     atomic_fetch_add(&q->refs, 1); /* a handle keeps the queue's memory */
     return h;
-}
-
-static void
-handle_unref(mpb_logging_handle *h)
-{
-    if (atomic_fetch_sub_explicit(&h->refs, 1, memory_order_acq_rel) == 1) {
-        free(h->message);
-        free(h);
-    }
 }
 
 /* ---- enqueue -------------------------------------------------------------------------------- */
@@ -375,64 +356,8 @@ mpb_logging_handle_release(mpb_logging_handle **self_p)
         return;
     }
     mpb_logging_queue *q = (*self_p)->queue;
-    handle_unref(*self_p);
+    mpb__logging_handle_unref(*self_p);
     mpb__logging_queue_unref(q);
     *self_p = NULL;
 }
 
-#define WARN_INTERVAL_NS (10000 * MPB__NS_PER_MS)
-
-/* Under lock: a fire-and-forget batch failed and nobody will look at a handle;
- * say so on stderr, at most one line per status change or 10 s. */
-static void
-warn_unobserved_failure(mpb_logging_queue *q, const mpb__log_node *node, int status,
-                        const char *message)
-{
-    int64_t now = mpb_now_ns();
-    if (status == q->warned_status && now - q->warned_at_ns < WARN_INTERVAL_NS) {
-        q->warn_suppressed++;
-        return;
-    }
-    char suppressed[64] = "";
-    if (q->warn_suppressed > 0) {
-        snprintf(suppressed, sizeof suppressed, " (%llu similar lines suppressed)",
-                 (unsigned long long)q->warn_suppressed);
-    }
-    mpb_log_warn("tracking", "run %s: %zu metrics, %zu params, %zu tags not written: %s%s",
-                 node->run_id, node->n_metrics, node->n_params, node->n_tags,
-                 message ? message : mpb_strerror(status), suppressed);
-    q->warned_status = status;
-    q->warned_at_ns = now;
-    q->warn_suppressed = 0;
-}
-
-void
-mpb__logging_complete_node(mpb_logging_queue *q, mpb__log_node *node, int status,
-                           const char *message)
-{
-    if (status == 0) {
-        q->stats.written++;
-    } else {
-        q->stats.failed++;
-        q->stats.last_error = status;
-        snprintf(q->last_error_text, sizeof q->last_error_text, "run %s: %s", node->run_id,
-                 message ? message : mpb_strerror(status));
-    }
-    mpb_logging_handle *h = node->handle;
-    node->handle = NULL;
-    if (h == NULL) {
-        if (status != 0 && status != MPB_ECANCELED) { /* cancels are reported by shutdown */
-            warn_unobserved_failure(q, node, status, message);
-        }
-        return;
-    }
-    if (status != 0 && h->status == 0) {
-        h->status = status;
-        h->message = mpb_strdup(message ? message : mpb_strerror(status));
-    }
-    MPB_ASSERT(h->parts_left > 0);
-    if (--h->parts_left == 0) {
-        atomic_store_explicit(&h->done, 1, memory_order_release);
-        handle_unref(h);
-    }
-}

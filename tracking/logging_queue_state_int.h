@@ -1,6 +1,9 @@
 /*
  * The logging queue's private state, shared by logging_queue.c (the API
- * callers use) and logging_queue_writer.c (the writer thread).
+ * callers use), logging_queue_enqueue.c (log calls and handles),
+ * logging_queue_writer.c (the writer thread) and logging_queue_exit.c (the
+ * drain at exit); the operations all of them use under the lock are in
+ * logging_queue_state.c, which calls none of them.
  *
  * Threading: fields are guarded by `lock` unless marked otherwise; a node's
  *   payload is immutable once enqueued; the group being written belongs to
@@ -136,6 +139,10 @@ mpb__logging_writer_main(void *arg);
 void
 mpb__logging_complete_node(mpb_logging_queue *q, mpb__log_node *node, int status,
                            const char *message);
+
+/* Drops a handle's reference; the last one frees it. */
+void
+mpb__logging_handle_unref(mpb_logging_handle *h);
 
 /* Under lock: frees a node that is off every list, running free_ctx. */
 void

@@ -1,6 +1,6 @@
 /*
- * The logging queue's writer thread and the ways it can fail
- * (logging_queue.c has the DESIGN comment).
+ * The logging queue's writer thread, its store calls timed, and its death
+ * in a sink (logging_queue.c has the DESIGN comment).
  *
  * The writer sleeps until a node is pending, takes the oldest group under
  * the lock, writes it without the lock, and completes it under the lock. A
@@ -21,68 +21,6 @@
 #include "mpbatch/error.h"
 #include "tracking/batch_split_int.h"
 #include "tracking/logging_queue_state_int.h"
-
-void
-mpb__logging_cond_wait(mpb_logging_queue *q, pthread_cond_t *cond, int64_t deadline_ns)
-{
-    struct timespec at = {.tv_sec = (time_t)(deadline_ns / 1000000000),
-                          .tv_nsec = (long)(deadline_ns % 1000000000)};
-    pthread_cond_timedwait(cond, &q->lock, &at);
-}
-
-static int64_t
-call_timeout_ns(const mpb_logging_queue *q)
-{
-    int64_t ms = q->opts.store_call_timeout_ms > 0 ? q->opts.store_call_timeout_ms : 30000;
-    return ms * MPB__NS_PER_MS;
-}
-
-int64_t
-mpb__logging_check_hung(mpb_logging_queue *q, int64_t now_ns, int64_t deadline_ns)
-{
-    int64_t limit = call_timeout_ns(q);
-    int64_t wake = now_ns > INT64_MAX - limit ? INT64_MAX : now_ns + limit;
-    int64_t started = atomic_load(&q->call_started_ns);
-    if (started != 0 && !atomic_load(&q->failed)) {
-        if (now_ns - started >= limit) {
-            char why[160];
-            snprintf(why, sizeof why, "a store call has not returned after %lld ms",
-                     (long long)(limit / MPB__NS_PER_MS));
-            mpb__logging_fail(q, MPB_ETIMEDOUT, why);
-            return now_ns;
-        }
-        wake = started + limit;
-    }
-    return wake < deadline_ns ? wake : deadline_ns;
-}
-
-void
-mpb__logging_fail(mpb_logging_queue *q, int group_status, const char *why)
-{
-    if (atomic_load(&q->failed)) {
-        return;
-    }
-    atomic_store(&q->failed, 1);
-    q->status = MPB_LOGGING_QUEUE_FAILED;
-    for (mpb__log_node *node = q->group; node != NULL; node = node->next) {
-        mpb__logging_complete_node(q, node, group_status, why); /* the writer still owns it */
-    }
-    char message[256];
-    snprintf(message, sizeof message, "not written: the queue's writer failed (%s)", why);
-    mpb__log_node *node = q->head;
-    q->head = q->tail = NULL;
-    while (node != NULL) {
-        mpb__log_node *next = node->next;
-        mpb__logging_complete_node(q, node, MPB_EWRITER_DIED, message);
-        q->queued -= node->cost;
-        mpb__logging_free_node(node);
-        node = next;
-    }
-    snprintf(q->last_error_text, sizeof q->last_error_text, "%s", why);
-    pthread_cond_broadcast(&q->work_cond);
-    pthread_cond_broadcast(&q->room_cond);
-    pthread_cond_broadcast(&q->done_cond);
-}
 
 /* ---- store calls, timed ------------------------------------------------------------------- */
 
@@ -314,24 +252,6 @@ free_group(mpb__log_node *group)
         mpb__log_node *next = group->next;
         mpb__logging_free_node(group);
         group = next;
-    }
-}
-
-/* Entities worth one store call: a lingering writer stops waiting at this
- * many, or at half the queue's capacity when that is less. */
-#define LINGER_ENOUGH 1000
-
-size_t
-mpb__logging_linger_enough(const mpb_logging_queue *q)
-{
-    return q->opts.capacity / 2 < LINGER_ENOUGH ? q->opts.capacity / 2 : LINGER_ENOUGH;
-}
-
-void
-mpb__logging_wake_lingering(mpb_logging_queue *q)
-{
-    if (q->writer_lingering) {
-        pthread_cond_signal(&q->work_cond);
     }
 }
 
