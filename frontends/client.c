@@ -7,6 +7,7 @@
  * message and keeps up to `window` in flight; results land in a ring by
  * input position and leave it in input order.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,11 +100,12 @@ mpb_client_connect(mpb_client *self, const char *endpoint, char *err, size_t err
     if (rc != 0) {
         return rc;
     }
-    self->connected = 1;
     if (zmq_connect(self->socket, endpoint) != 0) {
+        /* not connected: another endpoint may be tried on the same socket */
         return mpb__set_error(err, err_len, mpb__zmq_status(), "connect %s: %s", endpoint,
                               zmq_strerror(zmq_errno()));
     }
+    self->connected = 1;
     return 0;
 }
 
@@ -140,9 +142,16 @@ take_results(reply_sink *sink, const msgpack_object *root)
         return;
     }
     for (uint32_t i = 0; i < root->via.array.ptr[1].via.array.size; i++) {
-        uint64_t id;
+        uint64_t id = 0; /* no call has id 0 */
         mpb_result *r = NULL;
         if (mpb__client_result_at(root, i, &id, &r) != 0) {
+            /* a malformed result for a call someone waits on answers that
+             * call now, rather than let it wait out its timeout */
+            mpb_result **slot = slot_for(sink, id);
+            if (slot != NULL && *slot == NULL) {
+                *slot = mpb_result_new_error(MPB_ERROR_PROTOCOL,
+                                             "the server sent a malformed result", "", "", 0);
+            }
             continue;
         }
         mpb_result **slot = slot_for(sink, id);
@@ -164,7 +173,8 @@ take_error(reply_sink *sink, const msgpack_object *root)
         mpb__wire_as_str(&f[3], &text);
     }
     char message[256];
-    snprintf(message, sizeof message, "%.*s", (int)text.len, text.ptr);
+    int shown = text.len < sizeof message ? (int)text.len : (int)sizeof message - 1;
+    snprintf(message, sizeof message, "%.*s", shown, text.ptr);
     if (root->via.array.size >= 2 && mpb__wire_as_uint(&f[1], &id) == 0 &&
         slot_for(sink, id) != NULL) {
         mpb_result **slot = slot_for(sink, id);
@@ -186,7 +196,8 @@ receive_or_input(mpb_client *self, reply_sink *sink, int timeout_ms, int input_f
                                {.socket = NULL, .fd = input_fd, .events = ZMQ_POLLIN}};
     int n = zmq_poll(items, input_fd >= 0 ? 2 : 1, timeout_ms);
     if (n < 0) {
-        return mpb__zmq_status();
+        /* a signal: the caller waits again for what is left of its time */
+        return zmq_errno() == EINTR ? 0 : mpb__zmq_status();
     }
     if (n == 0) {
         return MPB_ETIMEDOUT;
@@ -446,13 +457,14 @@ mpb_client_stream(mpb_client *self, mpb_next_fn next, mpb_output_fn on_output, v
         if (st.delivered == st.issued && !blocked) {
             continue;
         }
-        /* a blocked source waits with the replies; only replies time out */
+        /* a blocked source waits with the replies; only replies time out:
+         * idle_ms without a reply or input, with calls in flight */
         int timeout = can_send && !blocked                   ? 0
                       : blocked && st.delivered == st.issued ? -1
                                                              : idle_ms;
         stop = await_results(&st, timeout, blocked ? st.wait_fd : -1);
-        if (stop && st.status == MPB_ETIMEDOUT && can_send) {
-            stop = 0; /* a poll, or input came: more may go in */
+        if (stop && st.status == MPB_ETIMEDOUT && timeout == 0) {
+            stop = 0; /* only a poll: more may go in */
             st.status = 0;
         }
         stop = stop || deliver(&st, on_output, ctx);

@@ -59,7 +59,9 @@ void mpb__client_pack_result_error(mpb__wire_buf *buf, uint64_t id, const char *
 void mpb__client_pack_error(mpb__wire_buf *buf, int has_id, uint64_t id, int64_t code,
                             const char *message);
 
-/* Reads one entry of a RESULTS frame into a new result (caller owns it). */
+/* Reads one entry of a RESULTS frame into a new result (caller owns it).
+ * MPB_EPROTO for a malformed entry; *id is set when the entry's id could
+ * be read, else left as it was. */
 int mpb__client_result_at(const msgpack_object *root, uint32_t index, uint64_t *id,
                           mpb_result **out);
 
