@@ -36,8 +36,10 @@ Errors:
   ``TimeoutError``.
 - ``TimeoutError``: no reply came in time (the server is gone, or slow).
 - ``ProtocolError``: the server could not use a frame this client sent (an
-  ERROR frame, e.g. a message over its ``max_message_bytes``) or sent one
-  this client cannot read.
+  ERROR frame, e.g. a message over its ``max_message_bytes``) or sent a
+  reply to this call that this client cannot read. A reply that names no
+  waiting call (it may answer one given up on) fails no other call; a
+  ``TimeoutError`` message counts such replies.
 
 Threading: a Client owns one ZeroMQ socket and is not thread-safe; use one
 client per thread (they may share a ``zmq.Context``). Do not use a client
@@ -75,6 +77,7 @@ DEFAULT_WINDOW = 256
 DEFAULT_BATCH = 64
 
 _MAX_POLL_MS = 1 << 30  # zmq_poll takes a C long; longer waits poll again
+_PUMP_CHECK_EVERY = 64  # messages filed between looks at the clock
 
 _PENDING = object()  # a reply that is wanted and has not come yet
 
@@ -159,14 +162,20 @@ def _int(value):
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
-def _member(value):
+# Ensembles nest at most this deep in a result, as the C client reads them.
+_MAX_DEPTH = 32
+
+
+def _member(value, depth=0):
     """One element of an ensemble's array result."""
     if isinstance(value, bytes):
         return value
     if isinstance(value, str):
         return value.encode("utf-8")
     if isinstance(value, list):
-        return [_member(v) for v in value]
+        if depth >= _MAX_DEPTH:
+            raise ValueError(f"a result nested deeper than {_MAX_DEPTH}")
+        return [_member(v, depth + 1) for v in value]
     if isinstance(value, dict) and isinstance(value.get("error"), dict):
         e = value["error"]
         return _item_error(
@@ -193,6 +202,13 @@ def _result(entry):
         _text(fields[3]),
         _int(fields[4]),
     )
+
+
+def _well_formed(kind, message):
+    """Whether a HEALTH or INFO reply has the shape docs/protocol.md gives."""
+    if kind == HEALTH_REPLY:
+        return len(message) >= 8
+    return len(message) >= 3 and isinstance(message[2], list)
 
 
 def _payload(item):
@@ -259,6 +275,10 @@ class Client:
         self._ids = itertools.count(1)
         self._wanted = {}  # request id -> reply, or _PENDING
         self._stray = None  # an ERROR frame without an id, for the next wait
+        # replies naming no call that waits (unreadable, or without an id):
+        # how many, and the last one's fault, told when a wait times out
+        self._unreadable = 0
+        self._unreadable_why = ""
         self._own_context = context is None
         self._context = zmq.Context() if context is None else context
         self._socket = self._context.socket(zmq.DEALER)
@@ -460,28 +480,42 @@ class Client:
             wait = deadline - time.monotonic()
             if wait <= 0:
                 return False
+        filed = 0
         while True:
             try:
                 parts = self._socket.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 return True
             self._file(parts[-1])
+            filed += 1
+            # a server that never stops sending must not hold a wait past
+            # its deadline: look at the clock every so many messages
+            if filed % _PUMP_CHECK_EVERY == 0 and time.monotonic() >= deadline:
+                return True
 
     def _file(self, frame):
         """Stores what one message answers for the ids still wanted."""
         try:
-            message = msgpack.unpackb(frame, raw=False)
+            # texts are cut at a byte count (an item's first bytes in an
+            # error message) and may end inside a character: replace it
+            message = msgpack.unpackb(frame, raw=False, unicode_errors="replace")
         except Exception as e:  # msgpack raises several types for bad input
-            self._fail_stray(0, f"a reply of {len(frame)} bytes is not msgpack ({e})")
+            self._note_unreadable(f"a reply of {len(frame)} bytes is not msgpack ({e})")
             return
         if not isinstance(message, list) or not message or not isinstance(message[0], int):
-            self._fail_stray(0, "a reply is not a msgpack array [type, ...]")
+            self._note_unreadable("a reply is not a msgpack array [type, ...]")
             return
         kind = message[0]
         if kind == RESULTS and len(message) >= 2 and isinstance(message[1], list):
             for entry in message[1]:
                 self._file_result(entry)
-        elif kind == HEALTH_REPLY and len(message) >= 8:
+        elif kind in (HEALTH_REPLY, INFO_REPLY) and not _well_formed(kind, message):
+            what = "health" if kind == HEALTH_REPLY else "info"
+            self._offer(
+                message[1] if len(message) >= 2 else None,
+                ProtocolError(0, f"a malformed {what} reply: {message!r:.80}"),
+            )
+        elif kind == HEALTH_REPLY:
             self._offer(
                 message[1],
                 {
@@ -493,7 +527,7 @@ class Client:
                     "version": _int(message[7]),
                 },
             )
-        elif kind == INFO_REPLY and len(message) >= 3 and isinstance(message[2], list):
+        elif kind == INFO_REPLY:
             self._offer(
                 message[1],
                 [
@@ -514,17 +548,14 @@ class Client:
         # other types (none today) are ignored, as newer servers may add some
 
     def _file_result(self, entry):
-        if (
-            not isinstance(entry, list)
-            or len(entry) < 2
-            or not isinstance(entry[0], int)
-            or not isinstance(entry[1], int)
-        ):
-            self._fail_stray(0, f"a result entry is not [id, status, ...]: {entry!r:.80}")
+        if not isinstance(entry, list) or not entry or not isinstance(entry[0], int):
+            self._note_unreadable(f"a result entry without an id: {entry!r:.80}")
             return
         if self._wanted.get(entry[0], None) is not _PENDING:
             return  # stale: its caller gave up
         try:
+            if len(entry) < 2 or not isinstance(entry[1], int):
+                raise ValueError(f"the entry is not [id, status, ...]: {entry!r:.80}")
             outcome = _result(entry)
         except ValueError as e:
             outcome = ProtocolError(0, f"cannot read the result of call {entry[0]}: {e}", entry[0])
@@ -534,9 +565,16 @@ class Client:
         if isinstance(request_id, int) and self._wanted.get(request_id, None) is _PENDING:
             self._wanted[request_id] = reply
 
-    def _fail_stray(self, code, message):
-        if self._stray is None:
-            self._stray = ProtocolError(code, message)
+    def _note_unreadable(self, why):
+        """A reply that names no call: it may answer one given up on, so it
+        fails no call that waits; a wait that times out tells of it."""
+        self._unreadable += 1
+        self._unreadable_why = why
+
+    def _unreadable_note(self):
+        if not self._unreadable:
+            return ""
+        return f" (meanwhile {self._unreadable} unreadable replies; the last: {self._unreadable_why})"
 
     def _raise_stray(self):
         if self._stray is not None:
@@ -557,7 +595,7 @@ class Client:
                 if left <= 0:
                     raise TimeoutError(
                         f"no answer to {what} from {self.endpoint} within {wait:.3g} s: "
-                        "is `mpb serve` running there?"
+                        f"is `mpb serve` running there?{self._unreadable_note()}"
                     )
                 self._pump(left)
         finally:
@@ -603,7 +641,7 @@ class Client:
                 elif not self._pump(idle):
                     raise TimeoutError(
                         f"no reply from {self.endpoint} for {idle:.3g} s with "
-                        f"{len(pending)} calls in flight"
+                        f"{len(pending)} calls in flight{self._unreadable_note()}"
                     )
         finally:
             for request_id in pending:

@@ -431,6 +431,17 @@ class TreeTest(ServerTestCase):
         self.assertIn("ValueError", str(error))
         self.assertIn("models/b", str(error))
 
+    def test_an_error_message_cut_inside_a_character_is_read(self):
+        # the fail model quotes an item's first 32 bytes: here the cut falls
+        # inside an "é"; the rest of the frame must still be read
+        item = ("bad" + "\u00e9" * 20).encode("utf-8")
+        results = list(
+            self.client.map([item, b"fine"], return_exceptions=True, target="models/b")
+        )
+        self.assertIsInstance(results[0], ItemError)
+        self.assertTrue(results[0].message.endswith("\ufffd'"), results[0].message)
+        self.assertEqual(results[1], b"fine")
+
     def test_errors_in_place_are_item_error_members(self):
         value = self.client.call(b"bad pear", target="models/inner")
         self.assertEqual(len(value), 2)
