@@ -197,7 +197,38 @@ typedef struct sort_value {
     int numeric;
     double number;
     const char *text;
+    int is_id; /* an experiment id: digits compare as the number they write */
 } sort_value;
+
+static int
+all_digits(const char *text)
+{
+    if (*text == '\0') {
+        return 0;
+    }
+    for (; *text != '\0'; text++) {
+        if (*text < '0' || *text > '9') {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Experiment ids in numeric order when both are numbers (MLflow's SQL
+ * schema keeps them as INTEGER: 2 before 10), else in text order. Ids
+ * have no leading zeros, so the shorter number is the smaller. */
+static int
+compare_experiment_ids(const char *a, const char *b)
+{
+    if (all_digits(a) && all_digits(b)) {
+        size_t la = strlen(a);
+        size_t lb = strlen(b);
+        if (la != lb) {
+            return la < lb ? -1 : 1;
+        }
+    }
+    return strcmp(a, b);
+}
 
 static sort_value
 run_sort_value(const mpb_run *run, const mpb__order_key *key)
@@ -236,7 +267,7 @@ compare_values(sort_value a, sort_value b, int ascending)
         }
         cmp = a.number < b.number ? -1 : a.number > b.number;
     } else {
-        cmp = strcmp(a.text, b.text);
+        cmp = a.is_id ? compare_experiment_ids(a.text, b.text) : strcmp(a.text, b.text);
     }
     return ascending ? cmp : -cmp;
 }
@@ -271,6 +302,7 @@ experiment_sort_value(const mpb_experiment *experiment, const mpb__order_key *ke
     }
     v.numeric = experiment_attribute(experiment, key->key, &v.text, &v.number);
     v.missing = v.numeric ? isnan(v.number) : v.text == NULL;
+    v.is_id = strcmp(key->key, "experiment_id") == 0;
     return v;
 }
 
@@ -291,7 +323,7 @@ compare_experiments(const void *left, const void *right, void *ctx)
     if (order->n_keys == 0 && a->creation_time != b->creation_time) {
         return a->creation_time > b->creation_time ? -1 : 1;
     }
-    return strcmp(a->experiment_id, b->experiment_id);
+    return compare_experiment_ids(a->experiment_id, b->experiment_id);
 }
 
 char *

@@ -379,9 +379,25 @@ mpb_store_search_runs(mpb_store *self, const char *const *experiment_ids, size_t
     if (rc == 0) {
         rc = mpb__search_opts_check(MPB__SEARCH_RUNS, opts, err, err_len);
     }
-    return rc < 0 ? rc
-                  : self->ops->search_runs(self->backend, experiment_ids, n_experiment_ids, opts,
-                                           out, err, err_len);
+    if (rc < 0) {
+        return rc;
+    }
+    /* an experiment named twice is searched once, as MLflow's
+     * `experiment_id IN (...)` does: no run comes back twice */
+    const char **unique = mpb_calloc(n_experiment_ids ? n_experiment_ids : 1, sizeof *unique);
+    size_t n_unique = 0;
+    for (size_t i = 0; i < n_experiment_ids; i++) {
+        size_t j = 0;
+        while (j < n_unique && strcmp(unique[j], experiment_ids[i]) != 0) {
+            j++;
+        }
+        if (j == n_unique) {
+            unique[n_unique++] = experiment_ids[i];
+        }
+    }
+    rc = self->ops->search_runs(self->backend, unique, n_unique, opts, out, err, err_len);
+    free(unique);
+    return rc;
 }
 
 int

@@ -84,6 +84,12 @@ search_filters_and_view_types_agree(void **state)
     assert_string_equal(page->runs[10].info.run_name, "r1");
     assert_null(page->next_page_token);
     mpb_run_page_free(&page);
+    /* an experiment named twice is searched once: no run comes back twice */
+    const char *twice[] = {c->exp_id, c->exp_id};
+    assert_int_equal(mpb_store_search_runs(c->store, twice, 2, NULL, &page, c->err, sizeof c->err),
+                     0);
+    assert_int_equal(page->n_runs, N_SEARCH_RUNS - 1);
+    mpb_run_page_free(&page);
     const char *ghost[] = {"4242"};
     assert_int_equal(mpb_store_search_runs(c->store, ghost, 1, NULL, &page, c->err, sizeof c->err),
                      MPB_ENOTFOUND);
@@ -91,6 +97,38 @@ search_filters_and_view_types_agree(void **state)
         free(ids[i]);
     }
     free(ids);
+}
+
+/* Experiment ids sort as the numbers they are (MLflow's SQL schema keeps
+ * them as INTEGER): with a dozen experiments, "10" comes after "9". */
+static void
+experiments_sort_by_id_as_numbers(void **state)
+{
+    contract *c = *state;
+    for (int i = 0; i < 12; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "numbered-%02d", i);
+        free(th_experiment(c->store, name));
+    }
+    const char *directions[] = {"experiment_id ASC", "experiment_id DESC"};
+    for (int d = 0; d < 2; d++) {
+        mpb_search_opts opts = {.order_by = &directions[d], .n_order_by = 1,
+                                .view_type = MPB_VIEW_ALL};
+        mpb_experiment_page *page = NULL;
+        assert_int_equal(
+            mpb_store_search_experiments(c->store, &opts, &page, c->err, sizeof c->err), 0);
+        assert_true(page->n_experiments >= 13);
+        for (size_t i = 1; i < page->n_experiments; i++) {
+            unsigned long long before = strtoull(page->experiments[i - 1].experiment_id, NULL, 10);
+            unsigned long long after = strtoull(page->experiments[i].experiment_id, NULL, 10);
+            if (d == 0 ? before >= after : before <= after) {
+                fail_msg("[%s] %s: %s then %s", backend->name, directions[d],
+                         page->experiments[i - 1].experiment_id,
+                         page->experiments[i].experiment_id);
+            }
+        }
+        mpb_experiment_page_free(&page);
+    }
 }
 
 static void
@@ -358,6 +396,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         CONTRACT_TEST(search_filters_and_view_types_agree),
+        CONTRACT_TEST(experiments_sort_by_id_as_numbers),
         CONTRACT_TEST(pages_follow_the_backends_own_tokens),
         CONTRACT_TEST(registry_helpers_find_or_create),
         CONTRACT_TEST(artifacts_go_in_and_come_back),
