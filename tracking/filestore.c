@@ -1,8 +1,9 @@
 /*
  * File store (tracking URI `file:PATH` or a plain path): MLflow's FileStore
- * layout, docs/tracking-format.md. This file: open, the ops table and the
- * meta.yaml and lock helpers; experiments in filestore_experiments.c, runs in
- * filestore_runs.c, logging in filestore_log.c.
+ * layout, docs/tracking-format.md. This file: open and the ops table;
+ * experiments in filestore_experiments.c, runs in filestore_runs.c, logging
+ * in filestore_log.c, and below them all, what is on disk (locks,
+ * meta.yaml and value files, folders) in filestore_disk.c.
  *
  * DESIGN
  * Who runs where: every call runs on the caller's thread; there is no
@@ -33,54 +34,6 @@
 #include "tracking/store_int.h"
 #include "tracking/text.h"
 #include "tracking/yaml_meta.h"
-
-#define META_LIMIT (1 << 20)
-
-int
-mpb__filestore_lock_root(const mpb__filestore *fs, int shared, int *out_lock, char *err,
-                         size_t err_len)
-{
-    int rc = mpb__fs_lock(fs->root, shared, out_lock);
-    if (rc < 0) {
-        return mpb__set_error(err, err_len, rc, "cannot lock %s: %s", fs->root, mpb_strerror(rc));
-    }
-    return 0;
-}
-
-int
-mpb__filestore_has_meta(const char *dir)
-{
-    char *meta = mpb__path_join(dir, "meta.yaml");
-    int found = mpb__fs_is_file(meta);
-    free(meta);
-    return found;
-}
-
-int
-mpb__filestore_read_meta(const char *meta_path, mpb__yaml_map *out, char *err, size_t err_len)
-{
-    memset(out, 0, sizeof *out);
-    char *text = NULL;
-    size_t len = 0;
-    int rc = mpb__fs_read_file(meta_path, META_LIMIT, &text, &len);
-    if (rc < 0) {
-        return mpb__set_error(err, err_len, rc == MPB_ENOENT ? MPB_ENOTFOUND : rc,
-                              "cannot read %s: %s", meta_path, mpb_strerror(rc));
-    }
-    rc = mpb__yaml_map_parse(text, len, out, err, err_len);
-    free(text);
-    return rc;
-}
-
-int
-mpb__filestore_write_meta(const char *dir, mpb__strbuf *yaml)
-{
-    char *path = mpb__path_join(dir, "meta.yaml");
-    int rc = mpb__fs_write_atomic(dir, path, yaml->text, yaml->len);
-    free(path);
-    mpb__strbuf_clear(yaml);
-    return rc;
-}
 
 /* Creates .trash and, in a root without experiments, the Default experiment. */
 static int

@@ -1,8 +1,10 @@
 /*
- * Internals shared by the file store's sources (filestore.c: open, meta.yaml
- * and lock helpers; filestore_experiments.c: experiments; filestore_runs.c:
- * runs; filestore_log.c: log_batch, tags, metric files). docs/tracking-format.md is the layout
- * these write.
+ * Internals shared by the file store's sources, each calling only those
+ * above it in this list: filestore_disk.c (the root lock, meta.yaml and
+ * value files, experiment and run folders, the run lock); filestore_log.c
+ * (log_batch, tags, metric files); filestore_runs.c (runs);
+ * filestore_experiments.c (experiments); filestore.c (open, the ops
+ * table). docs/tracking-format.md is the layout these write.
  *
  * Locks (flock(2) on folders, so they exclude threads and processes alike):
  *   root folder  exclusive: create/delete/restore experiment, default experiment
@@ -18,6 +20,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "mpbatch/store.h"
 #include "tracking/text.h"
@@ -27,6 +30,19 @@ typedef struct mpb__filestore {
     char *root;  /* absolute path of the mlruns folder */
     char *trash; /* root/.trash */
 } mpb__filestore;
+
+/* The largest value file (a param or tag) read back. */
+#define MPB__FILESTORE_VALUE_LIMIT (1 << 20)
+
+/* The last component of a path (no copy). */
+static inline const char *
+mpb__filestore_base_name(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
+}
+
+/* ---- filestore_disk.c: the root, meta.yaml and value files, folders, the run lock ---- */
 
 /* Takes the root lock (shared = 1 for run creation, else exclusive); the
  * message names the root when it cannot. Release with mpb__fs_unlock. */
@@ -41,6 +57,19 @@ int mpb__filestore_read_meta(const char *meta_path, mpb__yaml_map *out, char *er
 
 /* Writes <dir>/meta.yaml atomically from yaml, which it empties. */
 int mpb__filestore_write_meta(const char *dir, mpb__strbuf *yaml);
+
+/* 1 when <base_dir>/<key> cannot hold a value: a prefix of the key is a
+ * file, or the key itself is a folder ("a" vs "a/b"). */
+int mpb__filestore_key_conflict(const char *base_dir, const char *key);
+
+/* Writes one value file (params/ or tags/ of a run, tags/ of an experiment)
+ * atomically, with the temp file in `owner_dir`; keys with '/' get folders. */
+int mpb__filestore_write_value(const char *owner_dir, const char *sub, const char *key,
+                               const char *value);
+
+/* Reads every value file below <owner_dir>/<sub> into key/value pairs. */
+int mpb__filestore_read_values(const char *owner_dir, const char *sub, mpb_tag **out,
+                               size_t *out_n);
 
 /* Folder of an experiment: active ones in the root, deleted ones in .trash.
  * NULL when neither holds a meta.yaml. Caller frees. */
@@ -57,12 +86,6 @@ int mpb__filestore_read_experiment(const char *dir, int deleted, mpb_experiment 
 /* Writes <dir>/meta.yaml atomically from an experiment's fields. */
 int mpb__filestore_write_experiment_meta(const char *dir, const mpb_experiment *experiment);
 
-/* Creates <root>/<id> with tags, then meta.yaml last: a reader never sees a
- * half-made experiment. Caller holds the root lock. */
-int mpb__filestore_make_experiment(mpb__filestore *fs, const char *id, const char *name,
-                                   const char *artifact_location, const mpb_tag *tags,
-                                   size_t n_tags, char *err, size_t err_len);
-
 /* Folder of a run in any experiment (active or deleted); NULL if none. */
 char *mpb__filestore_run_dir(const mpb__filestore *fs, const char *run_id);
 
@@ -72,15 +95,6 @@ int mpb__filestore_read_run_info(const char *run_dir, mpb_run_info *out, char *e
 /* Writes <run_dir>/meta.yaml atomically. deleted_time is written when >= 0,
  * as null when `creating`, else left out (MLflow's behaviour). */
 int mpb__filestore_write_run_meta(const char *run_dir, const mpb_run_info *info, int creating);
-
-/* Reads a whole run: info, params, tags, latest metrics. MPB_ENOTFOUND when
- * the folder lacks metrics/, params/ or artifacts/ (as MLflow). */
-int mpb__filestore_read_run(const char *run_dir, mpb_run *out, char *err, size_t err_len);
-
-/* Writes one value file (params/ or tags/ of a run, tags/ of an experiment)
- * atomically, with the temp file in `owner_dir`; keys with '/' get folders. */
-int mpb__filestore_write_value(const char *owner_dir, const char *sub, const char *key,
-                               const char *value);
 
 /* A run folder under its exclusive lock, with the info read under the lock. */
 typedef struct mpb__filestore_locked_run {
@@ -95,22 +109,30 @@ int mpb__filestore_lock_run(mpb__filestore *fs, const char *run_id, int must_be_
                             mpb__filestore_locked_run *out, char *err, size_t err_len);
 void mpb__filestore_unlock_run(mpb__filestore_locked_run *run);
 
+/* ---- filestore_log.c ---- */
+
 /* Latest value per metric key (max by step, timestamp, value). */
 int mpb__filestore_read_latest_metrics(const char *run_dir, mpb_metric **out, size_t *out_n,
                                        char *err, size_t err_len);
 
-/* 1 when <base_dir>/<key> cannot hold a value: a prefix of the key is a
- * file, or the key itself is a folder ("a" vs "a/b"). */
-int mpb__filestore_key_conflict(const char *base_dir, const char *key);
+/* ---- filestore_runs.c ---- */
 
-/* Reads every value file below <owner_dir>/<sub> into key/value pairs. */
-int mpb__filestore_read_values(const char *owner_dir, const char *sub, mpb_tag **out,
-                               size_t *out_n);
+/* Reads a whole run: info, params, tags, latest metrics. MPB_ENOTFOUND when
+ * the folder lacks metrics/, params/ or artifacts/ (as MLflow). */
+int mpb__filestore_read_run(const char *run_dir, mpb_run *out, char *err, size_t err_len);
 
 /* Marks a run deleted (deleted_time = when) or, with when < 0, restores it
  * if it was deleted at or after `restore_since`. Takes the run lock. */
 int mpb__filestore_set_run_lifecycle(const char *run_dir, int delete, int64_t when,
                                      int64_t restore_since);
+
+/* ---- filestore_experiments.c ---- */
+
+/* Creates <root>/<id> with tags, then meta.yaml last: a reader never sees a
+ * half-made experiment. Caller holds the root lock. */
+int mpb__filestore_make_experiment(mpb__filestore *fs, const char *id, const char *name,
+                                   const char *artifact_location, const mpb_tag *tags,
+                                   size_t n_tags, char *err, size_t err_len);
 
 /* The store contract's slots (tracking/store_int.h), by source file. */
 int mpb__filestore_create_experiment(void *backend, const char *name, const char *artifact_location,

@@ -19,86 +19,6 @@
 #include "tracking/text.h"
 #include "tracking/validate.h"
 
-#define VALUE_LIMIT (1 << 20)
-
-int
-mpb__filestore_key_conflict(const char *base_dir, const char *key)
-{
-    char *path = mpb__path_join(base_dir, key);
-    size_t base_len = strlen(base_dir) + 1;
-    struct stat st;
-    int conflict = lstat(path, &st) == 0 && S_ISDIR(st.st_mode);
-    for (char *slash = strchr(path + base_len, '/'); !conflict && slash;
-         slash = strchr(slash + 1, '/')) {
-        *slash = '\0';
-        conflict = lstat(path, &st) == 0 && !S_ISDIR(st.st_mode);
-        *slash = '/';
-    }
-    free(path);
-    return conflict;
-}
-
-int
-mpb__filestore_write_value(const char *owner_dir, const char *sub, const char *key,
-                           const char *value)
-{
-    char *base = mpb__path_join(owner_dir, sub);
-    char *path = mpb__path_join(base, key);
-    int rc = mpb__fs_mkdir_parent(path);
-    if (rc == 0) {
-        rc = mpb__fs_write_atomic(owner_dir, path, value, strlen(value));
-    }
-    free(path);
-    free(base);
-    return rc;
-}
-
-typedef struct value_list {
-    mpb_tag *items;
-    size_t n;
-} value_list;
-
-static int
-collect_value(const char *rel_path, const char *abs_path, void *ctx)
-{
-    value_list *list = ctx;
-    if (mpb__validate_key("tag", rel_path, NULL, 0) < 0) {
-        return 0; /* not a name MLflow could have written: not ours to show */
-    }
-    char *value = NULL;
-    int rc = mpb__fs_read_file(abs_path, VALUE_LIMIT, &value, NULL);
-    if (rc == MPB_ENOENT) {
-        return 0; /* deleted meanwhile */
-    }
-    if (rc < 0) {
-        return rc;
-    }
-    list->items = mpb_realloc(list->items, (list->n + 1) * sizeof *list->items);
-    list->items[list->n].key = mpb_strdup(rel_path);
-    list->items[list->n].value = value;
-    list->n++;
-    return 0;
-}
-
-int
-mpb__filestore_read_values(const char *owner_dir, const char *sub, mpb_tag **out, size_t *out_n)
-{
-    char *dir = mpb__path_join(owner_dir, sub);
-    value_list list = {0};
-    int rc = mpb__fs_walk_files(dir, collect_value, &list);
-    free(dir);
-    if (rc == MPB_ENOENT) {
-        rc = 0;
-    }
-    if (rc < 0) {
-        mpb__tags_free(list.items, list.n);
-        return rc;
-    }
-    *out = list.items;
-    *out_n = list.n;
-    return 0;
-}
-
 /* Calls cb for each complete line "<ts> <value> [<step> [<ds> <digest>]]"; a
  * last line without its newline is a write in progress and is skipped. */
 typedef int (*metric_line_fn)(const mpb_metric *metric, void *ctx);
@@ -283,7 +203,7 @@ check_against_disk(const mpb__filestore_locked_run *run, const mpb_metric *metri
         char *old = NULL;
         if (mpb__filestore_key_conflict(params_dir, params[i].key)) {
             clash = params[i].key;
-        } else if (mpb__fs_read_file(path, VALUE_LIMIT, &old, NULL) == 0) {
+        } else if (mpb__fs_read_file(path, MPB__FILESTORE_VALUE_LIMIT, &old, NULL) == 0) {
             if (strcmp(old, params[i].value) != 0) {
                 rc = mpb__set_error(err, err_len, MPB_EINVAL,
                                     "Changing param values is not allowed. Param with "

@@ -14,129 +14,12 @@
 #include "tracking/text.h"
 #include "tracking/yaml_meta.h"
 
-#define SOURCE_TYPE_LOCAL 4
-
 /* Folder names inside an experiment that are never runs. */
 static int
 is_reserved_experiment_entry(const char *name)
 {
     return name[0] == '.' || strcmp(name, "tags") == 0 || strcmp(name, "datasets") == 0 ||
            strcmp(name, "traces") == 0 || strcmp(name, "models") == 0;
-}
-
-static const char *
-base_name(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    return slash ? slash + 1 : path;
-}
-
-char *
-mpb__filestore_run_dir(const mpb__filestore *fs, const char *run_id)
-{
-    char **dirs = NULL;
-    size_t n = 0;
-    if (mpb__filestore_experiment_dirs(fs, &dirs, &n) < 0) {
-        return NULL;
-    }
-    char *found = NULL;
-    for (size_t i = 0; i < n && found == NULL; i++) {
-        char *run_dir = mpb__path_join(dirs[i], run_id);
-        if (mpb__filestore_has_meta(run_dir)) {
-            found = run_dir;
-        } else {
-            free(run_dir);
-        }
-    }
-    mpb__fs_names_free(dirs, n);
-    return found;
-}
-
-static int
-read_status(const mpb__yaml_map *meta, mpb_run_status *out)
-{
-    int64_t number = 0;
-    int rc = mpb__yaml_map_int(meta, "status", &number);
-    if (rc == 0 && number >= MPB_RUN_RUNNING && number <= MPB_RUN_KILLED) {
-        *out = (mpb_run_status)number;
-        return 0;
-    }
-    /* Be lenient with a status written as its name. */
-    return mpb_run_status_parse(mpb__yaml_map_string(meta, "status"), out);
-}
-
-int
-mpb__filestore_read_run_info(const char *run_dir, mpb_run_info *out, char *err, size_t err_len)
-{
-    memset(out, 0, sizeof *out);
-    char *meta_path = mpb__path_join(run_dir, "meta.yaml");
-    mpb__yaml_map meta;
-    int rc = mpb__filestore_read_meta(meta_path, &meta, err, err_len);
-    if (rc < 0) {
-        free(meta_path);
-        return rc;
-    }
-    const char *run_id = mpb__yaml_map_string(&meta, "run_id");
-    run_id = run_id ? run_id : mpb__yaml_map_string(&meta, "run_uuid");
-    const char *experiment_id = mpb__yaml_map_string(&meta, "experiment_id");
-    char *parent = mpb_strdup(run_dir);
-    *strrchr(parent, '/') = '\0';
-    mpb_run_status status = MPB_RUN_RUNNING;
-    if (run_id == NULL || strcmp(run_id, base_name(run_dir)) != 0 || experiment_id == NULL ||
-        strcmp(experiment_id, base_name(parent)) != 0 || read_status(&meta, &status) < 0) {
-        rc = mpb__set_error(err, err_len, MPB_ESTORE,
-                            "%s is malformed: run_id and experiment_id must match the folders, "
-                            "status must be 1..5",
-                            meta_path);
-        goto out_clear;
-    }
-    const char *user = mpb__yaml_map_string(&meta, "user_id");
-    const char *name = mpb__yaml_map_string(&meta, "run_name");
-    const char *uri = mpb__yaml_map_string(&meta, "artifact_uri");
-    const char *stage = mpb__yaml_map_string(&meta, "lifecycle_stage");
-    out->run_id = mpb_strdup(run_id);
-    out->experiment_id = mpb_strdup(experiment_id);
-    out->user_id = mpb_strdup(user ? user : "");
-    out->run_name = mpb_strdup(name ? name : "");
-    out->artifact_uri = mpb_strdup(uri ? uri : "");
-    out->lifecycle_stage = mpb_strdup(stage ? stage : "active");
-    out->status = status;
-    out->start_time = -1;
-    out->end_time = -1;
-    out->deleted_time = -1;
-    (void)mpb__yaml_map_int(&meta, "start_time", &out->start_time);
-    (void)mpb__yaml_map_int(&meta, "end_time", &out->end_time);
-    (void)mpb__yaml_map_int(&meta, "deleted_time", &out->deleted_time);
-out_clear:
-    free(parent);
-    mpb__yaml_map_clear(&meta);
-    free(meta_path);
-    return rc;
-}
-
-int
-mpb__filestore_write_run_meta(const char *run_dir, const mpb_run_info *info, int creating)
-{
-    mpb__strbuf buf = {0};
-    mpb__yaml_put_string(&buf, "artifact_uri", info->artifact_uri);
-    if (info->deleted_time >= 0 || creating) {
-        mpb__yaml_put_time(&buf, "deleted_time", info->deleted_time);
-    }
-    mpb__yaml_put_time(&buf, "end_time", info->end_time);
-    mpb__yaml_put_string(&buf, "entry_point_name", "");
-    mpb__yaml_put_string(&buf, "experiment_id", info->experiment_id);
-    mpb__yaml_put_string(&buf, "lifecycle_stage", info->lifecycle_stage);
-    mpb__yaml_put_string(&buf, "run_id", info->run_id);
-    mpb__yaml_put_string(&buf, "run_name", info->run_name);
-    mpb__yaml_put_string(&buf, "run_uuid", info->run_id);
-    mpb__yaml_put_string(&buf, "source_name", "");
-    mpb__yaml_put_int(&buf, "source_type", SOURCE_TYPE_LOCAL);
-    mpb__yaml_put_string(&buf, "source_version", "");
-    mpb__yaml_put_time(&buf, "start_time", info->start_time);
-    mpb__yaml_put_int(&buf, "status", info->status);
-    mpb__yaml_put_raw(&buf, "tags", "[]");
-    mpb__yaml_put_string(&buf, "user_id", info->user_id);
-    return mpb__filestore_write_meta(run_dir, &buf);
 }
 
 static int
@@ -162,7 +45,7 @@ mpb__filestore_read_run(const char *run_dir, mpb_run *out, char *err, size_t err
         return mpb__set_error(err, err_len, MPB_ENOTFOUND,
                               "Run '%s' not found: its folder lacks metrics/, params/ or "
                               "artifacts/",
-                              base_name(run_dir));
+                              mpb__filestore_base_name(run_dir));
     }
     int rc = mpb__filestore_read_run_info(run_dir, &out->info, err, err_len);
     if (rc < 0) {
@@ -270,58 +153,6 @@ out_unlock:
     free(run_dir);
     free(exp_dir);
     mpb__fs_unlock(lock);
-    return rc;
-}
-
-void
-mpb__filestore_unlock_run(mpb__filestore_locked_run *run)
-{
-    mpb__run_info_clear(&run->info);
-    mpb__fs_unlock(run->lock);
-    free(run->dir);
-    run->dir = NULL;
-    run->lock = -1;
-}
-
-static int
-lock_run_once(mpb__filestore *fs, const char *run_id, mpb__filestore_locked_run *out, char *err,
-              size_t err_len)
-{
-    memset(out, 0, sizeof *out);
-    out->lock = -1;
-    out->dir = mpb__filestore_run_dir(fs, run_id);
-    if (out->dir == NULL) {
-        return mpb__set_error(err, err_len, MPB_ENOTFOUND, "Run '%s' not found", run_id);
-    }
-    int rc = mpb__fs_lock(out->dir, 0, &out->lock);
-    if (rc == 0) {
-        rc = mpb__filestore_read_run_info(out->dir, &out->info, err, err_len);
-    } else if (rc == MPB_ENOENT) {
-        rc = mpb__set_error(err, err_len, MPB_ENOTFOUND, "Run '%s' not found", run_id);
-    } else {
-        rc = mpb__set_error(err, err_len, rc, "cannot lock run %s: %s", out->dir, mpb_strerror(rc));
-    }
-    if (rc < 0) {
-        mpb__filestore_unlock_run(out);
-    }
-    return rc;
-}
-
-int
-mpb__filestore_lock_run(mpb__filestore *fs, const char *run_id, int must_be_active,
-                        mpb__filestore_locked_run *out, char *err, size_t err_len)
-{
-    int rc = lock_run_once(fs, run_id, out, err, err_len);
-    /* Another look or two: the experiment may have just moved to or from .trash. */
-    for (int attempt = 0; attempt < 2 && rc == MPB_ENOTFOUND; attempt++) {
-        rc = lock_run_once(fs, run_id, out, err, err_len);
-    }
-    if (rc == 0 && must_be_active && strcmp(out->info.lifecycle_stage, "active") != 0) {
-        rc = mpb__set_error(err, err_len, MPB_EINVAL,
-                            "The run %s must be in the 'active' state. Current state is %s.",
-                            run_id, out->info.lifecycle_stage);
-        mpb__filestore_unlock_run(out);
-    }
     return rc;
 }
 
