@@ -103,6 +103,13 @@ find_matrix(mpb_batch *batch)
         }
     }
     batch->row_bytes = row;
+    if (row == 0) {
+        /* items of no bytes: a matrix of empty rows, which has no bytes to
+         * point at but must not read as "no matrix" */
+        static const unsigned char no_bytes[1];
+        batch->matrix = no_bytes;
+        return;
+    }
     if (contiguous) {
         batch->matrix = first;
         return;
@@ -164,7 +171,9 @@ mpb_batch_set_value(mpb_batch *batch, size_t index, const void *data, size_t len
         return MPB_ELIMIT;
     }
     void *copy = mpb_batch_value_buffer(batch, index, len);
-    memcpy(copy, data, len);
+    if (len > 0) { /* data may be NULL for an empty value */
+        memcpy(copy, data, len);
+    }
     return 0;
 }
 
@@ -177,7 +186,10 @@ mpb_batch_output_matrix(mpb_batch *batch, size_t row_bytes)
     batch->output_matrix = mpb__arena_alloc(&batch->arena, row_bytes * batch->count);
     batch->output_row_bytes = row_bytes;
     for (size_t i = 0; i < batch->count; i++) {
-        mpb_batch_set_value_borrowed(batch, i, batch->output_matrix + i * row_bytes, row_bytes);
+        if (batch->results[i].outcome != MPB_OUTCOME_ERROR) { /* an error set before stays */
+            mpb_batch_set_value_borrowed(batch, i, batch->output_matrix + i * row_bytes,
+                                         row_bytes);
+        }
     }
     return batch->output_matrix;
 }

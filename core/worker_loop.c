@@ -109,7 +109,13 @@ enqueue_item(worker *w, const mpb__wire_item *item, int64_t now)
         add_early_error(w, item->id, "ItemTooLarge", message);
         return;
     }
-    int64_t deadline = item->budget_us ? now + (int64_t)item->budget_us * 1000 : 0;
+    /* a budget past what int64 nanoseconds hold is as good as none */
+    int64_t deadline = 0;
+    if (item->budget_us != 0) {
+        deadline = item->budget_us < (uint64_t)(INT64_MAX - now) / 1000
+                       ? now + (int64_t)item->budget_us * 1000
+                       : INT64_MAX;
+    }
     const void *data = item->data;
     if (item->in_shm) {
         /* the coordinator keeps these bytes until it has the item's result */
@@ -136,6 +142,8 @@ enqueue_item(worker *w, const mpb__wire_item *item, int64_t now)
     const mpb__batch_result *r = &w->prep.results[0];
     if (r->outcome == MPB_OUTCOME_ERROR) {
         add_early_error(w, item->id, r->type, r->message);
+    } else if (w->prep.fail_type != NULL) { /* mpb_batch_fail: the item's error */
+        add_early_error(w, item->id, w->prep.fail_type, w->prep.fail_message);
     } else if (rc != 0) {
         char message[64];
         snprintf(message, sizeof message, "preprocess() failed with status %d", rc);
@@ -398,8 +406,11 @@ flush_results(worker *w)
 
 /* A batch's results wait to travel with the next batches' while more items
  * are queued (one message instead of many), but never longer than
- * RESULTS_HOLD_NS, never past RESULTS_HOLD_MAX items or bytes, and never
- * half of the worker's credit. */
+ * RESULTS_HOLD_NS (counting the next call, as long as calls take now), never
+ * past RESULTS_HOLD_MAX items or bytes, and never half of the worker's
+ * credit. Held across a slow call, results would leave the coordinator
+ * without news for two calls, and its batch_timeout_ms would take a
+ * healthy worker for a hung one. */
 #define RESULTS_HOLD_NS (500 * 1000)
 #define RESULTS_HOLD_MAX 1024
 #define RESULTS_HOLD_BYTES ((size_t)1 << 20)
@@ -429,7 +440,7 @@ queue_batch_results(worker *w, size_t n, const mpb_batch_telemetry *t, int64_t n
     uint32_t hold_max = w->capacity / 2 < RESULTS_HOLD_MAX ? w->capacity / 2 : RESULTS_HOLD_MAX;
     if (w->queue.count == 0 || w->n_pending >= hold_max ||
         w->pending.sbuf.size >= RESULTS_HOLD_BYTES ||
-        now - w->pending_since_ns >= RESULTS_HOLD_NS) {
+        now - w->pending_since_ns + w->compute_ns >= RESULTS_HOLD_NS) {
         flush_results(w);
     }
 }
@@ -548,6 +559,9 @@ mpb__worker_serve(worker *w, char *err, size_t err_len)
 {
     int64_t heartbeat_ns =
         (w->cfg->heartbeat_ms ? w->cfg->heartbeat_ms : MPB_DEFAULT_HEARTBEAT_MS) * 1000000;
+    /* the coordinator's silence counts from READY: the plugin's init may
+     * take longer than coordinator_timeout_ms */
+    w->last_recv_ns = mpb_now_ns();
     for (;;) {
         drain_queue(w);
         if (w->stopping) {

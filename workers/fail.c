@@ -18,6 +18,7 @@ typedef struct fail_state {
     const char *unset;
     const char *batch;
     const char *preprocess;
+    const char *preprocess_fail;
     const char *crash;
     const char *exit_now;
     const char *hang;
@@ -43,6 +44,12 @@ fail_init(const mpb_worker_info *info, const mpb_options *options, void **state,
         err[err_len - 1] = '\0';
         return -1;
     }
+    long long init_ms = 0;
+    mpb_options_get_int(options, "init_ms", 0, &init_ms);
+    if (init_ms > 0) { /* a model that takes long to load */
+        struct timespec ts = {init_ms / 1000, (init_ms % 1000) * 1000000};
+        nanosleep(&ts, NULL);
+    }
     fail_state *st = calloc(1, sizeof *st);
     if (st == NULL) {
         return -1;
@@ -51,6 +58,7 @@ fail_init(const mpb_worker_info *info, const mpb_options *options, void **state,
     st->unset = mpb_options_get(options, "unset_prefix");
     st->batch = mpb_options_get(options, "batch_prefix");
     st->preprocess = mpb_options_get(options, "preprocess_prefix");
+    st->preprocess_fail = mpb_options_get(options, "preprocess_fail_prefix");
     st->crash = mpb_options_get(options, "crash_prefix");
     st->exit_now = mpb_options_get(options, "exit_prefix");
     st->hang = mpb_options_get(options, "hang_prefix");
@@ -68,6 +76,10 @@ fail_preprocess(void *state, mpb_batch *item)
     if (starts_with(data, len, st->preprocess)) {
         mpb_batch_set_error(item, 0, "PreprocessError", "preprocess rejected '%.*s'",
                             (int)(len < 32 ? len : 32), (const char *)data);
+    }
+    if (starts_with(data, len, st->preprocess_fail)) {
+        mpb_batch_fail(item, "DecodeError", "preprocess cannot decode '%.*s'",
+                       (int)(len < 32 ? len : 32), (const char *)data);
     }
     return 0;
 }
@@ -123,11 +135,14 @@ static const mpb_option_def fail_options[] = {
      "the whole batch holding such an item fails (BatchError)"},
     {"preprocess_prefix", MPB_OPTION_STRING, NULL,
      "preprocess() fails these items (PreprocessError)"},
+    {"preprocess_fail_prefix", MPB_OPTION_STRING, NULL,
+     "preprocess() fails these with mpb_batch_fail (DecodeError)"},
     {"crash_prefix", MPB_OPTION_STRING, NULL, "the worker aborts on these items (a crash)"},
     {"exit_prefix", MPB_OPTION_STRING, NULL, "the worker process exits with status 3"},
     {"hang_prefix", MPB_OPTION_STRING, NULL, "call() sleeps hang_ms before answering"},
     {"hang_ms", MPB_OPTION_INT, "60000", "how long hang_prefix items hang, in milliseconds"},
     {"init_fail", MPB_OPTION_BOOL, "false", "init() fails with a message"},
+    {"init_ms", MPB_OPTION_INT, "0", "init() takes this long first, in milliseconds"},
     {0},
 };
 

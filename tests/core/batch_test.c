@@ -129,6 +129,44 @@ output_matrix_rows_become_values(void **state)
 }
 
 static void
+an_error_set_before_the_output_matrix_stays(void **state)
+{
+    mpb_batch b;
+    mpb__batch_init(&b, 1024);
+    for (int i = 0; i < 3; i++) {
+        mpb__batch_add(&b, "in", 2);
+    }
+    mpb_batch_set_error(&b, 0, "Skip", "checked first");
+    char *out = mpb_batch_output_matrix(&b, 4);
+    memcpy(out, "row0row1row2", 12);
+    assert_int_equal(mpb__batch_settle(&b, 0), 1);
+    assert_int_equal(b.results[0].outcome, MPB_OUTCOME_ERROR);
+    assert_string_equal(b.results[0].type, "Skip");
+    assert_int_equal(b.results[1].outcome, MPB_OUTCOME_VALUE);
+    assert_memory_equal(b.results[2].data, "row2", 4);
+    mpb__batch_free(&b);
+}
+
+static void
+empty_items_make_a_matrix_of_empty_rows(void **state)
+{
+    /* items of no bytes may come with no data pointer (a queue that never
+     * held a byte): still a matrix, of rows of 0 bytes */
+    mpb_batch b;
+    mpb__batch_init(&b, 1024);
+    mpb__batch_add(&b, NULL, 0);
+    mpb__batch_add(&b, NULL, 0);
+    size_t row_bytes = 99;
+    assert_non_null(mpb_batch_matrix(&b, &row_bytes));
+    assert_int_equal(row_bytes, 0);
+    /* an empty value may be given as NULL */
+    assert_int_equal(mpb_batch_set_value(&b, 0, NULL, 0), 0);
+    assert_int_equal(b.results[0].outcome, MPB_OUTCOME_VALUE);
+    assert_int_equal(b.results[0].len, 0);
+    mpb__batch_free(&b);
+}
+
+static void
 value_buffers_stay_put(void **state)
 {
     mpb_batch b;
@@ -159,6 +197,8 @@ main(void)
         cmocka_unit_test(values_errors_and_settle),
         cmocka_unit_test(failed_call_fails_items_without_errors),
         cmocka_unit_test(output_matrix_rows_become_values),
+        cmocka_unit_test(an_error_set_before_the_output_matrix_stays),
+        cmocka_unit_test(empty_items_make_a_matrix_of_empty_rows),
         cmocka_unit_test(value_buffers_stay_put),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

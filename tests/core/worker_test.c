@@ -360,6 +360,99 @@ silent_coordinator_makes_the_worker_leave(void **state)
     fake_stop(&f);
 }
 
+static void
+one_batch_per_message(const mpb_batch_telemetry *t, void *ctx)
+{
+    (void)t;
+    (*(int *)ctx)++;
+}
+
+static void
+expect_a_value(const mpb__wire_result *r, void *ctx)
+{
+    (void)ctx;
+    assert_false(r->is_error);
+}
+
+static void
+slow_batches_send_their_results_at_once(void **state)
+{
+    /* results wait for the next batch's only while calls are quick: held
+     * across a 150 ms call, the coordinator would hear nothing for two
+     * calls and take a healthy worker for a hung one */
+    fake f;
+    const char *extra[] = {"--plugin=sleep",
+                           "--option=batch_cost_us=150000",
+                           "--option=item_cost_us=0",
+                           "--batch-size=1",
+                           "--batch-wait-us=0",
+                           NULL};
+    fake_start(&f, extra);
+    assert_int_equal(fake_recv(&f), 0);
+    mpb__wire_pack_items_begin(&f.buf, 3);
+    for (uint64_t i = 0; i < 3; i++) {
+        mpb__wire_pack_item(&f.buf, i, 0, &i, sizeof i);
+    }
+    fake_send(&f);
+    for (int m = 0; m < 3; m++) {
+        mpb_batch_telemetry tel[3];
+        assert_int_equal(fake_recv_results(&f, tel, 3), 1); /* one batch per message */
+        assert_int_equal(f.frame.u.list.count, 1);
+    }
+    fake_shutdown(&f);
+}
+
+static void
+a_slow_init_is_not_coordinator_silence(void **state)
+{
+    /* init takes 600 ms, twice the coordinator timeout: the silence counts
+     * from READY, so the item sent right after it is served */
+    fake f;
+    const char *extra[] = {"--plugin=fail", "--option=init_ms=600",
+                           "--coordinator-timeout-ms=300", NULL};
+    fake_start(&f, extra);
+    assert_int_equal(fake_recv(&f), 0);
+    assert_int_equal(f.frame.type, MPB_FRAME_READY);
+    mpb__wire_pack_items_begin(&f.buf, 1);
+    mpb__wire_pack_item(&f.buf, 1, 0, "x", 1);
+    fake_send(&f);
+    int batches = 0;
+    fake_collect(&f, 1, expect_a_value, one_batch_per_message, &batches);
+    assert_int_equal(batches, 1);
+    fake_shutdown(&f);
+}
+
+static void
+check_decode_error(const mpb__wire_result *r, void *ctx)
+{
+    (void)ctx;
+    if (r->id == 1) {
+        assert_true(r->is_error);
+        assert_int_equal(r->type.len, strlen("DecodeError"));
+        assert_memory_equal(r->type.ptr, "DecodeError", r->type.len);
+    } else {
+        assert_false(r->is_error);
+    }
+}
+
+static void
+preprocess_may_fail_its_item_with_batch_fail(void **state)
+{
+    fake f;
+    const char *extra[] = {"--plugin=fail", "--option=preprocess_fail_prefix=bad",
+                           "--batch-wait-us=0", NULL};
+    fake_start(&f, extra);
+    assert_int_equal(fake_recv(&f), 0);
+    /* item 3's budget is past what int64 nanoseconds hold: no deadline */
+    mpb__wire_pack_items_begin(&f.buf, 3);
+    mpb__wire_pack_item(&f.buf, 1, 0, "bad", 3);
+    mpb__wire_pack_item(&f.buf, 2, 0, "good", 4);
+    mpb__wire_pack_item(&f.buf, 3, UINT64_MAX, "huge budget", 11);
+    fake_send(&f);
+    fake_collect(&f, 3, check_decode_error, NULL, NULL);
+    fake_shutdown(&f);
+}
+
 int
 main(void)
 {
@@ -370,6 +463,9 @@ main(void)
         cmocka_unit_test(item_past_its_budget_is_not_computed),
         cmocka_unit_test(init_failure_is_reported_before_exit),
         cmocka_unit_test(silent_coordinator_makes_the_worker_leave),
+        cmocka_unit_test(slow_batches_send_their_results_at_once),
+        cmocka_unit_test(a_slow_init_is_not_coordinator_silence),
+        cmocka_unit_test(preprocess_may_fail_its_item_with_batch_fail),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
