@@ -129,6 +129,25 @@ gather(http_request *rq, int arrays, size_t n_outputs, size_t o, mpb__kserve_ite
     return 0;
 }
 
+/* Whether the target answers each item with an array (one member per
+ * output): its result comes from an ensemble, at the end of a sequential
+ * or in a switch's members. Read from the tree, so a request of no items
+ * gets the same outputs as one with items. */
+static int
+answers_in_arrays(const mpb_servlet *s)
+{
+    for (;;) {
+        if (strcmp(s->ops->kind, "ensemble") == 0) {
+            return 1;
+        }
+        if (s->n_members == 0) {
+            return 0;
+        }
+        s = strcmp(s->ops->kind, "sequential") == 0 ? s->members[s->n_members - 1]
+                                                    : s->members[0];
+    }
+}
+
 static void
 build_answer(http_request *rq)
 {
@@ -138,8 +157,11 @@ build_answer(http_request *rq)
     const mpb_tensor_def *inputs = NULL;
     const mpb_tensor_def *declared = NULL;
     rq->target->ops->tensors(rq->target, &inputs, &declared);
-    int arrays = rq->n_items > 0 && mpb_result_is_array(rq->results[0]);
-    size_t n_outputs = arrays ? mpb_result_member_count(rq->results[0]) : 1;
+    int arrays = rq->n_items > 0 ? mpb_result_is_array(rq->results[0])
+                                  : answers_in_arrays(rq->target);
+    size_t n_outputs = !arrays          ? 1
+                       : rq->n_items > 0 ? mpb_result_member_count(rq->results[0])
+                                         : count_declared(declared);
     /* declarations describe these outputs only when they count as many */
     if (count_declared(declared) != n_outputs) {
         declared = NULL;
@@ -261,6 +283,13 @@ readiness(int ready, const char *key)
     return mpb_asprintf("{\"%s\": %s}", key, ready ? "true" : "false");
 }
 
+/* GET, or HEAD (the same answer; the library leaves out the body). */
+static int
+reads(const char *method)
+{
+    return strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+}
+
 static enum MHD_Result
 model_route(http_frontend *fe, http_request *rq, const char *rest, const char *method)
 {
@@ -281,15 +310,16 @@ model_route(http_frontend *fe, http_request *rq, const char *rest, const char *m
                                        "no model '%s' (models are servlet paths such as %s)", path,
                                        mpb__server_root(fe->server)->name);
     }
-    int post = strcmp(method, "POST") == 0;
     if (strcmp(action, "infer") == 0) {
-        return post ? start_infer(fe, rq, target, path)
-                    : mpb__http_respond_error(rq->conn, MHD_HTTP_METHOD_NOT_ALLOWED,
-                                              "infer takes POST");
+        return strcmp(method, "POST") == 0
+                   ? start_infer(fe, rq, target, path)
+                   : mpb__http_respond_error(rq->conn, MHD_HTTP_METHOD_NOT_ALLOWED,
+                                             "infer takes POST");
     }
-    if (post) {
+    if (!reads(method)) {
         return mpb__http_respond_error(rq->conn, MHD_HTTP_METHOD_NOT_ALLOWED,
-                                       "POST goes to /v2/models/%s/infer", path);
+                                       "%s: /v2/models/%s%s%s takes GET (POST goes to infer)",
+                                       method, path, action[0] ? "/" : "", action);
     }
     if (strcmp(action, "ready") == 0) {
         int ready = !fe->closing && target->ops->ready(target);
@@ -306,7 +336,7 @@ model_route(http_frontend *fe, http_request *rq, const char *rest, const char *m
 enum MHD_Result
 mpb__http_route(http_frontend *fe, http_request *rq, const char *url, const char *method)
 {
-    int get = strcmp(method, "GET") == 0;
+    int get = reads(method);
     if (strcmp(url, "/metrics") == 0) {
         return get ? mpb__http_respond_text(rq->conn, MHD_HTTP_OK, mpb__prometheus_text(fe->server),
                                             MPB_PROMETHEUS_CONTENT_TYPE)
@@ -321,9 +351,11 @@ mpb__http_route(http_frontend *fe, http_request *rq, const char *url, const char
     if (strncmp(url, "/v2/models/", 11) == 0) {
         return model_route(fe, rq, url + 11, method);
     }
-    if (!get) {
+    int known = strcmp(url, "/v2") == 0 || strcmp(url, "/v2/") == 0 ||
+                strcmp(url, "/v2/health/live") == 0 || strcmp(url, "/v2/health/ready") == 0;
+    if (known && !get) {
         return mpb__http_respond_error(rq->conn, MHD_HTTP_METHOD_NOT_ALLOWED,
-                                       "%s %s: only infer takes POST", method, url);
+                                       "%s %s: takes GET (only infer takes POST)", method, url);
     }
     if (strcmp(url, "/v2") == 0 || strcmp(url, "/v2/") == 0) {
         return mpb__http_respond(rq->conn, MHD_HTTP_OK, mpb__kserve_server_metadata());

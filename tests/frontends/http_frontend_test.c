@@ -67,6 +67,20 @@ health_and_metadata(void **state)
     expect(s.address, "GET", "/v3/anything", NULL, 404, "no endpoint");
     expect(s.address, "GET", "/v2/models/pipeline/infer", NULL, 405, "POST");
     expect(s.address, "DELETE", "/v2", NULL, 405, "only infer takes POST");
+    /* a model's metadata and readiness take GET (or HEAD) only */
+    expect(s.address, "DELETE", "/v2/models/pipeline", NULL, 405, "takes GET");
+    expect(s.address, "PUT", "/v2/models/pipeline/ready", NULL, 405, "takes GET");
+    expect(s.address, "POST", "/v2/models/pipeline", NULL, 405, "POST goes to infer");
+    /* no such endpoint is a 404 whatever the method */
+    expect(s.address, "POST", "/v2/health/nothing", NULL, 404, "no endpoint");
+    const char *heads[] = {"/v2/health/live", "/v2/models/pipeline", "/metrics"};
+    for (size_t i = 0; i < 3; i++) {
+        http_reply r = http(s.address, "HEAD", heads[i], NULL);
+        if (r.status != 200 || r.body[0] != '\0') {
+            fail_msg("HEAD %s: %d '%s'", heads[i], r.status, r.body);
+        }
+        free(r.body);
+    }
     mpb_server_destroy(&s.server);
 
     /* a plugin's declared tensors are the model's metadata */
@@ -117,6 +131,20 @@ infer_through_the_tree(void **state)
     cJSON *b = cJSON_GetArrayItem(outputs, 1);
     assert_string_equal(cJSON_GetObjectItem(b, "name")->valuestring, "b");
     assert_string_equal(cJSON_GetArrayItem(cJSON_GetObjectItem(b, "data"), 1)->valuestring, "yo|b");
+    cJSON_Delete(json);
+    free(r.body);
+    /* no items: still one output per member, each of shape [0] */
+    r = http(s.address, "POST", "/v2/models/pipeline/infer",
+             "{\"inputs\": [{\"name\": \"t\", \"shape\": [0], \"datatype\": \"BYTES\", "
+             "\"data\": []}], \"outputs\": [{\"name\": \"b\"}]}");
+    assert_int_equal(r.status, 200);
+    json = cJSON_Parse(r.body);
+    outputs = cJSON_GetObjectItem(json, "outputs");
+    assert_int_equal(cJSON_GetArraySize(outputs), 1);
+    b = cJSON_GetArrayItem(outputs, 0);
+    assert_string_equal(cJSON_GetObjectItem(b, "name")->valuestring, "b");
+    assert_int_equal(cJSON_GetArrayItem(cJSON_GetObjectItem(b, "shape"), 0)->valueint, 0);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(b, "data")), 0);
     cJSON_Delete(json);
     free(r.body);
     mpb_server_destroy(&s.server);
