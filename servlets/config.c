@@ -17,6 +17,7 @@
 
 #include <yaml.h>
 
+#include "core/options.h"
 #include "core/util.h"
 #include "mpbatch/config.h"
 #include "mpbatch/error.h"
@@ -50,6 +51,34 @@ remember_list(parse_ctx *ctx, const char *path, const yaml_node_t *list)
     }
     mpb__config_remember(ctx->config, path, joined);
     free(joined);
+    return 0;
+}
+
+/* tracking.items and log_payloads are booleans (kept as "true" or
+ * "false" in *text), interval_ms a period up to an hour, the item counts
+ * and payload_max counts: checked here, where the error has a position. */
+static int
+check_tracking_field(parse_ctx *ctx, const char *path, const yaml_node_t *value,
+                     const char **text)
+{
+    if (strncmp(path, "tracking.", 9) != 0) {
+        return 0;
+    }
+    const char *field = path + 9;
+    long long n;
+    if (strcmp(field, "items") == 0 || strcmp(field, "log_payloads") == 0) {
+        int flag;
+        if (mpb__parse_bool(*text, &flag) != 0) {
+            return mpb__config_fail_at(ctx, value, "%s must be true or false (got '%s')", path,
+                                       *text);
+        }
+        *text = flag ? "true" : "false";
+    } else if (strcmp(field, "interval_ms") == 0) {
+        return mpb__config_integer(ctx, value, path, 1, 3600000, &n);
+    } else if (strcmp(field, "items_first") == 0 || strcmp(field, "items_every") == 0 ||
+               strcmp(field, "items_max") == 0 || strcmp(field, "payload_max") == 0) {
+        return mpb__config_integer(ctx, value, path, 0, LLONG_MAX, &n);
+    }
     return 0;
 }
 
@@ -91,7 +120,11 @@ parse_flat_section(parse_ctx *ctx, const char *section, const yaml_node_t *node,
         if (mpb__config_scalar(value) == NULL) {
             return mpb__config_fail_at(ctx, value, "%s.%s must be a single value", section, name);
         }
-        mpb__config_remember(ctx->config, path, mpb__config_scalar(value));
+        const char *text = mpb__config_scalar(value);
+        if (check_tracking_field(ctx, path, value, &text) != 0) {
+            return MPB_ECONFIG;
+        }
+        mpb__config_remember(ctx->config, path, text);
         long long n;
         if (strcmp(path, "server.capacity") == 0) {
             if (mpb__config_integer(ctx, value, path, 1, 1 << 22, &n) != 0) {
@@ -99,7 +132,6 @@ parse_flat_section(parse_ctx *ctx, const char *section, const yaml_node_t *node,
             }
             ctx->config->server.capacity = (size_t)n;
         } else if (strcmp(path, "server.overload") == 0) {
-            const char *text = mpb__config_scalar(value);
             if (strcmp(text, "block") != 0 && strcmp(text, "reject") != 0) {
                 return mpb__config_fail_at(
                     ctx, value, "server.overload must be block or reject (got '%s')", text);
@@ -185,6 +217,29 @@ parse_root(parse_ctx *ctx, const yaml_node_t *root)
     return 0;
 }
 
+/* A config is one YAML document: a second one (after `---`) would be
+ * dropped without a word, so it is an error at its start. */
+static int
+check_single_document(yaml_parser_t *parser, const char *name, char *err, size_t err_len)
+{
+    yaml_document_t next;
+    if (!yaml_parser_load(parser, &next)) {
+        return mpb__set_error(err, err_len, MPB_ECONFIG, "%s:%zu:%zu: YAML error: %s", name,
+                              parser->problem_mark.line + 1, parser->problem_mark.column + 1,
+                              parser->problem ? parser->problem : "unreadable");
+    }
+    const yaml_node_t *root = yaml_document_get_root_node(&next);
+    int rc = 0;
+    if (root != NULL) {
+        rc = mpb__set_error(err, err_len, MPB_ECONFIG,
+                            "%s:%zu:%zu: a second YAML document: a config file holds one (split "
+                            "the file at its '---')",
+                            name, next.start_mark.line + 1, next.start_mark.column + 1);
+    }
+    yaml_document_delete(&next);
+    return rc;
+}
+
 void
 mpb_config_destroy(mpb_config **config_p)
 {
@@ -225,6 +280,9 @@ mpb_config_parse(const char *text, size_t len, const char *name, mpb_config **ou
     parse_ctx ctx = {name, &doc, config, err, err_len};
     int rc = parse_root(&ctx, yaml_document_get_root_node(&doc));
     yaml_document_delete(&doc);
+    if (rc == 0) {
+        rc = check_single_document(&parser, name, err, err_len);
+    }
     yaml_parser_delete(&parser);
     if (rc != 0) {
         mpb_config_destroy(&config);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/affinity.h"
 #include "core/util.h"
 #include "mpbatch/error.h"
 #include "mpbatch/worker.h"
@@ -25,12 +26,31 @@ mpb__config_take_string(parse_ctx *ctx, const yaml_node_t *node, const char *fie
     return mpb_strdup(text);
 }
 
+/* One CPU list of cpus:, checked here (syntax, and that this machine lets
+ * the process use those CPUs) so that the error has its position. */
+static int
+check_cpu_list(parse_ctx *ctx, const yaml_node_t *node, const char *field, const char *text)
+{
+    char why[256];
+    if (mpb__affinity_check(text, why, sizeof why) != 0) {
+        return mpb__config_fail_at(ctx, node, "%s: %s", field, why);
+    }
+    return 0;
+}
+
 /* cpus: auto | none | "0-1" (one worker) | [0, 1] | ["0-1", "2-3"] */
 static int
 parse_cpus(parse_ctx *ctx, const yaml_node_t *node, const char *field, servlet_spec *spec)
 {
     if (node->type == YAML_SCALAR_NODE) {
-        spec->pool.cpus = mpb_strdup(mpb__config_scalar(node));
+        const char *text = mpb__config_scalar(node);
+        if (strcmp(text, "auto") != 0 && strcmp(text, "none") != 0) {
+            int rc = check_cpu_list(ctx, node, field, text);
+            if (rc != 0) {
+                return rc;
+            }
+        }
+        spec->pool.cpus = mpb_strdup(text);
         return 0;
     }
     if (node->type != YAML_SEQUENCE_NODE) {
@@ -46,6 +66,11 @@ parse_cpus(parse_ctx *ctx, const yaml_node_t *node, const char *field, servlet_s
             free(joined);
             return mpb__config_fail_at(ctx, item,
                                        "%s entries must be CPU lists such as 0 or \"2-3\"", field);
+        }
+        int rc = check_cpu_list(ctx, item, field, text);
+        if (rc != 0) {
+            free(joined);
+            return rc;
         }
         char *longer = mpb_asprintf("%s%s%s", joined, *joined ? ";" : "", text);
         free(joined);
@@ -145,6 +170,10 @@ mpb__config_parse_pool_field(parse_ctx *ctx, const char *key, const yaml_node_t 
     mpb_pool_config *pool = &spec->pool;
     if (strcmp(key, "plugin") == 0) {
         pool->plugin = mpb__config_take_string(ctx, value, field, &rc);
+        if (rc == 0 && pool->plugin[0] == '\0') {
+            rc = mpb__config_fail_at(ctx, value, "%s must name a plugin (mpb plugins lists them)",
+                                     field);
+        }
     } else if (strcmp(key, "bind") == 0) {
         pool->bind = mpb__config_take_string(ctx, value, field, &rc);
     } else if (strcmp(key, "worker_exe") == 0) {

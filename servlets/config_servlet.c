@@ -338,6 +338,19 @@ check_spec(parse_ctx *ctx, const yaml_node_t *node, const char *path, servlet_sp
     if (rc == 0 && spec->route_by != NULL && spec->router != NULL) {
         rc = mpb__config_fail_at(ctx, node, "%s takes route_by: or router:, not both", path);
     }
+    /* fields of the other way of routing would be ignored: refuse them */
+    const yaml_node_t *stray = NULL;
+    if (rc == 0 && spec->router != NULL &&
+        (stray = field_node(ctx, node, "routes", NULL)) != NULL) {
+        rc = mpb__config_fail_at(ctx, stray, "%s.routes goes with route_by:, not router: (the "
+                                             "router picks the member)",
+                                 path);
+    }
+    if (rc == 0 && spec->route_by != NULL &&
+        (stray = field_node(ctx, node, "router_options", NULL)) != NULL) {
+        rc = mpb__config_fail_at(ctx, stray, "%s.router_options goes with router:, not route_by:",
+                                 path);
+    }
     return rc;
 }
 

@@ -23,8 +23,8 @@ mpb__config_fail_at(parse_ctx *ctx, const yaml_node_t *node, const char *fmt, ..
     vsnprintf(message, sizeof message, fmt, args);
     va_end(args);
     return mpb__set_error(ctx->err, ctx->err_len, MPB_ECONFIG, "%s:%zu:%zu: %s", ctx->name,
-                          node ? node->start_mark.line + 1 : 0,
-                          node ? node->start_mark.column + 1 : 0, message);
+                          node ? node->start_mark.line + 1 : 1, /* no node: an empty file */
+                          node ? node->start_mark.column + 1 : 1, message);
 }
 
 const char *

@@ -257,7 +257,12 @@ mpb_cmd_run(int argc, char **argv)
             return 2;
         }
     }
-    if (config_path == NULL) {
+    if (config_path == NULL || optind < argc) {
+        if (optind < argc) {
+            fprintf(stderr, "mpb run: unexpected argument '%s' (input comes from --input or "
+                            "standard input)\n",
+                    argv[optind]);
+        }
         usage(stderr);
         return 2;
     }
@@ -307,7 +312,9 @@ mpb_cmd_run(int argc, char **argv)
     mpb_stream_options stream = {.return_exceptions = !stop_on_error, .input_ready = input_ready};
     int rc = mpb_server_stream(io.server, next_line, write_output, &io, &stream);
     fflush(io.out);
-    check_output(&io);
+    if (check_output(&io) != 0 && rc == 0) {
+        rc = MPB_EIO; /* the last writes failed when flushed: say so */
+    }
     mpb_server_stop(io.server);
     status = print_summary(&io, rc);
     if (tracker != NULL) {

@@ -82,12 +82,17 @@ mpb__line_input_ready(void *ctx, int *wait_fd)
     return 0;
 }
 
-/* Parses a JSON array of numbers into input->vector; 0 or MPB_EINVAL. */
+/* Parses a line of len bytes, a JSON array of numbers and nothing after
+ * it but blanks, into input->vector; 0 or MPB_EINVAL. */
 static int
-parse_f32(mpb__line_input *input, const char *line, size_t *count)
+parse_f32(mpb__line_input *input, const char *line, size_t len, size_t *count)
 {
-    cJSON *json = cJSON_Parse(line);
-    if (json == NULL || !cJSON_IsArray(json)) {
+    const char *end = NULL;
+    cJSON *json = cJSON_ParseWithLengthOpts(line, len, &end, 0);
+    while (json != NULL && end < line + len && (*end == ' ' || *end == '\t')) {
+        end++;
+    }
+    if (json == NULL || !cJSON_IsArray(json) || end != line + len) {
         cJSON_Delete(json);
         return MPB_EINVAL;
     }
@@ -159,7 +164,7 @@ mpb__line_input_next(void *ctx, const void **data, size_t *len)
         return 1;
     }
     size_t count = 0;
-    if (parse_f32(input, line, &count) != 0) {
+    if (parse_f32(input, line, n, &count) != 0) {
         snprintf(input->bad_input, sizeof input->bad_input,
                  "input line %llu is not a JSON array of numbers (format f32)",
                  (unsigned long long)input->read);

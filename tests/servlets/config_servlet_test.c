@@ -220,6 +220,13 @@ bad_trees_point_at_the_node(void **state)
     assert_config_error("servlet:\n  kind: switch\n  route_by: k\n  router: r\n"
                         "  members: [{plugin: a}]\n",
                         "t.yaml:2:3: servlet takes route_by: or router:, not both");
+    /* the other way of routing's fields would be ignored */
+    assert_config_error("servlet:\n  kind: switch\n  router: r\n  routes: {x: a}\n"
+                        "  members: [{plugin: a}]\n",
+                        "t.yaml:4:11: servlet.routes goes with route_by:, not router:");
+    assert_config_error("servlet:\n  kind: switch\n  route_by: k\n  router_options: {t: 1}\n"
+                        "  members: [{plugin: a}]\n",
+                        "t.yaml:4:19: servlet.router_options goes with router:, not route_by:");
     assert_config_error("servlet:\n  kind: switch\n  route_by: k\n  routes: {x: b}\n"
                         "  members: [{plugin: a}]\n",
                         "t.yaml:4:15: servlet.routes names no member 'b' (members: a)");

@@ -75,6 +75,36 @@ bad_configs_point_at_the_problem(void **state)
                         "servlet.batch_size must be at most 1048576");
     assert_config_error("servlet:\n  plugin: mlp\nserver:\n  stop_timeout_ms: 99999999999\n",
                         "server.stop_timeout_ms must be at most 2147483647");
+    /* found when the file is read, with a position, not when workers start */
+    assert_config_error("servlet:\n  plugin: \"\"\n", "t.yaml:2:11: servlet.plugin must name a plugin");
+    assert_config_error("servlet:\n  plugin: mlp\n  cpus: banana\n",
+                        "t.yaml:3:9: servlet.cpus: cpus 'banana' is not a CPU list");
+    assert_config_error("servlet:\n  plugin: mlp\n  cpus: [0, nine]\n",
+                        "t.yaml:3:13: servlet.cpus: cpus 'nine' is not a CPU list");
+    assert_config_error("servlet:\n  plugin: mlp\n  cpus: 100000\n",
+                        "are not all available to this process");
+    assert_config_error("servlet:\n  plugin: mlp\ntracking:\n  items: maybe\n",
+                        "t.yaml:4:10: tracking.items must be true or false (got 'maybe')");
+    assert_config_error("servlet:\n  plugin: mlp\ntracking:\n  interval_ms: abc\n",
+                        "t.yaml:4:16: tracking.interval_ms must be an integer >= 1");
+    assert_config_error("servlet:\n  plugin: mlp\ntracking:\n  items_first: -5\n",
+                        "t.yaml:4:16: tracking.items_first must be an integer >= 0");
+    /* one document per file: a second would be dropped without a word */
+    assert_config_error("servlet:\n  plugin: mlp\n---\nservlet:\n  plugin: other\n",
+                        "t.yaml:3:1: a second YAML document");
+    /* an empty file points at its start */
+    assert_config_error("# nothing here\n", "t.yaml:1:1: the file must be a mapping");
+}
+
+static void
+yaml_booleans_are_kept_as_true_or_false(void **state)
+{
+    (void)state;
+    mpb_config *config = parse_ok("---\nservlet:\n  plugin: mlp\n  cpus: auto\n"
+                                  "tracking:\n  items: True\n  log_payloads: no\n");
+    assert_string_equal(mpb_config_get(config, "tracking.items"), "true");
+    assert_string_equal(mpb_config_get(config, "tracking.log_payloads"), "false");
+    mpb_config_destroy(&config);
 }
 
 static void
@@ -92,6 +122,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(a_full_config_is_read),
         cmocka_unit_test(bad_configs_point_at_the_problem),
+        cmocka_unit_test(yaml_booleans_are_kept_as_true_or_false),
         cmocka_unit_test(missing_file_is_named),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

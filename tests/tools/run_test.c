@@ -228,6 +228,51 @@ a_line_longer_than_a_read_from_a_file(void **state)
     clean(&d);
 }
 
+/* `mpb run ... ARGS`, its input d->input, output to `out`; the status */
+static int
+run_mpb_to(const run_dir *d, const char *extra, const char *out)
+{
+    char *mpb = tool_path("mpb");
+    char *cmd = mpb_asprintf("%s run --config %s %s < %s > %s 2> %s", mpb, d->config, extra,
+                             d->input, out, d->errors);
+    int status = shell_status(cmd);
+    free(cmd);
+    free(mpb);
+    return status;
+}
+
+static void
+failures_of_the_command_line_and_the_output_are_not_success(void **state)
+{
+    run_dir d;
+    make_dir(&d, "servlet:\n  plugin: passthrough\n  kind: thread\nio:\n  format: f32\n");
+    FILE *in = fopen(d.input, "w");
+    fputs("[1, 2]\n[3] and more\n[4]\n", in);
+    fclose(in);
+    /* text after a vector is not a vector */
+    assert_int_equal(run_mpb_to(&d, "", d.output), 1);
+    char *out = slurp(d.output);
+    assert_string_equal(out, "[1, 2]\n");
+    free(out);
+    char *errors = slurp(d.errors);
+    assert_non_null(strstr(errors, "input line 2 is not a JSON array of numbers"));
+    free(errors);
+    /* an argument that is not an option: the input is --input or stdin */
+    assert_int_equal(run_mpb_to(&d, "in.txt", d.output), 2);
+    errors = slurp(d.errors);
+    assert_non_null(strstr(errors, "unexpected argument 'in.txt'"));
+    free(errors);
+    /* the output cannot be written, though every write fit in a buffer */
+    in = fopen(d.input, "w");
+    fputs("[1]\n[2]\n", in);
+    fclose(in);
+    assert_int_equal(run_mpb_to(&d, "", "/dev/full"), 1);
+    errors = slurp(d.errors);
+    assert_non_null(strstr(errors, "stopped: i/o error"));
+    free(errors);
+    clean(&d);
+}
+
 static void
 bad_config_exits_2_naming_file_and_line(void **state)
 {
@@ -341,6 +386,7 @@ main(void)
         cmocka_unit_test(each_result_comes_before_the_next_line),
         cmocka_unit_test(empty_input_ends_at_once),
         cmocka_unit_test(a_line_longer_than_a_read_from_a_file),
+        cmocka_unit_test(failures_of_the_command_line_and_the_output_are_not_success),
         cmocka_unit_test(bad_config_exits_2_naming_file_and_line),
         cmocka_unit_test(tracking_section_records_the_run),
     };
