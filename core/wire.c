@@ -330,6 +330,18 @@ decode_body(const msgpack_object_array *a, uint64_t type, mpb__frame *out)
 }
 
 int
+mpb__msgpack_unpack_bounded(msgpack_zone *zone, const void *data, size_t len,
+                            msgpack_object *root)
+{
+    size_t offset = 0;
+    if (len == 0 || bounds_ok(data, len) != 1 ||
+        msgpack_unpack(data, len, &offset, zone, root) != MSGPACK_UNPACK_SUCCESS) {
+        return MPB_EPROTO;
+    }
+    return 0;
+}
+
+int
 mpb__wire_unpack(msgpack_zone *zone, const void *data, size_t len, msgpack_object *root,
                  uint64_t *type, char *err, size_t err_len)
 {

@@ -120,6 +120,14 @@ typedef struct mpb__frame {
     } u;
 } mpb__frame;
 
+/* Unpacks data, exactly one msgpack value of at most 2^20 values, into
+ * zone, after checking every declared length and count against the bytes
+ * there (msgpack_unpack would size allocations from a 5-byte header
+ * claiming 2^32 elements). 0, or MPB_EPROTO. For values from outside,
+ * such as items a switch routes on. */
+int mpb__msgpack_unpack_bounded(msgpack_zone *zone, const void *data, size_t len,
+                                msgpack_object *root);
+
 /* Checks and unpacks one frame holding a msgpack array whose first element
  * is an unsigned type. The zone is cleared first and holds the tree. For
  * protocols other than the worker's (the client protocol). */

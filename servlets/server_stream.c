@@ -18,6 +18,7 @@
  * behind in a freed ring.
  */
 #include <poll.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +44,11 @@ typedef struct stream {
      * result never lands unseen while the caller sleeps. */
     atomic_uint_fast64_t waiting_for;
     atomic_int wake_queued; /* a deferred wake is pending: the stream must not end */
+    /* The dispatcher is inside finish_stream: set before it files a result
+     * and cleared after its last look at the stream. A caller that takes
+     * that result at once may reach stream_close meanwhile, and must wait
+     * for it to clear before the stream (on its stack) goes away. */
+    atomic_int filing;
 } stream;
 
 /* What the caller's loop knows about its source and its outputs. */
@@ -72,6 +78,7 @@ static void
 finish_stream(mpb__job *job, mpb_result *result)
 {
     stream *st = job->ctx;
+    atomic_store(&st->filing, 1);
     atomic_store(&st->ring[job->index % st->cap], result);
     uint64_t waiting = atomic_load(&st->waiting_for);
     if (waiting != NOT_WAITING && atomic_load(&st->ring[waiting % st->cap]) != NULL &&
@@ -79,6 +86,7 @@ finish_stream(mpb__job *job, mpb_result *result)
         atomic_store(&st->wake_queued, 1);
         mpb__server_defer_wake(st->server, &st->waker);
     }
+    atomic_store(&st->filing, 0); /* last touch of st in this call */
 }
 
 /* Submits up to `limit` inputs; returns how many went in. */
@@ -162,10 +170,14 @@ await(stream *st, uint64_t index, int results_pending, int input_fd, int retry_s
     atomic_store(&st->waiting_for, NOT_WAITING);
 }
 
-/* The dispatcher may still hold &st for a deferred wake: wait it out. */
+/* The dispatcher may still be filing the last result, or hold &st for a
+ * deferred wake: wait both out. */
 static void
 stream_close(stream *st)
 {
+    while (atomic_load(&st->filing)) {
+        sched_yield(); /* a few instructions of the dispatcher's */
+    }
     while (atomic_load(&st->wake_queued)) {
         struct pollfd fd = {.fd = st->wake_fd, .events = POLLIN};
         poll(&fd, 1, 10);

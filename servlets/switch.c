@@ -17,6 +17,7 @@
 #include "core/options.h"
 #include "core/plugin.h"
 #include "core/util.h"
+#include "core/wire.h"
 #include "mpbatch/error.h"
 #include "mpbatch/router.h"
 #include "servlets/servlet_int.h"
@@ -80,9 +81,8 @@ static long
 route_by_field(switch_servlet *sw, const void *data, size_t len)
 {
     msgpack_object root;
-    size_t offset = 0;
     long member = -1;
-    if (msgpack_unpack(data, len, &offset, &sw->zone, &root) != MSGPACK_UNPACK_SUCCESS ||
+    if (mpb__msgpack_unpack_bounded(&sw->zone, data, len, &root) != 0 ||
         root.type != MSGPACK_OBJECT_MAP) {
         goto out_clear_zone;
     }

@@ -115,6 +115,17 @@ test_route_by_field(void **state)
     assert_int_equal(mpb_server_call(server, "not msgpack", 11, 5000, &r), MPB_EITEM);
     assert_error(r, MPB_ERROR_ROUTE, "switch");
     mpb_result_destroy(&r);
+    /* headers that claim 2^32 - 1 elements in 5 bytes (an array; a map
+     * holding one as the field's value): refused before anything is
+     * allocated for them, not a 128 GiB allocation */
+    const char *bombs[] = {"\xdd\xff\xff\xff\xff", "\x81\xa4lang\xdd\xff\xff\xff\xff",
+                           "\xdf\xff\xff\xff\xff"};
+    const size_t bomb_lens[] = {5, 10, 5};
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal(mpb_server_call(server, bombs[i], bomb_lens[i], 5000, &r), MPB_EITEM);
+        assert_error(r, MPB_ERROR_ROUTE, "switch");
+        mpb_result_destroy(&r);
+    }
     mpb_server_destroy(&server);
 
     /* with a default member, unmatched and non-map items go there */
