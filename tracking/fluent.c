@@ -8,7 +8,8 @@
  * (so it is written after the run's data) and waits for it outside the lock.
  * At exit our atexit handler runs before the queue module's drain (it is
  * registered after it): it ends the active runs and shuts the queue down
- * within the exit timeout. After fork() the child drops the parent's state
+ * within the exit timeout, and leaves the store open for the queues the
+ * drain has still to write (a server tracker on mpb_tracking_store()). After fork() the child drops the parent's state
  * (its writer thread did not come along) and starts afresh.
  */
 #include <errno.h>
@@ -323,17 +324,22 @@ mpb_tracking_end_run(mpb_run_status status, char *err, size_t err_len)
         pthread_mutex_unlock(&fl.lock);
         return mpb__set_error(err, err_len, MPB_ENOTFOUND, "no active run to end");
     }
-    char *run_id = fl.stack[--fl.depth];
+    char *run_id = fl.stack[fl.depth - 1];
     mpb_logging_handle *handle = NULL;
     int rc = mpb_logging_queue_update_run(fl.queue, run_id, status, mpb_wall_ms(), &handle);
-    pthread_mutex_unlock(&fl.lock);
     if (rc != 0) {
-        rc = mpb__set_error(err, err_len, rc, "run %s: end status not queued: %s", run_id,
-                            mpb_strerror(rc));
-    } else {
-        rc = mpb_logging_handle_wait(handle, exit_timeout_ms(), err, err_len);
-        mpb_logging_handle_release(&handle);
+        /* the run stays active: end_run may be tried again, and the exit
+         * handler ends it otherwise */
+        rc = mpb__set_error(err, err_len, rc,
+                            "run %s: end status not queued: %s (the run is still active)",
+                            run_id, mpb_strerror(rc));
+        pthread_mutex_unlock(&fl.lock);
+        return rc;
     }
+    fl.depth--;
+    pthread_mutex_unlock(&fl.lock);
+    rc = mpb_logging_handle_wait(handle, exit_timeout_ms(), err, err_len);
+    mpb_logging_handle_release(&handle);
     free(run_id);
     return rc;
 }
@@ -455,36 +461,62 @@ mpb_tracking_store(char *err, size_t err_len)
 
 /* ---- shutdown ------------------------------------------------------------------------------- */
 
-int
-mpb_tracking_shutdown(int exit_status, char *err, size_t err_len)
+/* Ends every active run and shuts the queue down. An end status the queue
+ * refuses (full, failed, closed) is written to the store directly once the
+ * queue is drained, so no run is left RUNNING. With keep_store the store
+ * stays open: at exit, trackers of servers may still write through it
+ * (mpb_tracking_store) until the queue module's drain has run. */
+static int
+shutdown_locked(int exit_status, int keep_store, char *err, size_t err_len)
 {
-    pthread_mutex_lock(&fl.lock);
-    adopt_process();
     int rc = 0;
     mpb_run_status status = exit_status == 0 ? MPB_RUN_FINISHED : MPB_RUN_FAILED;
     int64_t now = mpb_wall_ms();
+    char **unqueued = mpb_calloc(fl.depth ? fl.depth : 1, sizeof *unqueued);
+    size_t n_unqueued = 0;
     while (fl.depth > 0) {
         char *run_id = fl.stack[--fl.depth];
-        int queued = mpb_logging_queue_update_run(fl.queue, run_id, status, now, NULL);
-        if (queued != 0 && rc == 0) {
-            rc = mpb__set_error(err, err_len, queued, "run %s: end status not queued: %s", run_id,
-                                mpb_strerror(queued));
+        if (fl.queue == NULL ||
+            mpb_logging_queue_update_run(fl.queue, run_id, status, now, NULL) != 0) {
+            unqueued[n_unqueued++] = run_id;
+        } else {
+            free(run_id);
         }
-        free(run_id);
     }
     if (fl.queue != NULL) {
-        int drained = mpb_logging_queue_shutdown(fl.queue, exit_timeout_ms(), rc ? NULL : err,
-                                                 rc ? 0 : err_len);
-        rc = rc ? rc : drained;
+        rc = mpb_logging_queue_shutdown(fl.queue, exit_timeout_ms(), err, err_len);
         mpb_logging_queue_destroy(&fl.queue);
     }
-    mpb_store_destroy(&fl.store);
+    for (size_t i = 0; i < n_unqueued; i++) {
+        char why[256];
+        int written = fl.store ? mpb_store_update_run(fl.store, unqueued[i], status, now, NULL,
+                                                      why, sizeof why)
+                               : MPB_ECLOSED;
+        if (written != 0 && rc == 0) {
+            rc = mpb__set_error(err, err_len, written, "run %s: end status not written: %s",
+                                unqueued[i], fl.store ? why : "no store");
+        }
+        free(unqueued[i]);
+    }
+    free(unqueued);
+    if (!keep_store) {
+        mpb_store_destroy(&fl.store);
+    }
     free(fl.stack);
     fl.stack = NULL;
     fl.cap = 0;
     free(fl.experiment_id);
     fl.experiment_id = NULL;
     fl.failed_seen = 0;
+    return rc;
+}
+
+int
+mpb_tracking_shutdown(int exit_status, char *err, size_t err_len)
+{
+    pthread_mutex_lock(&fl.lock);
+    adopt_process();
+    int rc = shutdown_locked(exit_status, 0, err, err_len);
     pthread_mutex_unlock(&fl.lock);
     return rc;
 }
@@ -499,7 +531,10 @@ at_exit(void)
         return;
     }
     char err[1024];
-    if (mpb_tracking_shutdown(0, err, sizeof err) != 0) {
+    pthread_mutex_lock(&fl.lock);
+    int rc = shutdown_locked(0, 1, err, sizeof err);
+    pthread_mutex_unlock(&fl.lock);
+    if (rc != 0) {
         mpb_log_err("tracking", "at exit: %s", err);
     }
 }

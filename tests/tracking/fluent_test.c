@@ -15,6 +15,7 @@
 
 #include "core/util.h"
 #include "mpbatch/error.h"
+#include "mpbatch/server_tracker.h"
 #include "mpbatch/tracking.h"
 #include "tracking/helpers.h"
 #include "tracking/test_child.h"
@@ -207,7 +208,70 @@ flush_reports_failed_writes(void **state)
     assert_int_equal(mpb_tracking_end_run(MPB_RUN_FINISHED, NULL, 0), 0);
 }
 
+static void
+a_refused_end_status_leaves_the_run_active_and_shutdown_writes_it(void **state)
+{
+    th_fixture *f = *state;
+    char id[64];
+    assert_int_equal(mpb_tracking_start_run("kept", id, sizeof id, NULL, 0), 0);
+    /* the queue refuses from here on (as when full or failed) */
+    mpb_logging_queue *queue = mpb_tracking_queue(NULL, 0);
+    assert_int_equal(mpb_logging_queue_shutdown(queue, HANG_MS, NULL, 0), 0);
+    char err[512] = "";
+    assert_int_not_equal(mpb_tracking_end_run(MPB_RUN_FINISHED, err, sizeof err), 0);
+    assert_non_null(strstr(err, "still active"));
+    char active[64] = "";
+    assert_int_equal(mpb_tracking_active_run_id(active, sizeof active), 0);
+    assert_string_equal(active, id);
+    /* shutdown writes the end status to the store itself */
+    assert_int_equal(mpb_tracking_shutdown(0, err, sizeof err), 0);
+    mpb_run *run = get_run(f, id);
+    assert_int_equal(run->info.status, MPB_RUN_FINISHED);
+    assert_true(run->info.end_time > 0);
+    mpb_run_free(&run);
+}
+
 /* ---- children: environment variables and exit ---------------------------------------------- */
+
+/* A fluent run, and a server tracker writing to it through the fluent
+ * store; returns from main with the tracker's metrics still queued. */
+static int
+child_tracker_and_returns(void)
+{
+    char id[64];
+    char err[512] = "";
+    if (mpb_tracking_start_run("tracked", id, sizeof id, err, sizeof err) != 0) {
+        fprintf(stderr, "start_run: %s\n", err);
+        return 2;
+    }
+    static mpb_server_tracker *t; /* left to the exit drain, reachable */
+    t = mpb_server_tracker_new(mpb_tracking_store(NULL, 0), id);
+    if (mpb_server_tracker_start(t, err, sizeof err) != 0) {
+        fprintf(stderr, "tracker: %s\n", err);
+        return 2;
+    }
+    for (uint32_t i = 0; i < 20000; i++) {
+        mpb_batch_telemetry b = {.size = 4, .compute_us = i};
+        mpb_server_tracker_on_batch(t, &b);
+    }
+    mpb_server_tracker_flush(t, 0);
+    return 0; /* the exit drain writes the rest through the fluent store */
+}
+
+static void
+the_store_outlives_trackers_at_exit(void **state)
+{
+    th_fixture *f = *state;
+    char *uri = mpb_asprintf("MLFLOW_TRACKING_URI=file:%s", f->root);
+    const char *env[] = {uri, NULL};
+    const char *args[] = {"--child-tracker", NULL};
+    /* a store freed before the tracker's queue drained: a use after free
+     * (the sanitizer build's child dies of it) */
+    assert_int_equal(test_child_run(args, env, NULL, HANG_MS), 0);
+    free(uri);
+}
+
+
 
 /* Starts an outer and an inner run, logs, and returns from main. */
 static int
@@ -322,6 +386,9 @@ main(int argc, char **argv)
     if (argc >= 3 && strcmp(argv[1], "--child-runs") == 0) {
         return child_runs_and_returns(argv[2]);
     }
+    if (argc >= 2 && strcmp(argv[1], "--child-tracker") == 0) {
+        return child_tracker_and_returns();
+    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(a_run_from_start_to_end, setup, teardown),
         cmocka_unit_test_setup_teardown(nested_runs_name_their_parent, setup, teardown),
@@ -331,7 +398,10 @@ main(int argc, char **argv)
                                         teardown),
         cmocka_unit_test_setup_teardown(artifacts_are_copied_into_the_run, setup, teardown),
         cmocka_unit_test_setup_teardown(flush_reports_failed_writes, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            a_refused_end_status_leaves_the_run_active_and_shutdown_writes_it, setup, teardown),
         cmocka_unit_test_setup_teardown(exit_ends_runs_and_drains, setup, teardown),
+        cmocka_unit_test_setup_teardown(the_store_outlives_trackers_at_exit, setup, teardown),
         cmocka_unit_test_setup_teardown(experiment_name_and_id_from_the_environment, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(run_id_from_the_environment_is_resumed, setup, teardown),
