@@ -76,8 +76,10 @@ check_tracking_field(parse_ctx *ctx, const char *path, const yaml_node_t *value,
     } else if (strcmp(field, "interval_ms") == 0) {
         return mpb__config_integer(ctx, value, path, 1, 3600000, &n);
     } else if (strcmp(field, "items_first") == 0 || strcmp(field, "items_every") == 0 ||
-               strcmp(field, "items_max") == 0 || strcmp(field, "payload_max") == 0) {
+               strcmp(field, "items_max") == 0) {
         return mpb__config_integer(ctx, value, path, 0, LLONG_MAX, &n);
+    } else if (strcmp(field, "payload_max") == 0) { /* bytes kept of each payload */
+        return mpb__config_integer(ctx, value, path, 1, LLONG_MAX, &n);
     }
     return 0;
 }

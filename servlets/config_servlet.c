@@ -17,6 +17,7 @@
 #include "core/util.h"
 #include "mpbatch/error.h"
 #include "servlets/config_int.h"
+#include "servlets/servlet_int.h"
 
 static const char *const kind_names[] = {"process", "thread", "sequential", "ensemble", "switch"};
 
@@ -384,6 +385,12 @@ parse_field(parse_ctx *ctx, const yaml_node_pair_t *p, const yaml_node_t *node, 
         spec->name = mpb__config_take_string(ctx, value, field, &rc);
         if (rc == 0 && (*spec->name == '\0' || strchr(spec->name, '/') != NULL)) {
             rc = mpb__config_fail_at(ctx, value, "%s must be a non-empty name without '/'", field);
+        }
+        if (rc == 0 && depth == 0 && strcmp(spec->name, MPB__SERVER_RESERVED_NAME) == 0) {
+            rc = mpb__config_fail_at(ctx, value,
+                                     "%s cannot be '%s': tracking keeps it for the server's "
+                                     "end-to-end figures",
+                                     field, MPB__SERVER_RESERVED_NAME);
         }
     } else if (is_pool(spec->kind)) {
         rc = mpb__config_parse_pool_field(ctx, name, value, field, spec);

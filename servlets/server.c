@@ -230,7 +230,16 @@ dispatcher_main(void *arg)
         .defer_ctx = self,
     };
     char err[512] = "";
-    int rc = mpb__server_curve_open(self, &env, err, sizeof err);
+    int rc = 0;
+    if (strcmp(self->root->name, MPB__SERVER_RESERVED_NAME) == 0) {
+        rc = mpb__set_error(err, sizeof err, MPB_EINVAL,
+                            "the root servlet cannot be named '%s': tracking keeps %s/... for "
+                            "the server's end-to-end figures; rename it",
+                            MPB__SERVER_RESERVED_NAME, MPB__SERVER_RESERVED_NAME);
+    }
+    if (rc == 0) {
+        rc = mpb__server_curve_open(self, &env, err, sizeof err);
+    }
     if (rc == 0) {
         rc = self->root->ops->start(self->root, &env, "", err, sizeof err);
     }

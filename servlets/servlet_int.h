@@ -24,6 +24,10 @@
 #include "mpbatch/servlet.h"
 #include "mpbatch/worker.h"
 
+/* The name the root servlet cannot take: tracking logs the server's end
+ * to end figures under "server/..." beside each servlet's "<path>/...". */
+#define MPB__SERVER_RESERVED_NAME "server"
+
 typedef struct mpb__task mpb__task;
 
 /* Work to do once the dispatcher finishes its current round: a sleeper to

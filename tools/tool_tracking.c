@@ -99,6 +99,8 @@ void
 mpb__tool_tracking_finish(mpb_server_tracker *tracker, mpb_server *server, int64_t start_ns,
                           mpb_run_status end, const char *tool)
 {
+    /* the serving time, before the tracker writes what it holds */
+    double seconds = (double)(mpb_now_ns() - start_ns) / 1e9;
     char err[256];
     if (mpb_server_tracker_finish(tracker, err, sizeof err) != 0) {
         fprintf(stderr, "%s: tracking: %s\n", tool, err);
@@ -106,7 +108,6 @@ mpb__tool_tracking_finish(mpb_server_tracker *tracker, mpb_server *server, int64
     mpb_server_tracker_destroy(&tracker);
     mpb_server_stats stats;
     mpb_server_stats_get(server, &stats);
-    double seconds = (double)(mpb_now_ns() - start_ns) / 1e9;
     mpb_tracking_log_metric("items", (double)stats.completed, 0);
     mpb_tracking_log_metric("errors", (double)stats.errors, 0);
     mpb_tracking_log_metric("items_per_s", seconds > 0 ? (double)stats.completed / seconds : 0, 0);

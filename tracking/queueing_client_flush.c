@@ -177,6 +177,9 @@ mpb_queueing_client_flush(mpb_queueing_client *self, mpb_queueing_ops **ops_out)
             free(ops->refused);
             ops->refused = line;
             ops->refused_status = ops->refused_status ? ops->refused_status : rc;
+            /* the operations stay queued for the next flush */
+            run->queued = job->ops;
+            memset(&job->ops, 0, sizeof job->ops);
             run_job_free(job);
         } else {
             atomic_fetch_add(&run->refs, 1);
@@ -258,7 +261,7 @@ mpb_queueing_ops_await(mpb_queueing_ops *self, int64_t timeout_ms, char *err, si
         first = first ? first : rc;
     }
     if (first != 0) {
-        mpb__set_error(err, err_len, first, "%zu operations failed:\n%s", self->failed,
+        mpb__set_error(err, err_len, first, "%zu failures, one per line:\n%s", self->failed,
                        self->report);
     }
     return first;

@@ -184,21 +184,29 @@ mpb_server_tracker_on_item(void *ctx, const mpb_item_record *record)
 
 /* Metrics of one interval, keyed "<prefix>/<name>" (servlets' under
  * "<path>/interval/", apart from the per-batch "<path>/errors" and such). */
+#define KEY_BYTES 320
+
 typedef struct interval_batch {
-    mpb_metric metrics[256];
-    char keys[256][320];
+    mpb_metric *metrics;
+    char (*keys)[KEY_BYTES];
     size_t n;
+    size_t cap; /* counted from the interval: every figure fits */
     int64_t now;
     int64_t step;
 } interval_batch;
 
+/* Figures add_servlet logs for s. */
+static size_t
+servlet_figures(const mpb_servlet_interval *s, int pool)
+{
+    return 5 + s->n_error_types + (pool ? 6 : 0);
+}
+
 static void
 add(interval_batch *b, const char *prefix, const char *name, double value)
 {
-    if (b->n == sizeof b->metrics / sizeof b->metrics[0]) {
-        return; /* a tree that large is capped: its last servlets' figures */
-    }
-    snprintf(b->keys[b->n], sizeof b->keys[0], "%s/%s", prefix, name);
+    MPB_ASSERT(b->n < b->cap);
+    snprintf(b->keys[b->n], KEY_BYTES, "%s/%s", prefix, name);
     b->metrics[b->n] = (mpb_metric){b->keys[b->n], value, b->now, b->step};
     b->n++;
 }
@@ -233,8 +241,13 @@ mpb_server_tracker_on_interval(void *ctx, const mpb_interval_telemetry *t)
 {
     mpb_server_tracker *self = ctx;
     push_batches(self); /* what gathered since traffic stopped */
-    interval_batch *b = mpb_malloc(sizeof *b);
-    b->n = 0;
+    interval_batch *b = mpb_calloc(1, sizeof *b);
+    b->cap = servlet_figures(&t->server, 0) + 4; /* + the system figures */
+    for (size_t i = 0; i < t->n_servlets; i++) {
+        b->cap += servlet_figures(&t->servlets[i], 1);
+    }
+    b->metrics = mpb_calloc(b->cap, sizeof *b->metrics);
+    b->keys = mpb_calloc(b->cap, KEY_BYTES);
     b->now = mpb_wall_ms();
     b->step = (int64_t)t->index;
     add_servlet(b, &t->server, 0);
@@ -249,6 +262,8 @@ mpb_server_tracker_on_interval(void *ctx, const mpb_interval_telemetry *t)
                                     NULL) != 0) {
         atomic_fetch_add(&self->intervals_dropped, 1);
     }
+    free(b->metrics);
+    free(b->keys);
     free(b);
 }
 

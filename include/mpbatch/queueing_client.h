@@ -83,7 +83,8 @@ MPB_EXPORT int mpb_queueing_client_set_terminated(mpb_queueing_client *self, mpb
                                                   mpb_run_status status, int64_t end_time_ms);
 
 /* Hands every queued operation to the logging queue and returns at once;
- * *ops_out is the caller's. Runs the queue refused are failures of *ops_out. */
+ * *ops_out is the caller's. Runs the queue refused are failures of *ops_out,
+ * and their operations stay queued for the next flush. */
 MPB_EXPORT int mpb_queueing_client_flush(mpb_queueing_client *self, mpb_queueing_ops **ops_out);
 
 /* flush(), then await() within timeout_ms; returns as await. */
@@ -92,7 +93,9 @@ MPB_EXPORT int mpb_queueing_client_flush_sync(mpb_queueing_client *self, int64_t
 
 /* Waits up to timeout_ms for every operation of the flush. 0 when all
  * succeeded; else the first failure's status, with err holding every
- * failure, one per line ("N operations failed:" first). MPB_ETIMEDOUT when
+ * failure, one per line ("N failures, one per line:" first): a store call
+ * that failed, the operations skipped for a run not created, or a run the
+ * queue refused, each saying how many operations it held. MPB_ETIMEDOUT when
  * the deadline passed first; await may be called again. */
 MPB_EXPORT int mpb_queueing_ops_await(mpb_queueing_ops *self, int64_t timeout_ms, char *err,
                                       size_t err_len);
@@ -101,7 +104,7 @@ MPB_EXPORT int mpb_queueing_ops_await(mpb_queueing_ops *self, int64_t timeout_ms
  * destroy. */
 MPB_EXPORT const char *mpb_queueing_ops_report(const mpb_queueing_ops *self);
 
-/* Number of failed operations found by the last await. */
+/* Number of failures (lines of the report) found by the last await. */
 MPB_EXPORT size_t mpb_queueing_ops_failed(const mpb_queueing_ops *self);
 
 /* Frees the handle (operations not done still complete). NULL-safe. */

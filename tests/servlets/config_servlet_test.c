@@ -220,6 +220,9 @@ bad_trees_point_at_the_node(void **state)
     assert_config_error("servlet:\n  kind: switch\n  route_by: k\n  router: r\n"
                         "  members: [{plugin: a}]\n",
                         "t.yaml:2:3: servlet takes route_by: or router:, not both");
+    /* tracking keeps "server/..." for the end-to-end figures */
+    assert_config_error("servlet:\n  name: server\n  plugin: mlp\n",
+                        "t.yaml:2:9: servlet.name cannot be 'server'");
     /* the other way of routing's fields would be ignored */
     assert_config_error("servlet:\n  kind: switch\n  router: r\n  routes: {x: a}\n"
                         "  members: [{plugin: a}]\n",

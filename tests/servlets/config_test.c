@@ -89,6 +89,8 @@ bad_configs_point_at_the_problem(void **state)
                         "t.yaml:4:16: tracking.interval_ms must be an integer >= 1");
     assert_config_error("servlet:\n  plugin: mlp\ntracking:\n  items_first: -5\n",
                         "t.yaml:4:16: tracking.items_first must be an integer >= 0");
+    assert_config_error("servlet:\n  plugin: mlp\ntracking:\n  payload_max: 0\n",
+                        "t.yaml:4:16: tracking.payload_max must be an integer >= 1");
     /* one document per file: a second would be dropped without a word */
     assert_config_error("servlet:\n  plugin: mlp\n---\nservlet:\n  plugin: other\n",
                         "t.yaml:3:1: a second YAML document");

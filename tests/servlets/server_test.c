@@ -191,6 +191,20 @@ slow_source_is_not_held_back(void **state)
     mpb_server_destroy(&t.server);
 }
 
+static void
+a_root_named_server_is_refused(void **state)
+{
+    (void)state;
+    /* tracking keeps "server/..." for the end-to-end figures */
+    test_pool tp = {.kind = "thread", .plugin = "passthrough", .name = "server"};
+    mpb_servlet *root = test_pool_servlet(&tp);
+    mpb_server *server = mpb_server_new(&root, NULL);
+    char err[256] = "";
+    assert_int_equal(mpb_server_start(server, err, sizeof err), MPB_EINVAL);
+    assert_non_null(strstr(err, "cannot be named 'server'"));
+    mpb_server_destroy(&server);
+}
+
 /* A batch in, a batch out: results in the items' order, errors in place,
  * more items than the server's capacity, deadlines, a stopped server. */
 static void
@@ -330,6 +344,7 @@ main(void)
         cmocka_unit_test(done_callback_may_submit_again_at_capacity),
         cmocka_unit_test(input_failure_still_delivers_what_was_computed),
         cmocka_unit_test(slow_source_is_not_held_back),
+        cmocka_unit_test(a_root_named_server_is_refused),
         cmocka_unit_test(call_many_answers_every_item_in_place),
         cmocka_unit_test(submit_many_calls_done_once_per_item),
     };

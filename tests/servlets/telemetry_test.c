@@ -325,6 +325,40 @@ items_past_the_first_are_sampled_then_capped(void **state)
     tracked_close(&t);
 }
 
+static void
+a_large_tree_keeps_every_interval_figure(void **state)
+{
+    (void)state;
+    /* 40 pools of 12 figures each, more than a fixed table once held: the
+     * system figures, added last, must be there too */
+    tracked t;
+    tracked_open(&t, NULL);
+    enum { POOLS = 40 };
+    mpb_servlet_interval pools[POOLS];
+    char names[POOLS][32];
+    for (int i = 0; i < POOLS; i++) {
+        snprintf(names[i], sizeof names[i], "tree/m%d", i);
+        pools[i] = (mpb_servlet_interval){.servlet = names[i], .items_per_s = i};
+    }
+    mpb_interval_telemetry it = {.index = 0,
+                                 .seconds = 1,
+                                 .server = {.servlet = "server", .items_per_s = 1},
+                                 .servlets = pools,
+                                 .n_servlets = POOLS,
+                                 .coordinator_cpu = 0.5};
+    mpb_server_tracker_on_interval(t.tracker, &it);
+    char err[512] = "";
+    assert_int_equal(mpb_server_tracker_finish(t.tracker, err, sizeof err), 0);
+    mpb_server_tracker_destroy(&t.tracker);
+    size_t steps = 0;
+    assert_true(metric_sum(&t, "system/coordinator_cpu", &steps) == 0.5);
+    assert_int_equal(steps, 1);
+    assert_true(metric_sum(&t, "tree/m39/interval/items_per_s", &steps) == 39);
+    assert_true(metric_sum(&t, "tree/m39/interval/workers_rss_mb", &steps) == 0);
+    assert_int_equal(steps, 1);
+    tracked_close(&t);
+}
+
 int
 main(void)
 {
@@ -332,6 +366,7 @@ main(void)
         cmocka_unit_test(every_batch_becomes_metrics_of_the_run),
         cmocka_unit_test(intervals_and_item_table_land_in_the_run),
         cmocka_unit_test(items_past_the_first_are_sampled_then_capped),
+        cmocka_unit_test(a_large_tree_keeps_every_interval_figure),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -262,7 +262,7 @@ failures_are_reported_together(void **state)
     const char *report = mpb_queueing_ops_report(ops);
     assert_non_null(strstr(report, "run existing: log_batch (0 params, 0 tags, 1000 metrics)"));
     assert_non_null(strchr(report, '\n'));
-    assert_non_null(strstr(err, "2 operations failed"));
+    assert_non_null(strstr(err, "2 failures, one per line"));
     assert_int_equal(f->sink.n_calls, 4); /* 3 batches and set_terminated */
     assert_int_equal(f->sink.calls[3].kind, TEST_CALL_UPDATE_RUN);
     assert_int_equal(f->sink.n_metrics, 500);
@@ -334,6 +334,10 @@ refused_runs_are_failures(void **state)
     assert_int_equal(mpb_queueing_ops_failed(ops), 1);
     assert_non_null(strstr(mpb_queueing_ops_report(ops), "run b: 20 operations not queued"));
     mpb_queueing_ops_destroy(&ops);
+    /* b's operations stayed queued: the next flush, with room, writes them */
+    assert_int_equal(sink.n_metrics, 20);
+    assert_int_equal(mpb_queueing_client_flush_sync(client, HANG_MS, NULL, 0), 0);
+    assert_int_equal(sink.n_metrics, 40);
     /* never flushed: dropped with a warning */
     mpb_queueing_client_log_metrics(client, a, m.metrics, 1);
     mpb_queueing_client_destroy(&client);
