@@ -50,6 +50,9 @@ mpb__batch_reset(mpb_batch *batch)
     mpb__arena_reset(&batch->arena);
 }
 
+/* Where empty items and the matrix of empty rows point: never NULL. */
+static const unsigned char no_bytes[1];
+
 void
 mpb__batch_add(mpb_batch *batch, const void *data, size_t len)
 {
@@ -58,7 +61,8 @@ mpb__batch_add(mpb_batch *batch, const void *data, size_t len)
         batch->items = mpb_realloc(batch->items, batch->cap * sizeof *batch->items);
         batch->results = mpb_realloc(batch->results, batch->cap * sizeof *batch->results);
     }
-    batch->items[batch->count] = (mpb__batch_item){data, len};
+    /* an empty item still points somewhere: plugins may memcpy 0 bytes of it */
+    batch->items[batch->count] = (mpb__batch_item){data != NULL ? data : no_bytes, len};
     memset(&batch->results[batch->count], 0, sizeof batch->results[0]);
     batch->count++;
 }
@@ -106,7 +110,6 @@ find_matrix(mpb_batch *batch)
     if (row == 0) {
         /* items of no bytes: a matrix of empty rows, which has no bytes to
          * point at but must not read as "no matrix" */
-        static const unsigned char no_bytes[1];
         batch->matrix = no_bytes;
         return;
     }

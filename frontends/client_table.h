@@ -22,7 +22,8 @@ struct mpb__client {
     uint32_t in_flight;    /* calls submitted, not yet answered */
     mpb__wire_buf replies; /* result entries waiting for this round's flush */
     uint32_t n_replies;
-    mpb__client *next_flush; /* in the front end's flush list when n_replies > 0 */
+    mpb__client *next_flush; /* in the front end's flush list when flush_listed */
+    int flush_listed;
     void *owner;             /* the front end the client talks to */
 };
 

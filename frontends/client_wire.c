@@ -35,7 +35,7 @@ mpb__client_call_at(const msgpack_object *root, uint32_t index, mpb__client_call
     const msgpack_object *entry = &root->via.array.ptr[1].via.array.ptr[index];
     memset(out, 0, sizeof *out);
     *id_known = 0;
-    if (entry->type != MSGPACK_OBJECT_ARRAY || entry->via.array.size < 2) {
+    if (entry->type != MSGPACK_OBJECT_ARRAY || entry->via.array.size < 1) {
         return MPB_EPROTO;
     }
     const msgpack_object *f = entry->via.array.ptr;
@@ -43,7 +43,10 @@ mpb__client_call_at(const msgpack_object *root, uint32_t index, mpb__client_call
     if (mpb__wire_as_uint(&f[0], &out->id) != 0) {
         return MPB_EPROTO;
     }
-    *id_known = 1;
+    *id_known = 1; /* from here on, the call's own id gets the error */
+    if (n < 2) {
+        return MPB_EPROTO;
+    }
     if (mpb__wire_as_bytes(&f[1], &out->payload, &out->len) != 0) {
         return MPB_EPROTO;
     }

@@ -34,6 +34,8 @@
 #include "mpbatch/log.h"
 #include "servlets/server_int.h"
 
+/* A client's result entries are sent once they pass this, mid-round. */
+#define REPLY_FLUSH_BYTES ((size_t)64 << 10)
 #define DEFAULT_MAX_MESSAGE_BYTES ((size_t)64 << 20)
 #define MESSAGES_PER_ROUND 4096
 #define REPLY_HWM 1000
@@ -86,8 +88,24 @@ send_frame(zmq_frontend *fe, mpb__client *client, const void *data, size_t len)
 static void
 forget_if_done(zmq_frontend *fe, mpb__client *client)
 {
-    if (client->in_flight == 0 && client->n_replies == 0) {
+    if (client->in_flight == 0 && client->n_replies == 0 && !client->flush_listed) {
         mpb__client_table_remove(&fe->clients, client);
+    }
+}
+
+/* Sends a client's gathered result entries as one RESULTS frame. */
+static void
+send_replies(zmq_frontend *fe, mpb__client *client)
+{
+    mpb__wire_buf_reset(&fe->out);
+    mpb__client_pack_results_begin(&fe->out, client->n_replies);
+    msgpack_sbuffer_write(&fe->out.sbuf, client->replies.sbuf.data, client->replies.sbuf.size);
+    send_frame(fe, client, fe->out.sbuf.data, fe->out.sbuf.size);
+    mpb__wire_buf_reset(&client->replies);
+    client->n_replies = 0;
+    if (fe->out.sbuf.alloc > 2 * REPLY_FLUSH_BYTES) { /* do not keep a flood's buffer */
+        mpb__wire_buf_free(&fe->out);
+        mpb__wire_buf_init(&fe->out);
     }
 }
 
@@ -101,22 +119,29 @@ flush_replies(mpb__waker *waker)
         mpb__client *client = fe->flush;
         fe->flush = client->next_flush;
         client->next_flush = NULL;
-        mpb__wire_buf_reset(&fe->out);
-        mpb__client_pack_results_begin(&fe->out, client->n_replies);
-        msgpack_sbuffer_write(&fe->out.sbuf, client->replies.sbuf.data, client->replies.sbuf.size);
-        send_frame(fe, client, fe->out.sbuf.data, fe->out.sbuf.size);
-        mpb__wire_buf_reset(&client->replies);
-        client->n_replies = 0;
+        client->flush_listed = 0;
+        if (client->n_replies > 0) {
+            send_replies(fe, client);
+        }
         forget_if_done(fe, client);
     }
 }
 
+/* A reply entry was added to client->replies: it goes out at the end of
+ * the round, or at once when the client's entries pass REPLY_FLUSH_BYTES
+ * (a round may read thousands of frames of calls the front end answers
+ * itself; their answers must not pile up without bound). */
 static void
 queue_for_flush(zmq_frontend *fe, mpb__client *client)
 {
-    if (client->n_replies++ == 0) {
+    client->n_replies++;
+    if (!client->flush_listed) {
+        client->flush_listed = 1;
         client->next_flush = fe->flush;
         fe->flush = client;
+    }
+    if (client->replies.sbuf.size >= REPLY_FLUSH_BYTES) {
+        send_replies(fe, client); /* stays listed: the flush finds it empty */
     }
     if (!fe->flush_armed) {
         fe->flush_armed = 1;
@@ -164,8 +189,8 @@ target_of(zmq_frontend *fe, const mpb__wire_str *target)
         return root;
     }
     char path[512];
-    if (target->len >= sizeof path) {
-        return NULL;
+    if (target->len >= sizeof path || memchr(target->ptr, '\0', target->len) != NULL) {
+        return NULL; /* a NUL would cut the path short and name another servlet */
     }
     memcpy(path, target->ptr, target->len);
     path[target->len] = '\0';
@@ -204,7 +229,10 @@ take_call(zmq_frontend *fe, mpb__client *client, const mpb__client_call *call)
     if (rc != 0) {
         client->in_flight--;
         fe->in_flight--;
-        reply_error_entry(fe, client, call->id, rc == MPB_EAGAIN ? "Overloaded" : "Unavailable",
+        reply_error_entry(fe, client, call->id,
+                          rc == MPB_EAGAIN   ? "Overloaded"
+                          : rc == MPB_ELIMIT ? "ItemTooLarge"
+                                             : "Unavailable",
                           rc == MPB_EAGAIN   ? "the server is at capacity"
                           : rc == MPB_ELIMIT ? "the item is larger than 1 GiB"
                                              : "the server is stopping",

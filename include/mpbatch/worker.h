@@ -143,7 +143,8 @@ typedef struct mpb_worker_def {
 /* Items in the batch. */
 MPB_EXPORT size_t mpb_batch_size(const mpb_batch *batch);
 
-/* Item i's bytes (borrowed for the call); *len gets its length. */
+/* Item i's bytes (borrowed for the call); *len gets its length. Never
+ * NULL for an item of the batch, even of 0 bytes. */
 MPB_EXPORT const void *mpb_batch_item(const mpb_batch *batch, size_t index, size_t *len);
 
 /* When every item has the same length, the whole batch as one row-major

@@ -175,6 +175,55 @@ limits_answer_overloaded(void **state)
     mpb_server_destroy(&s.server);
 }
 
+static void
+refusals_go_out_in_bounded_messages(void **state)
+{
+    (void)state;
+    served s;
+    /* b takes 50 ms per call; a client may have 4 calls pending: almost
+     * every call of the flood is answered Overloaded by the front end */
+    serve_tree(&s, 0, 4, "delay_us=50000");
+    raw_peer peer;
+    raw_open(&peer, s.endpoint);
+    enum { FRAMES = 6, CALLS = 600 };
+    for (int f = 0; f < FRAMES; f++) {
+        msgpack_sbuffer sbuf;
+        msgpack_sbuffer_init(&sbuf);
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, &sbuf, msgpack_sbuffer_write);
+        msgpack_pack_array(&pk, 2);
+        msgpack_pack_uint8(&pk, 1);
+        msgpack_pack_array(&pk, CALLS);
+        for (int i = 0; i < CALLS; i++) {
+            msgpack_pack_array(&pk, 2);
+            msgpack_pack_uint32(&pk, (uint32_t)(f * CALLS + i));
+            msgpack_pack_bin_with_body(&pk, "", 0);
+        }
+        assert_true(sbuf.size <= 4096); /* max_message_bytes */
+        assert_int_equal(zmq_send(peer.socket, sbuf.data, sbuf.size, 0), (int)sbuf.size);
+        msgpack_sbuffer_destroy(&sbuf);
+    }
+    static char buf[1 << 20];
+    int entries = 0;
+    int messages = 0;
+    int largest = 0;
+    while (entries < FRAMES * CALLS) {
+        int len = raw_recv(&peer, buf, sizeof buf, 5000);
+        msgpack_unpacked msg;
+        msgpack_unpacked_init(&msg);
+        assert_int_equal(reply_type(&msg, buf, len), 2);
+        entries += (int)msg.data.via.array.ptr[1].via.array.size;
+        msgpack_unpacked_destroy(&msg);
+        messages++;
+        largest = len > largest ? len : largest;
+    }
+    print_message("%d answers in %d messages, the largest %d bytes\n", entries, messages, largest);
+    assert_int_equal(entries, FRAMES * CALLS);
+    assert_true(largest <= (64 << 10) + 1024); /* 64 KiB of entries, and one more */
+    raw_close(&peer);
+    mpb_server_destroy(&s.server);
+}
+
 /* Sends one raw message and expects a reply of type want (ERROR 8 or
  * RESULTS 2 holding one Protocol error), then a normal call to work. */
 static void
@@ -222,6 +271,12 @@ bad_requests_get_errors_and_serving_goes_on(void **state)
     expect_reply(s.endpoint, client, "\x92\x01\x05", 3, 0, 8, "a CALL frame is");
     /* a call whose id reads but whose payload is an integer: a Protocol result */
     expect_reply(s.endpoint, client, "\x92\x01\x91\x92\x07\x05", 6, 0, 2, "Protocol");
+    /* an id alone is still the call's id: a Protocol result for it */
+    expect_reply(s.endpoint, client, "\x92\x01\x91\x91\x05", 5, 0, 2, "Protocol");
+    /* a NUL in a target would cut the path short: no such servlet */
+    expect_reply(s.endpoint, client,
+                 "\x92\x01\x91\x94\x04\xc4\x01z\x00\xabpipeline\x00zz", 21, 0, 2,
+                 "UnknownServlet");
     /* a call without a readable id: ERROR */
     expect_reply(s.endpoint, client, "\x92\x01\x91\x92\xa1x\x05", 7, 0, 8, "unsigned id");
     expect_reply(s.endpoint, client, "\x92\x03\x01", 3, 1, 8, "one message part");
@@ -337,6 +392,7 @@ main(void)
         cmocka_unit_test(calls_through_a_tree),
         cmocka_unit_test(a_pipelined_stream_keeps_order),
         cmocka_unit_test(limits_answer_overloaded),
+        cmocka_unit_test(refusals_go_out_in_bounded_messages),
         cmocka_unit_test(bad_requests_get_errors_and_serving_goes_on),
         cmocka_unit_test(stop_answers_what_it_took),
         cmocka_unit_test(ready_once_workers_are_there),
