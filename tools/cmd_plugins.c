@@ -16,6 +16,7 @@
 #include "core/plugin.h"
 #include "core/util.h"
 #include "core/worker_loop.h"
+#include "tools/json_out.h"
 #include "tools/commands.h"
 #include "tools/table.h"
 
@@ -143,7 +144,7 @@ static void
 print_json(cJSON *root)
 {
     char *text = cJSON_Print(root);
-    puts(text);
+    mpb__json_print_document(text);
     free(text);
     cJSON_Delete(root);
 }

@@ -203,7 +203,11 @@ parse_list_args(int argc, char **argv, list_args *args)
             continue;
         } else if (value == NULL) {
             return mpb_runs_usage_error(list_usage, "'%s' needs a value or is unknown", arg);
-        } else if (strcmp(arg, "--experiment") == 0 && args->n_experiments < MAX_EXPERIMENTS) {
+        } else if (strcmp(arg, "--experiment") == 0) {
+            if (args->n_experiments == MAX_EXPERIMENTS) {
+                return mpb_runs_usage_error(list_usage, "%s: at most 64 --experiment options",
+                                            value);
+            }
             args->experiments[args->n_experiments++] = value;
         } else if (strcmp(arg, "--filter") == 0) {
             args->filter = value;
@@ -219,22 +223,29 @@ parse_list_args(int argc, char **argv, list_args *args)
     return 0;
 }
 
-/* Experiment ids for names (or ids) given, or of every active experiment.
- * Fills ids (caller frees each) and an id -> name lookup table. */
+/* Experiment ids for names (or ids) given, or of every active experiment,
+ * however many. Fills *ids_out and *names_out (the caller frees each entry
+ * and both arrays): an id -> name lookup table. */
 static int
-resolve_experiments(runs_cli *cli, const list_args *args, char **ids, char **names, size_t *n)
+resolve_experiments(runs_cli *cli, const list_args *args, char ***ids_out, char ***names_out,
+                    size_t *n)
 {
     *n = 0;
     if (args->n_experiments == 0) {
         mpb_experiment_page *page = NULL;
         int rc = all_experiments(cli, MPB_VIEW_ACTIVE_ONLY, &page);
-        for (size_t i = 0; rc == 0 && i < page->n_experiments && *n < MAX_EXPERIMENTS; i++) {
+        size_t count = rc == 0 ? page->n_experiments : 0;
+        char **ids = *ids_out = mpb_calloc(count ? count : 1, sizeof *ids);
+        char **names = *names_out = mpb_calloc(count ? count : 1, sizeof *names);
+        for (size_t i = 0; i < count; i++) {
             ids[*n] = mpb_strdup(page->experiments[i].experiment_id);
             names[(*n)++] = mpb_strdup(page->experiments[i].name);
         }
         mpb_experiment_page_free(&page);
         return rc;
     }
+    char **ids = *ids_out = mpb_calloc(args->n_experiments, sizeof *ids);
+    char **names = *names_out = mpb_calloc(args->n_experiments, sizeof *names);
     for (size_t i = 0; i < args->n_experiments; i++) {
         mpb_experiment *experiment = NULL;
         int rc = mpb_store_get_experiment_by_name(cli->store, args->experiments[i], &experiment,
@@ -340,14 +351,14 @@ cmd_list(runs_cli *cli, int argc, char **argv)
     if (parsed != 0) {
         return parsed == 1 ? 0 : parsed;
     }
-    char *ids[MAX_EXPERIMENTS];
-    char *names[MAX_EXPERIMENTS];
+    char **ids = NULL;
+    char **names = NULL;
     size_t n_ids = 0;
     mpb_run_page **pages = NULL;
     size_t n_pages = 0;
     int rc = mpb_runs_open_store(cli);
     if (rc == 0) {
-        rc = resolve_experiments(cli, &args, ids, names, &n_ids);
+        rc = resolve_experiments(cli, &args, &ids, &names, &n_ids);
     }
     if (rc == 0 && n_ids > 0) {
         rc = search_all_pages(cli, &args, ids, n_ids, &pages, &n_pages);
@@ -372,6 +383,8 @@ cmd_list(runs_cli *cli, int argc, char **argv)
         free(ids[i]);
         free(names[i]);
     }
+    free(ids);
+    free(names);
     return rc < 0 ? mpb_runs_fail(cli, rc) : 0;
 }
 

@@ -50,8 +50,13 @@ mpb_runs_log_artifact(runs_cli *cli, int argc, char **argv)
                      : *path             ? mpb_asprintf("%s/%s", path, base)
                                          : mpb_strdup(base);
     if (cli->json) {
-        printf("{\"run_id\": \"%s\", \"artifact_path\": \"%s\", \"uri\": \"runs:/%s/%s\"}\n",
-               run_id, artifact, run_id, artifact);
+        cJSON *root = cJSON_CreateObject();
+        cJSON_AddStringToObject(root, "run_id", run_id);
+        cJSON_AddStringToObject(root, "artifact_path", artifact);
+        char *uri = mpb_asprintf("runs:/%s/%s", run_id, artifact);
+        cJSON_AddStringToObject(root, "uri", uri);
+        free(uri);
+        mpb_runs_print_json(root);
     } else {
         printf("runs:/%s/%s\n", run_id, artifact);
     }

@@ -47,8 +47,8 @@ parse_duration(const char *text, int64_t *out_ms)
         long long n = strtoll(p, &end, 10);
         int64_t unit = *end == 'd' ? 86400000 : *end == 'h' ? 3600000 : *end == 'm' ? 60000
                      : *end == 's' ? 1000 : 0;
-        if (unit == 0 || n > INT64_MAX / unit / 2) {
-            return MPB_EINVAL;
+        if (unit == 0 || n > INT64_MAX / unit / 2 || total > INT64_MAX / 2 - (int64_t)n * unit) {
+            return MPB_EINVAL; /* a term, or the sum, past what a time holds */
         }
         total += (int64_t)n * unit;
         p = end + 1;
@@ -57,13 +57,17 @@ parse_duration(const char *text, int64_t *out_ms)
     return 0;
 }
 
-/* Splits "a,b,c" in place into ids. */
+/* Splits "a,b,c" in place into ids; 0 when it names none or more than
+ * max (an empty list must never mean "everything"). */
 static size_t
 split_ids(char *list, char **ids, size_t max)
 {
     size_t n = 0;
-    for (char *save = NULL, *tok = strtok_r(list, ",", &save); tok && n < max;
+    for (char *save = NULL, *tok = strtok_r(list, ",", &save); tok != NULL;
          tok = strtok_r(NULL, ",", &save)) {
+        if (n == max) {
+            return 0;
+        }
         ids[n++] = tok;
     }
     return n;
@@ -98,9 +102,17 @@ parse_gc_args(int argc, char **argv, gc_args *args)
         } else if (strcmp(argv[i], "--run-ids") == 0 && args->lists[0] == NULL) {
             args->lists[0] = mpb_strdup(value);
             args->n_run_ids = split_ids(args->lists[0], args->run_ids, MAX_IDS);
+            if (args->n_run_ids == 0) {
+                return mpb_runs_usage_error(gc_usage, "--run-ids '%s' names no run, or too many",
+                                            value);
+            }
         } else if (strcmp(argv[i], "--experiment-ids") == 0 && args->lists[1] == NULL) {
             args->lists[1] = mpb_strdup(value);
             args->n_experiment_ids = split_ids(args->lists[1], args->experiment_ids, MAX_IDS);
+            if (args->n_experiment_ids == 0) {
+                return mpb_runs_usage_error(
+                    gc_usage, "--experiment-ids '%s' names no experiment, or too many", value);
+            }
         } else {
             return mpb_runs_usage_error(gc_usage, "bad argument '%s'", argv[i]);
         }

@@ -155,3 +155,24 @@ mpb__json_write_result(FILE *out, const mpb_result *result, int f32)
         mpb__json_write_string(out, value, len);
     }
 }
+
+void
+mpb__json_print_document(const char *json)
+{
+    /* cJSON passes bytes of 0x80 and above through as they are; the JSON
+     * around strings is ASCII, so whatever is not UTF-8 sits in a string
+     * and becomes U+FFFD there */
+    const unsigned char *s = (const unsigned char *)json;
+    size_t len = strlen(json);
+    for (size_t i = 0; i < len;) {
+        size_t n = mpb__utf8_sequence_len(s + i, len - i);
+        if (n == 0) {
+            fputs("\xef\xbf\xbd", stdout);
+            i++;
+            continue;
+        }
+        fwrite(s + i, 1, n, stdout);
+        i += n;
+    }
+    fputc('\n', stdout);
+}

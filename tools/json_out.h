@@ -26,4 +26,9 @@ void mpb__json_write_error(FILE *out, const mpb_item_error *error);
  * array result as a JSON array of its members, recursively. */
 void mpb__json_write_result(FILE *out, const mpb_result *result, int f32);
 
+/* Prints a JSON document made by cJSON and a newline on stdout, bytes that
+ * are not UTF-8 (read back from a store as they were written) replaced by
+ * U+FFFD, so the output is valid JSON. */
+void mpb__json_print_document(const char *json);
+
 #endif

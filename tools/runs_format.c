@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "mpbatch/store.h"
+#include "tools/json_out.h"
 #include "tools/runs_int.h"
 #include "tracking/text.h"
 
@@ -129,7 +130,7 @@ void
 mpb_runs_print_json(cJSON *root)
 {
     char *text = cJSON_Print(root);
-    puts(text);
+    mpb__json_print_document(text);
     free(text);
     cJSON_Delete(root);
 }

@@ -204,6 +204,14 @@ static void
 gc_takes_explicit_ids(void **state)
 {
     fixture *f = *state;
+    /* a list that names nothing, or a sum of durations past what a time
+     * holds, is a usage error: it must never mean "every deleted run" */
+    assert_int_equal(MPB(f, "gc", "--run-ids", ","), 2);
+    assert_int_equal(MPB(f, "gc", "--experiment-ids", ""), 2);
+    assert_int_equal(MPB(f, "gc", "--older-than", "53375995583d53375995583d53375995583d"), 2);
+    mpb_run *still = NULL;
+    assert_int_equal(mpb_store_get_run(f->store, f->gone_run, &still, f->msg, sizeof f->msg), 0);
+    mpb_run_free(&still);
     assert_int_equal(MPB(f, "gc", "--run-ids", f->gone_run), 0);
     assert_non_null(strstr(f->out, "gc: 1 run(s), 0 experiment(s) removed"));
     mpb_experiment *e = NULL;

@@ -395,6 +395,65 @@ tracking_uri_from_the_environment(void **state)
     free(other);
 }
 
+/* A run's folder in the file store (its artifact URI's parent). */
+static char *
+run_folder(fixture *f, const char *run_id)
+{
+    mpb_run *run = NULL;
+    assert_int_equal(mpb_store_get_run(f->store, run_id, &run, NULL, 0), 0);
+    const char *uri = run->info.artifact_uri;
+    char *artifacts = strncmp(uri, "file:", 5) == 0 ? mpb__file_uri_to_path(uri) : mpb_strdup(uri);
+    mpb_run_free(&run);
+    char *slash = strrchr(artifacts, '/');
+    *slash = '\0';
+    return artifacts;
+}
+
+static void
+json_output_is_valid_whatever_the_store_holds(void **state)
+{
+    fixture *f = *state;
+    /* a param file holding bytes that are not UTF-8 (written by hand, or
+     * by another program): shown as U+FFFD, and the output parses */
+    char *folder = run_folder(f, f->runs[0]);
+    char *param = th_pathf("%s/params/lr", folder);
+    FILE *out = fopen(param, "w");
+    fputs("bad\xff\xfe", out);
+    fclose(out);
+    assert_int_equal(MPB(f, "--json", "show", f->runs[0]), 0);
+    assert_null(strchr(f->out, '\xff'));
+    assert_non_null(strstr(f->out, "bad\xef\xbf\xbd\xef\xbf\xbd"));
+    cJSON *json = cJSON_Parse(f->out);
+    assert_non_null(json);
+    cJSON_Delete(json);
+    /* names with quotes and backslashes, escaped */
+    char *odd = th_pathf("%s/we\"ird\\name.bin", f->dir);
+    out = fopen(odd, "w");
+    fputs("x", out);
+    fclose(out);
+    assert_int_equal(MPB(f, "--json", "log-artifact", f->runs[1], odd, "sub dir"), 0);
+    json = cJSON_Parse(f->out);
+    assert_non_null(json);
+    assert_string_equal(cJSON_GetObjectItem(json, "artifact_path")->valuestring,
+                        "sub dir/we\"ird\\name.bin");
+    cJSON_Delete(json);
+    /* every active experiment is listed, however many */
+    for (int e = 0; e < 70; e++) {
+        char name[32];
+        snprintf(name, sizeof name, "many-%d", e);
+        char *exp = th_experiment(f->store, name);
+        free(th_run(f->store, exp, name));
+        free(exp);
+    }
+    assert_int_equal(MPB(f, "--json", "list"), 0);
+    json = cJSON_Parse(f->out);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(json, "runs")), 3 + 70);
+    cJSON_Delete(json);
+    free(odd);
+    free(param);
+    free(folder);
+}
+
 #define BOTH(test)                                                                                 \
     cmocka_unit_test_setup_teardown(test, setup, teardown),                                        \
         cmocka_unit_test_setup_teardown(test, setup_sqlite, teardown)
@@ -411,6 +470,8 @@ main(void)
         BOTH(help_and_errors),
         BOTH(json_numbers_are_exact),
         BOTH(tracking_uri_from_the_environment),
+        cmocka_unit_test_setup_teardown(json_output_is_valid_whatever_the_store_holds, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
