@@ -285,8 +285,13 @@ mpb__filestore_log_batch(void *backend, const char *run_id, const mpb_metric *me
                          size_t n_metrics, const mpb_param *params, size_t n_params,
                          const mpb_tag *tags, size_t n_tags, char *err, size_t err_len)
 {
+    int rc = mpb__validate_key_folders(metrics, n_metrics, params, n_params, tags, n_tags, err,
+                                       err_len);
+    if (rc < 0) {
+        return rc;
+    }
     mpb__filestore_locked_run run;
-    int rc = mpb__filestore_lock_run(backend, run_id, 1, &run, err, err_len);
+    rc = mpb__filestore_lock_run(backend, run_id, 1, &run, err, err_len);
     if (rc < 0) {
         return rc;
     }

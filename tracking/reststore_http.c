@@ -113,8 +113,34 @@ typedef struct attempt {
     size_t cap;
     long retry_after_s; /* -1 when absent */
     int too_large;      /* the answer passed MAX_BODY_BYTES: the transfer was stopped */
+    /* the request timeout bounds each wait for bytes, not the transfer: a
+     * large artifact that keeps moving is never cut off (as MLflow's
+     * client's timeout, a connect and read timeout) */
+    int64_t stall_ns;      /* the timeout */
+    int64_t last_move_ns;  /* when bytes last moved either way */
+    curl_off_t moved;      /* bytes moved so far, up and down */
+    int stalled;           /* the transfer was stopped for it */
     char curl_error[CURL_ERROR_SIZE];
 } attempt;
+
+static int
+on_progress(void *ctx, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
+{
+    (void)dltotal;
+    (void)ultotal;
+    attempt *a = ctx;
+    int64_t now = mpb_now_ns();
+    if (dlnow + ulnow != a->moved) {
+        a->moved = dlnow + ulnow;
+        a->last_move_ns = now;
+        return 0;
+    }
+    if (now - a->last_move_ns > a->stall_ns) {
+        a->stalled = 1;
+        return 1; /* stops the transfer: CURLE_ABORTED_BY_CALLBACK */
+    }
+    return 0;
+}
 
 static size_t
 on_body(char *data, size_t size, size_t count, void *ctx)
@@ -169,7 +195,14 @@ set_options(mpb__reststore *store, attempt *a, FILE *upload, int64_t upload_len)
     struct curl_slist *headers = curl_slist_append(NULL, "Expect:");
     curl_easy_setopt(h, CURLOPT_URL, x->url);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)store->timeout_ms);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)store->timeout_ms);
+    a->stall_ns = store->timeout_ms * 1000000;
+    a->last_move_ns = mpb_now_ns();
+    a->moved = 0;
+    a->stalled = 0;
+    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(h, CURLOPT_XFERINFODATA, a);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, a->curl_error);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, a);
@@ -243,6 +276,11 @@ send_once(mpb__reststore *store, attempt *a, char *err, size_t err_len, int *loc
     if (code == CURLE_WRITE_ERROR && a->too_large) {
         snprintf(a->curl_error, sizeof a->curl_error,
                  "the server's answer is larger than %zu MiB: not read", MAX_BODY_BYTES >> 20);
+    }
+    if (code == CURLE_ABORTED_BY_CALLBACK && a->stalled) {
+        snprintf(a->curl_error, sizeof a->curl_error, "no bytes moved for %lld ms",
+                 (long long)(a->stall_ns / 1000000));
+        code = CURLE_OPERATION_TIMEDOUT; /* a timeout: retried as one */
     }
     curl_easy_setopt(a->handle, CURLOPT_HTTPHEADER, NULL);
     curl_slist_free_all(headers);

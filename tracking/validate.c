@@ -242,17 +242,29 @@ mpb__validate_batch(const mpb_metric *metrics, size_t n_metrics, const mpb_param
     if (rc < 0) {
         return rc;
     }
+    const char **keys = mpb_calloc(n_params ? n_params : 1, sizeof *keys);
+    for (size_t i = 0; i < n_params; i++) {
+        keys[i] = params[i].key;
+    }
+    qsort(keys, n_params, sizeof *keys, mpb__compare_strings);
+    rc = check_duplicate_params(keys, n_params, err, err_len);
+    free(keys);
+    return rc;
+}
+
+int
+mpb__validate_key_folders(const mpb_metric *metrics, size_t n_metrics, const mpb_param *params,
+                          size_t n_params, const mpb_tag *tags, size_t n_tags, char *err,
+                          size_t err_len)
+{
     size_t most = n_metrics > n_params ? n_metrics : n_params;
     most = most > n_tags ? most : n_tags;
     const char **keys = mpb_calloc(most ? most : 1, sizeof *keys);
     for (size_t i = 0; i < n_params; i++) {
         keys[i] = params[i].key;
     }
-    qsort(keys, n_params, sizeof *keys, mpb__compare_strings);
-    rc = check_duplicate_params(keys, n_params, err, err_len);
-    if (rc == 0) {
-        rc = check_key_folders("param", keys, n_params, err, err_len);
-    }
+    int rc = check_key_folders("param", keys, mpb__strings_sort_unique(keys, n_params), err,
+                               err_len);
     for (size_t i = 0; rc == 0 && i < n_metrics; i++) {
         keys[i] = metrics[i].key;
     }

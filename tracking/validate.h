@@ -26,11 +26,17 @@ int mpb__validate_value(const char *what, const char *key, const char *value, lo
 int mpb__validate_run_tags(const mpb_tag *tags, size_t n_tags, char *err, size_t err_len);
 
 /* A whole log_batch request: limits (1000 metrics, 100 params, 100 tags,
- * 1000 entities), every key and value, duplicate param keys, and keys that
- * would need one name to be both a file and a folder ("a" and "a/b"). */
+ * 1000 entities), every key and value, and duplicate param keys. */
 int mpb__validate_batch(const mpb_metric *metrics, size_t n_metrics, const mpb_param *params,
                         size_t n_params, const mpb_tag *tags, size_t n_tags, char *err,
                         size_t err_len);
+
+/* For the file store only, where keys are paths: keys of one kind in a
+ * batch that would need one name to be both a file and a folder ("a" and
+ * "a/b"). MLflow's SQL store and server keep keys as rows and take both. */
+int mpb__validate_key_folders(const mpb_metric *metrics, size_t n_metrics,
+                              const mpb_param *params, size_t n_params, const mpb_tag *tags,
+                              size_t n_tags, char *err, size_t err_len);
 
 /* Non-empty, valid UTF-8, at most 500 code points. */
 int mpb__validate_experiment_name(const char *name, char *err, size_t err_len);

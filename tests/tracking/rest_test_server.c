@@ -161,6 +161,48 @@ authorized(rest_server *s, struct MHD_Connection *conn)
 
 /* ---- Artifact proxy ---- */
 
+typedef struct trickle {
+    rest_server *server;
+    char *data;
+    size_t len;
+    int gap_ms;
+} trickle;
+
+static ssize_t
+trickle_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    trickle *t = cls;
+    if (pos >= t->len) {
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    }
+    pause_unless_stopping(t->server, t->gap_ms);
+    (void)max;
+    buf[0] = t->data[pos];
+    return 1;
+}
+
+static void
+trickle_free(void *cls)
+{
+    trickle *t = cls;
+    free(t->data);
+    free(t);
+}
+
+/* A 200 answer of data (taken) sent a byte per gap_ms: a slow link. */
+static enum MHD_Result
+reply_trickle(rest_server *s, struct MHD_Connection *conn, char *data, size_t len, int gap_ms)
+{
+    trickle *t = mpb_calloc(1, sizeof *t);
+    *t = (trickle){s, data, len, gap_ms};
+    struct MHD_Response *response =
+        MHD_create_response_from_callback(len, 1, trickle_read, t, trickle_free);
+    MHD_add_response_header(response, "Content-Type", "application/octet-stream");
+    enum MHD_Result result = MHD_queue_response(conn, 200, response);
+    MHD_destroy_response(response);
+    return result;
+}
+
 static int
 safe_path(const char *path)
 {
@@ -216,8 +258,13 @@ artifacts(rest_server *s, struct MHD_Connection *conn, const char *method, const
     } else if (strcmp(method, "GET") == 0) {
         char *data = NULL;
         size_t len = 0;
+        pthread_mutex_lock(&s->lock);
+        int gap_ms = s->trickle_gap_ms;
+        pthread_mutex_unlock(&s->lock);
         if (mpb__fs_is_file(local) && mpb__fs_read_file(local, 1 << 30, &data, &len) == 0) {
-            result = reply(conn, 200, "application/octet-stream", data, len, NULL);
+            result = gap_ms > 0 ? reply_trickle(s, conn, data, len, gap_ms)
+                                : reply(conn, 200, "application/octet-stream", data, len, NULL);
+            data = gap_ms > 0 ? NULL : data; /* the trickle owns it */
         } else {
             result = reply_error(conn, 404, "RESOURCE_DOES_NOT_EXIST", "No such artifact", NULL);
         }
@@ -414,6 +461,14 @@ rest_server_fail_next(rest_server *server, int n, int status, const char *retry_
     server->fail_n = n;
     server->fail_status = status;
     snprintf(server->retry_after, sizeof server->retry_after, "%s", retry_after ? retry_after : "");
+    pthread_mutex_unlock(&server->lock);
+}
+
+void
+rest_server_trickle(rest_server *server, int gap_ms)
+{
+    pthread_mutex_lock(&server->lock);
+    server->trickle_gap_ms = gap_ms;
     pthread_mutex_unlock(&server->lock);
 }
 

@@ -40,6 +40,8 @@ const char *rest_server_url(const rest_server *server);
 void rest_server_fail_next(rest_server *server, int n, int status, const char *retry_after);
 /* The next n requests are answered after delay_ms. */
 void rest_server_slow_next(rest_server *server, int n, int delay_ms);
+/* Artifact downloads from now on send one byte every gap_ms (0: at once). */
+void rest_server_trickle(rest_server *server, int gap_ms);
 /* Every request must carry exactly this Authorization header (NULL: none
  * needed); others get 401. */
 void rest_server_require_auth(rest_server *server, const char *authorization);
@@ -75,6 +77,7 @@ struct rest_server {
     char retry_after[16];
     int slow_n;
     int slow_ms;
+    int trickle_gap_ms; /* > 0: artifact downloads send a byte per gap */
     char *require_auth;
     int param_change_status;
     int history_page;

@@ -124,6 +124,51 @@ retries_stop_at_max_retries(void **state)
 }
 
 static void
+a_slow_download_that_keeps_moving_is_not_cut_off(void **state)
+{
+    /* the timeout bounds each wait for bytes, not the whole transfer (as
+     * MLflow's client's read timeout): 20 bytes at one per 100 ms take 2 s
+     * against a 1 s timeout, and must arrive whole, in one attempt */
+    fixture *f = *state;
+    mpb_store_open_opts opts = {.timeout_ms = 1000, .max_retries = 2};
+    mpb_store *store = open_rest(f, &opts);
+    char *run_id = th_run(store, f->exp_id, "slow-link");
+    char *file = th_pathf("%s/slow.bin", f->dir);
+    FILE *out = fopen(file, "w");
+    fputs("0123456789abcdefghij", out);
+    fclose(out);
+    assert_int_equal(mpb_store_log_artifact(store, run_id, file, NULL, f->err, sizeof f->err), 0);
+    char *dest = th_pathf("%s/down", f->dir);
+    assert_int_equal(mpb__fs_mkdir_p(dest), 0);
+    /* the requests a download takes at full speed */
+    int before = rest_server_requests(f->server, "mlflow-artifacts");
+    char *local = NULL;
+    assert_int_equal(mpb_store_download_artifacts(store, run_id, "slow.bin", dest, &local, f->err,
+                                                  sizeof f->err),
+                     0);
+    free(local);
+    int fast = rest_server_requests(f->server, "mlflow-artifacts") - before;
+    rest_server_trickle(f->server, 100);
+    before = rest_server_requests(f->server, "mlflow-artifacts");
+    local = NULL;
+    int rc = mpb_store_download_artifacts(store, run_id, "slow.bin", dest, &local, f->err,
+                                          sizeof f->err);
+    rest_server_trickle(f->server, 0);
+    if (rc != 0) {
+        fail_msg("download: %s", f->err);
+    }
+    assert_int_equal(rest_server_requests(f->server, "mlflow-artifacts") - before, fast); /* no retry */
+    char *got = th_read(local);
+    assert_string_equal(got, "0123456789abcdefghij");
+    free(got);
+    free(local);
+    free(dest);
+    free(file);
+    free(run_id);
+    mpb_store_destroy(&store);
+}
+
+static void
 a_slow_answer_times_out_after_the_request_timeout(void **state)
 {
     fixture *f = *state;
@@ -515,6 +560,8 @@ main(void)
         cmocka_unit_test_setup_teardown(retries_429_and_503_then_succeeds, setup, teardown),
         cmocka_unit_test_setup_teardown(retry_after_is_honoured, setup, teardown),
         cmocka_unit_test_setup_teardown(retries_stop_at_max_retries, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_slow_download_that_keeps_moving_is_not_cut_off, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(a_slow_answer_times_out_after_the_request_timeout, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(a_changed_param_is_final_even_as_a_500, setup, teardown),

@@ -213,6 +213,29 @@ runs_live_update_and_die(void **state)
     free(run_id);
 }
 
+/* "a" and "a/b" in one batch: rows in MLflow's SQL store and server, so
+ * both are taken there; a file and a folder of one name in the file store,
+ * so refused there (as a whole). */
+static void
+a_key_and_its_folder_depend_on_the_backend(void **state)
+{
+    contract *c = *state;
+    char *run_id = th_run(c->store, c->exp_id, "folders");
+    mpb_metric metrics[] = {{"loss", 1, 1, 0}, {"loss/val", 2, 1, 0}};
+    mpb_param params[] = {{"p", "1"}, {"p/q", "2"}};
+    mpb_tag tags[] = {{"t", "x"}, {"t/u", "y"}};
+    int file = strcmp(backend->name, "file") == 0;
+    assert_int_equal(mpb_store_log_batch(c->store, run_id, metrics, 2, params, 2, tags, 2, c->err,
+                                         sizeof c->err),
+                     file ? MPB_EINVAL : 0);
+    mpb_run *run = get_run(c, run_id);
+    assert_int_equal(run->n_metrics, file ? 0 : 2);
+    assert_int_equal(run->n_params, file ? 0 : 2);
+    assert_true((mpb__tag_find(run->tags, run->n_tags, "t/u") != NULL) == !file);
+    mpb_run_free(&run);
+    free(run_id);
+}
+
 static void
 params_are_immutable_and_a_refused_batch_writes_nothing(void **state)
 {
@@ -350,6 +373,7 @@ main(void)
         CONTRACT_TEST(restoring_an_experiment_brings_back_the_runs_deleted_with_it),
         CONTRACT_TEST(runs_live_update_and_die),
         CONTRACT_TEST(params_are_immutable_and_a_refused_batch_writes_nothing),
+        CONTRACT_TEST(a_key_and_its_folder_depend_on_the_backend),
         CONTRACT_TEST(tags_are_set_overwritten_and_deleted),
         CONTRACT_TEST(metrics_keep_history_and_the_latest_by_step_then_time_then_value),
         CONTRACT_TEST(nan_and_infinities_round_trip),
