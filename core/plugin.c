@@ -209,9 +209,9 @@ mpb__plugin_short_name(const char *name_or_path, char *buf, size_t size)
     if (base == NULL) {
         return;
     }
-    char *suffix = strstr(buf, ".so");
-    if (suffix != NULL) {
-        *suffix = '\0';
+    size_t len = strlen(buf);
+    if (len > 3 && strcmp(buf + len - 3, ".so") == 0) { /* only the ending: mpb_a.sorted.so */
+        buf[len - 3] = '\0';
     }
     if (strncmp(buf, "mpb_", 4) == 0) {
         memmove(buf, buf + 4, strlen(buf + 4) + 1);

@@ -105,6 +105,10 @@ mlp_init(const mpb_worker_info *info, const mpb_options *options, void **state, 
         return -1;
     }
     mlp *m = calloc(1, sizeof *m);
+    if (m == NULL) {
+        snprintf(err, err_len, "cannot allocate the model");
+        return -1;
+    }
     m->in = (int)in;
     m->hidden = (int)hidden;
     m->out = (int)out;
@@ -112,6 +116,16 @@ mlp_init(const mpb_worker_info *info, const mpb_options *options, void **state, 
     m->b1 = malloc(sizeof(float) * (size_t)hidden);
     m->w2 = malloc(sizeof(float) * (size_t)(hidden * out));
     m->b2 = malloc(sizeof(float) * (size_t)out);
+    if (m->w1 == NULL || m->b1 == NULL || m->w2 == NULL || m->b2 == NULL) {
+        snprintf(err, err_len,
+                 "cannot allocate %.1f MiB of weights for input_dim %lld, hidden_dim %lld, "
+                 "output_dim %lld",
+                 (double)sizeof(float) * (double)(in * hidden + hidden + hidden * out + out) /
+                     (1 << 20),
+                 in, hidden, out);
+        mlp_free(m);
+        return -1;
+    }
     const char *path = mpb_options_get(options, "weights");
     if (path != NULL) {
         if (load_weights(m, path, err, err_len) != 0) {
@@ -120,6 +134,7 @@ mlp_init(const mpb_worker_info *info, const mpb_options *options, void **state, 
         }
     } else {
         uint64_t rng = (uint64_t)seed * 0x9E3779B97F4A7C15ull + 0x2545F4914F6CDD1Dull;
+        rng = rng != 0 ? rng : 0x2545F4914F6CDD1Dull; /* xorshift stays at 0 from 0 */
         fill_random(m->w1, (size_t)(in * hidden), m->in, &rng);
         fill_random(m->b1, (size_t)hidden, m->in, &rng);
         fill_random(m->w2, (size_t)(hidden * out), m->hidden, &rng);
@@ -130,16 +145,32 @@ mlp_init(const mpb_worker_info *info, const mpb_options *options, void **state, 
     return 0;
 }
 
-static void
+/* Scratch for rows rows; 0, or -1 when it cannot be had (then nothing
+ * changed). */
+static int
 ensure_scratch(mlp *m, size_t rows)
 {
     if (rows <= m->scratch_rows) {
-        return;
+        return 0;
     }
-    m->scratch_rows = rows * 2;
-    m->h = realloc(m->h, sizeof(float) * m->scratch_rows * (size_t)m->hidden);
-    m->x = realloc(m->x, sizeof(float) * m->scratch_rows * (size_t)m->in);
-    m->y = realloc(m->y, sizeof(float) * m->scratch_rows * (size_t)m->out);
+    size_t cap = rows * 2;
+    float *h = malloc(sizeof(float) * cap * (size_t)m->hidden);
+    float *x = malloc(sizeof(float) * cap * (size_t)m->in);
+    float *y = malloc(sizeof(float) * cap * (size_t)m->out);
+    if (h == NULL || x == NULL || y == NULL) {
+        free(h);
+        free(x);
+        free(y);
+        return -1;
+    }
+    free(m->h);
+    free(m->x);
+    free(m->y);
+    m->h = h;
+    m->x = x;
+    m->y = y;
+    m->scratch_rows = cap;
+    return 0;
 }
 
 /* Y (rows x out) = relu(X W1 + b1) W2 + b2 */
@@ -169,11 +200,25 @@ mlp_call(void *state, mpb_batch *batch)
     size_t n = mpb_batch_size(batch);
     size_t in_bytes = sizeof(float) * (size_t)m->in;
     size_t out_bytes = sizeof(float) * (size_t)m->out;
-    ensure_scratch(m, n);
+    if (ensure_scratch(m, n) != 0) {
+        mpb_batch_fail(batch, "MemoryError", "cannot allocate scratch for %zu rows", n);
+        return -1;
+    }
+    if (n == 0) {
+        return 0;
+    }
     size_t row_bytes = 0;
     const float *x = mpb_batch_matrix(batch, &row_bytes);
     if (x != NULL && row_bytes == in_bytes) {
-        forward(m, x, mpb_batch_output_matrix(batch, out_bytes), (int)n);
+        float *y = mpb_batch_output_matrix(batch, out_bytes);
+        if (y == NULL) { /* only when a result is over max_item_bytes */
+            mpb_batch_fail(batch, "ValueError",
+                           "a result of %d float32 (%zu bytes) is over the servlet's "
+                           "max_item_bytes",
+                           m->out, out_bytes);
+            return -1;
+        }
+        forward(m, x, y, (int)n);
         return 0;
     }
     /* Some items have the wrong size: answer those with errors, compute the rest. */
@@ -191,7 +236,11 @@ mlp_call(void *state, mpb_batch *batch)
         size_t len;
         mpb_batch_item(batch, i, &len);
         if (len == in_bytes) {
-            mpb_batch_set_value(batch, i, m->y + good++ * (size_t)m->out, out_bytes);
+            if (mpb_batch_set_value(batch, i, m->y + good++ * (size_t)m->out, out_bytes) != 0) {
+                mpb_batch_set_error(batch, i, "ValueError",
+                                    "a result of %zu bytes is over the servlet's max_item_bytes",
+                                    out_bytes);
+            }
         } else {
             mpb_batch_set_error(batch, i, "ValueError",
                                 "expected %d float32 (%zu bytes), got %zu bytes", m->in, in_bytes,

@@ -75,7 +75,18 @@ sleep_init(const mpb_worker_info *info, const mpb_options *options, void **state
                  "busy true or false");
         return -1;
     }
+    /* an hour a call at most: a batch's cost, per item times 2^20 items
+     * and jitter, added in microseconds, stay far from overflow */
+    const long long most = 3600LL * 1000000;
+    if (st->batch_cost_us < 0 || st->batch_cost_us > most || st->item_cost_us < 0 ||
+        st->item_cost_us > most || st->jitter_us < 0 || st->jitter_us > most) {
+        snprintf(err, err_len,
+                 "batch_cost_us, item_cost_us and jitter_us must be in 0..%lld (an hour)", most);
+        free(st);
+        return -1;
+    }
     st->rng = (uint64_t)seed * 0x9E3779B97F4A7C15ull + 1;
+    st->rng = st->rng != 0 ? st->rng : 1; /* xorshift stays at 0 from 0 */
     *state = st;
     return 0;
 }

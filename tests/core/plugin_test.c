@@ -11,6 +11,7 @@
 #include "support.h"
 
 #include "core/os/process.h"
+#include "core/options.h"
 #include "core/plugin.h"
 
 #ifndef MPB_TEST_PLUGIN_DIR
@@ -78,6 +79,55 @@ find_passthrough(void *arg)
     char err[256];
     assert_int_equal(mpb__plugin_find("passthrough", out, err, sizeof err), 0);
     return NULL;
+}
+
+static void
+short_names_drop_only_the_ending(void **state)
+{
+    (void)state;
+    char name[64];
+    mpb__plugin_short_name("/x/mpb_mlp.so", name, sizeof name);
+    assert_string_equal(name, "mlp");
+    /* ".so" inside the name is part of it: this file is good.sorted, not good */
+    mpb__plugin_short_name("/x/mpb_good.sorted.so", name, sizeof name);
+    assert_string_equal(name, "good.sorted");
+    mpb__plugin_short_name("mlp", name, sizeof name);
+    assert_string_equal(name, "mlp");
+}
+
+/* init of a bundled plugin with these options (key=value, NULL ended);
+ * its status, and the message in err. */
+static int
+init_with(const char *plugin, const char *const *pairs, char *err, size_t err_len)
+{
+    const mpb__plugin *p = NULL;
+    assert_int_equal(mpb__plugin_find(plugin, &p, err, err_len), 0);
+    mpb_options *options = mpb__options_new();
+    for (size_t i = 0; pairs[i] != NULL; i++) {
+        assert_int_equal(mpb__options_set_pair(options, pairs[i]), 0);
+    }
+    mpb_worker_info info = {.name = "t-0"};
+    void *state = NULL;
+    int rc = p->def->init(&info, options, &state, err, err_len);
+    if (rc == 0) {
+        p->def->cleanup(state);
+    }
+    mpb__options_destroy(&options);
+    return rc;
+}
+
+static void
+bundled_plugins_refuse_options_out_of_range(void **state)
+{
+    (void)state;
+    char err[256] = "";
+    const char *negative[] = {"batch_cost_us=-5000", NULL};
+    assert_int_not_equal(init_with("sleep", negative, err, sizeof err), 0);
+    assert_non_null(strstr(err, "0.."));
+    const char *huge[] = {"batch_cost_us=9223372036854775807", "item_cost_us=1", NULL};
+    assert_int_not_equal(init_with("sleep", huge, err, sizeof err), 0);
+    const char *fine[] = {"batch_cost_us=10", "jitter_us=5", NULL};
+    assert_int_equal(init_with("sleep", fine, err, sizeof err), 0);
 }
 
 static void
@@ -214,6 +264,8 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(search_dirs_are_listed_in_lookup_order_without_repeats),
         cmocka_unit_test(find_loads_each_file_once),
+        cmocka_unit_test(short_names_drop_only_the_ending),
+        cmocka_unit_test(bundled_plugins_refuse_options_out_of_range),
         cmocka_unit_test(an_abi1_plugin_loads_with_newer_fields_zero),
         cmocka_unit_test(an_abi1_plugin_runs_with_options_unchecked),
     };

@@ -67,6 +67,32 @@ assert_echo(const mpb_result *r, uint64_t i)
 }
 
 static void
+results_over_max_item_bytes_are_errors_not_crashes(void **state)
+{
+    (void)state;
+    /* mlp answers 3 float32 (12 bytes) per item; the pool allows 8 */
+    test_pool tp = {.kind = "thread",
+                    .plugin = "mlp",
+                    .batch_size = 4,
+                    .max_item_bytes = 8,
+                    .options = {"input_dim=1", "hidden_dim=4", "output_dim=3"}};
+    mpb_server *server = test_server_start(&tp);
+    const float one = 1.0f;
+    const float two = 2.0f;
+    const void *inputs[] = {&one, &two, "", &one};
+    size_t lens[] = {4, 4, 0, 4};
+    mpb_result *out[4];
+    assert_int_equal(mpb_server_call_many(server, inputs, lens, 4, 10000, out), 0);
+    for (int i = 0; i < 4; i++) {
+        const mpb_item_error *e = mpb_result_error(out[i]);
+        assert_non_null(e);
+        assert_string_equal(e->type, "ValueError");
+        mpb_result_destroy(&out[i]);
+    }
+    mpb_server_destroy(&server);
+}
+
+static void
 check_item_errors(const char *kind, const char *option, const char *marker, const char *error_type)
 {
     test_pool tp = {.kind = kind,
@@ -390,6 +416,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(item_errors_land_in_place),
+        cmocka_unit_test(results_over_max_item_bytes_are_errors_not_crashes),
         cmocka_unit_test(items_left_unset_get_no_result),
         cmocka_unit_test(preprocess_errors_skip_the_model),
         cmocka_unit_test(whole_batch_failure_fails_exactly_its_batch),
