@@ -19,14 +19,11 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <math.h>
-#include <pthread.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -38,23 +35,16 @@
 #include "mpbatch/server_tracker.h"
 #include "mpbatch/tracking.h"
 #include "tools/commands.h"
+#include "tools/interrupt.h"
 #include "tools/json_out.h"
 #include "tools/line_input.h"
 #include "tools/tool_tracking.h"
 
 #define EXIT_OUTPUT_CLOSED (128 + SIGPIPE)
 
-/* The signal watcher and the main thread share this. */
-typedef struct interrupt {
-    sigset_t signals;
-    atomic_int signal; /* the first SIGINT or SIGTERM taken, 0 before */
-    atomic_int done;   /* the main thread is finished: the watcher leaves */
-    int wake_fd;       /* written at the first signal */
-} interrupt;
-
 typedef struct run_io {
     mpb__line_input input;
-    interrupt *interrupt;
+    mpb__interrupt *interrupt;
     int wait_fd;       /* an epoll set of the input and interrupt->wake_fd, or -1 */
     int no_epoll;      /* the input cannot be in one (a regular file): wait on it alone */
     int output_closed; /* a write failed with EPIPE */
@@ -71,7 +61,7 @@ typedef struct run_io {
 static int
 stopping(const run_io *io)
 {
-    return atomic_load(&io->interrupt->signal) != 0 || io->output_closed;
+    return mpb__interrupt_signal(io->interrupt) != 0 || io->output_closed;
 }
 
 /* Notes a failed write; EPIPE means the reader went away. */
@@ -130,34 +120,6 @@ input_ready(void *ctx, int *wait_fd)
     return 0;
 }
 
-static void *
-watch_signals(void *arg)
-{
-    interrupt *in = arg;
-    struct timespec tick = {0, 50 * 1000000};
-    while (!atomic_load(&in->done)) {
-        int sig = sigtimedwait(&in->signals, NULL, &tick);
-        if (sig <= 0) {
-            continue;
-        }
-        if (atomic_load(&in->signal) == 0) {
-            fprintf(stderr,
-                    "\nmpb run: %s: reading no more input; answering what is in flight "
-                    "(signal again to exit now)\n",
-                    strsignal(sig));
-            atomic_store(&in->signal, sig);
-            uint64_t one = 1;
-            ssize_t put = write(in->wake_fd, &one, sizeof one);
-            (void)put;
-        } else {
-            fprintf(stderr, "mpb run: second signal: exiting now\n");
-            mpb_emergency_cleanup();
-            _exit(128 + sig);
-        }
-    }
-    return NULL;
-}
-
 static void
 show_progress(run_io *io, uint64_t done)
 {
@@ -206,7 +168,7 @@ print_summary(run_io *io, int rc)
             io->progress ? "\r" : "", (unsigned long long)stats.completed, seconds,
             seconds > 0 ? (double)stats.completed / seconds : 0.0, (unsigned long long)io->errors,
             (unsigned long long)stats.batches, mean);
-    int sig = atomic_load(&io->interrupt->signal);
+    int sig = mpb__interrupt_signal(io->interrupt);
     if (sig != 0) {
         fprintf(stderr, "mpb run: stopped by %s\n", strsignal(sig));
         return 128 + sig;
@@ -288,14 +250,9 @@ mpb_cmd_run(int argc, char **argv)
     mpb__line_input_init(&io.input, fd, io.f32);
     /* signals go to the watcher alone (threads made from here on inherit
      * the mask); a closed output is an error to handle, not a death */
-    interrupt in = {.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)};
-    sigemptyset(&in.signals);
-    sigaddset(&in.signals, SIGINT);
-    sigaddset(&in.signals, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &in.signals, NULL);
+    mpb__interrupt in;
+    mpb__interrupt_start(&in, "mpb run", "reading no more input; answering what is in flight");
     signal(SIGPIPE, SIG_IGN);
-    pthread_t watcher;
-    pthread_create(&watcher, NULL, watch_signals, &in);
     io.interrupt = &in;
     io.wait_fd = -1;
     mpb_server_tracker *tracker = NULL;
@@ -318,9 +275,10 @@ mpb_cmd_run(int argc, char **argv)
     mpb_server_stop(io.server);
     status = print_summary(&io, rc);
     if (tracker != NULL) {
-        mpb_run_status end = status == 0                                        ? MPB_RUN_FINISHED
-                             : atomic_load(&in.signal) != 0 || io.output_closed ? MPB_RUN_KILLED
-                                                                                : MPB_RUN_FAILED;
+        int stopped = mpb__interrupt_signal(&in) != 0 || io.output_closed;
+        mpb_run_status end = status == 0 ? MPB_RUN_FINISHED
+                             : stopped   ? MPB_RUN_KILLED
+                                         : MPB_RUN_FAILED;
         mpb__tool_tracking_finish(tracker, io.server, io.start_ns, end, "mpb run");
         tracker = NULL;
     }
@@ -335,9 +293,7 @@ out:
         close(fd);
     }
     mpb__line_input_free(&io.input);
-    atomic_store(&in.done, 1);
-    pthread_join(watcher, NULL);
-    close(in.wake_fd);
+    mpb__interrupt_stop(&in);
     if (io.wait_fd >= 0) {
         close(io.wait_fd);
     }

@@ -5,6 +5,7 @@
  * load in front of them.
  */
 #include <getopt.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,27 +105,7 @@ typedef struct args {
     const char *wait;
     const char *load;
     int recommend;
-    int any_axis;
 } args;
-
-static int
-parse_kinds(bench_plan *plan, const char *text, char *err, size_t err_len)
-{
-    for (const char *k = text; *k;) {
-        size_t len = strcspn(k, ",");
-        const char *kind = len == 7 && strncmp(k, "process", 7) == 0  ? "process"
-                           : len == 6 && strncmp(k, "thread", 6) == 0 ? "thread"
-                                                                      : NULL;
-        if (kind == NULL) {
-            return mpb__set_error(err, err_len, MPB_EINVAL,
-                                  "--kind: '%.*s' is not process or thread", (int)len, k);
-        }
-        plan->kinds = mpb_realloc(plan->kinds, (plan->n_kinds + 1) * sizeof(char *));
-        plan->kinds[plan->n_kinds++] = kind;
-        k += len + (k[len] == ',');
-    }
-    return 0;
-}
 
 /* 0 to go on, 1 to exit 0 (help), -1 on a bad argument (printed). */
 static int
@@ -157,27 +138,21 @@ parse_args(int argc, char **argv, bench_plan *plan, args *a)
             break;
         case OPT_KIND:
             a->kinds = optarg;
-            a->any_axis = 1;
             break;
         case OPT_WORKERS:
             a->workers = optarg;
-            a->any_axis = 1;
             break;
         case OPT_BATCH:
             a->batch = optarg;
-            a->any_axis = 1;
             break;
         case OPT_WAIT:
             a->wait = optarg;
-            a->any_axis = 1;
             break;
         case OPT_LOAD:
             a->load = optarg;
-            a->any_axis = 1;
             break;
         case OPT_SECONDS:
-            plan->seconds = strtod(optarg, &end);
-            if (*end != '\0' || plan->seconds <= 0 || plan->seconds > 3600) {
+            if (mpb__bench_parse_seconds(optarg, &plan->seconds) != 0) {
                 fprintf(stderr, "mpb bench: --seconds expects a number in (0, 3600]\n");
                 return -1;
             }
@@ -209,7 +184,7 @@ parse_args(int argc, char **argv, bench_plan *plan, args *a)
             break;
         case OPT_P99:
             plan->recommend_p99_ms = strtod(optarg, &end);
-            if (*end != '\0' || plan->recommend_p99_ms <= 0) {
+            if (*end != '\0' || !(plan->recommend_p99_ms > 0 && isfinite(plan->recommend_p99_ms))) {
                 fprintf(stderr, "mpb bench: --p99-ms expects a number above 0\n");
                 return -1;
             }
@@ -230,9 +205,13 @@ parse_args(int argc, char **argv, bench_plan *plan, args *a)
         fprintf(stderr, "mpb bench: --recommend and --p99-ms go together\n");
         return -1;
     }
-    if (a->config != NULL && (a->model != NULL || a->n_options > 0)) {
-        fprintf(stderr, "mpb bench: --config names the servlet; --model and --option do not "
-                        "go with it\n");
+    if (a->config != NULL && (a->model != NULL || a->n_options > 0 || a->dim != 0)) {
+        fprintf(stderr, "mpb bench: --config names the servlet and its items; --model, --option "
+                        "and --dim do not go with it (the file's sweep.dim or sweep.item does)\n");
+        return -1;
+    }
+    if (plan->seconds > 0 && plan->items > 0) {
+        fprintf(stderr, "mpb bench: --seconds and --items do not go together: give one\n");
         return -1;
     }
     return 0;
@@ -244,15 +223,15 @@ build_plan(bench_plan *plan, const args *a, int no_arguments, char *err, size_t 
 {
     int rc = 0;
     if (a->kinds != NULL) {
-        rc = parse_kinds(plan, a->kinds, err, err_len);
+        rc = mpb__bench_parse_kinds(plan, a->kinds, "--kind", err, err_len);
     }
     if (rc == 0 && a->workers != NULL) {
-        rc = mpb__bench_parse_list(a->workers, "--workers", 1, &plan->workers, &plan->n_workers,
-                                   err, err_len);
+        rc = mpb__bench_parse_list(a->workers, "--workers", 1, MPB_BENCH_MAX_WORKERS,
+                                   &plan->workers, &plan->n_workers, err, err_len);
     }
     if (rc == 0 && a->batch != NULL) {
-        rc = mpb__bench_parse_list(a->batch, "--batch-size", 0, &plan->batch_sizes,
-                                   &plan->n_batch_sizes, err, err_len);
+        rc = mpb__bench_parse_list(a->batch, "--batch-size", 0, MPB_BENCH_MAX_BATCH,
+                                   &plan->batch_sizes, &plan->n_batch_sizes, err, err_len);
     }
     if (rc == 0 && a->wait != NULL) {
         rc = mpb__bench_parse_waits(a->wait, &plan->waits, &plan->n_waits, err, err_len);
@@ -263,30 +242,29 @@ build_plan(bench_plan *plan, const args *a, int no_arguments, char *err, size_t 
     if (rc == 0 && a->config != NULL) {
         rc = mpb__bench_load_sweep_file(plan, a->config, err, err_len);
     } else if (rc == 0) {
-        rc = mpb__bench_model_config(plan, a->model ? a->model : "mlp", a->options,
-                                     a->dim ? (size_t)a->dim : 256, err, err_len);
+        rc = mpb__bench_model_config(plan, a->model ? a->model : "mlp", a->options, (size_t)a->dim,
+                                     err, err_len);
     }
     if (rc != 0) {
         return rc;
     }
     if (plan->n_kinds == 0) {
-        parse_kinds(plan, "process", NULL, 0);
+        mpb__bench_parse_kinds(plan, "process", "", NULL, 0);
     }
     if (plan->n_workers == 0) {
-        mpb__bench_parse_list("1,2", "", 1, &plan->workers, &plan->n_workers, NULL, 0);
+        mpb__bench_parse_list("1,2", "", 1, MPB_BENCH_MAX_WORKERS, &plan->workers, &plan->n_workers,
+                              NULL, 0);
     }
     if (plan->n_batch_sizes == 0) {
-        mpb__bench_parse_list("1,8,32,128", "", 0, &plan->batch_sizes, &plan->n_batch_sizes, NULL,
-                              0);
+        mpb__bench_parse_list("1,8,32,128", "", 0, MPB_BENCH_MAX_BATCH, &plan->batch_sizes,
+                              &plan->n_batch_sizes, NULL, 0);
     }
     if (plan->n_waits == 0) {
         mpb__bench_parse_waits("auto", &plan->waits, &plan->n_waits, NULL, 0);
     }
     if (plan->n_loads == 0) {
-        mpb__bench_parse_loads(no_arguments || (!a->any_axis && a->config == NULL)
-                                   ? "closed:auto,open:auto"
-                                   : "closed:auto",
-                               &plan->loads, &plan->n_loads, NULL, 0);
+        mpb__bench_parse_loads(no_arguments ? "closed:auto,open:auto" : "closed:auto", &plan->loads,
+                               &plan->n_loads, NULL, 0);
     }
     if (plan->seconds <= 0) {
         plan->seconds = 2;

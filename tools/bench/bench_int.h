@@ -17,6 +17,7 @@
 #ifndef MPB_TOOLS_BENCH_INT_H
 #define MPB_TOOLS_BENCH_INT_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -107,22 +108,43 @@ typedef struct bench_plan {
     const char *out_dir;     /* NULL: no files */
     double recommend_p99_ms; /* > 0: pick a configuration within it */
     int progress;            /* a progress line on stderr */
+    atomic_int *interrupted; /* a signal's number once one came (loads end early), or NULL */
 } bench_plan;
+
+/* 1 once a signal asked the sweep to stop. */
+static inline int
+mpb__bench_interrupted(const bench_plan *plan)
+{
+    return plan->interrupted != NULL && atomic_load(plan->interrupted) != 0;
+}
 
 /* args.c: the plan the command line asks for: 0, 1 when --help was
  * printed, -1 after an error was printed. */
 int mpb__bench_plan_from_args(int argc, char **argv, bench_plan *plan);
 
 /* plan.c */
-int mpb__bench_parse_list(const char *text, const char *flag, long long min, long long **out,
-                          size_t *n, char *err, size_t err_len);
+/* Axis bounds: a pool's, as a config file's (servlets/config_pool.c). */
+#define MPB_BENCH_MAX_WORKERS 4096
+#define MPB_BENCH_MAX_BATCH (1 << 20)
+#define MPB_BENCH_MAX_WAIT_US (3600LL * 1000000)
+
+/* A list of values and ranges, each from min to max, into *out (once each). */
+int mpb__bench_parse_list(const char *text, const char *flag, long long min, long long max,
+                          long long **out, size_t *n, char *err, size_t err_len);
 int mpb__bench_parse_loads(const char *text, bench_load **out, size_t *n, char *err,
+                           size_t err_len);
+/* "process,thread" into plan->kinds (once each); flag names it in errors. */
+int mpb__bench_parse_kinds(bench_plan *plan, const char *text, const char *flag, char *err,
                            size_t err_len);
 int mpb__bench_parse_waits(const char *text, long long **out, size_t *n, char *err, size_t err_len);
 int mpb__bench_load_sweep_file(bench_plan *plan, const char *path, char *err, size_t err_len);
+/* dim: floats per item from --dim, 0 when not given (input_dim from the
+ * options, else 256). */
 int mpb__bench_model_config(bench_plan *plan, const char *model, const char *const *options,
                             size_t dim, char *err, size_t err_len);
 void mpb__bench_load_text(const bench_load *load, double value, char *out, size_t len);
+/* Seconds of a load, "0.5" (above 0, at most an hour): 0, or MPB_EINVAL. */
+int mpb__bench_parse_seconds(const char *text, double *seconds);
 void mpb__bench_plan_free(bench_plan *plan);
 
 /* load.c: starts a server for the point's settings (its load ignored)... */
@@ -161,6 +183,8 @@ int mpb__bench_plot(const char *dir, const char *csv, const bench_row *rows, siz
 /* track.c */
 int mpb__bench_track_begin(const bench_plan *plan, char *err, size_t err_len);
 void mpb__bench_track_row(const bench_plan *plan, const bench_row *row);
-void mpb__bench_track_end(const char *dir, char **files, int status);
+/* Logs files as the parent's artifacts and ends it with status (an
+ * mpb_run_status). */
+void mpb__bench_track_end(char **files, int status);
 
 #endif

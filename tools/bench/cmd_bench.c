@@ -7,6 +7,7 @@
  * the figures.
  */
 #include <errno.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,13 +18,16 @@
 
 #include "core/util.h"
 #include "mpbatch/error.h"
+#include "mpbatch/store.h"
 #include "mpbatch/tracking.h"
 #include "mpbatch/worker.h"
 #include "tools/bench/bench_int.h"
 #include "tracking/fs_util.h"
 #include "tools/commands.h"
+#include "tools/interrupt.h"
 
 #define RTT_CALLS 2000
+#define CLOSED_AUTO_MAX (1 << 20) /* callers closed:auto keeps at most (as closed:N) */
 
 typedef struct progress {
     int on;
@@ -91,7 +95,7 @@ static bench_baselines
 baselines_for(sweep *s, const bench_point *p)
 {
     bench_baselines b = {0, 0, s->rtt_p50, s->rtt_p99};
-    if (!s->plan->baselines) {
+    if (!s->plan->baselines || mpb__bench_interrupted(s->plan)) {
         return b;
     }
     /* the same model and batch size measured once per sweep */
@@ -113,7 +117,9 @@ baselines_for(sweep *s, const bench_point *p)
             fprintf(stderr, "\rmpb bench: bare baseline: %s\n", err);
         }
     }
-    if (b.raw_items_per_s == 0) {
+    /* raw echoes through as many processes as one pool's workers: a tree
+     * has no one pool to compare with */
+    if (b.raw_items_per_s == 0 && s->plan->plugin != NULL) {
         show_progress(&s->prog, "raw ZeroMQ echo");
         b.raw_items_per_s = mpb__bench_raw(s->plan, p->workers, p->batch_size, err, sizeof err);
     }
@@ -138,16 +144,19 @@ run_point(sweep *s, bench_point point)
     double capacity = 0; /* the last closed loop's items/s */
     int rc = 0;
     size_t first = s->n_rows;
-    for (size_t l = 0; l < plan->n_loads && rc == 0; l++) {
+    for (size_t l = 0; l < plan->n_loads && rc == 0 && !mpb__bench_interrupted(plan); l++) {
         bench_load load = plan->loads[l];
         double value = load.value;
         if (load.kind == LOAD_CLOSED && value == 0) {
-            /* more than every worker's credit (6 x batch, at least 64) */
-            long long per = point.batch_size > 0 ? 8 * point.batch_size : 8;
-            value = (double)(point.workers * (per > 128 ? per : 128));
+            /* more than every worker's credit (8 x batch, at least 128) */
+            double per = point.batch_size > 0 ? 8 * (double)point.batch_size : 8;
+            value = (double)point.workers * (per > 128 ? per : 128);
+            value = value < CLOSED_AUTO_MAX ? value : CLOSED_AUTO_MAX;
         }
         if (load.kind == LOAD_OPEN && load.share > 0) {
+            /* whole items/s, for a short label (open:9000, not open:9000.123...) */
             value = load.share * capacity;
+            value = value >= 1 ? round(value) : value;
         }
         bench_row row = {.point = point};
         row.point.load = load;
@@ -215,6 +224,35 @@ add_artifact(char ***files, size_t *n, char *path)
     (*files)[*n] = NULL;
 }
 
+/* results.csv and, when asked, the plots, added to files; 1 when plots
+ * were drawn. */
+static int
+write_csv_and_plots(sweep *s, const char *out_dir, char ***files, size_t *n_files)
+{
+    char *csv = mpb_asprintf("%s/results.csv", out_dir);
+    if (mpb__bench_write_csv(csv, s->plan, s->rows, s->n_rows) != 0) {
+        fprintf(stderr, "mpb bench: cannot write %s\n", csv);
+        free(csv);
+        return 0;
+    }
+    add_artifact(files, n_files, csv);
+    if (!s->plan->plots || s->n_rows == 0) {
+        return 0;
+    }
+    char err[1024];
+    char **plots = NULL;
+    if (mpb__bench_plot(out_dir, csv, s->rows, s->n_rows, &plots, err, sizeof err) != 0) {
+        fprintf(stderr, "mpb bench: %s\n", err);
+    }
+    int plotted = 0;
+    for (size_t i = 0; plots != NULL && plots[i] != NULL; i++) {
+        add_artifact(files, n_files, plots[i]);
+        plotted = 1;
+    }
+    free(plots);
+    return plotted;
+}
+
 static int
 sweep_all(sweep *s)
 {
@@ -233,7 +271,8 @@ sweep_all(sweep *s)
     for (size_t k = 0; k < plan->n_kinds && rc == 0; k++) {
         for (size_t w = 0; w < plan->n_workers && rc == 0; w++) {
             for (size_t b = 0; b < plan->n_batch_sizes && rc == 0; b++) {
-                for (size_t t = 0; t < plan->n_waits && rc == 0; t++) {
+                for (size_t t = 0; t < plan->n_waits && rc == 0 && !mpb__bench_interrupted(plan);
+                     t++) {
                     bench_point p = {plan->kinds[k], plan->workers[w], plan->batch_sizes[b],
                                      plan->waits[t], plan->loads[0]};
                     rc = run_point(s, p);
@@ -255,9 +294,14 @@ mpb_cmd_bench(int argc, char **argv)
     }
     signal(SIGPIPE, SIG_IGN);
     bench_plan plan = {.baselines = 1, .plots = 1, .track = 1};
+    /* before any thread: they inherit the blocked signals */
+    mpb__interrupt in;
+    mpb__interrupt_start(&in, "mpb bench", "stopping after this load; writing what was measured");
+    plan.interrupted = &in.signal;
     int parsed = mpb__bench_plan_from_args(argc, argv, &plan);
     if (parsed != 0) {
         mpb__bench_plan_free(&plan);
+        mpb__interrupt_stop(&in);
         return parsed > 0 ? 0 : 2;
     }
     char err[1024];
@@ -267,6 +311,7 @@ mpb_cmd_bench(int argc, char **argv)
         fprintf(stderr, "mpb bench: cannot make %s: %s\n", out_dir, mpb_strerror(made));
         free(out_dir);
         mpb__bench_plan_free(&plan);
+        mpb__interrupt_stop(&in);
         return 2;
     }
     if (plan.track && mpb__bench_track_begin(&plan, err, sizeof err) != 0) {
@@ -296,34 +341,23 @@ mpb_cmd_bench(int argc, char **argv)
         fclose(s.jsonl);
         add_artifact(&files, &n_files, json_path);
     }
-    char *csv = mpb_asprintf("%s/results.csv", out_dir);
-    if (mpb__bench_write_csv(csv, &plan, s.rows, s.n_rows) == 0) {
-        add_artifact(&files, &n_files, csv);
-    } else {
-        fprintf(stderr, "mpb bench: cannot write %s\n", csv);
-        free(csv);
-        csv = NULL;
-    }
-    if (plan.plots && csv != NULL && s.n_rows > 0) {
-        char **plots = NULL;
-        if (mpb__bench_plot(out_dir, csv, s.rows, s.n_rows, &plots, err, sizeof err) != 0) {
-            fprintf(stderr, "mpb bench: %s\n", err);
-        }
-        for (size_t i = 0; plots != NULL && plots[i] != NULL; i++) {
-            add_artifact(&files, &n_files, plots[i]);
-        }
-        free(plots);
-    }
+    int plotted = write_csv_and_plots(&s, out_dir, &files, &n_files);
     if (plan.recommend_p99_ms > 0) {
         const bench_row *best = mpb__bench_recommend(s.rows, s.n_rows, plan.recommend_p99_ms);
         mpb__bench_print_recommendation(plan.json ? stderr : stdout, &plan, best,
                                         plan.recommend_p99_ms);
     }
+    int sig = mpb__interrupt_signal(&in);
     if (plan.track) {
-        mpb__bench_track_end(out_dir, files, rc);
+        mpb__bench_track_end(files, sig       ? MPB_RUN_KILLED
+                                    : rc == 0 ? MPB_RUN_FINISHED
+                                              : MPB_RUN_FAILED);
     }
     fprintf(stderr, "mpb bench: %zu configurations; table, results.jsonl, results.csv%s in %s/\n",
-            s.n_rows, plan.plots ? " and plots" : "", out_dir);
+            s.n_rows, plotted ? " and plots" : " (no plots)", out_dir);
+    if (sig) {
+        fprintf(stderr, "mpb bench: stopped by %s\n", strsignal(sig));
+    }
     for (size_t i = 0; i < n_files; i++) {
         free(files[i]);
     }
@@ -331,5 +365,6 @@ mpb_cmd_bench(int argc, char **argv)
     free(s.rows);
     free(out_dir);
     mpb__bench_plan_free(&plan);
-    return rc == 0 ? 0 : 1;
+    mpb__interrupt_stop(&in);
+    return sig ? 128 + sig : rc == 0 ? 0 : 1;
 }

@@ -251,7 +251,8 @@ feed_closed(mpb_server *server, const bench_plan *plan, load_run *run, int64_t e
     }
     long long n = 0;
     record *bunch[BUNCH];
-    while (plan->items > 0 ? n < plan->items : mpb_now_ns() < end_ns) {
+    while (!mpb__bench_interrupted(plan) &&
+           (plan->items > 0 ? n < plan->items : mpb_now_ns() < end_ns)) {
         uint64_t free_now = wait_free(run, bunch_min);
         size_t k = free_now < BUNCH ? (size_t)free_now : BUNCH;
         if (plan->items > 0 && (long long)k > plan->items - n) {
@@ -282,7 +283,7 @@ feed_open(mpb_server *server, const bench_plan *plan, load_run *run, double rate
     long long n = 0;
     record *bunch[BUNCH];
     for (;;) {
-        if (plan->items > 0 ? n >= plan->items : due >= end_ns) {
+        if (mpb__bench_interrupted(plan) || (plan->items > 0 ? n >= plan->items : due >= end_ns)) {
             return n;
         }
         int64_t now = mpb_now_ns();
@@ -318,6 +319,9 @@ mpb__bench_run_load(bench_server *s, const bench_plan *plan, const bench_load *l
                     bench_figures *fig, char *err, size_t err_len)
 {
     memset(fig, 0, sizeof *fig);
+    if (!(value > 0 && isfinite(value))) {
+        return mpb__set_error(err, err_len, MPB_EINVAL, "a load needs a finite value above 0");
+    }
     mpb__histogram *hist = mpb_malloc(sizeof *hist);
     mpb__histogram_reset(hist);
     load_run run;
@@ -336,7 +340,14 @@ mpb__bench_run_load(bench_server *s, const bench_plan *plan, const bench_load *l
                       ? feed_closed(s->server, plan, &run, end_ns)
                       : feed_open(s->server, plan, &run, value, start, end_ns);
     int rc = n < 0 ? (int)n : drain(&run, (uint64_t)n);
+    /* until the last answer; when none came, the window the load had (an
+     * open loop whose first arrival falls after it sends nothing) */
     int64_t end = atomic_load(&run.last_done_ns);
+    if (end < start) {
+        int64_t now = mpb_now_ns();
+        int whole = plan->items == 0 && !mpb__bench_interrupted(plan) && now < end_ns;
+        end = whole ? end_ns : now;
+    }
     mpb_server_stats_get(s->server, &after);
     if (rc != 0) {
         run_free(&run);

@@ -5,6 +5,7 @@
  * pool made from --model and --option).
  */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,11 @@
 #include "tools/bench/bench_int.h"
 
 #define MAX_AXIS 256
+#define MAX_SECONDS 3600
+/* open rates, items/s: beyond any server above; below, the gap to the
+ * next arrival (in ns) would not fit an int64 */
+#define MIN_OPEN_RATE 1e-6
+#define MAX_OPEN_RATE 1e7
 
 static int
 parse_integer(const char *text, long long *out)
@@ -30,9 +36,15 @@ parse_integer(const char *text, long long *out)
     return (int)(end - text);
 }
 
+/* Adds value to the axis once: a repeated value is one point, not two. */
 static int
 push(long long **out, size_t *n, long long value, const char *flag, char *err, size_t err_len)
 {
+    for (size_t i = 0; i < *n; i++) {
+        if ((*out)[i] == value) {
+            return 0;
+        }
+    }
     if (*n == MAX_AXIS) {
         return mpb__set_error(err, err_len, MPB_EINVAL, "%s: more than %d values", flag, MAX_AXIS);
     }
@@ -43,21 +55,22 @@ push(long long **out, size_t *n, long long value, const char *flag, char *err, s
 
 /* One element: N, A..B (doubling) or A..B:S. */
 static int
-parse_element(const char *text, const char *flag, long long min, long long **out, size_t *n,
-              char *err, size_t err_len)
+parse_element(const char *text, const char *flag, long long min, long long max, long long **out,
+              size_t *n, char *err, size_t err_len)
 {
     long long a;
     long long b;
     long long step = 0;
     int used = parse_integer(text, &a);
-    if (used < 0 || a < min) {
+    if (used < 0 || a < min || a > max) {
         goto bad;
     }
     const char *rest = text + used;
     if (*rest == '\0') {
         return push(out, n, a, flag, err, err_len);
     }
-    if (strncmp(rest, "..", 2) != 0 || (used = parse_integer(rest + 2, &b)) < 0 || b < a) {
+    if (strncmp(rest, "..", 2) != 0 || (used = parse_integer(rest + 2, &b)) < 0 || b < a ||
+        b > max) {
         goto bad;
     }
     rest += 2 + used;
@@ -68,17 +81,21 @@ parse_element(const char *text, const char *flag, long long min, long long **out
     } else if (*rest != '\0' || a <= 0) {
         goto bad; /* doubling needs a start above 0 */
     }
-    for (long long v = a; v <= b; v = step ? v + step : v * 2) {
+    for (long long v = a;; v = step ? v + step : v * 2) {
         int rc = push(out, n, v, flag, err, err_len);
         if (rc != 0) {
             return rc;
         }
+        /* the next value would pass b (checked before it is made: it may not fit) */
+        if (step ? v > b - step : v > b / 2) {
+            return 0;
+        }
     }
-    return 0;
 bad:
     return mpb__set_error(err, err_len, MPB_EINVAL,
-                          "%s: '%s' is not a value >= %lld, A..B (doubling) or A..B:STEP", flag,
-                          text, min);
+                          "%s: '%s' is not a value from %lld to %lld, A..B (doubling) or "
+                          "A..B:STEP",
+                          flag, text, min, max);
 }
 
 /* Calls each(element) for the comma-separated elements of text. */
@@ -108,6 +125,7 @@ split(const char *text, const char *flag, char *err, size_t err_len,
 typedef struct list_ctx {
     const char *flag;
     long long min;
+    long long max;
     long long **out;
     size_t *n;
     int auto_ok;
@@ -120,23 +138,56 @@ list_element(const char *element, void *ctx, char *err, size_t err_len)
     if (l->auto_ok && strcmp(element, "auto") == 0) {
         return push(l->out, l->n, MPB_BATCH_WAIT_AUTO, l->flag, err, err_len);
     }
-    return parse_element(element, l->flag, l->min, l->out, l->n, err, err_len);
+    return parse_element(element, l->flag, l->min, l->max, l->out, l->n, err, err_len);
 }
 
 int
-mpb__bench_parse_list(const char *text, const char *flag, long long min, long long **out, size_t *n,
-                      char *err, size_t err_len)
+mpb__bench_parse_list(const char *text, const char *flag, long long min, long long max,
+                      long long **out, size_t *n, char *err, size_t err_len)
 {
     *n = 0;
-    list_ctx l = {flag, min, out, n, 0};
+    list_ctx l = {flag, min, max, out, n, 0};
     return split(text, flag, err, err_len, list_element, &l);
+}
+
+static int
+has_kind(const bench_plan *plan, const char *kind)
+{
+    for (size_t i = 0; i < plan->n_kinds; i++) {
+        if (plan->kinds[i] == kind) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+int
+mpb__bench_parse_kinds(bench_plan *plan, const char *text, const char *flag, char *err,
+                       size_t err_len)
+{
+    for (const char *k = text; *k;) {
+        size_t len = strcspn(k, ",");
+        const char *kind = len == 7 && strncmp(k, "process", 7) == 0  ? "process"
+                           : len == 6 && strncmp(k, "thread", 6) == 0 ? "thread"
+                                                                      : NULL;
+        if (kind == NULL) {
+            return mpb__set_error(err, err_len, MPB_EINVAL, "%s: '%.*s' is not process or thread",
+                                  flag, (int)len, k);
+        }
+        if (!has_kind(plan, kind)) { /* process,process is one kind */
+            plan->kinds = mpb_realloc(plan->kinds, (plan->n_kinds + 1) * sizeof(char *));
+            plan->kinds[plan->n_kinds++] = kind;
+        }
+        k += len + (k[len] == ',');
+    }
+    return 0;
 }
 
 int
 mpb__bench_parse_waits(const char *text, long long **out, size_t *n, char *err, size_t err_len)
 {
     *n = 0;
-    list_ctx l = {"batch_wait_us", 0, out, n, 1};
+    list_ctx l = {"batch_wait_us", 0, MPB_BENCH_MAX_WAIT_US, out, n, 1};
     return split(text, "batch_wait_us", err, err_len, list_element, &l);
 }
 
@@ -148,6 +199,12 @@ typedef struct load_ctx {
 static void
 push_load(load_ctx *l, bench_load load)
 {
+    for (size_t i = 0; i < *l->n; i++) {
+        const bench_load *seen = &(*l->out)[i];
+        if (seen->kind == load.kind && seen->value == load.value && seen->share == load.share) {
+            return; /* a repeated load is measured once */
+        }
+    }
     *l->out = mpb_realloc(*l->out, (*l->n + 1) * sizeof **l->out);
     (*l->out)[(*l->n)++] = load;
 }
@@ -163,8 +220,10 @@ load_element(const char *element, void *ctx, char *err, size_t err_len)
     double value = strtod(arg, &end);
     int is_auto = strcmp(arg, "auto") == 0;
     int is_share = end != arg && *end == '%' && end[1] == '\0';
+    int is_number = end != arg && *end == '\0' && isfinite(value);
     if (kind_len == 6 && strncmp(element, "closed", 6) == 0) {
-        if (is_auto || (end != arg && *end == '\0' && value >= 1 && value <= 1 << 20)) {
+        /* N callers: a whole number */
+        if (is_auto || (is_number && value >= 1 && value <= 1 << 20 && value == floor(value))) {
             push_load(l, (bench_load){LOAD_CLOSED, is_auto ? 0 : value, 0});
             return 0;
         }
@@ -180,13 +239,15 @@ load_element(const char *element, void *ctx, char *err, size_t err_len)
             push_load(l, (bench_load){LOAD_OPEN, 0, value / 100});
             return 0;
         }
-        if (end != arg && *end == '\0' && value > 0) {
+        if (is_number && value >= MIN_OPEN_RATE && value <= MAX_OPEN_RATE) {
             push_load(l, (bench_load){LOAD_OPEN, value, 0});
             return 0;
         }
     }
     return mpb__set_error(err, err_len, MPB_EINVAL,
-                          "load: '%s' is not closed[:N|auto] or open:RATE|PERCENT%%|auto", element);
+                          "load: '%s' is not closed[:N|auto] (N a whole number, 1..%d) or "
+                          "open:RATE|PERCENT%%|auto (RATE from %g to %.0f items/s)",
+                          element, 1 << 20, MIN_OPEN_RATE, MAX_OPEN_RATE);
 }
 
 int
@@ -202,9 +263,28 @@ mpb__bench_load_text(const bench_load *load, double value, char *out, size_t len
 {
     if (load->kind == LOAD_CLOSED) {
         snprintf(out, len, "closed:%.0f", value);
-    } else {
-        snprintf(out, len, "open:%.0f", value);
+        return;
     }
+    /* the shortest text that reads back as the rate: open:0.1 and open:0.2
+     * stay apart, open:12000 stays short */
+    for (int digits = 1; digits <= 17; digits++) {
+        snprintf(out, len, "open:%.*g", digits, value);
+        if (strtod(out + 5, NULL) == value) {
+            return;
+        }
+    }
+}
+
+int
+mpb__bench_parse_seconds(const char *text, double *seconds)
+{
+    char *end = NULL;
+    double value = strtod(text, &end);
+    if (end == text || *end != '\0' || !(value > 0 && value <= MAX_SECONDS)) {
+        return MPB_EINVAL; /* NaN fails the test above too */
+    }
+    *seconds = value;
+    return 0;
 }
 
 /* A float32 vector of dim, the default item (what mlp reads). */
@@ -241,10 +321,43 @@ takes_input_dim(const char *plugin)
            mpb__plugin_check_option(p->def, "input_dim", "1", NULL, 0) == 0;
 }
 
+/* Floats per item: --dim (dim, 0 when not given) and --option input_dim
+ * must agree when both are given; either alone decides; else 256. */
+static int
+item_dim(const char *const *options, size_t dim, size_t *out, char *err, size_t err_len)
+{
+    const char *given = NULL;
+    for (size_t i = 0; options != NULL && options[i] != NULL; i++) {
+        if (strncmp(options[i], "input_dim=", 10) == 0) {
+            given = options[i] + 10;
+        }
+    }
+    long long n = 0;
+    if (given == NULL) {
+        *out = dim ? dim : 256;
+        return 0;
+    }
+    if (parse_integer(given, &n) != (int)strlen(given) || n < 1 || n > 1 << 24) {
+        return mpb__set_error(err, err_len, MPB_EINVAL,
+                              "--option input_dim=%s: expects an integer 1..%d", given, 1 << 24);
+    }
+    if (dim != 0 && (size_t)n != dim) {
+        return mpb__set_error(err, err_len, MPB_EINVAL,
+                              "--dim %zu and --option input_dim=%lld disagree: items must have "
+                              "the model's input_dim floats (give one of them)",
+                              dim, n);
+    }
+    *out = (size_t)n;
+    return 0;
+}
+
 int
 mpb__bench_model_config(bench_plan *plan, const char *model, const char *const *options, size_t dim,
                         char *err, size_t err_len)
 {
+    if (item_dim(options, dim, &dim, err, err_len) != 0) {
+        return MPB_EINVAL;
+    }
     char *resolved = NULL; /* a plugin that is not there fails now, not at the first point */
     int found = mpb__plugin_resolve(model, &resolved, err, err_len);
     free(resolved);
@@ -293,6 +406,35 @@ mpb__bench_model_config(bench_plan *plan, const char *model, const char *const *
     return 0;
 }
 
+/* sweep.seconds or sweep.items, when the command line gave neither. */
+static int
+length_from_file(bench_plan *plan, const mpb_config *config, char *err, size_t err_len)
+{
+    if (plan->seconds > 0 || plan->items > 0) {
+        return 0;
+    }
+    const char *seconds = mpb_config_get(config, "sweep.seconds");
+    const char *items = mpb_config_get(config, "sweep.items");
+    if (seconds != NULL && items != NULL) {
+        return mpb__set_error(err, err_len, MPB_EINVAL,
+                              "sweep.seconds and sweep.items do not go together: give one");
+    }
+    if (seconds != NULL && mpb__bench_parse_seconds(seconds, &plan->seconds) != 0) {
+        return mpb__set_error(err, err_len, MPB_EINVAL,
+                              "sweep.seconds must be a number of seconds in (0, %d], got '%s'",
+                              MAX_SECONDS, seconds);
+    }
+    long long n = 0;
+    if (items != NULL) {
+        if (parse_integer(items, &n) != (int)strlen(items) || n < 1) {
+            return mpb__set_error(err, err_len, MPB_EINVAL,
+                                  "sweep.items must be an integer >= 1, got '%s'", items);
+        }
+        plan->items = n;
+    }
+    return 0;
+}
+
 /* The sweep: section's axes, where the command line left them unset. */
 static int
 axes_from_file(bench_plan *plan, const mpb_config *config, char *err, size_t err_len)
@@ -300,12 +442,12 @@ axes_from_file(bench_plan *plan, const mpb_config *config, char *err, size_t err
     const char *v;
     int rc = 0;
     if (rc == 0 && plan->n_workers == 0 && (v = mpb_config_get(config, "sweep.workers"))) {
-        rc = mpb__bench_parse_list(v, "sweep.workers", 1, &plan->workers, &plan->n_workers, err,
-                                   err_len);
+        rc = mpb__bench_parse_list(v, "sweep.workers", 1, MPB_BENCH_MAX_WORKERS, &plan->workers,
+                                   &plan->n_workers, err, err_len);
     }
     if (rc == 0 && plan->n_batch_sizes == 0 && (v = mpb_config_get(config, "sweep.batch_size"))) {
-        rc = mpb__bench_parse_list(v, "sweep.batch_size", 0, &plan->batch_sizes,
-                                   &plan->n_batch_sizes, err, err_len);
+        rc = mpb__bench_parse_list(v, "sweep.batch_size", 0, MPB_BENCH_MAX_BATCH,
+                                   &plan->batch_sizes, &plan->n_batch_sizes, err, err_len);
     }
     if (rc == 0 && plan->n_waits == 0 && (v = mpb_config_get(config, "sweep.batch_wait_us"))) {
         rc = mpb__bench_parse_waits(v, &plan->waits, &plan->n_waits, err, err_len);
@@ -314,33 +456,10 @@ axes_from_file(bench_plan *plan, const mpb_config *config, char *err, size_t err
         rc = mpb__bench_parse_loads(v, &plan->loads, &plan->n_loads, err, err_len);
     }
     if (rc == 0 && plan->n_kinds == 0 && (v = mpb_config_get(config, "sweep.kind"))) {
-        for (const char *k = v; rc == 0 && *k;) {
-            size_t len = strcspn(k, ",");
-            const char *kind = strncmp(k, "process", len) == 0 && len == 7  ? "process"
-                               : strncmp(k, "thread", len) == 0 && len == 6 ? "thread"
-                                                                            : NULL;
-            if (kind == NULL) {
-                rc = mpb__set_error(err, err_len, MPB_EINVAL,
-                                    "sweep.kind: '%.*s' is not process or thread", (int)len, k);
-                break;
-            }
-            plan->kinds = mpb_realloc(plan->kinds, (plan->n_kinds + 1) * sizeof(char *));
-            plan->kinds[plan->n_kinds++] = kind;
-            k += len + (k[len] == ',');
-        }
+        rc = mpb__bench_parse_kinds(plan, v, "sweep.kind", err, err_len);
     }
-    long long n = 0;
-    if (rc == 0 && plan->seconds <= 0 && (v = mpb_config_get(config, "sweep.seconds"))) {
-        plan->seconds = strtod(v, NULL);
-        if (plan->seconds <= 0) {
-            rc = mpb__set_error(err, err_len, MPB_EINVAL, "sweep.seconds must be above 0");
-        }
-    }
-    if (rc == 0 && plan->items == 0 && (v = mpb_config_get(config, "sweep.items"))) {
-        if (parse_integer(v, &n) < 0 || n < 1) {
-            rc = mpb__set_error(err, err_len, MPB_EINVAL, "sweep.items must be an integer >= 1");
-        }
-        plan->items = n;
+    if (rc == 0) {
+        rc = length_from_file(plan, config, err, err_len);
     }
     return rc;
 }

@@ -3,7 +3,7 @@
  * sweep still writes its table, JSON and CSV, and says so):
  *
  *   throughput.png  closed-loop items/s against batch size, a line per
- *                   kind, worker count and wait
+ *                   kind, worker count, wait and closed load
  *   latency.png     open-loop p99 against offered items/s, a line per
  *                   configuration, its knee marked: the last load before
  *                   p99 first exceeds twice its value at the lowest load
@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -23,12 +24,23 @@
 
 #define KNEE_FACTOR 2.0
 
+/* 1 when the row is a point of a kind's plot: an open load that answered
+ * nothing has no latency to draw. */
+static int
+plotted(const bench_row *r, bench_load_kind kind)
+{
+    return r->point.load.kind == kind && (kind == LOAD_CLOSED || r->fig.items > 0);
+}
+
+/* Closed loops of different concurrency (closed:1, closed:64) are
+ * different curves; open loops' rates are the x of one curve. */
 static int
 same_curve(const bench_row *a, const bench_row *b, int with_batch)
 {
     return strcmp(a->point.kind, b->point.kind) == 0 && a->point.workers == b->point.workers &&
            a->point.wait_us == b->point.wait_us &&
-           (!with_batch || a->point.batch_size == b->point.batch_size);
+           (!with_batch || a->point.batch_size == b->point.batch_size) &&
+           (a->point.load.kind == LOAD_OPEN || a->point.load.value == b->point.load.value);
 }
 
 /* What every row shares (said once, in the plot's title) and what tells
@@ -36,6 +48,7 @@ same_curve(const bench_row *a, const bench_row *b, int with_batch)
 typedef struct shared {
     int kind;
     int wait;
+    int closed_load; /* every closed loop has the same concurrency */
     char text[96];
 } shared;
 
@@ -54,9 +67,15 @@ find_shared(const bench_row *rows, size_t n, shared *sh)
 {
     sh->kind = 1;
     sh->wait = 1;
-    for (size_t i = 1; i < n; i++) {
+    sh->closed_load = 1;
+    const bench_row *first_closed = NULL;
+    for (size_t i = 0; i < n; i++) {
         sh->kind &= strcmp(rows[i].point.kind, rows[0].point.kind) == 0;
         sh->wait &= rows[i].point.wait_us == rows[0].point.wait_us;
+        if (rows[i].point.load.kind == LOAD_CLOSED) {
+            first_closed = first_closed ? first_closed : &rows[i];
+            sh->closed_load &= rows[i].point.load.value == first_closed->point.load.value;
+        }
     }
     char wait[24];
     wait_text(n ? rows[0].point.wait_us : 0, wait, sizeof wait);
@@ -78,7 +97,14 @@ curve_title(const bench_row *r, int with_batch, const shared *sh, char *out, siz
                    sh->kind ? "" : " ", sh->kind ? "" : r->point.kind,
                    r->point.workers == 1 ? "" : "s");
     if (!sh->wait) {
-        snprintf(out + at, len - (size_t)at, ", wait %s", wait);
+        at += snprintf(out + at, len - (size_t)at, ", wait %s", wait);
+    }
+    if (!sh->closed_load && r->point.load.kind == LOAD_CLOSED) {
+        if (r->point.load.value > 0) {
+            snprintf(out + at, len - (size_t)at, ", closed:%.0f", r->point.load.value);
+        } else {
+            snprintf(out + at, len - (size_t)at, ", closed:auto");
+        }
     }
 }
 
@@ -92,7 +118,7 @@ write_blocks(FILE *out, const bench_row *rows, size_t n, bench_load_kind kind, i
     int *done = mpb_calloc(n ? n : 1, sizeof *done);
     int blocks = 0;
     for (size_t i = 0; i < n; i++) {
-        if (done[i] || rows[i].point.load.kind != kind) {
+        if (done[i] || !plotted(&rows[i], kind)) {
             continue;
         }
         char title[160];
@@ -107,7 +133,7 @@ write_blocks(FILE *out, const bench_row *rows, size_t n, bench_load_kind kind, i
         for (;;) {
             size_t pick = n;
             for (size_t j = i; j < n; j++) {
-                if (!done[j] && rows[j].point.load.kind == kind &&
+                if (!done[j] && plotted(&rows[j], kind) &&
                     same_curve(&rows[i], &rows[j], with_batch)) {
                     double xj = kind == LOAD_CLOSED ? (double)rows[j].point.batch_size
                                                     : rows[j].fig.offered_per_s;
@@ -157,16 +183,16 @@ distinct_x(const bench_row *rows, size_t n, bench_load_kind kind)
 {
     size_t distinct = 0;
     for (size_t i = 0; i < n; i++) {
-        if (rows[i].point.load.kind != kind) {
+        if (!plotted(&rows[i], kind)) {
             continue;
         }
         double x =
             kind == LOAD_CLOSED ? (double)rows[i].point.batch_size : rows[i].fig.offered_per_s;
         int seen = 0;
         for (size_t j = 0; j < i && !seen; j++) {
-            seen = rows[j].point.load.kind == kind &&
-                   (kind == LOAD_CLOSED ? (double)rows[j].point.batch_size
-                                        : rows[j].fig.offered_per_s) == x;
+            seen =
+                plotted(&rows[j], kind) && (kind == LOAD_CLOSED ? (double)rows[j].point.batch_size
+                                                                : rows[j].fig.offered_per_s) == x;
         }
         distinct += !seen;
     }
@@ -219,12 +245,38 @@ add_file(char ***files, size_t *n, char *path)
     (*files)[*n] = NULL;
 }
 
+/* Runs plots.gp when it draws anything; files gets the PNGs it made (none
+ * when gnuplot failed; never an empty file). Old PNGs go first, so none
+ * is taken for this sweep's. */
+static int
+draw(const char *dir, int throughput, int latency, char ***files, char *err, size_t err_len)
+{
+    const char *names[] = {"throughput.png", "latency.png"};
+    const int wanted[] = {throughput, latency};
+    char *paths[2];
+    for (size_t i = 0; i < 2; i++) {
+        paths[i] = mpb_asprintf("%s/%s", dir, names[i]);
+        unlink(paths[i]);
+    }
+    int rc = throughput || latency ? run_gnuplot(dir, err, err_len) : 0;
+    size_t n_files = 0;
+    for (size_t i = 0; i < 2; i++) {
+        struct stat st;
+        if (rc == 0 && wanted[i] && stat(paths[i], &st) == 0 && st.st_size > 0) {
+            add_file(files, &n_files, paths[i]);
+        } else {
+            unlink(paths[i]); /* a half-drawn plot */
+            free(paths[i]);
+        }
+    }
+    return rc;
+}
+
 int
 mpb__bench_plot(const char *dir, const char *csv, const bench_row *rows, size_t n, char ***files,
                 char *err, size_t err_len)
 {
     (void)csv;
-    size_t n_files = 0;
     *files = NULL;
     char *data = mpb_asprintf("%s/plots.dat", dir);
     char *knees = mpb_asprintf("%s/knees.dat", dir);
@@ -254,7 +306,6 @@ mpb__bench_plot(const char *dir, const char *csv, const bench_row *rows, size_t 
                "set key outside right top\n"
                "set format x '%%.1s%%c'\nset format y '%%.1s%%c'\n");
     if (closed_blocks > 0) {
-        char *png = mpb_asprintf("%s/throughput.png", dir);
         fprintf(s,
                 "set output '%s'\nset title 'Throughput against batch size (closed loop%s%s)'\n"
                 "set xlabel 'batch size'\nset ylabel 'items/s'\nset format x '%%g'\n%s"
@@ -262,10 +313,8 @@ mpb__bench_plot(const char *dir, const char *csv, const bench_row *rows, size_t 
                 "columnheader(1)\nunset logscale\n",
                 "throughput.png", sh.text[0] ? "; " : "", sh.text,
                 min_batch ? "set logscale x 2\n" : "", closed_blocks - 1, "plots.dat");
-        add_file(files, &n_files, png);
     }
     if (open_blocks > 0) {
-        char *png = mpb_asprintf("%s/latency.png", dir);
         fprintf(s,
                 "set output '%s'\nset title 'p99 latency against offered load (open "
                 "loop%s%s)'\nset xlabel 'offered items/s'\nset ylabel 'p99 (ms)'\n"
@@ -275,7 +324,6 @@ mpb__bench_plot(const char *dir, const char *csv, const bench_row *rows, size_t 
                 "title 'knee'\n",
                 "latency.png", sh.text[0] ? "; " : "", sh.text, closed_blocks,
                 closed_blocks + open_blocks - 1, "plots.dat", "knees.dat");
-        add_file(files, &n_files, png);
     }
     fclose(s);
     s = NULL;
@@ -283,9 +331,7 @@ mpb__bench_plot(const char *dir, const char *csv, const bench_row *rows, size_t 
     d = NULL;
     fclose(k);
     k = NULL;
-    if (closed_blocks + open_blocks > 0) {
-        rc = run_gnuplot(dir, err, err_len);
-    }
+    rc = draw(dir, closed_blocks > 0, open_blocks > 0, files, err, err_len);
 out:
     if (d != NULL) {
         fclose(d);

@@ -27,6 +27,17 @@ ratio(double a, double b)
     return b > 0 ? a / b : 0;
 }
 
+/* A table's ratio column: "-" when the baseline was not measured. */
+static void
+ratio_cell(FILE *out, double a, double baseline)
+{
+    if (baseline > 0) {
+        fprintf(out, " %6.2fx", a / baseline);
+    } else {
+        fprintf(out, " %7s", "-");
+    }
+}
+
 void
 mpb__bench_table_header(FILE *out, int baselines)
 {
@@ -51,8 +62,8 @@ mpb__bench_table_row(FILE *out, const bench_plan *plan, const bench_row *row)
             row->point.workers, row->point.batch_size, wait, row->load_text, f->items_per_s,
             f->p50_us / 1e3, f->p99_us / 1e3, f->mean_batch, closes);
     if (plan->baselines) {
-        fprintf(out, " %6.2fx %6.2fx", ratio(f->items_per_s, row->base.bare_items_per_s),
-                ratio(f->items_per_s, row->base.raw_items_per_s));
+        ratio_cell(out, f->items_per_s, row->base.bare_items_per_s);
+        ratio_cell(out, f->items_per_s, row->base.raw_items_per_s);
     }
     if (f->errors > 0) {
         fprintf(out, "  %llu errors", (unsigned long long)f->errors);
