@@ -97,9 +97,14 @@ open_router(mpb__pool *pool, char *err, size_t err_len)
      * 1 GiB; larger ones drop the connection before they are read), and
      * finite queues each way. Credit keeps honest workers far below both
      * HWMs; a peer that never reads holds at most its credit of items. */
-    long long per_batch = pool->batch_size > 0 ? pool->batch_size : 64;
-    int64_t max_message = (int64_t)pool->max_item_bytes * per_batch + (1 << 20);
-    max_message = max_message < ((int64_t)1 << 30) ? max_message : ((int64_t)1 << 30);
+    const int64_t most = (int64_t)1 << 30;
+    int64_t per_batch = pool->batch_size > 0 ? (int64_t)pool->batch_size : 64;
+    int64_t item = (int64_t)pool->max_item_bytes;
+    /* the product may pass int64 for a batch size a C caller set past the
+     * config's cap: compare before multiplying */
+    int64_t max_message = item > (most - (1 << 20)) / per_batch ? most
+                                                                 : item * per_batch + (1 << 20);
+    max_message = max_message < most ? max_message : most;
     zmq_setsockopt(pool->router, ZMQ_MAXMSGSIZE, &max_message, sizeof max_message);
     mpb__zmq_set_int(pool->router, ZMQ_SNDHWM, 100000);
     mpb__zmq_set_int(pool->router, ZMQ_RCVHWM, 10000);

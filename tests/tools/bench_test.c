@@ -324,6 +324,8 @@ a_sweep_file_runs_every_point_and_plots(void **state)
     char *csv = slurp(path);
     assert_int_equal(count_lines(csv), 1 + 2 * 5); /* 2 points x (closed + 4 open) */
     assert_non_null(strstr(csv, "passthrough,process,1,16,auto,open:"));
+    /* baselines not measured: their seven cells are empty, not 0 */
+    assert_non_null(strstr(csv, ",,,,,,,\n"));
     free(csv);
     if (access("/usr/bin/gnuplot", X_OK) == 0) {
         snprintf(path, sizeof path, "%s/res/throughput.png", d.path);

@@ -147,6 +147,16 @@ mpb__bench_json_rows(FILE *out, const bench_plan *plan, const bench_row *row)
     }
 }
 
+/* ",value" in format, or "," alone when its baseline was not measured. */
+static void
+csv_measured(FILE *out, double value, double baseline, const char *format)
+{
+    fputc(',', out);
+    if (baseline > 0) {
+        fprintf(out, format, value);
+    }
+}
+
 int
 mpb__bench_write_csv(const char *path, const bench_plan *plan, const bench_row *rows, size_t n)
 {
@@ -167,8 +177,7 @@ mpb__bench_write_csv(const char *path, const bench_plan *plan, const bench_row *
         wait_text(r->point.wait_us, wait, sizeof wait);
         fprintf(out,
                 "%s,%s,%lld,%lld,%s,%s,%s,%.1f,%.0f,%llu,%llu,%.3f,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,"
-                "%.1f,%llu,%.2f,%llu,%llu,%llu,%.1f,%.1f,%.3f,%.3f,%.1f,%.1f,%.1f,%.1f,%.4f,%.4f,"
-                "%.4f\n",
+                "%.1f,%llu,%.2f,%llu,%llu,%llu,%.1f,%.1f,%.3f,%.3f",
                 plan->model, r->point.kind, r->point.workers, r->point.batch_size, wait,
                 r->load_text, r->point.load.kind == LOAD_CLOSED ? "closed" : "open",
                 f->offered_per_s, f->concurrency, (unsigned long long)f->items,
@@ -176,10 +185,16 @@ mpb__bench_write_csv(const char *path, const bench_plan *plan, const bench_row *
                 f->p99_us, f->p999_us, f->mean_us, f->max_us, (unsigned long long)f->batches,
                 f->mean_batch, (unsigned long long)f->closed_full,
                 (unsigned long long)f->closed_timer, (unsigned long long)f->closed_drained,
-                f->first_wait_us, f->compute_us, f->cpu_coordinator_s, f->cpu_workers_s,
-                b->bare_items_per_s, b->raw_items_per_s, b->rtt_p50_us, b->rtt_p99_us,
-                ratio(f->items_per_s, b->bare_items_per_s),
-                ratio(f->items_per_s, b->raw_items_per_s), ratio(f->p50_us, b->rtt_p50_us));
+                f->first_wait_us, f->compute_us, f->cpu_coordinator_s, f->cpu_workers_s);
+        /* baselines never measured (trees, --no-baselines) are empty cells */
+        csv_measured(out, b->bare_items_per_s, b->bare_items_per_s, "%.1f");
+        csv_measured(out, b->raw_items_per_s, b->raw_items_per_s, "%.1f");
+        csv_measured(out, b->rtt_p50_us, b->rtt_p50_us, "%.1f");
+        csv_measured(out, b->rtt_p99_us, b->rtt_p99_us, "%.1f");
+        csv_measured(out, ratio(f->items_per_s, b->bare_items_per_s), b->bare_items_per_s, "%.4f");
+        csv_measured(out, ratio(f->items_per_s, b->raw_items_per_s), b->raw_items_per_s, "%.4f");
+        csv_measured(out, ratio(f->p50_us, b->rtt_p50_us), b->rtt_p50_us, "%.4f");
+        fputc('\n', out);
     }
     return fclose(out) == 0 ? 0 : -1;
 }
