@@ -107,7 +107,12 @@ mpb_runs_create(runs_cli *cli, int argc, char **argv)
         rc = mpb_store_update_run(cli->store, run_id, MPB_RUN_FINISHED, now_ms, NULL, cli->err,
                                   sizeof cli->err);
     }
-    if (rc == 0) {
+    if (rc == 0 && cli->json) {
+        cJSON *root = cJSON_CreateObject();
+        cJSON_AddStringToObject(root, "run_id", run_id);
+        cJSON_AddStringToObject(root, "experiment_id", experiment_id ? experiment_id : "0");
+        mpb_runs_print_json(root);
+    } else if (rc == 0) {
         printf("%s\n", run_id);
     }
     free(run_id);

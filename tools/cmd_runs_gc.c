@@ -154,7 +154,9 @@ purge_run(runs_cli *cli, const gc_args *args, const mpb_run_info *info, int expl
     }
     int rc = mpb__store_purge_run(cli->store, info->run_id, cli->err, sizeof cli->err);
     if (rc == 0) {
-        printf("removed run %s (experiment %s)\n", info->run_id, info->experiment_id);
+        if (!cli->json) {
+            printf("removed run %s (experiment %s)\n", info->run_id, info->experiment_id);
+        }
         (*count)++;
     }
     return rc;
@@ -202,7 +204,9 @@ purge_experiment(runs_cli *cli, const gc_args *args, const mpb_experiment *e, in
     }
     int rc = mpb__store_purge_experiment(cli->store, e->experiment_id, cli->err, sizeof cli->err);
     if (rc == 0) {
-        printf("removed experiment %s (%s) with its runs\n", e->experiment_id, e->name);
+        if (!cli->json) {
+            printf("removed experiment %s (%s) with its runs\n", e->experiment_id, e->name);
+        }
         (*count)++;
     }
     return rc;
@@ -259,7 +263,14 @@ mpb_runs_gc(runs_cli *cli, int argc, char **argv)
         if (rc == 0) {
             rc = run_gc(cli, &args, &runs, &experiments);
         }
-        printf("gc: %zu run(s), %zu experiment(s) removed\n", runs, experiments);
+        if (cli->json) {
+            cJSON *root = cJSON_CreateObject();
+            cJSON_AddNumberToObject(root, "runs_removed", (double)runs);
+            cJSON_AddNumberToObject(root, "experiments_removed", (double)experiments);
+            mpb_runs_print_json(root);
+        } else {
+            printf("gc: %zu run(s), %zu experiment(s) removed\n", runs, experiments);
+        }
     }
     free(args.lists[0]);
     free(args.lists[1]);

@@ -219,6 +219,8 @@ gc_takes_explicit_ids(void **state)
     mpb_experiment_free(&e);
     assert_int_equal(MPB(f, "gc", "--experiment-ids", f->gone_exp), 0);
     assert_non_null(strstr(f->out, "gc: 0 run(s), 1 experiment(s) removed"));
+    assert_int_equal(MPB(f, "--json", "gc", "--older-than", "30d"), 0); /* nothing that old */
+    assert_non_null(strstr(f->out, "\"runs_removed\":\t0"));
     assert_int_equal(MPB(f, "gc", "--experiment-ids", "0"), 1);
     assert_int_equal(MPB(f, "gc", "--older-than", "3x"), 2);
     assert_non_null(strstr(f->err, "bad duration"));

@@ -437,6 +437,12 @@ json_output_is_valid_whatever_the_store_holds(void **state)
     assert_string_equal(cJSON_GetObjectItem(json, "artifact_path")->valuestring,
                         "sub dir/we\"ird\\name.bin");
     cJSON_Delete(json);
+    /* create answers in JSON too */
+    assert_int_equal(MPB(f, "--json", "create", "--experiment", "made", "--name", "held"), 0);
+    json = cJSON_Parse(f->out);
+    assert_non_null(json);
+    assert_int_equal(strlen(cJSON_GetObjectItem(json, "run_id")->valuestring), 32);
+    cJSON_Delete(json);
     /* every active experiment is listed, however many */
     for (int e = 0; e < 70; e++) {
         char name[32];
@@ -447,7 +453,7 @@ json_output_is_valid_whatever_the_store_holds(void **state)
     }
     assert_int_equal(MPB(f, "--json", "list"), 0);
     json = cJSON_Parse(f->out);
-    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(json, "runs")), 3 + 70);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(json, "runs")), 3 + 70 + 1);
     cJSON_Delete(json);
     free(odd);
     free(param);
