@@ -37,8 +37,43 @@ join_optional(const char *dir, const char *path)
     return path == NULL || *path == '\0' ? mpb_strdup(dir) : mpb__path_join(dir, path);
 }
 
+/* MPB_EINVAL when a component of path (below root) that exists is a
+ * symbolic link: following it would read or write outside the run's
+ * artifacts. */
+static int
+check_no_links(const char *root, const char *path, char *err, size_t err_len)
+{
+    if (path == NULL || *path == '\0') {
+        return 0;
+    }
+    char *prefix = mpb__path_join(root, path);
+    size_t root_len = strlen(root);
+    int rc = 0;
+    for (char *end = prefix + root_len + 1; rc == 0 && end != NULL;) {
+        char *slash = strchr(end, '/');
+        if (slash != NULL) {
+            *slash = '\0';
+        }
+        struct stat st;
+        if (lstat(prefix, &st) == 0 && S_ISLNK(st.st_mode)) {
+            rc = mpb__set_error(err, err_len, MPB_EINVAL,
+                                "artifact path '%s' goes through a symbolic link (%s): refused",
+                                path, prefix + root_len + 1);
+        }
+        if (slash != NULL) {
+            *slash = '/';
+            end = slash + 1;
+        } else {
+            end = NULL;
+        }
+    }
+    free(prefix);
+    return rc;
+}
+
 /* Local path of `path` (NULL or "" for the root) among a run's artifacts,
- * path being known to stay inside. Caller frees *out. */
+ * path being known to stay inside and to pass through no symbolic link.
+ * Caller frees *out. */
 static int
 artifact_local_path(const char *uri, const char *run_id, const char *path, char **out, char *err,
                     size_t err_len)
@@ -46,9 +81,12 @@ artifact_local_path(const char *uri, const char *run_id, const char *path, char 
     char *root = NULL;
     int rc = artifact_root(uri, run_id, &root, err, err_len);
     if (rc == 0) {
-        *out = join_optional(root, path);
-        free(root);
+        rc = check_no_links(root, path, err, err_len);
     }
+    if (rc == 0) {
+        *out = join_optional(root, path);
+    }
+    free(root);
     return rc;
 }
 
@@ -80,7 +118,11 @@ mpb__local_artifacts_log(const char *artifact_uri, const char *run_id, const cha
     if (rc == 0) {
         rc = artifact_root(artifact_uri, run_id, &root, err, err_len);
     }
+    if (rc == 0) {
+        rc = check_no_links(root, artifact_path, err, err_len);
+    }
     if (rc < 0) {
+        free(root);
         return rc;
     }
     char *dest_dir = join_optional(root, artifact_path);
@@ -123,7 +165,7 @@ mpb__local_artifacts_list(const char *artifact_uri, const char *run_id, const ch
         }
         char *full = mpb__path_join(dir, names[i]);
         struct stat st;
-        if (stat(full, &st) == 0) {
+        if (lstat(full, &st) == 0 && !S_ISLNK(st.st_mode)) { /* links are not artifacts */
             mpb_artifact_file *file = &list->files[list->n_files++];
             file->path = path == NULL || *path == '\0' ? mpb_strdup(names[i])
                                                        : mpb__path_join(path, names[i]);
@@ -160,7 +202,8 @@ mpb__local_artifacts_download(const char *artifact_uri, const char *run_id, cons
     } else {
         rc = mpb__fs_mkdir_p(dst_dir);
         if (rc == 0) {
-            rc = S_ISDIR(st.st_mode) ? mpb__fs_copy_tree(src, dest) : mpb__fs_copy_file(src, dest);
+            rc = S_ISDIR(st.st_mode) ? mpb__fs_copy_tree_nolinks(src, dest)
+                                     : mpb__fs_copy_file(src, dest);
         }
         if (rc < 0) {
             rc = mpb__set_error(err, err_len, rc, "cannot copy %s to %s: %s", src, dest,

@@ -463,8 +463,10 @@ out_close_in:
     return rc;
 }
 
-int
-mpb__fs_copy_tree(const char *src_dir, const char *dst_dir)
+/* follow: a symbolic link is copied as what it points to; else it is
+ * refused (MPB_EINVAL), so a copy out of a store stays inside it. */
+static int
+copy_tree(const char *src_dir, const char *dst_dir, int follow)
 {
     int rc = mpb__fs_mkdir_p(dst_dir);
     if (rc < 0) {
@@ -480,10 +482,12 @@ mpb__fs_copy_tree(const char *src_dir, const char *dst_dir)
         char *src = mpb__path_join(src_dir, names[i]);
         char *dst = mpb__path_join(dst_dir, names[i]);
         struct stat st;
-        if (stat(src, &st) < 0) {
+        if ((follow ? stat(src, &st) : lstat(src, &st)) < 0) {
             rc = -errno;
+        } else if (S_ISLNK(st.st_mode)) {
+            rc = MPB_EINVAL;
         } else if (S_ISDIR(st.st_mode)) {
-            rc = mpb__fs_copy_tree(src, dst);
+            rc = copy_tree(src, dst, follow);
         } else if (S_ISREG(st.st_mode)) {
             rc = mpb__fs_copy_file(src, dst);
         }
@@ -492,6 +496,18 @@ mpb__fs_copy_tree(const char *src_dir, const char *dst_dir)
     }
     mpb__fs_names_free(names, n);
     return rc;
+}
+
+int
+mpb__fs_copy_tree(const char *src_dir, const char *dst_dir)
+{
+    return copy_tree(src_dir, dst_dir, 1);
+}
+
+int
+mpb__fs_copy_tree_nolinks(const char *src_dir, const char *dst_dir)
+{
+    return copy_tree(src_dir, dst_dir, 0);
 }
 
 int

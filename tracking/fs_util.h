@@ -64,6 +64,9 @@ int mpb__fs_walk_files(const char *dir, mpb__fs_file_fn cb, void *ctx);
 int mpb__fs_copy_file(const char *src, const char *dst);
 /* Copies the contents of src_dir into dst_dir (created as needed). */
 int mpb__fs_copy_tree(const char *src_dir, const char *dst_dir);
+/* The same, refusing (MPB_EINVAL) any symbolic link inside: for copies out
+ * of a store, which must not reach outside it. */
+int mpb__fs_copy_tree_nolinks(const char *src_dir, const char *dst_dir);
 
 /* Takes an exclusive (shared = 0) or shared flock on a folder; *out_fd is
  * released by mpb__fs_unlock. */

@@ -9,6 +9,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,16 +101,33 @@ name_order(const struct dirent **a, const struct dirent **b)
     return strcmp((*a)->d_name, (*b)->d_name);
 }
 
-/* A folder's digest covers, in name order, each entry's name and content
- * (recursively), so two copies of one artifact folder hash alike. */
+/* Feeds a tag byte and a 64-bit length (big-endian): what follows is then
+ * read one way only. */
+static void
+hash_header(crypto_hash_sha256_state *state, unsigned char tag, uint64_t length)
+{
+    unsigned char header[9] = {tag};
+    for (int i = 0; i < 8; i++) {
+        header[1 + i] = (unsigned char)(length >> (56 - 8 * i));
+    }
+    crypto_hash_sha256_update(state, header, sizeof header);
+}
+
+/* A folder's digest covers, in name order, each entry's kind, name and,
+ * for a file, its length and content (recursively): two copies of one
+ * artifact folder hash alike, and different folders never do. A file
+ * given alone hashes as its content, what sha256sum prints. */
 static int
-hash_tree(const char *path, crypto_hash_sha256_state *state, char *err, size_t err_len)
+hash_tree(const char *path, int top, crypto_hash_sha256_state *state, char *err, size_t err_len)
 {
     struct stat st;
     if (stat(path, &st) != 0) {
         return mpb__set_error(err, err_len, -errno, "%s: %s", path, strerror(errno));
     }
     if (!S_ISDIR(st.st_mode)) {
+        if (!top) {
+            hash_header(state, 'f', (uint64_t)st.st_size);
+        }
         return hash_file(path, state, err, err_len);
     }
     struct dirent **entries = NULL;
@@ -117,13 +135,19 @@ hash_tree(const char *path, crypto_hash_sha256_state *state, char *err, size_t e
     if (n < 0) {
         return mpb__set_error(err, err_len, -errno, "%s: %s", path, strerror(errno));
     }
+    uint64_t count = 0; /* with it, where a folder ends is known */
+    for (int i = 0; i < n; i++) {
+        count += strcmp(entries[i]->d_name, ".") != 0 && strcmp(entries[i]->d_name, "..") != 0;
+    }
+    hash_header(state, 'd', count);
     int rc = 0;
     for (int i = 0; i < n; i++) {
         const char *name = entries[i]->d_name;
         if (rc == 0 && strcmp(name, ".") != 0 && strcmp(name, "..") != 0) {
-            crypto_hash_sha256_update(state, (const unsigned char *)name, strlen(name) + 1);
+            hash_header(state, 'n', strlen(name));
+            crypto_hash_sha256_update(state, (const unsigned char *)name, strlen(name));
             char *child = mpb_asprintf("%s/%s", path, name);
-            rc = hash_tree(child, state, err, err_len);
+            rc = hash_tree(child, 0, state, err, err_len);
             free(child);
         }
         free(entries[i]);
@@ -137,7 +161,7 @@ mpb_model_sha256(const char *path, char hex[65], char *err, size_t err_len)
 {
     crypto_hash_sha256_state state;
     crypto_hash_sha256_init(&state);
-    int rc = hash_tree(path, &state, err, err_len);
+    int rc = hash_tree(path, 1, &state, err, err_len);
     unsigned char digest[crypto_hash_sha256_BYTES];
     crypto_hash_sha256_final(&state, digest);
     for (size_t i = 0; i < sizeof digest; i++) {
@@ -199,8 +223,11 @@ fetch(mpb_store *store, const char *run_id, const char *path, const char *cache,
                                 mpb_strerror(rc));
         }
     }
-    if (rc == 0 && rename(fetched, target) != 0 && stat(target, &st) != 0) {
-        rc = mpb__set_error(err, err_len, -errno, "rename %s: %s", target, strerror(errno));
+    if (rc == 0 && rename(fetched, target) != 0) {
+        int why = errno; /* kept: the stat below would overwrite it */
+        if (stat(target, &st) != 0) { /* no other process put it there first */
+            rc = mpb__set_error(err, err_len, -why, "rename %s: %s", target, strerror(why));
+        }
     }
     mpb__fs_rm_rf(staging);
     free(fetched);

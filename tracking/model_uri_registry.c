@@ -139,11 +139,14 @@ copy_local(mpb_store *store, const mpb_model_version *version, char *source_path
     }
     char *copy = mpb_asprintf("%s/%s", staging, base);
     if (rc == 0) {
-        rc = S_ISDIR(st.st_mode) ? mpb__fs_copy_tree(source_path, copy)
+        rc = S_ISDIR(st.st_mode) ? mpb__fs_copy_tree_nolinks(source_path, copy)
                                  : mpb__fs_copy_file(source_path, copy);
     }
-    if (rc == 0 && rename(copy, target) != 0 && stat(target, &st) != 0) {
-        rc = -errno;
+    if (rc == 0 && rename(copy, target) != 0) {
+        int why = errno; /* kept: the stat below would overwrite it */
+        if (stat(target, &st) != 0) { /* no other process put it there first */
+            rc = -why;
+        }
     }
     if (rc != 0) {
         rc = mpb__set_error(err, err_len, rc, "cannot copy %s into %s: %s", source_path, dir,

@@ -369,7 +369,9 @@ MPB_EXPORT int mpb_store_resolve_runs_uri(mpb_store *self, const char *uri, cons
  * ~/.cache/mpbatch/models; the caller's (free()). */
 MPB_EXPORT char *mpb_model_cache_dir(void);
 
-/* SHA-256 of a file, or of a folder's names and contents, as 64 hex digits. */
+/* SHA-256 as 64 hex digits: of a file's content (what sha256sum prints),
+ * or of a folder's tree: each entry's kind, name and, for files, length and
+ * content, in name order, encoded so that different trees never collide. */
 MPB_EXPORT int mpb_model_sha256(const char *path, char hex[65], char *err, size_t err_len);
 
 /* ---- Registry helpers (the way ForML uses MLflow as a model registry) --- */

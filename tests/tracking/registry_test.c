@@ -219,6 +219,102 @@ artifacts_round_trip_files_and_folders(void **state)
     free(run_id);
 }
 
+/* The run's artifact folder on disk (its artifact URI). */
+static char *
+artifacts_dir(th_fixture *f, const char *run_id)
+{
+    mpb_run *run = NULL;
+    assert_int_equal(mpb_store_get_run(f->store, run_id, &run, f->err, sizeof f->err), 0);
+    const char *uri = run->info.artifact_uri;
+    char *dir = strncmp(uri, "file:", 5) == 0 ? mpb__file_uri_to_path(uri) : mpb_strdup(uri);
+    mpb_run_free(&run);
+    return dir;
+}
+
+static void
+symbolic_links_in_artifacts_lead_nowhere(void **state)
+{
+    /* links put into a run's artifact folder (by hand, or by whoever can
+     * write there) must not make reads or writes reach outside it */
+    th_fixture *f = *state;
+    char *run_id = th_run(f->store, f->exp_id, "links");
+    char *model = th_pathf("%s/weights.bin", f->dir);
+    write_file(model, "weights");
+    assert_int_equal(
+        mpb_store_log_artifact(f->store, run_id, model, "model", f->err, sizeof f->err), 0);
+    char *outside = th_pathf("%s/outside", f->dir);
+    char *secret = th_pathf("%s/secret.txt", outside);
+    write_file(secret, "not an artifact");
+    char *art = artifacts_dir(f, run_id);
+    char *link_in_folder = th_pathf("%s/model/leak", art);
+    char *link_at_top = th_pathf("%s/out", art);
+    assert_int_equal(symlink(secret, link_in_folder), 0);
+    assert_int_equal(symlink(outside, link_at_top), 0);
+    char *dst = th_pathf("%s/dst", f->dir);
+    /* through a link: refused */
+    assert_int_equal(mpb_store_download_artifacts(f->store, run_id, "out/secret.txt", dst, NULL,
+                                                  f->err, sizeof f->err),
+                     MPB_EINVAL);
+    assert_non_null(strstr(f->err, "symbolic link"));
+    assert_int_equal(
+        mpb_store_log_artifact(f->store, run_id, model, "out", f->err, sizeof f->err), MPB_EINVAL);
+    char *written = th_pathf("%s/weights.bin", outside);
+    assert_int_equal(access(written, F_OK), -1);
+    /* a folder holding a link: not listed, and not copied out */
+    mpb_artifact_list *list = NULL;
+    assert_int_equal(
+        mpb_store_list_artifacts(f->store, run_id, "model", &list, f->err, sizeof f->err), 0);
+    assert_int_equal(list->n_files, 1);
+    assert_string_equal(list->files[0].path, "model/weights.bin");
+    mpb_artifact_list_free(&list);
+    assert_int_not_equal(
+        mpb_store_download_artifacts(f->store, run_id, "model", dst, NULL, f->err, sizeof f->err),
+        0);
+    char *copied = th_pathf("%s/model/leak", dst);
+    assert_int_equal(access(copied, F_OK), -1);
+    free(copied);
+    free(written);
+    free(dst);
+    free(link_at_top);
+    free(link_in_folder);
+    free(art);
+    free(secret);
+    free(outside);
+    free(model);
+    free(run_id);
+}
+
+static void
+folder_digests_tell_trees_apart(void **state)
+{
+    /* m/a = "x" against m = "a\0x" hashed alike when names and contents
+     * were simply run together */
+    th_fixture *f = *state;
+    char *one = th_pathf("%s/h1/m/a", f->dir);
+    write_file(one, "x");
+    char *two = th_pathf("%s/h2/m", f->dir);
+    char *h2_dir = th_pathf("%s/h2", f->dir);
+    assert_int_equal(mpb__fs_mkdir_p(h2_dir), 0);
+    free(h2_dir);
+    FILE *out = fopen(two, "w");
+    fwrite("a\0x", 1, 3, out);
+    fclose(out);
+    char *h1 = th_pathf("%s/h1", f->dir);
+    char *h2 = th_pathf("%s/h2", f->dir);
+    char d1[65];
+    char d2[65];
+    assert_int_equal(mpb_model_sha256(h1, d1, f->err, sizeof f->err), 0);
+    assert_int_equal(mpb_model_sha256(h2, d2, f->err, sizeof f->err), 0);
+    assert_string_not_equal(d1, d2);
+    /* a file alone is what sha256sum prints: here of "x" */
+    assert_int_equal(mpb_model_sha256(one, d1, f->err, sizeof f->err), 0);
+    assert_string_equal(d1, "2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881");
+    free(h1);
+    free(h2);
+    free(one);
+    free(two);
+}
+
 int
 main(void)
 {
@@ -226,6 +322,10 @@ main(void)
         cmocka_unit_test_setup_teardown(get_or_create_experiment_creates_finds_and_restores, setup,
                                         th_fixture_teardown),
         cmocka_unit_test_setup_teardown(get_or_create_run_wants_zero_or_one_match, setup,
+                                        th_fixture_teardown),
+        cmocka_unit_test_setup_teardown(symbolic_links_in_artifacts_lead_nowhere, setup,
+                                        th_fixture_teardown),
+        cmocka_unit_test_setup_teardown(folder_digests_tell_trees_apart, setup,
                                         th_fixture_teardown),
         cmocka_unit_test_setup_teardown(artifacts_round_trip_files_and_folders, setup,
                                         th_fixture_teardown),
