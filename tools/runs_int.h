@@ -69,6 +69,12 @@ cJSON *mpb_runs_json_run(const mpb_run *run);
 /* Prints and deletes root. */
 void mpb_runs_print_json(cJSON *root);
 
+/* 1 when arg is --all or --deleted (*view set), else 0. */
+int mpb_runs_view_option(const char *arg, mpb_view_type *view);
+/* Every experiment of a view, all pages (*out the caller's). */
+int mpb_runs_all_experiments(runs_cli *cli, mpb_view_type view, mpb_experiment_page **out);
+
+int mpb_runs_list(runs_cli *cli, int argc, char **argv);
 int mpb_runs_compare(runs_cli *cli, int argc, char **argv);
 int mpb_runs_migrate(runs_cli *cli, int argc, char **argv);
 int mpb_runs_gc(runs_cli *cli, int argc, char **argv);
