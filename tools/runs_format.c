@@ -10,6 +10,7 @@
 
 #include "mpbatch/store.h"
 #include "tools/json_out.h"
+#include "tracking/reststore_int.h"
 #include "tools/runs_int.h"
 #include "tracking/text.h"
 
@@ -77,14 +78,7 @@ mpb_runs_json_int(int64_t value)
 cJSON *
 mpb_runs_json_key_values(const mpb_tag *items, size_t n)
 {
-    cJSON *array = cJSON_CreateArray();
-    for (size_t i = 0; i < n; i++) {
-        cJSON *item = cJSON_CreateObject();
-        cJSON_AddStringToObject(item, "key", items[i].key);
-        cJSON_AddStringToObject(item, "value", items[i].value);
-        cJSON_AddItemToArray(array, item);
-    }
-    return array;
+    return mpb__rest_tags_to_json(items, n); /* --json answers as MLflow's REST API */
 }
 
 cJSON *

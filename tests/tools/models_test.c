@@ -102,16 +102,32 @@ assert_serving_tag(mpb_store *store, const char *expect)
     mpb_experiment_free(&experiment);
 }
 
+/* A fresh folder for s, with the weights file and three input lines. */
+static void
+sandbox_open(sandbox *s)
+{
+    snprintf(s->dir, sizeof s->dir, "/tmp/mpb-models-test-XXXXXX");
+    assert_non_null(mkdtemp(s->dir));
+    s->mpb = tool_path("mpb");
+    write_weights(s);
+    write_in(s, "in.txt", "[1,2,3,4]\n[0,0,0,1]\n[-1,0.5,2,0]\n", 33);
+}
+
+static void
+sandbox_close(sandbox *s)
+{
+    char *cmd = mpb_asprintf("rm -rf %s", s->dir);
+    assert_int_equal(system(cmd), 0);
+    free(cmd);
+    free(s->mpb);
+}
+
 static void
 a_runs_uri_serves_the_logged_weights(void **state)
 {
     (void)state;
     sandbox s = {0};
-    snprintf(s.dir, sizeof s.dir, "/tmp/mpb-models-test-XXXXXX");
-    assert_non_null(mkdtemp(s.dir));
-    s.mpb = tool_path("mpb");
-    write_weights(&s);
-    write_in(&s, "in.txt", "[1,2,3,4]\n[0,0,0,1]\n[-1,0.5,2,0]\n", 33);
+    sandbox_open(&s);
 
     char *cmd = mpb_asprintf("%s runs create --name mlp-weights > run.txt", s.mpb);
     assert_int_equal(run_in(&s, cmd), 0);
@@ -218,10 +234,7 @@ a_runs_uri_serves_the_logged_weights(void **state)
     free(expect_uri);
     free(uri);
     free(run_id);
-    cmd = mpb_asprintf("rm -rf %s", s.dir);
-    assert_int_equal(system(cmd), 0);
-    free(cmd);
-    free(s.mpb);
+    sandbox_close(&s);
 }
 
 /* Runs a command in the sandbox and returns its stdout, trailing newline cut. */
@@ -240,11 +253,7 @@ static void
 registered_weights_serve_by_alias(const char *tracking_uri, const char *store_uri_fmt)
 {
     sandbox s = {.tracking_uri = tracking_uri};
-    snprintf(s.dir, sizeof s.dir, "/tmp/mpb-models-test-XXXXXX");
-    assert_non_null(mkdtemp(s.dir));
-    s.mpb = tool_path("mpb");
-    write_weights(&s);
-    write_in(&s, "in.txt", "[1,2,3,4]\n[0,0,0,1]\n[-1,0.5,2,0]\n", 33);
+    sandbox_open(&s);
 
     char *cmd = mpb_asprintf("%s runs create --name mlp-weights", s.mpb);
     char *run_id = output_of(&s, cmd);
@@ -311,10 +320,7 @@ registered_weights_serve_by_alias(const char *tracking_uri, const char *store_ur
     free(version);
     free(uri);
     free(run_id);
-    cmd = mpb_asprintf("rm -rf %s", s.dir);
-    assert_int_equal(system(cmd), 0);
-    free(cmd);
-    free(s.mpb);
+    sandbox_close(&s);
 }
 
 static void

@@ -131,17 +131,24 @@ versions_are_numbered_per_model_and_keep_their_source(void **state)
     free(run_id);
 }
 
+/* A registered model `name` with versions 1 (/srv/w1.bin) and 2 (/srv/w2.bin). */
+static void
+model_with_two_versions(contract *c, const char *name)
+{
+    assert_int_equal(
+        mpb_store_create_registered_model(c->store, name, NULL, NULL, 0, c->err, sizeof c->err),
+        0);
+    mpb_model_version *v = new_version(c, name, "/srv/w1.bin", NULL);
+    mpb_model_version_free(&v);
+    v = new_version(c, name, "/srv/w2.bin", NULL);
+    mpb_model_version_free(&v);
+}
+
 static void
 aliases_point_at_versions_move_and_go(void **state)
 {
     contract *c = *state;
-    assert_int_equal(
-        mpb_store_create_registered_model(c->store, "mlp", NULL, NULL, 0, c->err, sizeof c->err),
-        0);
-    mpb_model_version *v = new_version(c, "mlp", "/srv/w1.bin", NULL);
-    mpb_model_version_free(&v);
-    v = new_version(c, "mlp", "/srv/w2.bin", NULL);
-    mpb_model_version_free(&v);
+    model_with_two_versions(c, "mlp");
 
     assert_int_equal(
         mpb_store_set_model_alias(c->store, "mlp", "champion", 1, c->err, sizeof c->err), 0);
@@ -212,13 +219,7 @@ static void
 deleting_a_model_frees_its_name(void **state)
 {
     contract *c = *state;
-    assert_int_equal(
-        mpb_store_create_registered_model(c->store, "mlp", NULL, NULL, 0, c->err, sizeof c->err),
-        0);
-    mpb_model_version *v = new_version(c, "mlp", "/srv/w1.bin", NULL);
-    mpb_model_version_free(&v);
-    v = new_version(c, "mlp", "/srv/w2.bin", NULL);
-    mpb_model_version_free(&v);
+    model_with_two_versions(c, "mlp");
     assert_int_equal(
         mpb_store_set_model_alias(c->store, "mlp", "champion", 2, c->err, sizeof c->err), 0);
     assert_int_equal(mpb_store_delete_registered_model(c->store, "mlp", c->err, sizeof c->err), 0);
@@ -236,7 +237,7 @@ deleting_a_model_frees_its_name(void **state)
     assert_int_equal(
         mpb_store_create_registered_model(c->store, "mlp", NULL, NULL, 0, c->err, sizeof c->err),
         0);
-    v = new_version(c, "mlp", "/srv/w3.bin", NULL);
+    mpb_model_version *v = new_version(c, "mlp", "/srv/w3.bin", NULL);
     assert_int_equal(v->version, 1);
     assert_int_equal(v->n_aliases, 0);
     mpb_model_version_free(&v);
