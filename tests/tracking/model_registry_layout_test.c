@@ -100,6 +100,24 @@ file_store_keeps_mlflows_registry_layout(void **state)
     th_cleanup(&dir);
 }
 
+/* Runs sql, which must give exactly one row, whose columns read as text
+ * are `columns` (NULL ended). */
+static void
+expect_one_row(sqlite3 *db, const char *sql, const char *const *columns)
+{
+    sqlite3_stmt *stmt = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &stmt, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
+    for (int i = 0; columns[i] != NULL; i++) {
+        const char *got = (const char *)sqlite3_column_text(stmt, i);
+        if (got == NULL || strcmp(got, columns[i]) != 0) {
+            fail_msg("%s: column %d is '%s', not '%s'", sql, i, got ? got : "NULL", columns[i]);
+        }
+    }
+    assert_int_equal(sqlite3_step(stmt), SQLITE_DONE);
+    sqlite3_finalize(stmt);
+}
+
 static void
 sqlite_store_writes_mlflows_registry_rows(void **state)
 {
@@ -116,17 +134,9 @@ sqlite_store_writes_mlflows_registry_rows(void **state)
     sqlite3 *db = NULL;
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
     sqlite3_stmt *stmt = NULL;
-    assert_int_equal(sqlite3_prepare_v2(db,
-                                        "SELECT workspace, name, creation_time > 0 FROM "
-                                        "registered_models",
-                                        -1, &stmt, NULL),
-                     SQLITE_OK);
-    assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
-    assert_string_equal((const char *)sqlite3_column_text(stmt, 0), "default");
-    assert_string_equal((const char *)sqlite3_column_text(stmt, 1), "mlp");
-    assert_int_equal(sqlite3_column_int(stmt, 2), 1);
-    assert_int_equal(sqlite3_step(stmt), SQLITE_DONE);
-    sqlite3_finalize(stmt);
+    const char *model_row[] = {"default", "mlp", "1", NULL};
+    expect_one_row(db, "SELECT workspace, name, creation_time > 0 FROM registered_models",
+                   model_row);
 
     assert_int_equal(sqlite3_prepare_v2(db,
                                         "SELECT version, source, run_id, status, current_stage, "
@@ -149,29 +159,13 @@ sqlite_store_writes_mlflows_registry_rows(void **state)
     assert_int_equal(sqlite3_step(stmt), SQLITE_DONE);
     sqlite3_finalize(stmt);
 
-    assert_int_equal(sqlite3_prepare_v2(db,
-                                        "SELECT alias, version, name, workspace FROM "
-                                        "registered_model_aliases",
-                                        -1, &stmt, NULL),
-                     SQLITE_OK);
-    assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
-    assert_string_equal((const char *)sqlite3_column_text(stmt, 0), "champion");
-    assert_int_equal(sqlite3_column_int64(stmt, 1), 1);
-    assert_string_equal((const char *)sqlite3_column_text(stmt, 2), "mlp");
-    assert_string_equal((const char *)sqlite3_column_text(stmt, 3), "default");
-    assert_int_equal(sqlite3_step(stmt), SQLITE_DONE);
-    sqlite3_finalize(stmt);
+    const char *alias_row[] = {"champion", "1", "mlp", "default", NULL};
+    expect_one_row(db, "SELECT alias, version, name, workspace FROM registered_model_aliases",
+                   alias_row);
 
-    assert_int_equal(sqlite3_prepare_v2(db,
-                                        "SELECT key, value, workspace FROM registered_model_tags "
-                                        "WHERE name = 'mlp'",
-                                        -1, &stmt, NULL),
-                     SQLITE_OK);
-    assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
-    assert_string_equal((const char *)sqlite3_column_text(stmt, 0), "team");
-    assert_string_equal((const char *)sqlite3_column_text(stmt, 1), "vision");
-    assert_int_equal(sqlite3_step(stmt), SQLITE_DONE);
-    sqlite3_finalize(stmt);
+    const char *tag_row[] = {"team", "vision", "default", NULL};
+    expect_one_row(db, "SELECT key, value, workspace FROM registered_model_tags WHERE name = 'mlp'",
+                   tag_row);
 
     /* a version MLflow marked deleted is not shown */
     assert_int_equal(sqlite3_exec(db,

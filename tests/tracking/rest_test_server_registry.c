@@ -48,6 +48,20 @@ version_answer(int rc, mpb_model_version *version, cJSON *answer)
     return rc;
 }
 
+/* Answers {"registered_model": ...} with the model as the store has it. */
+static int
+model_answer(rts_request *r, const char *name, cJSON *answer, char *err, size_t err_len)
+{
+    mpb_registered_model *model = NULL;
+    int rc = mpb_store_get_registered_model(r->server->store, name, &model, err, err_len);
+    if (rc == 0) {
+        cJSON_AddItemToObject(answer, "registered_model",
+                              mpb__rest_registered_model_to_json(model));
+    }
+    mpb_registered_model_free(&model);
+    return rc;
+}
+
 static int
 models_create(rts_request *r, cJSON *answer, char *err, size_t err_len)
 {
@@ -63,15 +77,7 @@ models_create(rts_request *r, cJSON *answer, char *err, size_t err_len)
         rc = mpb_store_create_registered_model(r->server->store, name, rts_field(r, "description"),
                                                tags, n_tags, err, err_len);
     }
-    mpb_registered_model *model = NULL;
-    if (rc == 0) {
-        rc = mpb_store_get_registered_model(r->server->store, name, &model, err, err_len);
-    }
-    if (rc == 0) {
-        cJSON_AddItemToObject(answer, "registered_model",
-                              mpb__rest_registered_model_to_json(model));
-    }
-    mpb_registered_model_free(&model);
+    rc = rc == 0 ? model_answer(r, name, answer, err, err_len) : rc;
     mpb__tags_free(tags, n_tags);
     return rc;
 }
@@ -81,15 +87,7 @@ models_get(rts_request *r, cJSON *answer, char *err, size_t err_len)
 {
     int rc = 0;
     const char *name = need(r, "name", err, err_len, &rc);
-    mpb_registered_model *model = NULL;
-    if (rc == 0) {
-        rc = mpb_store_get_registered_model(r->server->store, name, &model, err, err_len);
-    }
-    if (rc == 0) {
-        cJSON_AddItemToObject(answer, "registered_model",
-                              mpb__rest_registered_model_to_json(model));
-    }
-    mpb_registered_model_free(&model);
+    rc = rc == 0 ? model_answer(r, name, answer, err, err_len) : rc;
     return rc;
 }
 
